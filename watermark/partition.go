@@ -1,0 +1,562 @@
+package watermark
+
+// This file holds the lock-free tracker of one partition: a ring of tagged
+// 64-bit words over a sliding window of offsets.
+
+import (
+	"context"
+	"fmt"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/inorder/inorder/ordset"
+)
+
+// Word layout. Each ring word covers dataBits consecutive offsets (bit i set:
+// offset k*dataBits+i is done) and carries, in its top tagBits bits, the lap
+// of the window it belongs to. The tag is what makes a late or duplicate Ack
+// harmless after the ring has wrapped: Ack sets its bit with a CompareAndSwap
+// that only succeeds on a word whose tag is the offset's own lap, so it can
+// never mark an offset of a newer lap done (the ABA trap of ring trackers).
+// A false match needs the ring to wrap 2^24 times (at least 2^24*80 = 1.3e9
+// offsets acked) between one Ack's load and its CompareAndSwap, *and* the
+// word's other bits to be identical; Go preempts a goroutine within ~10ms.
+//
+// 40 data bits instead of 64 cost 1.6 bits per offset; the tag could not fit
+// in a separate word without an extra, unordered load.
+const (
+	dataBits = 40
+	tagShift = dataBits
+	tagBits  = 64 - dataBits
+	dataMask = 1<<dataBits - 1
+	tagMask  = 1<<tagBits - 1
+)
+
+// Partition tracks the in-flight offsets of one topic-partition and its
+// commit point: the lowest offset not yet done, where done means acked, or a
+// gap that was never delivered (compaction, transaction markers, aborted
+// records).
+//
+// Algorithm: a ring of atomic words, one bit per offset of a window that
+// slides from the commit point. Track (one goroutine) initialises a word the
+// first time an offset in it is tracked and publishes the high mark after it;
+// Ack (any goroutine) sets one bit with a tag-checked CompareAndSwap;
+// Committable (any goroutine) moves the base over done bits and full words
+// with a CompareAndSwap, so the commit point never decreases. A word is reused
+// for a newer lap only after the base has passed it.
+//
+// Concurrency: Track, TrackWait, Skip, WaitRoom and Restore must be called by
+// one goroutine at a time (the partition's fetch loop). Every other method is
+// safe for concurrent use. Ack, Track and Committable do not allocate or lock.
+//
+// Memory: 8 bytes per 40 offsets of window (rounded up to a power of two
+// words), plus O(ranges) for a restored set; about 16 KiB with the default
+// window.
+//
+// A Partition must not be copied after first use.
+type Partition struct {
+	// Set at construction, read by everyone.
+	ring    []atomic.Uint64
+	mask    uint64 // len(ring)-1
+	shift   uint   // log2(len(ring)): lap of word k is k>>shift
+	window  int64
+	start   int64
+	closed  atomic.Bool
+	waiters atomic.Int32 // goroutines in WaitRoom/Drain; Ack wakes them only if > 0
+	_       [64]byte     // prevents false sharing between the read-mostly fields and high
+
+	// high is one past the highest tracked or skipped offset. Written only by
+	// the Track goroutine, after the words it covers are initialised.
+	high atomic.Int64
+	_    [56]byte // prevents false sharing between high and base
+
+	// base: every offset below it is done. Moved forward by any goroutine
+	// with CompareAndSwap (advance), and by Track's jump over a long gap.
+	base atomic.Int64
+	_    [56]byte // prevents false sharing between base and the Track state
+
+	// Owned by the Track goroutine.
+	hi       int64 // its copy of high
+	initWord int64 // ring words below initWord (and at or above the base's word) are initialised
+	roomEnd  int64 // offsets below roomEnd fit in the window (cached from base)
+	restLive bool  // the restored set may still hold offsets >= hi
+
+	// restored holds offsets marked done by commit metadata that have not been
+	// tracked yet. Guarded by rmu (Track and Snapshot, only while non-empty).
+	rmu      sync.Mutex
+	restored *ordset.Set
+
+	// wmu guards waitCh (the broadcast to waiters) and the Stats observation.
+	wmu      sync.Mutex
+	waitCh   chan struct{}
+	obsPoint int64
+	obsTime  time.Time
+}
+
+// NewPartition returns a tracker for a partition whose first delivered offset
+// will be start (the committed offset of the assignment). It panics if start
+// is negative or an option is invalid (see WithWindow).
+func NewPartition(start int64, opts ...Option) *Partition {
+	if start < 0 {
+		panic(fmt.Sprintf("watermark: negative start offset %d", start))
+	}
+	c := buildConfig(opts)
+	n := nextPow2(uint64((c.window+dataBits-1)/dataBits) + 1)
+	p := &Partition{
+		ring:     make([]atomic.Uint64, n),
+		mask:     n - 1,
+		shift:    uint(bits.TrailingZeros64(n)),
+		window:   int64(c.window),
+		start:    start,
+		hi:       start,
+		initWord: start / dataBits,
+		roomEnd:  start + int64(c.window),
+		obsPoint: start,
+	}
+	p.high.Store(start)
+	p.base.Store(start)
+	return p
+}
+
+func nextPow2(v uint64) uint64 {
+	if v <= 1 {
+		return 1
+	}
+	return 1 << bits.Len64(v-1)
+}
+
+func (p *Partition) tag(k uint64) uint64 { return (k >> p.shift) & tagMask }
+
+// Start returns the first offset the partition was created for.
+func (p *Partition) Start() int64 { return p.start }
+
+// Window returns the window in offsets.
+func (p *Partition) Window() int64 { return p.window }
+
+// High returns one past the highest tracked or skipped offset (Start if none).
+// Safe for concurrent use.
+func (p *Partition) High() int64 { return p.high.Load() }
+
+// Closed reports whether Close was called.
+func (p *Partition) Closed() bool { return p.closed.Load() }
+
+// Track records that offset has been delivered and is in flight. Offsets
+// between the previous tracked offset and this one are gaps and count as
+// done. It returns ErrOutOfOrder if offset is not above the last tracked or
+// skipped offset, ErrWindowFull if it does not fit in the window yet (nothing
+// is changed: wait with WaitRoom and retry, or use TrackWait), ErrClosed after
+// Close, and ErrRestored if commit metadata given to Restore marks the offset
+// done (it is then tracked and done: do not process it).
+//
+// Track must be called by one goroutine at a time. It does not block or
+// allocate.
+func (p *Partition) Track(offset int64) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if offset < p.hi {
+		return ErrOutOfOrder
+	}
+	from := p.hi
+	if offset >= p.roomEnd {
+		jumped, ok := p.makeRoom(offset, offset)
+		if !ok {
+			return ErrWindowFull
+		}
+		if jumped {
+			from = offset
+		}
+	}
+	done := p.restLive && p.takeRestored(offset)
+	end := offset
+	if done {
+		end = offset + 1
+	}
+	p.mark(from, end, offset)
+	p.hi = offset + 1
+	p.high.Store(offset + 1)
+	if done {
+		return ErrRestored
+	}
+	return nil
+}
+
+// TrackWait is Track that waits for room instead of returning ErrWindowFull.
+// It returns ctx.Err() if ctx ends first, and ErrClosed if the partition is
+// closed while it waits. Same goroutine rules as Track.
+func (p *Partition) TrackWait(ctx context.Context, offset int64) error {
+	for {
+		err := p.Track(offset)
+		if err != ErrWindowFull {
+			return err
+		}
+		if err := p.WaitRoom(ctx, offset); err != nil {
+			return err
+		}
+	}
+}
+
+// Skip declares that no offset below to that has not been tracked yet will
+// ever be delivered: they are gaps (for example a transaction marker at the
+// end of the partition). A to at or below the high mark is a no-op. It
+// returns ErrWindowFull if to-1 does not fit in the window yet, and ErrClosed
+// after Close. Same goroutine rules as Track.
+func (p *Partition) Skip(to int64) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if to <= p.hi {
+		return nil
+	}
+	from := p.hi
+	if to-1 >= p.roomEnd {
+		jumped, ok := p.makeRoom(to-1, to)
+		if !ok {
+			return ErrWindowFull
+		}
+		if jumped {
+			from = to
+		}
+	}
+	if p.restLive {
+		p.takeRestored(to - 1)
+	}
+	if from < to {
+		p.mark(from, to, to-1)
+	}
+	p.hi = to
+	p.high.Store(to)
+	return nil
+}
+
+// makeRoom makes the word of offset last usable. If everything tracked is
+// done and last is still beyond the window, the base jumps to target over
+// what can only be a gap. Track goroutine only.
+func (p *Partition) makeRoom(last, target int64) (jumped, ok bool) {
+	b := p.advance()
+	if last-b < p.window {
+		p.roomEnd = b + p.window
+		return false, true
+	}
+	if b < p.hi {
+		return false, false // something in flight holds the window
+	}
+	// Nothing in flight: every offset below target is done. Advancers never
+	// move base past high (== p.hi), so this CompareAndSwap cannot race them.
+	if !p.base.CompareAndSwap(b, target) {
+		return false, false
+	}
+	p.roomEnd = target + p.window
+	p.initWord = target / dataBits
+	return true, true
+}
+
+// mark sets the bits of [from, to) done and initialises every ring word up to
+// and including the word of last. Track goroutine only; it runs before the
+// high mark that publishes these offsets.
+func (p *Partition) mark(from, to, last int64) {
+	kLast := last / dataBits
+	if k := from / dataBits; k < p.initWord && from < to {
+		// The word holding from is live: Or the gap bits into it. It cannot
+		// be retired meanwhile: its bits at and above from are still clear.
+		hi := min(to, (k+1)*dataBits)
+		p.ring[uint64(k)&p.mask].Or(rangeBits(from-k*dataBits, hi-k*dataBits))
+	}
+	for k := p.initWord; k <= kLast; k++ {
+		lo, hi := max(from, k*dataBits), min(to, (k+1)*dataBits)
+		var data uint64
+		if lo < hi {
+			data = rangeBits(lo-k*dataBits, hi-k*dataBits)
+		}
+		p.ring[uint64(k)&p.mask].Store(p.tag(uint64(k))<<tagShift | data)
+	}
+	if kLast >= p.initWord {
+		p.initWord = kLast + 1
+	}
+}
+
+// rangeBits returns a word with bits [lo, hi) set, 0 <= lo < hi <= dataBits.
+func rangeBits(lo, hi int64) uint64 {
+	return (uint64(1)<<uint(hi-lo) - 1) << uint(lo)
+}
+
+// Ack marks offset done. It may be called from any goroutine, concurrently
+// with everything else; it does not block, lock or allocate. It returns nil
+// also for an offset that is already done: a duplicate ack, a stale one (below
+// the commit point, or from before this partition's start) or a gap. It
+// returns ErrNotTracked for an offset at or above the high mark, or negative,
+// and ErrClosed after Close; neither changes anything.
+func (p *Partition) Ack(offset int64) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if offset >= p.high.Load() || offset < 0 {
+		return ErrNotTracked
+	}
+	if offset < p.start {
+		return nil
+	}
+	k := uint64(offset) / dataBits
+	w := &p.ring[k&p.mask]
+	tag := p.tag(k)
+	bit := uint64(1) << (uint64(offset) % dataBits)
+	for {
+		old := w.Load()
+		if old>>tagShift != tag || old&bit != 0 {
+			// Another lap (the word was retired: offset is done) or already set.
+			return nil
+		}
+		if w.CompareAndSwap(old, old|bit) {
+			break
+		}
+	}
+	if p.waiters.Load() != 0 && int64(k) <= p.base.Load()/dataBits {
+		// Only an ack in the base's word (or one the base has just passed)
+		// can move the commit point that a waiter is waiting on.
+		p.wake()
+	}
+	return nil
+}
+
+// Committable returns the commit point: every offset below it is done, so it
+// is the offset to commit. It never decreases. Safe for concurrent use; it
+// does not lock or allocate, and costs O(words it moves over).
+func (p *Partition) Committable() int64 { return p.advance() }
+
+// advance moves the base over done offsets and returns it.
+func (p *Partition) advance() int64 {
+	for {
+		// high before the word: every word below a loaded high is initialised.
+		h := p.high.Load()
+		b := p.base.Load()
+		if b >= h {
+			return b
+		}
+		k := uint64(b) / dataBits
+		w := p.ring[k&p.mask].Load()
+		if w>>tagShift != p.tag(k) {
+			// The word was retired and reused: the base has moved on. Reload.
+			continue
+		}
+		shift := uint(uint64(b) % dataBits)
+		free := (^w & dataMask) >> shift << shift
+		var nb int64
+		if free == 0 {
+			nb = int64(k+1) * dataBits
+		} else {
+			nb = int64(k)*dataBits + int64(bits.TrailingZeros64(free))
+		}
+		nb = min(nb, h)
+		if nb == b {
+			return b
+		}
+		if p.base.CompareAndSwap(b, nb) && nb < int64(k+1)*dataBits {
+			return nb
+		}
+	}
+}
+
+// Pending returns the number of tracked offsets not yet acked. Safe for
+// concurrent use; it costs O(window/40).
+func (p *Partition) Pending() int64 {
+	// high before base: then high-base <= window and every word between is
+	// initialised (or retired).
+	h := p.high.Load()
+	b := p.advance()
+	var n int64
+	for k := b / dataBits; k*dataBits < h; k++ {
+		w := p.ring[uint64(k)&p.mask].Load()
+		if w>>tagShift != p.tag(uint64(k)) {
+			continue // retired: done
+		}
+		lo, hi := max(b, k*dataBits)-k*dataBits, min(h, (k+1)*dataBits)-k*dataBits
+		n += int64(bits.OnesCount64(^w & rangeBits(lo, hi)))
+	}
+	return n
+}
+
+// Snapshot clears dst, fills it with the offsets at or above the commit point
+// known to be done (acked, gaps, and restored offsets not tracked yet), and
+// returns the commit point. It is what commit metadata encodes. Safe for
+// concurrent use (dst belongs to the caller); it costs O(window/40 + ranges).
+// An ack that lands during the call may or may not be included.
+func (p *Partition) Snapshot(dst *ordset.Set) int64 {
+	dst.Clear()
+	h := p.high.Load() // before base, as in Pending
+	b := p.advance()
+	runLo := int64(-1)
+	flush := func(end int64) {
+		if runLo >= 0 {
+			dst.AddRange(runLo, end)
+			runLo = -1
+		}
+	}
+	for k := b / dataBits; k*dataBits < h; k++ {
+		base := k * dataBits
+		lo, hi := max(b, base), min(h, base+dataBits)
+		w := p.ring[uint64(k)&p.mask].Load()
+		if w>>tagShift != p.tag(uint64(k)) {
+			w = dataMask // retired since b was read: all done
+		}
+		for o := lo; o < hi; {
+			i := uint(o - base)
+			rest := (w & dataMask) >> i
+			if rest&1 == 1 { // run of ones
+				n := int64(bits.TrailingZeros64(^rest))
+				if runLo < 0 {
+					runLo = o
+				}
+				o = min(o+n, hi)
+			} else {
+				flush(o)
+				n := int64(bits.TrailingZeros64(rest))
+				if rest == 0 {
+					n = hi - o
+				}
+				o = min(o+n, hi)
+			}
+		}
+	}
+	flush(h)
+	p.rmu.Lock()
+	if p.restored != nil {
+		for lo, hi := range p.restored.RangesFrom(h) {
+			dst.AddRange(lo, hi)
+		}
+	}
+	p.rmu.Unlock()
+	return b
+}
+
+// Restore marks the offsets of done (typically decoded from commit metadata)
+// as already done: Track returns ErrRestored for them, and they count as
+// acked. Offsets below Start are ignored. It must be called before the first
+// Track, by the Track goroutine; later it returns ErrOutOfOrder. done is
+// copied.
+func (p *Partition) Restore(done *ordset.Set) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if p.hi != p.start {
+		return fmt.Errorf("%w: Restore after Track", ErrOutOfOrder)
+	}
+	r := done.Clone()
+	r.RemoveBelow(p.start)
+	if r.Len() == 0 {
+		return nil
+	}
+	p.rmu.Lock()
+	p.restored = r
+	p.rmu.Unlock()
+	p.restLive = true
+	return nil
+}
+
+// takeRestored reports whether offset is restored and forgets restored
+// offsets up to it. Track goroutine only.
+func (p *Partition) takeRestored(offset int64) bool {
+	p.rmu.Lock()
+	in := p.restored.Contains(offset)
+	p.restored.RemoveBelow(offset + 1)
+	if p.restored.Len() == 0 {
+		p.restored = nil
+		p.restLive = false
+	}
+	p.rmu.Unlock()
+	return in
+}
+
+// Close closes the partition: later Track, Skip and Ack calls return
+// ErrClosed and waiters are released. Committable, Pending, Snapshot and
+// Stats still answer. Close is idempotent and safe for concurrent use.
+func (p *Partition) Close() {
+	p.closed.Store(true)
+	p.wake()
+}
+
+// WaitRoom blocks until offset fits in the window (Track or Skip to it would
+// not return ErrWindowFull), without spinning: acks at the head of the window
+// wake it. It returns ctx.Err() if ctx ends first and ErrClosed if the
+// partition is closed. Same goroutine rules as Track.
+func (p *Partition) WaitRoom(ctx context.Context, offset int64) error {
+	return p.wait(ctx, func() bool {
+		b := p.advance()
+		return offset-b < p.window || b >= p.high.Load()
+	})
+}
+
+// Drain blocks until every tracked offset is acked, without spinning. It
+// returns nil then, ctx.Err() if ctx ends first, and ErrClosed if the
+// partition is closed while offsets are pending. Safe for concurrent use.
+func (p *Partition) Drain(ctx context.Context) error {
+	return p.wait(ctx, func() bool { return p.advance() >= p.high.Load() })
+}
+
+func (p *Partition) wait(ctx context.Context, cond func() bool) error {
+	if cond() {
+		return nil
+	}
+	p.waiters.Add(1)
+	defer p.waiters.Add(-1)
+	for {
+		p.wmu.Lock()
+		if p.waitCh == nil {
+			p.waitCh = make(chan struct{})
+		}
+		ch := p.waitCh
+		p.wmu.Unlock()
+		// Check after registering: an ack that this check misses sees
+		// waiters > 0 and closes ch.
+		if cond() {
+			return nil
+		}
+		if p.closed.Load() {
+			return ErrClosed
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// wake releases every waiter; they re-check their condition.
+func (p *Partition) wake() {
+	p.wmu.Lock()
+	if p.waitCh != nil {
+		close(p.waitCh)
+		p.waitCh = nil
+	}
+	p.wmu.Unlock()
+}
+
+// Stats is a snapshot of a partition's state.
+type Stats struct {
+	Committable int64         // commit point
+	High        int64         // one past the highest tracked offset
+	Pending     int64         // tracked and not acked
+	Window      int64         // the window, in offsets
+	Stuck       time.Duration // how long the commit point has not moved while something is pending
+}
+
+// Stats returns a snapshot of the partition. Stuck is measured between calls
+// to Stats: call it periodically (the adapters do, on every commit tick) to
+// detect a message that holds the commit point. Safe for concurrent use.
+func (p *Partition) Stats() Stats {
+	s := Stats{Pending: p.Pending(), Window: p.window}
+	s.Committable = p.advance()
+	s.High = p.high.Load()
+	now := time.Now()
+	p.wmu.Lock()
+	if s.Pending == 0 || s.Committable != p.obsPoint || p.obsTime.IsZero() {
+		p.obsPoint, p.obsTime = s.Committable, now
+	}
+	if s.Pending > 0 {
+		s.Stuck = now.Sub(p.obsTime)
+	}
+	p.wmu.Unlock()
+	return s
+}
