@@ -40,6 +40,9 @@ type encoder struct {
 	payload []byte
 	text    []byte
 	fw      [2]*flate.Writer // by deflateLevels
+	// only restricts best to one DEFLATE variant (level*2+inner form) while
+	// bestPrefix searches; -1 tries all. won is the variant best last chose.
+	only, won int
 }
 
 // deflateLevels are tried on each raw form: LZ77 finds repeated structure
@@ -47,7 +50,7 @@ type encoder struct {
 // random pattern) nearer to their entropy than LZ77 matches do.
 var deflateLevels = [2]int{flate.BestCompression, flate.HuffmanOnly}
 
-var encoders = sync.Pool{New: func() any { return new(encoder) }}
+var encoders = sync.Pool{New: func() any { return &encoder{only: -1} }}
 
 // Encode returns the commit metadata describing the offsets of done at or
 // above commit (offsets below commit are ignored: they are committed), in at
@@ -135,8 +138,12 @@ func (e *encoder) best(spans []span, budget int) (byte, []byte) {
 		return form, body
 	}
 	e.zbuf.Reset()
+	e.won = -1
 	for level := range deflateLevels {
 		for _, inner := range [2]byte{formRuns, formBitmap} {
+			if v := level*2 + int(inner); e.only >= 0 && v != e.only {
+				continue
+			}
 			raw := e.runs
 			if inner == formBitmap {
 				if !buildBitmap {
@@ -157,6 +164,7 @@ func (e *encoder) best(spans []span, budget int) (byte, []byte) {
 				e.zbuf.Reset()
 				e.zbuf.Write(z) // z aliases zbuf's bytes past the new length: copy is safe (memmove)
 				form, body = formDeflate, e.zbuf.Bytes()
+				e.won = level*2 + int(inner)
 			}
 		}
 	}
@@ -225,11 +233,20 @@ func (e *encoder) bestPrefix(budget int) (byte, []byte) {
 		prev = spans[hi].hi
 	}
 	hi = min(hi+1, len(spans)) // the full set does not fit
-	// Stop within 1/256 of the answer: each probe costs up to four DEFLATE
-	// passes over as much as deflateRatio budgets.
+	// Stop within 1/256 of the answer: each probe costs a DEFLATE pass over
+	// as much as deflateRatio budgets.
+	// After the first probe, only the DEFLATE variant that won it is tried.
+	defer func() { e.only = -1 }()
 	for lo+1 < hi && hi-lo > lo/256 {
 		mid := int(uint(lo+hi) / 2)
-		if f, b := e.best(spans[:mid], budget); len(b) <= budget {
+		f, b := e.best(spans[:mid], budget)
+		if e.only < 0 {
+			if e.won < 0 {
+				break // DEFLATE does not help here
+			}
+			e.only = e.won
+		}
+		if len(b) <= budget {
 			lo = mid
 			take(f, b, spans[mid-1].hi)
 		} else {

@@ -276,7 +276,7 @@ func frame(commit int64, hdr1 byte, body []byte) string {
 }
 
 const (
-	hdrRuns    = 0x80 | 1<<2 | 0
+	hdrRuns    = 0x80 | 1<<2 // form 0
 	hdrBitmap  = 0x80 | 1<<2 | 1
 	hdrDeflate = 0x80 | 1<<2 | 3
 )
