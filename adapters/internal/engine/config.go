@@ -1,0 +1,89 @@
+package engine
+
+// This file holds the settings both adapters share, their defaults and
+// their validation.
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/inorder/inorder/watermark"
+)
+
+// ErrorPolicy says what a handler error (or panic) does.
+type ErrorPolicy int
+
+const (
+	// LogAndAck logs the error and acks the message: the commit point moves
+	// past it (the original design's behaviour). Default.
+	LogAndAck ErrorPolicy = iota
+	// Stop makes Run return the error: the message is not acked, so nothing
+	// at or past it is committed, and it is delivered again after a restart.
+	Stop
+)
+
+func (p ErrorPolicy) String() string {
+	switch p {
+	case LogAndAck:
+		return "LogAndAck"
+	case Stop:
+		return "Stop"
+	}
+	return fmt.Sprintf("ErrorPolicy(%d)", int(p))
+}
+
+// Defaults.
+const (
+	DefaultConcurrency      = 16
+	DefaultCommitInterval   = time.Second
+	DefaultRevokeTimeout    = 10 * time.Second
+	DefaultMetadataMaxBytes = 4096 // broker default offset.metadata.max.bytes
+	commitTimeout           = 10 * time.Second
+)
+
+// Config is what the engine needs from the adapter's options.
+type Config struct {
+	Concurrency      int           // workers running the handler
+	Window           int           // watermark window per partition
+	CommitInterval   time.Duration // period of the commit loop
+	RevokeTimeout    time.Duration // longest drain on revoke or shutdown
+	ErrorPolicy      ErrorPolicy
+	MetadataMaxBytes int // 0 disables commit metadata
+	Logger           *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Concurrency:      DefaultConcurrency,
+		Window:           watermark.DefaultWindow,
+		CommitInterval:   DefaultCommitInterval,
+		RevokeTimeout:    DefaultRevokeTimeout,
+		ErrorPolicy:      LogAndAck,
+		MetadataMaxBytes: DefaultMetadataMaxBytes,
+		Logger:           slog.Default(),
+	}
+}
+
+// Validate returns an error wrapping ErrConfig and naming the field for the
+// first bad setting.
+func (c Config) Validate() error {
+	switch {
+	case c.Concurrency < 1:
+		return fmt.Errorf("%w: Concurrency must be at least 1, got %d", ErrConfig, c.Concurrency)
+	case watermark.CheckWindow(c.Window) != nil:
+		return fmt.Errorf("%w: Window: %v", ErrConfig, watermark.CheckWindow(c.Window))
+	case c.CommitInterval <= 0:
+		return fmt.Errorf("%w: CommitInterval must be positive, got %v", ErrConfig, c.CommitInterval)
+	case c.RevokeTimeout <= 0:
+		return fmt.Errorf("%w: RevokeTimeout must be positive, got %v", ErrConfig, c.RevokeTimeout)
+	case c.ErrorPolicy != LogAndAck && c.ErrorPolicy != Stop:
+		return fmt.Errorf("%w: ErrorPolicy unknown: %v", ErrConfig, c.ErrorPolicy)
+	case c.MetadataMaxBytes < 0:
+		return fmt.Errorf("%w: MetadataMaxBytes must not be negative, got %d", ErrConfig, c.MetadataMaxBytes)
+	case c.Logger == nil:
+		return fmt.Errorf("%w: Logger is nil", ErrConfig)
+	}
+	return nil
+}

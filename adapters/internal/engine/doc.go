@@ -1,0 +1,30 @@
+// Package engine is the client-agnostic machinery the Kafka adapters share
+// (adapters/kafkago, adapters/confluent): a pool of workers that run the
+// handler, per-partition tracking with watermark.Partition, the commit loop
+// with commit metadata, the drain on revoke, the handler error policy and
+// per-partition statistics. The adapters keep only what is specific to
+// their client: group membership, fetching, the commit request.
+//
+// Life cycle, as an adapter drives it:
+//
+//	e := engine.New(cfg, handler)   // once per Run
+//	e.Start(ctx)                    // workers
+//	s := e.NewSession(commitFunc)   // per assignment (kafka-go: per generation); starts the commit loop
+//	p, _ := s.Assign(tp, committed, metadata, logEnd)  // restore from commit metadata
+//	... fetch goroutine per partition: s.Deliver(ctx, p, offset, msg), s.SkipTo(ctx, p, next) ...
+//	s.Revoke(ctx, tps...)           // after stopping those fetches: drain ≤ RevokeTimeout, commit, close
+//	s.Close(ctx)                    // revoke everything, stop the commit loop
+//	e.Stop()                        // stop workers once no session is left
+//
+// Concurrency: Deliver and SkipTo for one partition must come from one
+// goroutine (the partition's fetch loop); everything else is safe for
+// concurrent use. Commits of one session are serialised, so a commit never
+// overtakes a later one, never goes below what the session already
+// committed for that partition, and is never issued for a partition after
+// it was revoked.
+//
+// Messages flow through one shared queue of Concurrency slots to the
+// workers: a partition whose fetch is ahead cannot starve the workers
+// (each message is a small job), and a full window blocks only that
+// partition's fetch loop (TrackWait), which is the back-pressure.
+package engine

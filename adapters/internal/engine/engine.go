@@ -1,0 +1,228 @@
+package engine
+
+// This file holds the Engine: the worker pool that runs the handler, the
+// error policy, panic recovery, and the registry of owned partitions that
+// Stats reads.
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/inorder/inorder/watermark"
+)
+
+// Handler handles one message. M is the client's message type.
+type Handler[M any] func(ctx context.Context, msg M) error
+
+// TopicPartition names a partition.
+type TopicPartition = watermark.TopicPartition
+
+type job[M any] struct {
+	p      *Part
+	offset int64
+	msg    M
+}
+
+// Engine runs the handler on Concurrency workers for the partitions of its
+// sessions. Create one per Run with New; Start, then Stop once every
+// session is closed. Safe for concurrent use.
+type Engine[M any] struct {
+	cfg     Config
+	log     *slog.Logger
+	handler Handler[M]
+
+	jobs    chan job[M]
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	hctx    context.Context // handlers' context: outlives the drain, ends at Stop
+	hcancel context.CancelFunc
+
+	fatalOnce sync.Once
+	fatalErr  error
+	fatal     chan struct{} // closed on the first fatal handler error
+	failed    atomic.Bool
+
+	mu    sync.Mutex
+	parts map[TopicPartition]*Part // owned partitions, for Stats
+
+	handled atomic.Int64 // handler calls that returned (any result)
+	errs    atomic.Int64 // handler errors and panics
+}
+
+// New returns an engine; cfg must be valid (see Config.Validate).
+func New[M any](cfg Config, h Handler[M]) *Engine[M] {
+	if err := cfg.Validate(); err != nil {
+		panic(err) // programmer error: adapters validate in their constructor
+	}
+	if h == nil {
+		panic("engine: nil handler")
+	}
+	return &Engine[M]{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		handler: h,
+		jobs:    make(chan job[M], cfg.Concurrency),
+		quit:    make(chan struct{}),
+		fatal:   make(chan struct{}),
+		parts:   make(map[TopicPartition]*Part),
+	}
+}
+
+// Config returns the engine's configuration.
+func (e *Engine[M]) Config() Config { return e.cfg }
+
+// Logger returns the engine's logger.
+func (e *Engine[M]) Logger() *slog.Logger { return e.log }
+
+// Start starts the workers. Handlers get a context carrying ctx's values
+// that is cancelled by Stop, not when ctx ends: on shutdown the drain must
+// let running handlers finish (a handler cancelled mid-way would, under
+// LogAndAck, be acked without having done its work).
+func (e *Engine[M]) Start(ctx context.Context) {
+	e.hctx, e.hcancel = context.WithCancel(context.WithoutCancel(ctx))
+	for range e.cfg.Concurrency {
+		e.wg.Add(1)
+		go e.worker()
+	}
+}
+
+// Stop cancels the handlers' context, drops queued jobs and waits for the
+// workers to return. Call it after the last session is closed.
+func (e *Engine[M]) Stop() {
+	select {
+	case <-e.quit:
+		return
+	default:
+	}
+	close(e.quit)
+	e.hcancel()
+	e.wg.Wait()
+}
+
+// Fatal is closed when a handler error stops the engine (Stop policy).
+func (e *Engine[M]) Fatal() <-chan struct{} { return e.fatal }
+
+// Err returns the error that stopped the engine, or nil.
+func (e *Engine[M]) Err() error {
+	select {
+	case <-e.fatal:
+		return e.fatalErr
+	default:
+		return nil
+	}
+}
+
+// Handled returns how many handler calls have returned; Errors how many of
+// them failed or panicked.
+func (e *Engine[M]) Handled() int64 { return e.handled.Load() }
+
+// Errors returns how many handler calls failed or panicked.
+func (e *Engine[M]) Errors() int64 { return e.errs.Load() }
+
+func (e *Engine[M]) worker() {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.quit:
+			return
+		case j := <-e.jobs:
+			e.run(j)
+		}
+	}
+}
+
+func (e *Engine[M]) run(j job[M]) {
+	p := j.p
+	if p.wm.Closed() || e.failed.Load() {
+		// Revoked after its drain, or Run is stopping on an error: the
+		// message is not handled and not acked (it is redelivered).
+		p.unackable.Add(1)
+		return
+	}
+	err := e.call(j.msg)
+	e.handled.Add(1)
+	if err != nil {
+		e.errs.Add(1)
+		p.errors.Add(1)
+		if e.cfg.ErrorPolicy == Stop {
+			p.unackable.Add(1)
+			e.fail(fmt.Errorf("%w: %s[%d] offset %d: %w", ErrHandler, p.TP.Topic, p.TP.Partition, j.offset, err))
+			return
+		}
+		e.log.Warn("inorder: handler error, message acked (error policy LogAndAck)",
+			"topic", p.TP.Topic, "partition", p.TP.Partition, "offset", j.offset, "error", err)
+	}
+	// ErrClosed: a late ack after revoke, ignored by design.
+	_ = p.wm.Ack(j.offset)
+}
+
+func (e *Engine[M]) call(msg M) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, r)
+		}
+	}()
+	return e.handler(e.hctx, msg)
+}
+
+func (e *Engine[M]) fail(err error) {
+	e.fatalOnce.Do(func() {
+		e.fatalErr = err
+		e.failed.Store(true)
+		e.log.Error("inorder: stopping on handler error (error policy Stop)", "error", err)
+		close(e.fatal)
+	})
+}
+
+// dispatch queues a tracked message for the workers. On ctx's end the
+// message stays tracked and unacked: it is counted as unackable so the
+// drain does not wait for it.
+func (e *Engine[M]) dispatch(ctx context.Context, p *Part, offset int64, msg M) error {
+	select {
+	case e.jobs <- job[M]{p: p, offset: offset, msg: msg}:
+		return nil
+	case <-ctx.Done():
+		p.unackable.Add(1)
+		return ctx.Err()
+	case <-e.quit:
+		p.unackable.Add(1)
+		return errors.New("engine: stopped")
+	}
+}
+
+func (e *Engine[M]) register(p *Part) {
+	e.mu.Lock()
+	e.parts[p.TP] = p
+	e.mu.Unlock()
+}
+
+func (e *Engine[M]) unregister(p *Part) {
+	e.mu.Lock()
+	if e.parts[p.TP] == p {
+		delete(e.parts, p.TP)
+	}
+	e.mu.Unlock()
+}
+
+// Stats returns the statistics of the partitions currently owned, sorted by
+// topic and partition.
+func (e *Engine[M]) Stats() []PartitionStats {
+	e.mu.Lock()
+	parts := slices.Collect(maps.Values(e.parts))
+	e.mu.Unlock()
+	out := make([]PartitionStats, 0, len(parts))
+	for _, p := range parts {
+		out = append(out, p.stats())
+	}
+	slices.SortFunc(out, func(a, b PartitionStats) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out
+}

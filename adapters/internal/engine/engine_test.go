@@ -1,0 +1,223 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+	"github.com/inorder/inorder/watermark/metadata"
+)
+
+type fakeBroker struct {
+	mu      sync.Mutex
+	commits []engine.Offset
+	refuse  error
+}
+
+func (f *fakeBroker) commit(_ context.Context, offs []engine.Offset) ([]error, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	errs := make([]error, len(offs))
+	for i := range offs {
+		errs[i] = f.refuse
+		if f.refuse == nil {
+			f.commits = append(f.commits, offs[i])
+		}
+	}
+	return errs, nil
+}
+
+func (f *fakeBroker) all() []engine.Offset {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]engine.Offset(nil), f.commits...)
+}
+
+func cfg() engine.Config {
+	c := engine.DefaultConfig()
+	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c.CommitInterval = time.Hour // commits only when the test asks
+	c.RevokeTimeout = 200 * time.Millisecond
+	c.Concurrency = 4
+	return c
+}
+
+var tp = engine.TopicPartition{Topic: "t", Partition: 0}
+
+func TestCommitsOnlyMovedNeverLowerNeverAfterRevoke(t *testing.T) {
+	release := make(chan struct{})
+	e := engine.New(cfg(), func(_ context.Context, o int64) error {
+		if o == 3 {
+			<-release
+		}
+		return nil
+	})
+	e.Start(context.Background())
+	defer e.Stop()
+	fb := &fakeBroker{}
+	s := e.NewSession(fb.commit)
+	p, err := s.Assign(tp, 0, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for o := int64(0); o < 10; o++ {
+		if err := s.Deliver(ctx, p, o, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, func() bool { return p.Watermark().Pending() == 1 })
+	if err := s.CommitNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitNow(ctx); err != nil { // nothing moved: no second commit
+		t.Fatal(err)
+	}
+	got := fb.all()
+	if len(got) != 1 || got[0].Offset != 3 {
+		t.Fatalf("commits %+v, want one at 3", got)
+	}
+	done, err := metadata.Decode(got[0].Metadata, 3)
+	if err != nil || done.Len() != 6 || done.Contains(3) {
+		t.Fatalf("metadata marks %v (%v), want offsets 4..9", done, err)
+	}
+	// A refused commit does not count as committed; the next one retries.
+	close(release)
+	waitUntil(t, func() bool { return p.Watermark().Pending() == 0 })
+	fb.refuse = errors.New("illegal generation")
+	_ = s.CommitNow(ctx)
+	if p.Committed() != 3 {
+		t.Fatalf("refused commit recorded: %d", p.Committed())
+	}
+	fb.refuse = nil
+	s.Revoke(ctx, tp)
+	got = fb.all()
+	if len(got) != 2 || got[1].Offset != 10 {
+		t.Fatalf("commits %+v, want a final one at 10", got)
+	}
+	if !p.Watermark().Closed() {
+		t.Fatal("partition not closed after revoke: late acks would count")
+	}
+	_ = s.CommitNow(ctx)
+	s.Close(ctx)
+	if n := len(fb.all()); n != 2 {
+		t.Fatalf("%d commits after revoke, want none", n-2)
+	}
+	if st := e.Stats(); len(st) != 0 {
+		t.Fatalf("stats after revoke: %+v", st)
+	}
+}
+
+func TestMetadataMissIsCountedAndNeverStalls(t *testing.T) {
+	c := cfg()
+	c.MetadataMaxBytes = 16 // far too small for the done set below
+	c.Concurrency = 512     // room for all slow handlers at once
+	// About one message in ten, at random (an incompressible pattern), is
+	// slow: the done offsets above the commit point form ~200 ranges.
+	rng := rand.New(rand.NewPCG(1, 2))
+	slow := map[int64]bool{0: true}
+	for o := int64(1); o < 2000; o++ {
+		slow[o] = rng.IntN(10) == 0
+	}
+	nslow := int64(0)
+	for _, v := range slow {
+		if v {
+			nslow++
+		}
+	}
+	block := make(chan struct{})
+	e := engine.New(c, func(_ context.Context, o int64) error {
+		if slow[o] {
+			<-block
+		}
+		return nil
+	})
+	e.Start(context.Background())
+	released := false
+	defer func() {
+		if !released {
+			close(block)
+		}
+		e.Stop()
+	}()
+	fb := &fakeBroker{}
+	s := e.NewSession(fb.commit)
+	p, err := s.Assign(tp, 0, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for o := int64(0); o < 2000; o++ {
+		if err := s.Deliver(ctx, p, o, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, func() bool { return p.Watermark().Pending() == nslow })
+	if err := s.CommitNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := e.Stats()
+	if len(st) != 1 || st[0].MetadataMisses != 1 {
+		t.Fatalf("stats %+v, want one metadata miss", st)
+	}
+	got := fb.all()
+	if len(got) != 1 || got[0].Offset != 0 || len(got[0].Metadata) > 16 {
+		t.Fatalf("commits %+v, want one at 0 with at most 16 bytes of metadata", got)
+	}
+	close(block)
+	released = true
+	waitUntil(t, func() bool { return p.Watermark().Pending() == 0 })
+	s.Close(ctx)
+	if got := fb.all(); got[len(got)-1].Offset != 2000 {
+		t.Fatalf("final commit %+v, want 2000", got[len(got)-1])
+	}
+}
+
+func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	e := engine.New(cfg(), func(_ context.Context, o int64) error {
+		if o == 1 {
+			<-block
+		}
+		return nil
+	})
+	e.Start(context.Background())
+	defer func() { go e.Stop() }() // the blocked handler would hold Stop
+	fb := &fakeBroker{}
+	s := e.NewSession(fb.commit)
+	p, _ := s.Assign(tp, 0, "", -1)
+	for o := range int64(3) {
+		if err := s.Deliver(context.Background(), p, o, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.Close(context.Background()); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return although RevokeTimeout is 200ms")
+	}
+	got := fb.all()
+	if len(got) != 1 || got[0].Offset != 1 {
+		t.Fatalf("commits %+v, want one at 1 (offset 1 still running)", got)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

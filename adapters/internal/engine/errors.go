@@ -1,0 +1,15 @@
+package engine
+
+import "errors"
+
+// The adapters re-export these under their own names; the messages name the
+// module because they are shared by both adapters.
+var (
+	// ErrConfig is wrapped by Config.Validate errors, which name the field.
+	ErrConfig = errors.New("inorder: invalid config")
+	// ErrHandler wraps the handler error (or recovered panic) that stopped
+	// Run under the Stop error policy.
+	ErrHandler = errors.New("inorder: handler failed")
+	// ErrPanic wraps a recovered handler panic.
+	ErrPanic = errors.New("inorder: handler panicked")
+)

@@ -1,0 +1,145 @@
+package kafkago_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/inorder/inorder/adapters/kafkago"
+	"github.com/inorder/inorder/internal/kafkatest"
+)
+
+func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Issue: a config without brokers, group or topics, or with negative sizes,
+// is refused by NewConsumer with an error naming the field.
+func TestNewConsumerRefusesBadConfig(t *testing.T) {
+	b, g, tp := []string{"127.0.0.1:9092"}, "g", []string{"t"}
+	for _, tc := range []struct {
+		name    string
+		brokers []string
+		group   string
+		topics  []string
+		opts    []kafkago.Option
+		field   string
+	}{
+		{"no brokers", nil, g, tp, nil, "Brokers"},
+		{"empty broker", []string{""}, g, tp, nil, "Brokers[0]"},
+		{"no group", b, "", tp, nil, "Group"},
+		{"no topics", b, g, nil, nil, "Topics"},
+		{"empty topic", b, g, []string{"t", ""}, nil, "Topics[1]"},
+		{"negative concurrency", b, g, tp, []kafkago.Option{kafkago.WithConcurrency(-1)}, "Concurrency"},
+		{"zero concurrency", b, g, tp, []kafkago.Option{kafkago.WithConcurrency(0)}, "Concurrency"},
+		{"negative window", b, g, tp, []kafkago.Option{kafkago.WithWindow(-5)}, "Window"},
+		{"negative metadata size", b, g, tp, []kafkago.Option{kafkago.WithMetadataMaxBytes(-1)}, "MetadataMaxBytes"},
+		{"negative fetch size", b, g, tp, []kafkago.Option{kafkago.WithFetchMaxBytes(-1)}, "FetchMaxBytes"},
+		{"zero commit interval", b, g, tp, []kafkago.Option{kafkago.WithCommitInterval(0)}, "CommitInterval"},
+		{"negative revoke timeout", b, g, tp, []kafkago.Option{kafkago.WithRevokeTimeout(-time.Second)}, "RevokeTimeout"},
+		{"revoke timeout not below rebalance timeout", b, g, tp,
+			[]kafkago.Option{kafkago.WithRevokeTimeout(time.Minute), kafkago.WithRebalanceTimeout(time.Minute)}, "RevokeTimeout"},
+		{"negative session timeout", b, g, tp, []kafkago.Option{kafkago.WithSessionTimeout(-1)}, "SessionTimeout"},
+		{"heartbeat not below session timeout", b, g, tp,
+			[]kafkago.Option{kafkago.WithHeartbeatInterval(time.Minute)}, "HeartbeatInterval"},
+		{"bad start offset", b, g, tp, []kafkago.Option{kafkago.WithStartOffset(42)}, "StartOffset"},
+		{"unknown error policy", b, g, tp, []kafkago.Option{kafkago.WithErrorPolicy(7)}, "ErrorPolicy"},
+		{"nil logger", b, g, tp, []kafkago.Option{kafkago.WithLogger(nil)}, "Logger"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := kafkago.NewConsumer(tc.brokers, tc.group, tc.topics, tc.opts...)
+			if c != nil || !errors.Is(err, kafkago.ErrInvalidConfig) {
+				t.Fatalf("NewConsumer = %v, %v; want ErrInvalidConfig", c, err)
+			}
+			if !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("error %q does not name %s", err, tc.field)
+			}
+		})
+	}
+	t.Run("valid config is accepted", func(t *testing.T) {
+		if _, err := kafkago.NewConsumer(b, g, tp); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestRunRefusesNilHandlerAndSecondRun(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithTopic("t", 1))
+	cons, err := kafkago.NewConsumer(c.Addrs(), "g", []string{"t"}, fastOpts(slogDiscard())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Run(context.Background(), nil); !errors.Is(err, kafkago.ErrInvalidConfig) {
+		t.Fatalf("nil handler: %v", err)
+	}
+	started := make(chan struct{})
+	var once sync.Once
+	stop := runConsumer(t, cons, func(context.Context, kafka.Message) error { return nil })
+	go func() {
+		for cons.Stats() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		once.Do(func() { close(started) })
+	}()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("consumer never got its partition")
+	}
+	if err := cons.Run(context.Background(), func(context.Context, kafka.Message) error { return nil }); !errors.Is(err, kafkago.ErrRunning) {
+		t.Fatalf("second Run: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countingHandler counts log records at Warn and above.
+type countingHandler struct {
+	n atomic.Int64
+}
+
+func (h *countingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h *countingHandler) Handle(context.Context, slog.Record) error    { h.n.Add(1); return nil }
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler           { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler                { return h }
+
+// Issue: an unreachable broker is retried with backoff and logged; Run
+// returns when ctx ends; no busy loop, no panic.
+func TestUnreachableBrokerRetriesWithBackoffUntilCtxEnds(t *testing.T) {
+	h := &countingHandler{}
+	// Port 1 on localhost refuses connections at once: without a backoff the
+	// join loop would spin.
+	cons, err := kafkago.NewConsumer([]string{"127.0.0.1:1"}, "g", []string{"t"},
+		append(fastOpts(slog.New(h)), kafkago.WithRetryBackoff(100*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- cons.Run(ctx, func(context.Context, kafka.Message) error {
+			t.Error("handler called without a broker")
+			return nil
+		})
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil on ctx end", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after ctx ended")
+	}
+	// 2s of 100ms..5s exponential backoff: a handful of attempts, each logged.
+	if n := h.n.Load(); n < 1 || n > 20 {
+		t.Fatalf("%d warnings logged in 2s, want a few (retries with backoff, logged)", n)
+	}
+}

@@ -1,0 +1,402 @@
+package kafkago
+
+// This file holds the Consumer: construction, Run, and one generation's
+// life (assign, fetch, drain, commit, release).
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+// Consumer consumes topics as a member of a consumer group, handles messages
+// on many goroutines and commits, per partition, only offsets below which
+// every message is handled. Create it with NewConsumer; call Run once at a
+// time. Stats may be called concurrently with Run.
+type Consumer struct {
+	brokers []string
+	group   string
+	topics  []string
+	cfg     config
+
+	running atomic.Bool
+	eng     atomic.Pointer[engine.Engine[kafka.Message]]
+}
+
+// NewConsumer returns a consumer of topics for group, bootstrapping from
+// brokers (host:port). It does not connect. It returns an error wrapping
+// ErrInvalidConfig and naming the field for missing brokers, group or
+// topics, and for out-of-range options.
+func NewConsumer(brokers []string, group string, topics []string, opts ...Option) (*Consumer, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(brokers, group, topics); err != nil {
+		return nil, err
+	}
+	return &Consumer{
+		brokers: slices.Clone(brokers),
+		group:   group,
+		topics:  slices.Clone(topics),
+		cfg:     cfg,
+	}, nil
+}
+
+// Stats returns the statistics of the partitions this member owns now,
+// sorted by topic and partition (nil when not running). Safe for concurrent
+// use.
+func (c *Consumer) Stats() []PartitionStats {
+	if e := c.eng.Load(); e != nil {
+		return e.Stats()
+	}
+	return nil
+}
+
+// Run joins the group and consumes until ctx ends or, under StopOnError, a
+// handler fails. handler is called concurrently (up to Concurrency calls at
+// once) with messages of the partitions this member owns; a message is done
+// when handler returns. On each rebalance and at the end, Run stops
+// fetching, waits at most RevokeTimeout for in-flight messages, commits and
+// releases the partitions; then it leaves the group. It returns nil after a
+// clean shutdown, the handler's error wrapped in ErrHandler under
+// StopOnError, and ErrRunning if already running. An unreachable cluster is
+// retried with backoff (and logged) until ctx ends.
+func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, msg kafka.Message) error) error {
+	if handler == nil {
+		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
+	}
+	if !c.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer c.running.Store(false)
+
+	log := c.cfg.Logger
+	transport := &kafka.Transport{
+		DialTimeout: c.cfg.dialTimeout,
+		MetadataTTL: 2 * time.Second,
+		ClientID:    c.cfg.clientID,
+	}
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: transport}
+
+	eng := engine.New(c.cfg.Config, engine.Handler[kafka.Message](handler))
+	eng.Start(ctx)
+	c.eng.Store(eng)
+	defer func() {
+		eng.Stop()
+		c.eng.Store(nil)
+	}()
+
+	kl := kafka.LoggerFunc(func(msg string, args ...any) {
+		log.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
+	})
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                c.group,
+		Brokers:           c.brokers,
+		Dialer:            &kafka.Dialer{Timeout: c.cfg.dialTimeout, DualStack: true, ClientID: c.cfg.clientID},
+		Topics:            c.topics,
+		HeartbeatInterval: c.cfg.heartbeatInterval,
+		SessionTimeout:    c.cfg.sessionTimeout,
+		RebalanceTimeout:  c.cfg.rebalanceTimeout,
+		JoinGroupBackoff:  c.cfg.retryBackoff,
+		StartOffset:       c.cfg.startOffset,
+		Logger:            kl,
+		ErrorLogger:       kl,
+	})
+	if err != nil {
+		return fmt.Errorf("kafkago: consumer group: %w", err)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-eng.Fatal():
+			cancel()
+		case <-runCtx.Done():
+		}
+	}()
+
+	g := &groupRun{c: c, client: client, eng: eng, cg: cg, runCtx: runCtx}
+	backoff := newBackoff(c.cfg.retryBackoff)
+	for runCtx.Err() == nil {
+		gen, err := cg.Next(runCtx)
+		if err != nil {
+			if runCtx.Err() != nil {
+				break
+			}
+			// kafka-go already waited JoinGroupBackoff (except for
+			// RebalanceInProgress, which the broker paces); wait too, so
+			// that no error path can spin.
+			log.Warn("kafkago: joining group failed, retrying", "group", c.group, "error", err)
+			backoff.wait(runCtx)
+			continue
+		}
+		backoff.reset()
+		done := make(chan struct{})
+		gen.Start(func(gctx context.Context) {
+			defer close(done)
+			g.generation(gctx, gen)
+		})
+		<-done
+	}
+	g.closeGroup()
+	if err := eng.Err(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// groupRun is the state of one Run.
+type groupRun struct {
+	c      *Consumer
+	client *kafka.Client
+	eng    *engine.Engine[kafka.Message]
+	cg     *kafka.ConsumerGroup
+	runCtx context.Context
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// closeGroup leaves the group (kafka.ConsumerGroup.Close) and waits for it.
+func (g *groupRun) closeGroup() {
+	g.closeOnce.Do(func() {
+		g.closed = make(chan struct{})
+		go func() {
+			_ = g.cg.Close()
+			close(g.closed)
+		}()
+	})
+	<-g.closed
+}
+
+// leaveFromGeneration starts leaving the group while the generation
+// function still runs. kafka-go's group loop waits for this generation;
+// when it sees the group closed it leaves instead of rejoining (closing
+// after the generation ended would rejoin once first and make the other
+// members rebalance twice). Next returns once the close is signalled.
+func (g *groupRun) leaveFromGeneration() {
+	g.closeOnce.Do(func() {
+		g.closed = make(chan struct{})
+		go func() {
+			_ = g.cg.Close()
+			close(g.closed)
+		}()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = g.cg.Next(ctx) // ErrGroupClosed as soon as Close has signalled
+}
+
+// generation runs one generation: assign, fetch until the generation or Run
+// ends, then drain, commit and release.
+func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
+	c := g.c
+	log := c.cfg.Logger
+	var owned []TopicPartition
+	for topic, parts := range gen.Assignments {
+		for _, p := range parts {
+			owned = append(owned, TopicPartition{Topic: topic, Partition: int32(p.ID)})
+		}
+	}
+	slices.SortFunc(owned, func(a, b TopicPartition) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition - b.Partition)
+	})
+	log.Info("kafkago: generation started", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "partitions", len(owned))
+	if c.cfg.onGeneration != nil {
+		c.cfg.onGeneration(gen.MemberID, gen.ID, slices.Clone(owned))
+	}
+
+	sess := g.eng.NewSession(g.commitFunc(gen))
+	// fctx ends the fetch loops: generation end, Run end, or fatal error.
+	fctx, stopFetch := context.WithCancel(g.runCtx)
+	stop := context.AfterFunc(gctx, stopFetch)
+	defer stop()
+
+	var wg sync.WaitGroup
+	if len(owned) > 0 {
+		starts, err := g.assignments(fctx, gen, owned)
+		if err == nil {
+			for _, tp := range owned {
+				st := starts[tp]
+				p, err := sess.Assign(tp, st.start, st.meta, st.logEnd)
+				if err != nil {
+					log.Error("kafkago: assign", "topic", tp.Topic, "partition", tp.Partition, "error", err)
+					continue
+				}
+				wg.Go(func() { g.fetchLoop(fctx, sess, p) })
+			}
+		} else if fctx.Err() == nil {
+			log.Error("kafkago: reading committed offsets", "group", c.group, "error", err)
+		}
+	}
+	<-fctx.Done()
+	wg.Wait()
+	shutdown := g.runCtx.Err() != nil
+	sess.Close(context.Background())
+	log.Info("kafkago: generation ended", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "shutdown", shutdown)
+	if shutdown {
+		g.leaveFromGeneration()
+	}
+}
+
+type startPoint struct {
+	start  int64
+	meta   string
+	logEnd int64
+}
+
+// assignments reads the committed offsets and metadata of owned and their
+// log start and end, retrying with backoff until ctx ends.
+func (g *groupRun) assignments(ctx context.Context, gen *kafka.Generation, owned []TopicPartition) (map[TopicPartition]startPoint, error) {
+	backoff := newBackoff(g.c.cfg.retryBackoff)
+	for {
+		out, err := g.tryAssignments(ctx, gen, owned)
+		if err == nil {
+			return out, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		g.c.cfg.Logger.Warn("kafkago: reading committed offsets failed, retrying", "group", g.c.group, "error", err)
+		backoff.wait(ctx)
+	}
+}
+
+func (g *groupRun) tryAssignments(ctx context.Context, gen *kafka.Generation, owned []TopicPartition) (map[TopicPartition]startPoint, error) {
+	byTopic := map[string][]int{}
+	lo := map[string][]kafka.OffsetRequest{}
+	for _, tp := range owned {
+		byTopic[tp.Topic] = append(byTopic[tp.Topic], int(tp.Partition))
+		lo[tp.Topic] = append(lo[tp.Topic], kafka.FirstOffsetOf(int(tp.Partition)), kafka.LastOffsetOf(int(tp.Partition)))
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	fr, err := g.client.OffsetFetch(rctx, &kafka.OffsetFetchRequest{GroupID: gen.GroupID, Topics: byTopic})
+	if err != nil {
+		return nil, err
+	}
+	if fr.Error != nil {
+		return nil, fr.Error
+	}
+	lr, err := g.client.ListOffsets(rctx, &kafka.ListOffsetsRequest{Topics: lo})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[TopicPartition]startPoint, len(owned))
+	for topic, parts := range fr.Topics {
+		for _, p := range parts {
+			if p.Error != nil {
+				return nil, fmt.Errorf("offset fetch %s[%d]: %w", topic, p.Partition, p.Error)
+			}
+			out[TopicPartition{Topic: topic, Partition: int32(p.Partition)}] = startPoint{start: p.CommittedOffset, meta: p.Metadata, logEnd: -1}
+		}
+	}
+	for _, tp := range owned {
+		sp, ok := out[tp]
+		if !ok {
+			sp = startPoint{start: -1, logEnd: -1}
+		}
+		var po *kafka.PartitionOffsets
+		for i := range lr.Topics[tp.Topic] {
+			if lr.Topics[tp.Topic][i].Partition == int(tp.Partition) {
+				po = &lr.Topics[tp.Topic][i]
+			}
+		}
+		if po == nil {
+			return nil, fmt.Errorf("list offsets %s[%d]: no answer", tp.Topic, tp.Partition)
+		}
+		if po.Error != nil {
+			return nil, fmt.Errorf("list offsets %s[%d]: %w", tp.Topic, tp.Partition, po.Error)
+		}
+		sp.logEnd = po.LastOffset
+		switch {
+		case sp.start < 0 && g.c.cfg.startOffset == kafka.LastOffset:
+			sp.start, sp.meta = po.LastOffset, ""
+		case sp.start < 0:
+			sp.start, sp.meta = po.FirstOffset, ""
+		case sp.start < po.FirstOffset:
+			// Committed offset deleted by retention: the fetch would be out of
+			// range. Everything below the log start is gone, so start there.
+			g.c.cfg.Logger.Warn("kafkago: committed offset below log start, starting at log start",
+				"topic", tp.Topic, "partition", tp.Partition, "committed", sp.start, "log_start", po.FirstOffset)
+			sp.start, sp.meta = po.FirstOffset, ""
+		}
+		out[tp] = sp
+	}
+	return out, nil
+}
+
+// commitFunc commits through kafka.Client.OffsetCommit, fenced by the
+// generation id and member id, and reads every per-partition error: a stale
+// generation comes back as a per-partition IllegalGeneration with a nil
+// request error.
+func (g *groupRun) commitFunc(gen *kafka.Generation) engine.CommitFunc {
+	return func(ctx context.Context, offs []engine.Offset) ([]error, error) {
+		req := &kafka.OffsetCommitRequest{
+			GroupID:      gen.GroupID,
+			GenerationID: int(gen.ID),
+			MemberID:     gen.MemberID,
+			Topics:       map[string][]kafka.OffsetCommit{},
+		}
+		for _, o := range offs {
+			req.Topics[o.TP.Topic] = append(req.Topics[o.TP.Topic], kafka.OffsetCommit{
+				Partition: int(o.TP.Partition), Offset: o.Offset, Metadata: o.Metadata,
+			})
+		}
+		resp, err := g.client.OffsetCommit(ctx, req)
+		var errs []error
+		if err == nil {
+			errs = make([]error, len(offs))
+			for i, o := range offs {
+				errs[i] = fmt.Errorf("offset commit %s[%d]: no answer from the broker", o.TP.Topic, o.TP.Partition)
+				for _, p := range resp.Topics[o.TP.Topic] {
+					if p.Partition == int(o.TP.Partition) {
+						errs[i] = p.Error
+						if errs[i] != nil {
+							errs[i] = fmt.Errorf("offset commit %s[%d]: %w", o.TP.Topic, o.TP.Partition, errs[i])
+						}
+					}
+				}
+			}
+		}
+		if f := g.c.cfg.onCommit; f != nil {
+			f(gen.MemberID, gen.ID, offs, errs)
+		}
+		return errs, err
+	}
+}
+
+// backoff is a capped exponential wait.
+type backoff struct {
+	first, cur time.Duration
+}
+
+func newBackoff(first time.Duration) *backoff { return &backoff{first: first, cur: first} }
+
+func (b *backoff) reset() { b.cur = b.first }
+
+func (b *backoff) wait(ctx context.Context) {
+	t := time.NewTimer(b.cur)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	b.cur = min(2*b.cur, DefaultMaxRetryBackoff)
+}

@@ -1,0 +1,280 @@
+package kafkago_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/inorder/inorder/adapters/kafkago"
+	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/ordset"
+	"github.com/inorder/inorder/watermark/metadata"
+)
+
+// Issue: every produced message is handled and the final committed offsets
+// equal the log end offsets, with handlers finishing in random order.
+func TestEveryMessageHandledAndCommittedToLogEnd(t *testing.T) {
+	const n = 20000
+	c := kafkatest.Start(t, kafkatest.WithTopic("a", 4))
+	ctx := timeout(t, 90*time.Second)
+	if _, err := c.Produce(ctx, "a", n); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := kafkago.NewConsumer(c.Addrs(), "g", []string{"a"},
+		append(fastOpts(testLogger(t)), kafkago.WithConcurrency(32), kafkago.WithWindow(2000))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	var maxStats atomic.Int64
+	stop := runConsumer(t, cons, func(ctx context.Context, m kafka.Message) error {
+		if m.Offset%97 == 0 {
+			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond) // some slow, out of order
+		}
+		rec.add(m)
+		return nil
+	})
+	waitFor(ctx, t, "all messages handled", func() bool {
+		if s := cons.Stats(); len(s) > 0 {
+			maxStats.Store(max(maxStats.Load(), int64(len(s))))
+		}
+		return rec.distinct() == n
+	})
+	waitFor(ctx, t, "commits at the log end", func() bool { ok, _ := committedAtEnd(ctx, c, "g", "a"); return ok })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if ok, why := committedAtEnd(ctx, c, "g", "a"); !ok {
+		t.Fatal(why)
+	}
+	if d := rec.dups(); d != 0 {
+		t.Errorf("%d duplicates without any crash or rebalance", d)
+	}
+	if maxStats.Load() != 4 {
+		t.Errorf("Stats showed at most %d partitions, want 4", maxStats.Load())
+	}
+	if s := cons.Stats(); s != nil {
+		t.Errorf("Stats after Run = %v, want nil", s)
+	}
+}
+
+// Issue: a topic written by a transactional producer with committed and
+// aborted transactions is consumed read-committed to its end, and the commit
+// reaches the log end offset (including a trailing marker).
+func TestReadCommittedSkipsAbortedAndMarkersAndCommitsToEnd(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithTopic("tx", 3))
+	ctx := timeout(t, 90*time.Second)
+	var txns []kafkatest.Txn
+	for i := range 30 {
+		txns = append(txns, kafkatest.Txn{Records: 1 + i%7, Abort: i%3 == 1})
+	}
+	txns = append(txns, kafkatest.Txn{Records: 5}) // the log ends with commit markers
+	committed, err := c.ProduceTxn(ctx, "tx", txns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The values of committed records, in ProduceTxn's numbering.
+	want := map[string]bool{}
+	i := 0
+	for _, tx := range txns {
+		for range tx.Records {
+			if !tx.Abort {
+				want[strconv.Itoa(i)] = true
+			}
+			i++
+		}
+	}
+	var wantN int64
+	for _, n := range committed {
+		wantN += n
+	}
+	if int(wantN) != len(want) {
+		t.Fatalf("ProduceTxn committed %d, expected %d", wantN, len(want))
+	}
+
+	for _, mode := range []string{"read_committed", "read_uncommitted"} {
+		t.Run(mode, func(t *testing.T) {
+			group := "g-" + mode
+			opts := append(fastOpts(testLogger(t)), kafkago.WithConcurrency(8))
+			if mode == "read_committed" {
+				opts = append(opts, kafkago.WithReadCommitted())
+			}
+			cons, err := kafkago.NewConsumer(c.Addrs(), group, []string{"tx"}, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder()
+			stop := runConsumer(t, cons, func(_ context.Context, m kafka.Message) error {
+				rec.add(m)
+				return nil
+			})
+			waitFor(ctx, t, "commits at the log end", func() bool { ok, _ := committedAtEnd(ctx, c, group, "tx"); return ok })
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			for v := range rec.values {
+				if _, err := strconv.Atoi(v); err != nil {
+					t.Fatalf("handler got a non-record value %q (a transaction marker?)", v)
+				}
+			}
+			if mode == "read_committed" {
+				for v := range want {
+					if rec.values[v] == 0 {
+						t.Errorf("committed record %s not handled", v)
+					}
+				}
+				for v := range rec.values {
+					if !want[v] {
+						t.Errorf("aborted record %s handled under read_committed", v)
+					}
+				}
+			} else if len(rec.values) != i {
+				t.Errorf("read_uncommitted handled %d records, want all %d", len(rec.values), i)
+			}
+		})
+	}
+}
+
+// Issue: restore on assign skips the offsets the commit metadata marks done;
+// foreign metadata is ignored (everything from the committed offset comes).
+func TestAssignRestoresFromCommitMetadata(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithTopic("r", 1))
+	ctx := timeout(t, 60*time.Second)
+	if _, err := c.Produce(ctx, "r", 40); err != nil {
+		t.Fatal(err)
+	}
+	done := ordset.New()
+	done.AddRange(12, 14)
+	done.Add(15)
+	done.Add(45) // beyond the log end: must be dropped
+	meta, complete, err := metadata.Encode(10, done, 4096)
+	if err != nil || !complete {
+		t.Fatalf("Encode: %v %v", complete, err)
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(c.Addrs()...)}
+	for _, tc := range []struct {
+		group, meta string
+		skipped     []int64
+	}{
+		{"ours", meta, []int64{12, 13, 15}},
+		{"foreign", "written by some other client", nil},
+	} {
+		t.Run(tc.group, func(t *testing.T) {
+			resp, err := cl.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: tc.group, GenerationID: -1,
+				Topics: map[string][]kafka.OffsetCommit{"r": {{Partition: 0, Offset: 10, Metadata: tc.meta}}}})
+			if err != nil || resp.Topics["r"][0].Error != nil {
+				t.Fatalf("seed commit: %v %+v", err, resp)
+			}
+			cons, err := kafkago.NewConsumer(c.Addrs(), tc.group, []string{"r"}, fastOpts(testLogger(t))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder()
+			var restored atomic.Int64
+			stop := runConsumer(t, cons, func(_ context.Context, m kafka.Message) error {
+				rec.add(m)
+				return nil
+			})
+			waitFor(ctx, t, "commit at the log end", func() bool {
+				for _, s := range cons.Stats() {
+					restored.Store(s.Restored)
+				}
+				ok, _ := committedAtEnd(ctx, c, tc.group, "r")
+				return ok
+			})
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			skipped := map[int64]bool{}
+			for _, o := range tc.skipped {
+				skipped[o] = true
+			}
+			for o := int64(0); o < 40; o++ {
+				got := rec.seen[tpo{0, o}]
+				want := 1
+				if o < 10 || skipped[o] {
+					want = 0
+				}
+				if got != want {
+					t.Errorf("offset %d handled %d times, want %d", o, got, want)
+				}
+			}
+			if restored.Load() != int64(len(tc.skipped)) {
+				t.Errorf("Stats.Restored = %d, want %d", restored.Load(), len(tc.skipped))
+			}
+		})
+	}
+}
+
+// Issue: the error policy. Default: log and ack. StopOnError: Run returns
+// the error and nothing at or past the failed message is committed. A panic
+// is an error.
+func TestHandlerErrorPolicies(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithTopic("e", 2))
+	ctx := timeout(t, 90*time.Second)
+	if _, err := c.Produce(ctx, "e", 400); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	failing := func(panics bool) func(context.Context, kafka.Message) error {
+		return func(_ context.Context, m kafka.Message) error {
+			if m.Partition == 1 && m.Offset == 50 {
+				if panics {
+					panic("handler bug")
+				}
+				return boom
+			}
+			return nil
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		policy kafkago.ErrorPolicy
+		panics bool
+		want   error
+	}{
+		{"error is logged and acked by default", kafkago.LogAndAck, false, nil},
+		{"panic is logged and acked by default", kafkago.LogAndAck, true, nil},
+		{"error stops Run without committing past it", kafkago.StopOnError, false, boom},
+		{"panic stops Run without committing past it", kafkago.StopOnError, true, kafkago.ErrPanic},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			group := strings.ReplaceAll(tc.name, " ", "-")
+			cons, err := kafkago.NewConsumer(c.Addrs(), group, []string{"e"},
+				append(fastOpts(slogDiscard()), kafkago.WithErrorPolicy(tc.policy))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == nil {
+				stop := runConsumer(t, cons, failing(tc.panics))
+				waitFor(ctx, t, "commits at the log end", func() bool { ok, _ := committedAtEnd(ctx, c, group, "e"); return ok })
+				if err := stop(); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			err = cons.Run(rctx, failing(tc.panics))
+			if !errors.Is(err, kafkago.ErrHandler) || !errors.Is(err, tc.want) {
+				t.Fatalf("Run = %v, want ErrHandler wrapping %v", err, tc.want)
+			}
+			com, err := c.Committed(ctx, group, "e")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := com[1].Offset; got > 50 {
+				t.Errorf("partition 1 committed %d, past the failed offset 50", got)
+			}
+		})
+	}
+}

@@ -1,0 +1,21 @@
+package kafkago
+
+import (
+	"errors"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+var (
+	// ErrInvalidConfig is wrapped by NewConsumer's errors, which name the
+	// field (Brokers, Group, Topics, Concurrency, ...).
+	ErrInvalidConfig = engine.ErrConfig
+	// ErrHandler wraps the handler error that stopped Run under the
+	// StopOnError policy; errors.Is(err, ErrHandler) and the handler's own
+	// error both match.
+	ErrHandler = engine.ErrHandler
+	// ErrPanic wraps a recovered handler panic (treated as a handler error).
+	ErrPanic = engine.ErrPanic
+	// ErrRunning is returned by Run when the Consumer is already running.
+	ErrRunning = errors.New("kafkago: consumer already running")
+)

@@ -1,0 +1,282 @@
+package kafkago
+
+// This file holds the per-partition fetch loop.
+//
+// Why raw Fetch requests through kafka-go's Transport rather than a Reader
+// (without GroupID) per partition or Conn.ReadBatch: kafka-go v0.4.51 hands
+// transaction markers to the application as if they were messages and does
+// not drop aborted records under ReadCommitted (segmentio/kafka-go#1332),
+// and its Reader hides batch boundaries, so a consumer built on it cannot
+// tell a gap from a message. The protocol-level response keeps what is
+// needed: each batch's control bit, producer id and transactional bit, the
+// aborted transactions list, and the high watermark. The Transport still
+// does the routing to the partition leader, connection pooling, API
+// version negotiation and decompression. One long-polling request per
+// partition at a time; the pool opens a connection per concurrent request.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+// fetchLoop fetches p from its start until ctx ends, delivering messages to
+// the session and declaring every offset it passes without a message a gap.
+func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part) {
+	log := g.c.cfg.Logger
+	tp := p.TP
+	offset := p.Watermark().Start()
+	backoff := newBackoff(g.c.cfg.retryBackoff)
+	for ctx.Err() == nil {
+		part, err := g.fetch(ctx, tp, offset)
+		if err == nil && part.ErrorCode != 0 {
+			err = kafka.Error(part.ErrorCode)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, kafka.OffsetOutOfRange) {
+				if to, ok := g.outOfRange(ctx, tp, offset); ok {
+					if err := sess.SkipTo(ctx, p, to); err != nil {
+						return
+					}
+					offset = to
+					continue
+				}
+			}
+			log.Warn("kafkago: fetch failed, retrying", "topic", tp.Topic, "partition", tp.Partition, "offset", offset, "error", err)
+			backoff.wait(ctx)
+			continue
+		}
+		backoff.reset()
+		p.SetLogEnd(part.HighWatermark)
+		next, err := g.deliver(ctx, sess, p, offset, part)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("kafkago: delivering fetched messages", "topic", tp.Topic, "partition", tp.Partition, "error", err)
+			}
+			return
+		}
+		// Everything below next was in this response: the offsets without a
+		// message (markers, aborted or compacted records) are gaps, up to
+		// and including a marker at the very end of the partition.
+		if next > offset {
+			if err := sess.SkipTo(ctx, p, next); err != nil {
+				return
+			}
+			offset = next
+		} else if part.HighWatermark > offset && part.LastStableOffset > offset {
+			// Data exists past offset but this response moved nothing: a
+			// batch whose remaining records were compacted away (kafka-go's
+			// decoder drops the batch's last offset, so we cannot jump past
+			// it). Do not spin; log and retry with backoff.
+			log.Warn("kafkago: fetch made no progress, retrying", "topic", tp.Topic, "partition", tp.Partition,
+				"offset", offset, "high_watermark", part.HighWatermark)
+			backoff.wait(ctx)
+		}
+	}
+}
+
+// fetch sends one Fetch request for tp at offset.
+func (g *groupRun) fetch(ctx context.Context, tp TopicPartition, offset int64) (*fetchAPI.ResponsePartition, error) {
+	cfg := &g.c.cfg
+	iso := int8(kafka.ReadUncommitted)
+	if cfg.readCommitted {
+		iso = int8(kafka.ReadCommitted)
+	}
+	req := &fetchAPI.Request{
+		ReplicaID:      -1,
+		MaxWaitTime:    int32(cfg.fetchMaxWait / time.Millisecond),
+		MinBytes:       1,
+		MaxBytes:       int32(cfg.fetchMaxBytes),
+		IsolationLevel: iso,
+		SessionID:      -1,
+		SessionEpoch:   -1,
+		Topics: []fetchAPI.RequestTopic{{
+			Topic: tp.Topic,
+			Partitions: []fetchAPI.RequestPartition{{
+				Partition:          tp.Partition,
+				CurrentLeaderEpoch: -1,
+				FetchOffset:        offset,
+				LogStartOffset:     -1,
+				PartitionMaxBytes:  int32(cfg.fetchMaxBytes),
+			}},
+		}},
+	}
+	rctx, cancel := context.WithTimeout(ctx, cfg.fetchMaxWait+10*time.Second)
+	defer cancel()
+	m, err := g.client.Transport.RoundTrip(rctx, g.client.Addr, req)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := m.(*fetchAPI.Response)
+	if !ok {
+		return nil, fmt.Errorf("fetch: unexpected response %T", m)
+	}
+	if res.ErrorCode != 0 {
+		return nil, kafka.Error(res.ErrorCode)
+	}
+	for i := range res.Topics {
+		if res.Topics[i].Topic != tp.Topic {
+			continue
+		}
+		for j := range res.Topics[i].Partitions {
+			if res.Topics[i].Partitions[j].Partition == tp.Partition {
+				return &res.Topics[i].Partitions[j], nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("fetch %s[%d]: partition missing from the response", tp.Topic, tp.Partition)
+}
+
+// outOfRange finds where to resume after OffsetOutOfRange: the log start
+// (records deleted by retention) when offset is below it. An offset above
+// the log end (a truncated or recreated log) is not resumed: moving back
+// would break the order the tracker relies on; it is logged and retried.
+func (g *groupRun) outOfRange(ctx context.Context, tp TopicPartition, offset int64) (int64, bool) {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := g.client.ListOffsets(rctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		tp.Topic: {kafka.FirstOffsetOf(int(tp.Partition)), kafka.LastOffsetOf(int(tp.Partition))},
+	}})
+	if err != nil {
+		return 0, false
+	}
+	for _, po := range r.Topics[tp.Topic] {
+		if po.Partition == int(tp.Partition) && po.Error == nil && po.FirstOffset > offset {
+			g.c.cfg.Logger.Warn("kafkago: offset out of range, skipping to log start",
+				"topic", tp.Topic, "partition", tp.Partition, "offset", offset, "log_start", po.FirstOffset)
+			return po.FirstOffset, true
+		}
+	}
+	return 0, false
+}
+
+// deliver hands the messages of one fetch response at or above offset to
+// the session, dropping control batches and (read committed) aborted
+// transactions, and returns one past the highest offset the response
+// covered.
+func (g *groupRun) deliver(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part, offset int64, part *fetchAPI.ResponsePartition) (int64, error) {
+	next := offset
+	var batches []protocol.RecordReader
+	switch rs := part.RecordSet.Records.(type) {
+	case nil:
+	case *protocol.RecordStream:
+		batches = rs.Records
+	default:
+		batches = []protocol.RecordReader{rs}
+	}
+	readCommitted := g.c.cfg.readCommitted
+	var aborted []fetchAPI.ResponseTransaction
+	var abortedPIDs map[int64]bool
+	if readCommitted && len(part.AbortedTransactions) > 0 {
+		aborted = slices.Clone(part.AbortedTransactions)
+		slices.SortFunc(aborted, func(a, b fetchAPI.ResponseTransaction) int {
+			return int(min(max(a.FirstOffset-b.FirstOffset, -1), 1))
+		})
+		abortedPIDs = map[int64]bool{}
+	}
+	// reachAborted starts the aborted transactions that begin at or before
+	// base. A producer's transaction begins with one of its batches, so a
+	// batch of an aborted transaction has a base at or after its first
+	// offset (the Java client's algorithm, with the base offset).
+	reachAborted := func(base int64) {
+		for len(aborted) > 0 && aborted[0].FirstOffset <= base {
+			abortedPIDs[aborted[0].ProducerID] = true
+			aborted = aborted[1:]
+		}
+	}
+	for _, b := range batches {
+		switch b := b.(type) {
+		case *protocol.ControlBatch:
+			if readCommitted {
+				reachAborted(b.BaseOffset)
+			}
+			for {
+				cr, err := b.ReadControlRecord()
+				if err != nil {
+					break
+				}
+				next = max(next, cr.Offset+1)
+				if cr.Type == 0 && abortedPIDs != nil { // abort marker ends the producer's aborted transaction
+					delete(abortedPIDs, b.ProducerID)
+				}
+			}
+		case *protocol.RecordBatch:
+			skip := false
+			if readCommitted && b.Attributes.Transactional() {
+				reachAborted(b.BaseOffset)
+				skip = abortedPIDs[b.ProducerID]
+			}
+			n, err := g.deliverRecords(ctx, sess, p, offset, part.HighWatermark, b, skip)
+			next = max(next, n)
+			if err != nil {
+				return next, err
+			}
+		default:
+			n, err := g.deliverRecords(ctx, sess, p, offset, part.HighWatermark, b, false)
+			next = max(next, n)
+			if err != nil {
+				return next, err
+			}
+		}
+	}
+	return next, nil
+}
+
+func (g *groupRun) deliverRecords(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part, offset, hwm int64, b protocol.RecordReader, skip bool) (int64, error) {
+	next := offset
+	for {
+		r, err := b.ReadRecord()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return next, nil
+			}
+			return next, fmt.Errorf("reading record: %w", err)
+		}
+		if r.Offset < offset || skip {
+			next = max(next, r.Offset+1)
+			closeBytes(r)
+			continue
+		}
+		key, kerr := protocol.ReadAll(r.Key)
+		value, verr := protocol.ReadAll(r.Value)
+		closeBytes(r)
+		if err := errors.Join(kerr, verr); err != nil {
+			return next, fmt.Errorf("reading record %d: %w", r.Offset, err)
+		}
+		msg := kafka.Message{
+			Topic:         p.TP.Topic,
+			Partition:     int(p.TP.Partition),
+			Offset:        r.Offset,
+			HighWaterMark: hwm,
+			Key:           key,
+			Value:         value,
+			Headers:       r.Headers,
+			Time:          r.Time,
+		}
+		if err := sess.Deliver(ctx, p, r.Offset, msg); err != nil {
+			return next, err
+		}
+		next = r.Offset + 1
+	}
+}
+
+func closeBytes(r *protocol.Record) {
+	if r.Key != nil {
+		r.Key.Close()
+	}
+	if r.Value != nil {
+		r.Value.Close()
+	}
+}

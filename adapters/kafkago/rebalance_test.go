@@ -1,0 +1,173 @@
+package kafkago_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/inorder/inorder/adapters/kafkago"
+	"github.com/inorder/inorder/internal/kafkatest"
+)
+
+type genKey struct {
+	member string
+	gen    int32
+}
+
+// Issue: three members of one group join and leave while 6 partitions are
+// consumed: nothing lost, committed offsets never decrease, no commit from a
+// member for a partition it no longer owns.
+func TestRebalanceThreeMembersJoinAndLeave(t *testing.T) {
+	const (
+		topic = "rb"
+		group = "rb-group"
+		n     = 20000
+	)
+	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 6))
+	ctx := timeout(t, 150*time.Second)
+	if _, err := c.Produce(ctx, topic, n); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu      sync.Mutex
+		owned   = map[genKey]map[int32]bool{}
+		wire    []*kmsg.OffsetCommitRequest
+		rewinds []string
+	)
+	// Every OffsetCommit the broker receives, as sent on the wire.
+	c.Fake().ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.Fake().KeepControl()
+		if req := kreq.(*kmsg.OffsetCommitRequest); req.Group == group {
+			mu.Lock()
+			wire = append(wire, req)
+			mu.Unlock()
+		}
+		return nil, nil, false
+	})
+	onGen := kafkago.WithGenerationHook(func(member string, gen int32, tps []kafkago.TopicPartition) {
+		m := map[int32]bool{}
+		for _, tp := range tps {
+			m[tp.Partition] = true
+		}
+		mu.Lock()
+		owned[genKey{member, gen}] = m
+		mu.Unlock()
+	})
+
+	pollCtx, pollCancel := context.WithCancel(ctx)
+	defer pollCancel()
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		last := map[int32]int64{}
+		for pollCtx.Err() == nil {
+			if com, err := c.Committed(pollCtx, group, topic); err == nil {
+				mu.Lock()
+				for p, cm := range com {
+					if cm.Offset < last[p] {
+						rewinds = append(rewinds, fmt.Sprintf("partition %d: %d after %d", p, cm.Offset, last[p]))
+					}
+					last[p] = max(last[p], cm.Offset)
+				}
+				mu.Unlock()
+			}
+			select {
+			case <-pollCtx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+
+	rec := newRecorder()
+	handler := func(_ context.Context, m kafka.Message) error {
+		time.Sleep(time.Duration(rand.IntN(4000)) * time.Microsecond)
+		rec.add(m)
+		return nil
+	}
+	newMember := func() func() error {
+		cons, err := kafkago.NewConsumer(c.Addrs(), group, []string{topic},
+			append(fastOpts(testLogger(t)), kafkago.WithConcurrency(4), kafkago.WithWindow(2000), onGen)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return runConsumer(t, cons, handler)
+	}
+	midStream := 0 // membership changes while messages were still unhandled
+	pause := func() {
+		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
+		if rec.distinct() < n {
+			midStream++
+		}
+	}
+
+	// Join and leave: A; A+B; A+B+C; B+C; B+C+A'; C+A'; A' alone to the end.
+	a := newMember()
+	pause()
+	b := newMember()
+	pause()
+	cm := newMember()
+	pause()
+	if err := a(); err != nil {
+		t.Fatalf("member A: %v", err)
+	}
+	pause()
+	a2 := newMember()
+	pause()
+	if err := b(); err != nil {
+		t.Fatalf("member B: %v", err)
+	}
+	pause()
+	if err := cm(); err != nil {
+		t.Fatalf("member C: %v", err)
+	}
+	waitFor(ctx, t, "everything committed", func() bool { ok, _ := committedAtEnd(ctx, c, group, topic); return ok })
+	if err := a2(); err != nil {
+		t.Fatalf("member A': %v", err)
+	}
+	pollCancel()
+	<-pollDone
+
+	if got := rec.distinct(); got != n {
+		t.Errorf("handled %d distinct messages, want %d", got, n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(rewinds) > 0 {
+		t.Errorf("committed offsets went down: %v", rewinds)
+	}
+	gens := map[int32]bool{}
+	for k := range owned {
+		gens[k.gen] = true
+	}
+	if len(gens) < 4 {
+		t.Errorf("only %d generations: the members did not rebalance as planned", len(gens))
+	}
+	var bad []string
+	for _, req := range wire {
+		own, ok := owned[genKey{req.MemberID, req.Generation}]
+		for _, tt := range req.Topics {
+			for _, p := range tt.Partitions {
+				if !ok || !own[p.Partition] {
+					bad = append(bad, fmt.Sprintf("member %s generation %d committed %s[%d]=%d", req.MemberID, req.Generation, tt.Topic, p.Partition, p.Offset))
+				}
+			}
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d commits for partitions not owned by the member in that generation: %v", len(bad), bad[:min(5, len(bad))])
+	}
+	if midStream < 3 {
+		t.Errorf("only %d of 6 membership changes happened while consuming", midStream)
+	}
+	if len(wire) == 0 {
+		t.Error("no commit seen on the wire")
+	}
+	t.Logf("%d generations, %d commit requests, %d duplicates, %d changes mid-stream", len(gens), len(wire), rec.dups(), midStream)
+}

@@ -1,0 +1,143 @@
+package kafkatest
+
+// This file starts and stops the broker and holds its options.
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Option configures a Cluster.
+type Option func(*config)
+
+type config struct {
+	brokers    int
+	topics     []seedTopic
+	minSession time.Duration
+	ports      []int
+}
+
+type seedTopic struct {
+	name       string
+	partitions int32
+}
+
+// WithBrokers sets the number of brokers. Default 1.
+func WithBrokers(n int) Option { return func(c *config) { c.brokers = n } }
+
+// WithTopic creates topic with the given number of partitions at start.
+// May be given several times.
+func WithTopic(name string, partitions int32) Option {
+	return func(c *config) { c.topics = append(c.topics, seedTopic{name, partitions}) }
+}
+
+// WithMinSessionTimeout sets the smallest group session timeout the broker
+// accepts (Kafka's group.min.session.timeout.ms). Default 100ms, so that
+// tests can use short session timeouts; kfake's own default is 6s.
+func WithMinSessionTimeout(d time.Duration) Option {
+	return func(c *config) { c.minSession = d }
+}
+
+// WithPorts makes the brokers listen on these ports of 127.0.0.1 (one broker
+// per port) instead of random free ports.
+func WithPorts(ports ...int) Option { return func(c *config) { c.ports = ports } }
+
+// Cluster is a running in-process broker. Methods are safe for concurrent use.
+type Cluster struct {
+	fake *kfake.Cluster
+
+	mu     sync.Mutex
+	client *kgo.Client // admin + plain producer, created on first use
+	closed bool
+}
+
+// New starts a cluster. Close it when done.
+func New(opts ...Option) (*Cluster, error) {
+	cfg := config{brokers: 1, minSession: 100 * time.Millisecond}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.brokers < 1 {
+		return nil, fmt.Errorf("%w: brokers %d < 1", ErrBadArgument, cfg.brokers)
+	}
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(cfg.brokers),
+		kfake.GroupMinSessionTimeout(cfg.minSession),
+	}
+	if len(cfg.ports) > 0 {
+		kopts = append(kopts, kfake.Ports(cfg.ports...))
+	}
+	for _, t := range cfg.topics {
+		if t.name == "" || t.partitions < 1 {
+			return nil, fmt.Errorf("%w: topic %q with %d partitions", ErrBadArgument, t.name, t.partitions)
+		}
+		kopts = append(kopts, kfake.SeedTopics(t.partitions, t.name))
+	}
+	fake, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafkatest: start kfake: %w", err)
+	}
+	return &Cluster{fake: fake}, nil
+}
+
+// Start starts a cluster for a test and closes it in tb.Cleanup. It fails
+// the test if the cluster cannot start.
+func Start(tb testing.TB, opts ...Option) *Cluster {
+	tb.Helper()
+	c, err := New(opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+// Addrs returns the brokers' host:port addresses.
+func (c *Cluster) Addrs() []string { return c.fake.ListenAddrs() }
+
+// Fake returns the underlying kfake cluster, for the few tests that need
+// its controls.
+func (c *Cluster) Fake() *kfake.Cluster { return c.fake }
+
+// Close stops the admin client and the broker. Idempotent.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	cl := c.client
+	already := c.closed
+	c.client, c.closed = nil, true
+	c.mu.Unlock()
+	if already {
+		return
+	}
+	if cl != nil {
+		cl.Close()
+	}
+	c.fake.Close()
+}
+
+// kgoClient returns the shared admin/producer client.
+func (c *Cluster) kgoClient() (*kgo.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.client == nil {
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(c.fake.ListenAddrs()...),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.MaxBufferedRecords(1<<16),
+			kgo.ProducerLinger(time.Millisecond),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("kafkatest: client: %w", err)
+		}
+		c.client = cl
+	}
+	return c.client, nil
+}

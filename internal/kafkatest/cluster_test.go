@@ -1,0 +1,137 @@
+package kafkatest_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/inorder/inorder/internal/kafkatest"
+)
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestProduceThenKafkaGoConsumesEverything(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithTopic("t", 3))
+	ctx := ctxFor(t, 30*time.Second)
+	counts, err := c.Produce(ctx, "t", 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := c.LogEnd(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := int32(0); p < 3; p++ {
+		if counts[p] != 100 || ends[p] != 100 {
+			t.Fatalf("partition %d: produced %d, log end %d, want 100", p, counts[p], ends[p])
+		}
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.Addrs(), Topic: "t", Partition: 1, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	seen := map[string]bool{}
+	for i := range 100 {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Offset != int64(i) {
+			t.Fatalf("offset %d, want %d", m.Offset, i)
+		}
+		seen[string(m.Value)] = true
+	}
+	// Partition 1 holds records 1, 4, 7, ...
+	for _, v := range []string{"1", "4", "298"} {
+		if !seen[v] {
+			t.Errorf("value %q not read from partition 1", v)
+		}
+	}
+}
+
+func TestOffsetCommitMetadataRoundTrips(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithTopic("t", 2))
+	ctx := ctxFor(t, 30*time.Second)
+	cl := &kafka.Client{Addr: kafka.TCP(c.Addrs()...), Timeout: 10 * time.Second}
+	// Generation -1 and no member: a simple (non-group-member) commit.
+	resp, err := cl.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+		GroupID:      "g",
+		GenerationID: -1,
+		Topics:       map[string][]kafka.OffsetCommit{"t": {{Partition: 1, Offset: 42, Metadata: "hello"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range resp.Topics["t"] {
+		if p.Error != nil {
+			t.Fatal(p.Error)
+		}
+	}
+	got, err := c.Committed(ctx, "g", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[1] != (kafkatest.Commit{Offset: 42, Metadata: "hello"}) {
+		t.Fatalf("committed %+v, want only partition 1 at 42 with metadata hello", got)
+	}
+	// And kafka-go reads it back the same.
+	fr, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: "g", Topics: map[string][]int{"t": {1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := fr.Topics["t"]; len(ps) != 1 || ps[0].CommittedOffset != 42 || ps[0].Metadata != "hello" {
+		t.Fatalf("kafka-go offset fetch %+v", fr.Topics)
+	}
+}
+
+func TestProduceTxnLeavesMarkersAndAbortedRecords(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithTopic("tx", 2))
+	ctx := ctxFor(t, 30*time.Second)
+	committed, err := c.ProduceTxn(ctx, "tx", []kafkatest.Txn{{Records: 4}, {Records: 2, Abort: true}, {Records: 6}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if committed[0] != 5 || committed[1] != 5 {
+		t.Fatalf("committed %v, want 5 per partition", committed)
+	}
+	ends, err := c.LogEnd(ctx, "tx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Per partition: 5 committed + 1 aborted record + 3 markers.
+	if ends[0] != 9 || ends[1] != 9 {
+		t.Fatalf("log ends %v, want 9 per partition", ends)
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	if _, err := kafkatest.New(kafkatest.WithBrokers(0)); !errors.Is(err, kafkatest.ErrBadArgument) {
+		t.Errorf("0 brokers: %v", err)
+	}
+	if _, err := kafkatest.New(kafkatest.WithTopic("", 1)); !errors.Is(err, kafkatest.ErrBadArgument) {
+		t.Errorf("empty topic: %v", err)
+	}
+	c := kafkatest.Start(t)
+	ctx := ctxFor(t, 10*time.Second)
+	if err := c.CreateTopic(ctx, "x", 0); !errors.Is(err, kafkatest.ErrBadArgument) {
+		t.Errorf("0 partitions: %v", err)
+	}
+	if err := c.CreateTopic(ctx, "x", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateTopic(ctx, "x", 2); err == nil {
+		t.Error("creating an existing topic succeeded")
+	}
+	if _, err := c.Produce(ctx, "x", -1); !errors.Is(err, kafkatest.ErrBadArgument) {
+		t.Errorf("n -1: %v", err)
+	}
+	c.Close()
+	if _, err := c.Produce(ctx, "x", 1); !errors.Is(err, kafkatest.ErrClosed) {
+		t.Errorf("after close: %v", err)
+	}
+}
