@@ -80,6 +80,8 @@ type Partition struct {
 	// Owned by the Track goroutine.
 	hi       int64 // its copy of high
 	initWord int64 // ring words below initWord (and at or above the base's word) are initialised
+	initEnd  int64 // initWord*dataBits
+	fastEnd  int64 // Track's fast path applies below it: min(initEnd, roomEnd), or 0 while restLive
 	roomEnd  int64 // offsets below roomEnd fit in the window (cached from base)
 	restLive bool  // the restored set may still hold offsets >= hi
 
@@ -112,6 +114,7 @@ func NewPartition(start int64, opts ...Option) *Partition {
 		start:    start,
 		hi:       start,
 		initWord: start / dataBits,
+		initEnd:  start / dataBits * dataBits,
 		roomEnd:  start + int64(c.window),
 		obsPoint: start,
 	}
@@ -153,6 +156,17 @@ func (p *Partition) Closed() bool { return p.closed.Load() }
 // Track must be called by one goroutine at a time. It does not block or
 // allocate.
 func (p *Partition) Track(offset int64) error {
+	// Fast path, small enough to inline: the next offset, no gap, in a word
+	// already initialised, with room and nothing restored.
+	if offset == p.hi && offset < p.fastEnd && !p.closed.Load() {
+		p.hi = offset + 1
+		p.high.Store(offset + 1)
+		return nil
+	}
+	return p.track(offset)
+}
+
+func (p *Partition) track(offset int64) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
@@ -176,6 +190,7 @@ func (p *Partition) Track(offset int64) error {
 	}
 	p.mark(from, end, offset)
 	p.hi = offset + 1
+	p.refreshFast()
 	p.high.Store(offset + 1)
 	if done {
 		return ErrRestored
@@ -187,6 +202,13 @@ func (p *Partition) Track(offset int64) error {
 // It returns ctx.Err() if ctx ends first, and ErrClosed if the partition is
 // closed while it waits. Same goroutine rules as Track.
 func (p *Partition) TrackWait(ctx context.Context, offset int64) error {
+	if err := p.Track(offset); err != ErrWindowFull {
+		return err
+	}
+	return p.trackWait(ctx, offset)
+}
+
+func (p *Partition) trackWait(ctx context.Context, offset int64) error {
 	for {
 		err := p.Track(offset)
 		if err != ErrWindowFull {
@@ -227,8 +249,17 @@ func (p *Partition) Skip(to int64) error {
 		p.mark(from, to, to-1)
 	}
 	p.hi = to
+	p.refreshFast()
 	p.high.Store(to)
 	return nil
+}
+
+// refreshFast recomputes fastEnd after the Track state changed.
+func (p *Partition) refreshFast() {
+	p.fastEnd = min(p.initEnd, p.roomEnd)
+	if p.restLive {
+		p.fastEnd = 0
+	}
 }
 
 // makeRoom makes the word of offset last usable. If everything tracked is
@@ -250,6 +281,7 @@ func (p *Partition) makeRoom(last, target int64) (jumped, ok bool) {
 	}
 	p.roomEnd = target + p.window
 	p.initWord = target / dataBits
+	p.initEnd = p.initWord * dataBits
 	return true, true
 }
 
@@ -274,6 +306,7 @@ func (p *Partition) mark(from, to, last int64) {
 	}
 	if kLast >= p.initWord {
 		p.initWord = kLast + 1
+		p.initEnd = p.initWord * dataBits
 	}
 }
 
@@ -451,6 +484,7 @@ func (p *Partition) Restore(done *ordset.Set) error {
 	p.restored = r
 	p.rmu.Unlock()
 	p.restLive = true
+	p.refreshFast()
 	return nil
 }
 

@@ -225,6 +225,20 @@ func TestPartitionJumpsOverLongGap(t *testing.T) {
 	wantCommit(t, p, 5_000_000_000)
 	must(t, p.Track(5_000_000_017))
 	wantCommit(t, p, 5_000_000_017)
+	must(t, p.Ack(5_000_000_017))
+	// A jump to an offset in the middle of a word, then the next offsets in
+	// that word: the word must have been initialised for its lap.
+	must(t, p.Skip(7_000_000_013))
+	for o := int64(7_000_000_013); o < 7_000_000_020; o++ {
+		must(t, p.Track(o))
+	}
+	wantCommit(t, p, 7_000_000_013)
+	for o := int64(7_000_000_019); o > 7_000_000_013; o-- {
+		must(t, p.Ack(o))
+	}
+	wantCommit(t, p, 7_000_000_013)
+	must(t, p.Ack(7_000_000_013))
+	wantCommit(t, p, 7_000_000_020)
 }
 
 func TestPartitionRestore(t *testing.T) {
