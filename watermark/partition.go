@@ -6,6 +6,7 @@ package watermark
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -15,24 +16,33 @@ import (
 )
 
 // Word layout. Each ring word covers dataBits consecutive offsets (bit i set:
-// offset k*dataBits+i is done) and carries, in its top tagBits bits, the lap
-// of the window it belongs to. The tag is what makes a late or duplicate Ack
-// harmless after the ring has wrapped: Ack sets its bit with a CompareAndSwap
-// that only succeeds on a word whose tag is the offset's own lap, so it can
-// never mark an offset of a newer lap done (the ABA trap of ring trackers).
-// A false match needs the ring to wrap 2^24 times (at least 2^24*80 = 1.3e9
-// offsets acked) between one Ack's load and its CompareAndSwap, *and* the
-// word's other bits to be identical; Go preempts a goroutine within ~10ms.
+// offset k*dataBits+i is done), carries in the next tagBits bits the lap of
+// the window it belongs to, and in its top bit whether it is sealed.
 //
-// 40 data bits instead of 64 cost 1.6 bits per offset; the tag could not fit
+// The tag is what makes a late or duplicate Ack harmless after the ring has
+// wrapped: Ack sets its bit with a CompareAndSwap that only succeeds on a word
+// whose tag is the offset's own lap, so it can never mark an offset of a newer
+// lap done (the ABA trap of ring trackers). A false match needs the ring to
+// wrap 2^23 times (at least 2^23*80 = 6.7e8 offsets acked) between one Ack's
+// load and its CompareAndSwap, *and* the word's other bits to be identical; Go
+// preempts a goroutine within ~10ms.
+//
+// Sealed means every offset of the word is below the published high mark, so
+// Ack need not load the high mark (a cache line the Track goroutine writes on
+// every offset). Track seals a word after publishing a high mark past it.
+//
+// 40 data bits instead of 64 cost 1.6 bits per offset; the tag could not live
 // in a separate word without an extra, unordered load.
 const (
-	dataBits = 40
-	tagShift = dataBits
-	tagBits  = 64 - dataBits
-	dataMask = 1<<dataBits - 1
-	tagMask  = 1<<tagBits - 1
+	dataBits  = 40
+	tagShift  = dataBits
+	tagBits   = 23
+	dataMask  = 1<<dataBits - 1
+	tagMask   = 1<<tagBits - 1
+	sealedBit = 1 << 63
 )
+
+func wordTag(w uint64) uint64 { return w >> tagShift & tagMask }
 
 // Partition tracks the in-flight offsets of one topic-partition and its
 // commit point: the lowest offset not yet done, where done means acked, or a
@@ -78,12 +88,13 @@ type Partition struct {
 	_    [56]byte // prevents false sharing between base and the Track state
 
 	// Owned by the Track goroutine.
-	hi       int64 // its copy of high
-	initWord int64 // ring words below initWord (and at or above the base's word) are initialised
-	initEnd  int64 // initWord*dataBits
-	fastEnd  int64 // Track's fast path applies below it: min(initEnd, roomEnd), or 0 while restLive
-	roomEnd  int64 // offsets below roomEnd fit in the window (cached from base)
-	restLive bool  // the restored set may still hold offsets >= hi
+	hi       int64        // its copy of high
+	initWord int64        // ring words below initWord (and at or above the base's word) are initialised
+	initEnd  int64        // initWord*dataBits
+	fastEnd  atomic.Int64 // Track's fast path applies below it: min(initEnd, roomEnd); 0 while restLive; MinInt64 once closed (set by Close too)
+	frontier int64        // the initialised, unsealed word holding the high mark's predecessor, or -1
+	roomEnd  int64        // offsets below roomEnd fit in the window (cached from base)
+	restLive bool         // the restored set may still hold offsets >= hi
 
 	// restored holds offsets marked done by commit metadata that have not been
 	// tracked yet. Guarded by rmu (Track and Snapshot, only while non-empty).
@@ -115,6 +126,7 @@ func NewPartition(start int64, opts ...Option) *Partition {
 		hi:       start,
 		initWord: start / dataBits,
 		initEnd:  start / dataBits * dataBits,
+		frontier: -1,
 		roomEnd:  start + int64(c.window),
 		obsPoint: start,
 	}
@@ -158,7 +170,7 @@ func (p *Partition) Closed() bool { return p.closed.Load() }
 func (p *Partition) Track(offset int64) error {
 	// Fast path, small enough to inline: the next offset, no gap, in a word
 	// already initialised, with room and nothing restored.
-	if offset == p.hi && offset < p.fastEnd && !p.closed.Load() {
+	if offset == p.hi && offset < p.fastEnd.Load() {
 		p.hi = offset + 1
 		p.high.Store(offset + 1)
 		return nil
@@ -192,6 +204,7 @@ func (p *Partition) track(offset int64) error {
 	p.hi = offset + 1
 	p.refreshFast()
 	p.high.Store(offset + 1)
+	p.seal(offset)
 	if done {
 		return ErrRestored
 	}
@@ -202,8 +215,10 @@ func (p *Partition) track(offset int64) error {
 // It returns ctx.Err() if ctx ends first, and ErrClosed if the partition is
 // closed while it waits. Same goroutine rules as Track.
 func (p *Partition) TrackWait(ctx context.Context, offset int64) error {
-	if err := p.Track(offset); err != ErrWindowFull {
-		return err
+	if offset == p.hi && offset < p.fastEnd.Load() { // Track's fast path
+		p.hi = offset + 1
+		p.high.Store(offset + 1)
+		return nil
 	}
 	return p.trackWait(ctx, offset)
 }
@@ -251,14 +266,23 @@ func (p *Partition) Skip(to int64) error {
 	p.hi = to
 	p.refreshFast()
 	p.high.Store(to)
+	if from < to {
+		p.seal(to - 1)
+	}
 	return nil
 }
 
 // refreshFast recomputes fastEnd after the Track state changed.
 func (p *Partition) refreshFast() {
-	p.fastEnd = min(p.initEnd, p.roomEnd)
+	v := min(p.initEnd, p.roomEnd)
 	if p.restLive {
-		p.fastEnd = 0
+		v = 0
+	}
+	p.fastEnd.Store(v)
+	if p.closed.Load() {
+		// Close may have run between our check and the store above: its
+		// fastEnd.Store(MinInt64) must win.
+		p.fastEnd.Store(math.MinInt64)
 	}
 }
 
@@ -282,6 +306,7 @@ func (p *Partition) makeRoom(last, target int64) (jumped, ok bool) {
 	p.roomEnd = target + p.window
 	p.initWord = target / dataBits
 	p.initEnd = p.initWord * dataBits
+	p.frontier = -1 // a word of the past: never seal it (its slot may be reused)
 	return true, true
 }
 
@@ -302,12 +327,35 @@ func (p *Partition) mark(from, to, last int64) {
 		if lo < hi {
 			data = rangeBits(lo-k*dataBits, hi-k*dataBits)
 		}
+		if k < kLast {
+			// Only gaps (offsets in [from, last)): an ack cannot change them,
+			// so the word may be sealed before the high mark passes it.
+			data |= sealedBit
+		}
 		p.ring[uint64(k)&p.mask].Store(p.tag(uint64(k))<<tagShift | data)
 	}
 	if kLast >= p.initWord {
 		p.initWord = kLast + 1
 		p.initEnd = p.initWord * dataBits
 	}
+}
+
+// seal marks the frontier word sealed once the published high mark has
+// passed its end, and makes the word of last the frontier. Track goroutine
+// only, after publishing the high mark last+1.
+func (p *Partition) seal(last int64) {
+	kLast := last / dataBits
+	if f := p.frontier; f >= 0 && f != kLast && (f+1)*dataBits <= last+1 {
+		w := &p.ring[uint64(f)&p.mask]
+		tag := p.tag(uint64(f))
+		for {
+			old := w.Load()
+			if wordTag(old) != tag || old&sealedBit != 0 || w.CompareAndSwap(old, old|sealedBit) {
+				break
+			}
+		}
+	}
+	p.frontier = kLast
 }
 
 // rangeBits returns a word with bits [lo, hi) set, 0 <= lo < hi <= dataBits.
@@ -325,10 +373,10 @@ func (p *Partition) Ack(offset int64) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	if offset >= p.high.Load() || offset < 0 {
-		return ErrNotTracked
-	}
 	if offset < p.start {
+		if offset < 0 {
+			return ErrNotTracked
+		}
 		return nil
 	}
 	k := uint64(offset) / dataBits
@@ -337,9 +385,19 @@ func (p *Partition) Ack(offset int64) error {
 	bit := uint64(1) << (uint64(offset) % dataBits)
 	for {
 		old := w.Load()
-		if old>>tagShift != tag || old&bit != 0 {
-			// Another lap (the word was retired: offset is done) or already set.
-			return nil
+		if wordTag(old) != tag || old&sealedBit == 0 {
+			// Not sealed: offset may be at or above the high mark. The word
+			// was loaded first: an offset below the high mark has its word
+			// initialised before that high mark was published.
+			if offset >= p.high.Load() {
+				return ErrNotTracked
+			}
+			if wordTag(old) != tag {
+				return nil // another lap: the word was retired, offset is done
+			}
+		}
+		if old&bit != 0 {
+			return nil // duplicate, or a gap
 		}
 		if w.CompareAndSwap(old, old|bit) {
 			break
@@ -369,7 +427,7 @@ func (p *Partition) advance() int64 {
 		}
 		k := uint64(b) / dataBits
 		w := p.ring[k&p.mask].Load()
-		if w>>tagShift != p.tag(k) {
+		if wordTag(w) != p.tag(k) {
 			// The word was retired and reused: the base has moved on. Reload.
 			continue
 		}
@@ -401,7 +459,7 @@ func (p *Partition) Pending() int64 {
 	var n int64
 	for k := b / dataBits; k*dataBits < h; k++ {
 		w := p.ring[uint64(k)&p.mask].Load()
-		if w>>tagShift != p.tag(uint64(k)) {
+		if wordTag(w) != p.tag(uint64(k)) {
 			continue // retired: done
 		}
 		lo, hi := max(b, k*dataBits)-k*dataBits, min(h, (k+1)*dataBits)-k*dataBits
@@ -430,7 +488,7 @@ func (p *Partition) Snapshot(dst *ordset.Set) int64 {
 		base := k * dataBits
 		lo, hi := max(b, base), min(h, base+dataBits)
 		w := p.ring[uint64(k)&p.mask].Load()
-		if w>>tagShift != p.tag(uint64(k)) {
+		if wordTag(w) != p.tag(uint64(k)) {
 			w = dataMask // retired since b was read: all done
 		}
 		for o := lo; o < hi; {
@@ -507,6 +565,7 @@ func (p *Partition) takeRestored(offset int64) bool {
 // Stats still answer. Close is idempotent and safe for concurrent use.
 func (p *Partition) Close() {
 	p.closed.Store(true)
+	p.fastEnd.Store(math.MinInt64) // off Track's fast path (see refreshFast)
 	p.wake()
 }
 
