@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +43,10 @@ func TestNewConsumerRefusesBadConfig(t *testing.T) {
 		{"negative window", b, g, tp, []kafkago.Option{kafkago.WithWindow(-5)}, "Window"},
 		{"negative metadata size", b, g, tp, []kafkago.Option{kafkago.WithMetadataMaxBytes(-1)}, "MetadataMaxBytes"},
 		{"negative fetch size", b, g, tp, []kafkago.Option{kafkago.WithFetchMaxBytes(-1)}, "FetchMaxBytes"},
+		{"fetch size above int32", b, g, tp, []kafkago.Option{kafkago.WithFetchMaxBytes(math.MaxInt32 + 1)}, "FetchMaxBytes"},
+		{"fetch wait below a millisecond", b, g, tp, []kafkago.Option{kafkago.WithFetchMaxWait(999 * time.Microsecond)}, "FetchMaxWait"},
+		{"zero fetch wait", b, g, tp, []kafkago.Option{kafkago.WithFetchMaxWait(0)}, "FetchMaxWait"},
+		{"fetch wait above int32 milliseconds", b, g, tp, []kafkago.Option{kafkago.WithFetchMaxWait((math.MaxInt32 + 1) * time.Millisecond)}, "FetchMaxWait"},
 		{"zero commit interval", b, g, tp, []kafkago.Option{kafkago.WithCommitInterval(0)}, "CommitInterval"},
 		{"negative revoke timeout", b, g, tp, []kafkago.Option{kafkago.WithRevokeTimeout(-time.Second)}, "RevokeTimeout"},
 		{"revoke timeout not below rebalance timeout", b, g, tp,
@@ -111,18 +117,33 @@ func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler           { return
 func (h *countingHandler) WithGroup(string) slog.Handler                { return h }
 
 // Issue: an unreachable broker is retried with backoff and logged; Run
-// returns when ctx ends; no busy loop, no panic.
+// returns when ctx ends; no busy loop, no panic. Every failed attempt is
+// logged once and followed by a backoff wait (counted through a hook, not
+// the wall clock), and the waits grow as the backoff promises.
 func TestUnreachableBrokerRetriesWithBackoffUntilCtxEnds(t *testing.T) {
+	const first, attempts = 10 * time.Millisecond, 5
 	h := &countingHandler{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		waits []time.Duration
+	)
+	hook := kafkago.WithBackoffHook(func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		waits = append(waits, d)
+		if len(waits) == attempts {
+			cancel()
+		}
+	})
 	// Port 1 on localhost refuses connections at once: without a backoff the
 	// join loop would spin.
 	cons, err := kafkago.NewConsumer([]string{"127.0.0.1:1"}, "g", []string{"t"},
-		append(fastOpts(slog.New(h)), kafkago.WithRetryBackoff(100*time.Millisecond))...)
+		append(fastOpts(slog.New(h)), kafkago.WithRetryBackoff(first), hook)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
 		errc <- cons.Run(ctx, func(context.Context, kafka.Message) error {
@@ -135,11 +156,32 @@ func TestUnreachableBrokerRetriesWithBackoffUntilCtxEnds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run = %v, want nil on ctx end", err)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(30 * time.Second): // hang guard only
 		t.Fatal("Run did not return after ctx ended")
 	}
-	// 2s of 100ms..5s exponential backoff: a handful of attempts, each logged.
-	if n := h.n.Load(); n < 1 || n > 20 {
-		t.Fatalf("%d warnings logged in 2s, want a few (retries with backoff, logged)", n)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := kafkago.BackoffWaits(first, attempts); !slices.Equal(waits, want) {
+		t.Fatalf("backoff waits %v, want %v", waits, want)
+	}
+	if n := h.n.Load(); n != attempts {
+		t.Fatalf("%d warnings for %d failed attempts, want one each", n, attempts)
+	}
+}
+
+// Issue: the retry backoff doubles up to 5s; a first wait above 5s stays
+// as it is instead of shrinking after the first wait.
+func TestRetryBackoffDoublesUpToTheCap(t *testing.T) {
+	s, ms := time.Second, time.Millisecond
+	for _, tc := range []struct {
+		first time.Duration
+		want  []time.Duration
+	}{
+		{250 * ms, []time.Duration{250 * ms, 500 * ms, s, 2 * s, 4 * s, 5 * s, 5 * s}},
+		{8 * s, []time.Duration{8 * s, 8 * s, 8 * s}},
+	} {
+		if got := kafkago.BackoffWaits(tc.first, len(tc.want)); !slices.Equal(got, tc.want) {
+			t.Errorf("WithRetryBackoff(%v): waits %v, want %v", tc.first, got, tc.want)
+		}
 	}
 }

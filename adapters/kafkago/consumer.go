@@ -5,8 +5,11 @@ package kafkago
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,8 +70,14 @@ func (c *Consumer) Stats() []PartitionStats {
 // fetching, waits at most RevokeTimeout for in-flight messages, commits and
 // releases the partitions; then it leaves the group. It returns nil after a
 // clean shutdown, the handler's error wrapped in ErrHandler under
-// StopOnError, and ErrRunning if already running. An unreachable cluster is
+// StopOnError, an error wrapping ErrAssign if an assigned partition cannot
+// be taken, and ErrRunning if already running. An unreachable cluster is
 // retried with backoff (and logged) until ctx ends.
+//
+// Handlers get a context that ends only after the final drain, not when
+// ctx ends. A handler still running RevokeTimeout after that is abandoned
+// (logged): Run returns, the goroutine runs on until the handler returns,
+// and its message, not committed, is delivered again later.
 func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, msg kafka.Message) error) error {
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
@@ -108,6 +117,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		RebalanceTimeout:  c.cfg.rebalanceTimeout,
 		JoinGroupBackoff:  c.cfg.retryBackoff,
 		StartOffset:       c.cfg.startOffset,
+		GroupBalancers:    c.cfg.balancers, // nil: kafka-go's default (range)
 		Logger:            kl,
 		ErrorLogger:       kl,
 	})
@@ -125,8 +135,8 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		}
 	}()
 
-	g := &groupRun{c: c, client: client, eng: eng, cg: cg, runCtx: runCtx}
-	backoff := newBackoff(c.cfg.retryBackoff)
+	g := &groupRun{c: c, client: client, eng: eng, cg: cg, runCtx: runCtx, cancel: cancel}
+	backoff := g.newBackoff()
 	for runCtx.Err() == nil {
 		gen, err := cg.Next(runCtx)
 		if err != nil {
@@ -152,7 +162,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	if err := eng.Err(); err != nil {
 		return err
 	}
-	return nil
+	return g.err
 }
 
 // groupRun is the state of one Run.
@@ -162,9 +172,22 @@ type groupRun struct {
 	eng    *engine.Engine[kafka.Message]
 	cg     *kafka.ConsumerGroup
 	runCtx context.Context
+	cancel context.CancelFunc // ends runCtx
+
+	failOnce sync.Once
+	err      error // why Run stops, besides a handler error; set before cancel
 
 	closeOnce sync.Once
 	closed    chan struct{}
+}
+
+// fail makes Run drain, commit, leave the group and return err.
+func (g *groupRun) fail(err error) {
+	g.failOnce.Do(func() {
+		g.err = err
+		g.c.cfg.Logger.Error("kafkago: stopping", "group", g.c.group, "error", err)
+		g.cancel()
+	})
 }
 
 // closeGroup leaves the group (kafka.ConsumerGroup.Close) and waits for it.
@@ -236,8 +259,11 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 				st := starts[tp]
 				p, err := sess.Assign(tp, st.start, st.meta, st.logEnd)
 				if err != nil {
-					log.Error("kafkago: assign", "topic", tp.Topic, "partition", tp.Partition, "error", err)
-					continue
+					// The partition would stay owned by this member and never
+					// be fetched: stop instead (this is a bug, not a state a
+					// rejoin would repair).
+					g.fail(fmt.Errorf("%w: %s[%d]: %w", ErrAssign, tp.Topic, tp.Partition, err))
+					break
 				}
 				wg.Go(func() { g.fetchLoop(fctx, sess, p) })
 			}
@@ -246,13 +272,81 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 		}
 	}
 	<-fctx.Done()
+	// kafka-go's heartbeat loop stops with the generation (at the first
+	// RebalanceInProgress): keep the session alive ourselves while the
+	// fetch loops stop and the drain runs, or a drain longer than the
+	// session timeout gets this member evicted and its final commit refused.
+	stopHeartbeat := g.drainHeartbeat(gen)
 	wg.Wait()
 	shutdown := g.runCtx.Err() != nil
 	sess.Close(context.Background())
+	stopHeartbeat()
 	log.Info("kafkago: generation ended", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "shutdown", shutdown)
 	if shutdown {
 		g.leaveFromGeneration()
 	}
+}
+
+// drainHeartbeat heartbeats gen's member to the group coordinator every
+// heartbeat interval until the returned stop is called. The coordinator
+// keeps a member that heartbeats during a rebalance (the answer is
+// RebalanceInProgress, which we ignore) until the rebalance timeout, which
+// RevokeTimeout is validated to be below. It gives up when the coordinator
+// no longer knows the member or generation: nothing left to keep alive.
+func (g *groupRun) drainHeartbeat(gen *kafka.Generation) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(g.c.cfg.heartbeatInterval)
+		defer t.Stop()
+		var coord net.Addr
+		for g.heartbeat(ctx, gen, &coord) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// heartbeat sends one heartbeat for gen to the coordinator (looked up once
+// into *coord) and reports whether to keep heartbeating.
+func (g *groupRun) heartbeat(ctx context.Context, gen *kafka.Generation, coord *net.Addr) bool {
+	rctx, cancel := context.WithTimeout(ctx, g.c.cfg.heartbeatInterval+g.c.cfg.dialTimeout)
+	defer cancel()
+	log := g.c.cfg.Logger
+	if *coord == nil {
+		fc, err := g.client.FindCoordinator(rctx, &kafka.FindCoordinatorRequest{Key: gen.GroupID, KeyType: kafka.CoordinatorKeyTypeConsumer})
+		if err == nil {
+			err = fc.Error
+		}
+		if err != nil {
+			log.Debug("kafkago: drain heartbeat: finding the coordinator", "group", gen.GroupID, "error", err)
+			return ctx.Err() == nil
+		}
+		*coord = kafka.TCP(net.JoinHostPort(fc.Coordinator.Host, strconv.Itoa(fc.Coordinator.Port)))
+	}
+	resp, err := g.client.Heartbeat(rctx, &kafka.HeartbeatRequest{
+		Addr: *coord, GroupID: gen.GroupID, GenerationID: gen.ID, MemberID: gen.MemberID,
+	})
+	if err == nil {
+		err = resp.Error
+	}
+	switch {
+	case err == nil, errors.Is(err, kafka.RebalanceInProgress):
+		return true
+	case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration), errors.Is(err, kafka.FencedInstanceID):
+		log.Warn("kafkago: member left the group while draining, the final commit will be refused",
+			"group", gen.GroupID, "generation", gen.ID, "member", gen.MemberID, "error", err)
+		return false
+	case errors.Is(err, kafka.NotCoordinatorForGroup), errors.Is(err, kafka.GroupCoordinatorNotAvailable):
+		*coord = nil // moved: look it up again
+	}
+	log.Debug("kafkago: drain heartbeat failed", "group", gen.GroupID, "error", err)
+	return ctx.Err() == nil
 }
 
 type startPoint struct {
@@ -264,7 +358,7 @@ type startPoint struct {
 // assignments reads the committed offsets and metadata of owned and their
 // log start and end, retrying with backoff until ctx ends.
 func (g *groupRun) assignments(ctx context.Context, gen *kafka.Generation, owned []TopicPartition) (map[TopicPartition]startPoint, error) {
-	backoff := newBackoff(g.c.cfg.retryBackoff)
+	backoff := g.newBackoff()
 	for {
 		out, err := g.tryAssignments(ctx, gen, owned)
 		if err == nil {
@@ -287,6 +381,7 @@ func (g *groupRun) tryAssignments(ctx context.Context, gen *kafka.Generation, ow
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	cfg := &g.c.cfg
 	fr, err := g.client.OffsetFetch(rctx, &kafka.OffsetFetchRequest{GroupID: gen.GroupID, Topics: byTopic})
 	if err != nil {
 		return nil, err
@@ -297,6 +392,20 @@ func (g *groupRun) tryAssignments(ctx context.Context, gen *kafka.Generation, ow
 	lr, err := g.client.ListOffsets(rctx, &kafka.ListOffsetsRequest{Topics: lo})
 	if err != nil {
 		return nil, err
+	}
+	// Under read_committed "latest" is the last stable offset, not the high
+	// watermark: starting at the high watermark would skip the records of
+	// transactions still open, once they commit.
+	var stable *kafka.ListOffsetsResponse
+	if cfg.readCommitted && cfg.startOffset == kafka.LastOffset {
+		latest := map[string][]kafka.OffsetRequest{}
+		for _, tp := range owned {
+			latest[tp.Topic] = append(latest[tp.Topic], kafka.LastOffsetOf(int(tp.Partition)))
+		}
+		stable, err = g.client.ListOffsets(rctx, &kafka.ListOffsetsRequest{Topics: latest, IsolationLevel: kafka.ReadCommitted})
+		if err != nil {
+			return nil, err
+		}
 	}
 	out := make(map[TopicPartition]startPoint, len(owned))
 	for topic, parts := range fr.Topics {
@@ -312,34 +421,55 @@ func (g *groupRun) tryAssignments(ctx context.Context, gen *kafka.Generation, ow
 		if !ok {
 			sp = startPoint{start: -1, logEnd: -1}
 		}
-		var po *kafka.PartitionOffsets
-		for i := range lr.Topics[tp.Topic] {
-			if lr.Topics[tp.Topic][i].Partition == int(tp.Partition) {
-				po = &lr.Topics[tp.Topic][i]
-			}
-		}
-		if po == nil {
-			return nil, fmt.Errorf("list offsets %s[%d]: no answer", tp.Topic, tp.Partition)
-		}
-		if po.Error != nil {
-			return nil, fmt.Errorf("list offsets %s[%d]: %w", tp.Topic, tp.Partition, po.Error)
+		po, err := partitionOffsets(lr, tp)
+		if err != nil {
+			return nil, err
 		}
 		sp.logEnd = po.LastOffset
+		reset := po.FirstOffset // the StartOffset policy
+		if cfg.startOffset == kafka.LastOffset {
+			reset = po.LastOffset
+			if stable != nil {
+				so, err := partitionOffsets(stable, tp)
+				if err != nil {
+					return nil, err
+				}
+				reset = so.LastOffset
+			}
+		}
 		switch {
-		case sp.start < 0 && g.c.cfg.startOffset == kafka.LastOffset:
-			sp.start, sp.meta = po.LastOffset, ""
 		case sp.start < 0:
-			sp.start, sp.meta = po.FirstOffset, ""
+			sp.start, sp.meta = reset, ""
 		case sp.start < po.FirstOffset:
 			// Committed offset deleted by retention: the fetch would be out of
 			// range. Everything below the log start is gone, so start there.
-			g.c.cfg.Logger.Warn("kafkago: committed offset below log start, starting at log start",
+			cfg.Logger.Warn("kafkago: committed offset below log start, starting at log start",
 				"topic", tp.Topic, "partition", tp.Partition, "committed", sp.start, "log_start", po.FirstOffset)
 			sp.start, sp.meta = po.FirstOffset, ""
+		case sp.start > po.LastOffset:
+			// Committed offset above the log end: the topic was recreated or
+			// its log truncated. Fetching there would never return anything;
+			// the commit says nothing about this log, so apply StartOffset.
+			cfg.Logger.Warn("kafkago: committed offset above log end (topic recreated or truncated?), applying the start offset policy",
+				"topic", tp.Topic, "partition", tp.Partition, "committed", sp.start, "log_end", po.LastOffset, "start", reset)
+			sp.start, sp.meta = reset, ""
 		}
 		out[tp] = sp
 	}
 	return out, nil
+}
+
+// partitionOffsets finds tp's answer in a ListOffsets response.
+func partitionOffsets(r *kafka.ListOffsetsResponse, tp TopicPartition) (*kafka.PartitionOffsets, error) {
+	for i := range r.Topics[tp.Topic] {
+		if po := &r.Topics[tp.Topic][i]; po.Partition == int(tp.Partition) {
+			if po.Error != nil {
+				return nil, fmt.Errorf("list offsets %s[%d]: %w", tp.Topic, tp.Partition, po.Error)
+			}
+			return po, nil
+		}
+	}
+	return nil, fmt.Errorf("list offsets %s[%d]: no answer", tp.Topic, tp.Partition)
 }
 
 // commitFunc commits through kafka.Client.OffsetCommit, fenced by the
@@ -382,21 +512,37 @@ func (g *groupRun) commitFunc(gen *kafka.Generation) engine.CommitFunc {
 	}
 }
 
-// backoff is a capped exponential wait.
+// backoff is a capped exponential wait: first, doubling up to
+// max(first, DefaultMaxRetryBackoff).
 type backoff struct {
 	first, cur time.Duration
+	hook       func(time.Duration) // tests only: sees every wait
 }
 
-func newBackoff(first time.Duration) *backoff { return &backoff{first: first, cur: first} }
+func (g *groupRun) newBackoff() *backoff { return newBackoff(g.c.cfg.retryBackoff, g.c.cfg.onBackoff) }
+
+func newBackoff(first time.Duration, hook func(time.Duration)) *backoff {
+	return &backoff{first: first, cur: first, hook: hook}
+}
 
 func (b *backoff) reset() { b.cur = b.first }
 
+// next returns the wait to do now and advances.
+func (b *backoff) next() time.Duration {
+	d := b.cur
+	b.cur = min(2*b.cur, max(b.first, DefaultMaxRetryBackoff))
+	return d
+}
+
 func (b *backoff) wait(ctx context.Context) {
-	t := time.NewTimer(b.cur)
+	d := b.next()
+	if b.hook != nil {
+		b.hook(d)
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-t.C:
 	}
-	b.cur = min(2*b.cur, DefaultMaxRetryBackoff)
 }

@@ -33,7 +33,6 @@ func TestEveryMessageHandledAndCommittedToLogEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	var maxStats atomic.Int64
 	stop := runConsumer(t, cons, func(ctx context.Context, m kafka.Message) error {
 		if m.Offset%97 == 0 {
 			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond) // some slow, out of order
@@ -41,13 +40,19 @@ func TestEveryMessageHandledAndCommittedToLogEnd(t *testing.T) {
 		rec.add(m)
 		return nil
 	})
-	waitFor(ctx, t, "all messages handled", func() bool {
-		if s := cons.Stats(); len(s) > 0 {
-			maxStats.Store(max(maxStats.Load(), int64(len(s))))
-		}
-		return rec.distinct() == n
-	})
+	waitFor(ctx, t, "all messages handled", func() bool { return rec.distinct() == n })
 	waitFor(ctx, t, "commits at the log end", func() bool { ok, _ := committedAtEnd(ctx, c, "g", "a"); return ok })
+	// The only member owns the 4 partitions, everything handled and committed.
+	stats := cons.Stats()
+	if len(stats) != 4 {
+		t.Fatalf("Stats while running: %d partitions, want 4: %+v", len(stats), stats)
+	}
+	for i, s := range stats {
+		if s.Topic != "a" || s.Partition != int32(i) || s.CommitPoint != n/4 ||
+			s.Committed != n/4 || s.LogEnd != n/4 || s.Lag != 0 || s.Pending != 0 || s.Commits == 0 {
+			t.Errorf("Stats %+v, want commit point, committed and log end %d, nothing pending", s, n/4)
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -56,9 +61,6 @@ func TestEveryMessageHandledAndCommittedToLogEnd(t *testing.T) {
 	}
 	if d := rec.dups(); d != 0 {
 		t.Errorf("%d duplicates without any crash or rebalance", d)
-	}
-	if maxStats.Load() != 4 {
-		t.Errorf("Stats showed at most %d partitions, want 4", maxStats.Load())
 	}
 	if s := cons.Stats(); s != nil {
 		t.Errorf("Stats after Run = %v, want nil", s)
@@ -226,8 +228,17 @@ func TestHandlerErrorPolicies(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	failing := func(panics bool) func(context.Context, kafka.Message) error {
+		var below atomic.Int64 // partition 1's offsets below 50 handled
 		return func(_ context.Context, m kafka.Message) error {
-			if m.Partition == 1 && m.Offset == 50 {
+			switch {
+			case m.Partition == 1 && m.Offset < 50:
+				below.Add(1)
+			case m.Partition == 1 && m.Offset == 50:
+				// Fail only once everything before is handled, so that the
+				// commit point is exactly 50 (not a race with the workers).
+				for below.Load() < 50 {
+					time.Sleep(time.Millisecond)
+				}
 				if panics {
 					panic("handler bug")
 				}
@@ -272,8 +283,10 @@ func TestHandlerErrorPolicies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := com[1].Offset; got > 50 {
-				t.Errorf("partition 1 committed %d, past the failed offset 50", got)
+			// Everything below 50 was handled before 50 failed: the final
+			// commit is exactly 50, never past it.
+			if got, ok := com[1]; !ok || got.Offset != 50 {
+				t.Errorf("partition 1 committed %+v (present %v), want 50: up to the failed offset, not past it", got, ok)
 			}
 		})
 	}

@@ -20,7 +20,13 @@
 // next owner (or this process after a restart) does not hand them to the
 // handler again. Transaction markers, aborted records (WithReadCommitted) and
 // compacted offsets are gaps: they never hold the commit point, including a
-// marker at the very end of a partition.
+// marker at the very end of a partition. One limitation: kafka-go's decoder
+// drops a record batch's last offset, so a batch whose records at and after
+// the fetch offset were all removed by compaction (an empty batch a broker
+// keeps for producer state, say) cannot be stepped over; that partition
+// stops advancing there (logged, retried with backoff) until the log
+// changes. Ordinary compaction, where later batches follow, is not
+// affected.
 //
 // Design. Group membership uses kafka-go's ConsumerGroup/Generation API (a
 // Reader with GroupID can commit partitions it no longer owns and rewind
@@ -30,8 +36,10 @@
 // Concurrency workers. A partition whose window is full stops fetching
 // until its oldest message is handled (back-pressure). When a generation
 // ends, fetching stops, in-flight messages get at most RevokeTimeout to
-// finish, the commit points are committed synchronously and the partitions
-// are closed, so late acks are ignored.
+// finish (the member keeps heartbeating meanwhile, so a drain longer than
+// the session timeout does not get it evicted), the commit points are
+// committed synchronously and the partitions are closed, so late acks are
+// ignored.
 //
 // Cost per message: one Track (lock-free), one channel send to the workers,
 // one Ack (one atomic CompareAndSwap); per commit tick and partition, a

@@ -18,4 +18,9 @@ var (
 	ErrPanic = engine.ErrPanic
 	// ErrRunning is returned by Run when the Consumer is already running.
 	ErrRunning = errors.New("kafkago: consumer already running")
+	// ErrAssign is returned (wrapped, naming the partition) by Run when a
+	// partition of an assignment cannot be taken (a duplicate in the
+	// assignment, for instance): rather than own it without consuming it,
+	// Run drains, commits, leaves the group and returns.
+	ErrAssign = errors.New("kafkago: cannot take an assigned partition")
 )

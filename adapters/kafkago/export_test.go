@@ -1,6 +1,13 @@
 package kafkago
 
-import "github.com/inorder/inorder/adapters/internal/engine"
+import (
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
 
 // Offset is one partition's commit as the commit hook sees it.
 type Offset = engine.Offset
@@ -15,4 +22,31 @@ func WithGenerationHook(f func(member string, generation int32, owned []TopicPar
 // per-partition results (errs nil if the request failed). Tests only.
 func WithCommitHook(f func(member string, generation int32, offs []Offset, errs []error)) Option {
 	return func(c *config) { c.onCommit = f }
+}
+
+// WithBackoffHook calls f with every retry wait, before waiting. Tests only.
+func WithBackoffHook(f func(time.Duration)) Option {
+	return func(c *config) { c.onBackoff = f }
+}
+
+// WithFetchHook calls f with every successful fetch response, before its
+// records are delivered; f may change the response. Tests only.
+func WithFetchHook(f func(tp TopicPartition, offset int64, part *fetchAPI.ResponsePartition)) Option {
+	return func(c *config) { c.onFetch = f }
+}
+
+// WithGroupBalancers sets kafka-go's group balancers. Tests only.
+func WithGroupBalancers(b ...kafka.GroupBalancer) Option {
+	return func(c *config) { c.balancers = b }
+}
+
+// BackoffWaits returns the first n waits of the retry backoff starting at
+// first, without waiting.
+func BackoffWaits(first time.Duration, n int) []time.Duration {
+	b := newBackoff(first, nil)
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = b.next()
+	}
+	return out
 }

@@ -27,6 +27,7 @@ import (
 	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
 
 	"github.com/inorder/inorder/adapters/internal/engine"
+	"github.com/inorder/inorder/watermark"
 )
 
 // fetchLoop fetches p from its start until ctx ends, delivering messages to
@@ -35,7 +36,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 	log := g.c.cfg.Logger
 	tp := p.TP
 	offset := p.Watermark().Start()
-	backoff := newBackoff(g.c.cfg.retryBackoff)
+	backoff := g.newBackoff()
 	for ctx.Err() == nil {
 		part, err := g.fetch(ctx, tp, offset)
 		if err == nil && part.ErrorCode != 0 {
@@ -60,12 +61,22 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 		}
 		backoff.reset()
 		p.SetLogEnd(part.HighWatermark)
+		if g.c.cfg.onFetch != nil {
+			g.c.cfg.onFetch(tp, offset, part)
+		}
 		next, err := g.deliver(ctx, sess, p, offset, part)
 		if err != nil {
-			if ctx.Err() == nil {
-				log.Error("kafkago: delivering fetched messages", "topic", tp.Topic, "partition", tp.Partition, "error", err)
+			if ctx.Err() != nil || errors.Is(err, watermark.ErrClosed) || errors.Is(err, engine.ErrStopped) {
+				return // the generation or Run is ending
 			}
-			return
+			// A record that cannot be read, or the like: refetch from the
+			// first offset not yet tracked, after a backoff. What was
+			// delivered stays delivered; the rest comes again.
+			offset = max(offset, p.Watermark().High())
+			log.Error("kafkago: delivering fetched messages failed, refetching", "topic", tp.Topic, "partition", tp.Partition,
+				"offset", offset, "error", err)
+			backoff.wait(ctx)
+			continue
 		}
 		// Everything below next was in this response: the offsets without a
 		// message (markers, aborted or compacted records) are gaps, up to
@@ -77,9 +88,11 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 			offset = next
 		} else if part.HighWatermark > offset && part.LastStableOffset > offset {
 			// Data exists past offset but this response moved nothing: a
-			// batch whose remaining records were compacted away (kafka-go's
-			// decoder drops the batch's last offset, so we cannot jump past
-			// it). Do not spin; log and retry with backoff.
+			// record batch whose records at and after offset were all
+			// compacted away (kafka-go's decoder drops the batch header's
+			// lastOffsetDelta, so we cannot jump past it). Do not spin; log
+			// and retry with backoff. This partition stays stuck until the
+			// log changes (see the package doc).
 			log.Warn("kafkago: fetch made no progress, retrying", "topic", tp.Topic, "partition", tp.Partition,
 				"offset", offset, "high_watermark", part.HighWatermark)
 			backoff.wait(ctx)

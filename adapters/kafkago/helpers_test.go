@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,4 +138,45 @@ func runConsumer(t testing.TB, cons *kafkago.Consumer, h func(context.Context, k
 	}
 	t.Cleanup(func() { _ = stop() })
 	return stop
+}
+
+// clientGoroutines counts the goroutines running code of kafka-go, the
+// engine or this adapter (not the tests, not the broker).
+func clientGoroutines() (int, string) {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count, first := 0, ""
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "github.com/segmentio/kafka-go") ||
+			strings.Contains(g, "inorder/adapters/internal/engine.") ||
+			strings.Contains(g, "inorder/adapters/kafkago.") {
+			count++
+			if first == "" {
+				first = g
+			}
+		}
+	}
+	return count, first
+}
+
+// checkNoLeak fails the test if, after a short retry (goroutines of closed
+// connections exit asynchronously), more client goroutines run than before.
+func checkNoLeak(t *testing.T, before int) {
+	t.Helper()
+	var n int
+	var example string
+	for range 100 {
+		if n, example = clientGoroutines(); n <= before {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("%d client goroutines left after Run returned, %d before; for example:\n%s", n, before, example)
 }

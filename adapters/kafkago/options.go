@@ -6,9 +6,11 @@ package kafkago
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
 
 	"github.com/inorder/inorder/adapters/internal/engine"
 )
@@ -58,6 +60,9 @@ type config struct {
 	// Tests only (export_test.go).
 	onGeneration func(member string, generation int32, owned []TopicPartition)
 	onCommit     func(member string, generation int32, offs []engine.Offset, errs []error)
+	onBackoff    func(time.Duration)
+	onFetch      func(tp TopicPartition, offset int64, part *fetchAPI.ResponsePartition)
+	balancers    []kafka.GroupBalancer
 }
 
 // TopicPartition names a partition.
@@ -100,8 +105,12 @@ func WithCommitInterval(d time.Duration) Option { return func(c *config) { c.Com
 
 // WithRevokeTimeout bounds how long a generation's end (rebalance) or
 // shutdown waits for in-flight messages before committing what is done.
-// It must be below the rebalance timeout, or this member would be dropped
-// from the group while draining. Default 10s.
+// The member keeps heartbeating while it drains, so the session timeout
+// does not bound the drain; the rebalance timeout does (the coordinator
+// waits that long for members to rejoin), so RevokeTimeout must be below
+// it. Default 10s. Handlers still running when it expires at shutdown are
+// abandoned (see Run). No direct Kafka equivalent: the Java consumer's
+// revoke callback is bounded by max.poll.interval.ms.
 func WithRevokeTimeout(d time.Duration) Option { return func(c *config) { c.RevokeTimeout = d } }
 
 // WithSessionTimeout sets the group session timeout: how long the
@@ -151,16 +160,18 @@ func WithReadCommitted() Option { return func(c *config) { c.readCommitted = tru
 func WithStartOffset(o int64) Option { return func(c *config) { c.startOffset = o } }
 
 // WithFetchMaxBytes sets the most bytes one fetch returns per partition.
-// Default 1 MiB. Corresponds to the Java max.partition.fetch.bytes setting.
+// Default 1 MiB. Range 1..math.MaxInt32. Corresponds to the Java max.partition.fetch.bytes setting.
 func WithFetchMaxBytes(n int) Option { return func(c *config) { c.fetchMaxBytes = n } }
 
 // WithFetchMaxWait sets how long the broker may hold a fetch when there is
-// no new data. Default 500ms. Corresponds to the Java fetch.max.wait.ms
+// no new data. Default 500ms. Range 1ms..math.MaxInt32 milliseconds (the
+// protocol carries whole milliseconds; sub-millisecond parts are dropped). Corresponds to the Java fetch.max.wait.ms
 // setting.
 func WithFetchMaxWait(d time.Duration) Option { return func(c *config) { c.fetchMaxWait = d } }
 
 // WithRetryBackoff sets the first wait after a failed request (fetch,
-// offset lookup); it doubles up to 5s. Default 250ms. Corresponds to the
+// offset lookup, group join); it doubles up to 5s, or stays at d if d is
+// longer. Default 250ms. Corresponds to the
 // Java retry.backoff.ms setting.
 func WithRetryBackoff(d time.Duration) Option { return func(c *config) { c.retryBackoff = d } }
 
@@ -200,10 +211,12 @@ func (c *config) validate(brokers []string, group string, topics []string) error
 		return fmt.Errorf("%w: HeartbeatInterval (%v) must be below SessionTimeout (%v)", ErrInvalidConfig, c.heartbeatInterval, c.sessionTimeout)
 	case c.startOffset != kafka.FirstOffset && c.startOffset != kafka.LastOffset:
 		return fmt.Errorf("%w: StartOffset must be kafka.FirstOffset or kafka.LastOffset, got %d", ErrInvalidConfig, c.startOffset)
-	case c.fetchMaxBytes <= 0:
-		return fmt.Errorf("%w: FetchMaxBytes must be positive, got %d", ErrInvalidConfig, c.fetchMaxBytes)
-	case c.fetchMaxWait <= 0:
-		return fmt.Errorf("%w: FetchMaxWait must be positive, got %v", ErrInvalidConfig, c.fetchMaxWait)
+	case c.fetchMaxBytes <= 0 || c.fetchMaxBytes > math.MaxInt32:
+		return fmt.Errorf("%w: FetchMaxBytes must be in 1..%d, got %d", ErrInvalidConfig, math.MaxInt32, c.fetchMaxBytes)
+	case c.fetchMaxWait < time.Millisecond || c.fetchMaxWait > math.MaxInt32*time.Millisecond:
+		// The request carries whole milliseconds (int32): below 1ms it would
+		// be 0, and the fetch loop would spin on an idle partition.
+		return fmt.Errorf("%w: FetchMaxWait must be in 1ms..%v, got %v", ErrInvalidConfig, math.MaxInt32*time.Millisecond, c.fetchMaxWait)
 	case c.retryBackoff <= 0:
 		return fmt.Errorf("%w: RetryBackoff must be positive, got %v", ErrInvalidConfig, c.retryBackoff)
 	}

@@ -44,7 +44,10 @@ func WithMinSessionTimeout(d time.Duration) Option {
 }
 
 // WithPorts makes the brokers listen on these ports of 127.0.0.1 (one broker
-// per port) instead of random free ports.
+// per port) instead of random free ports. Avoid it in tests: a fixed port
+// can be taken by another process (or a parallel test) and fail the start.
+//
+// Deprecated: kept only for API stability; nothing in the module uses it.
 func WithPorts(ports ...int) Option { return func(c *config) { c.ports = ports } }
 
 // Cluster is a running in-process broker. Methods are safe for concurrent use.

@@ -130,8 +130,47 @@ func TestBadArguments(t *testing.T) {
 	if _, err := c.Produce(ctx, "x", -1); !errors.Is(err, kafkatest.ErrBadArgument) {
 		t.Errorf("n -1: %v", err)
 	}
+	if counts, err := c.Produce(ctx, "x", 0); err != nil || len(counts) != 0 {
+		t.Errorf("n 0: %v %v, want nothing written and no error", counts, err)
+	}
+	if _, err := c.OpenTxn(ctx, "x", 0); !errors.Is(err, kafkatest.ErrBadArgument) {
+		t.Errorf("OpenTxn n 0: %v", err)
+	}
 	c.Close()
 	if _, err := c.Produce(ctx, "x", 1); !errors.Is(err, kafkatest.ErrClosed) {
 		t.Errorf("after close: %v", err)
+	}
+}
+
+// OpenTxn leaves the last stable offset below the high watermark until the
+// transaction ends.
+func TestOpenTxnHoldsTheLastStableOffset(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithTopic("o", 1))
+	ctx := ctxFor(t, 30*time.Second)
+	if _, err := c.Produce(ctx, "o", 10); err != nil {
+		t.Fatal(err)
+	}
+	end, err := c.OpenTxn(ctx, "o", 5, kafkatest.FirstIndex(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(c.Addrs()...), Timeout: 10 * time.Second}
+	latest := func(iso kafka.IsolationLevel) int64 {
+		t.Helper()
+		r, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{IsolationLevel: iso,
+			Topics: map[string][]kafka.OffsetRequest{"o": {kafka.LastOffsetOf(0)}}})
+		if err != nil || len(r.Topics["o"]) != 1 || r.Topics["o"][0].Error != nil {
+			t.Fatalf("list offsets: %v %+v", err, r)
+		}
+		return r.Topics["o"][0].LastOffset
+	}
+	if hw, lso := latest(kafka.ReadUncommitted), latest(kafka.ReadCommitted); hw != 15 || lso != 10 {
+		t.Fatalf("open transaction: high watermark %d, last stable %d; want 15, 10", hw, lso)
+	}
+	if err := end(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if hw, lso := latest(kafka.ReadUncommitted), latest(kafka.ReadCommitted); hw != 16 || lso != 16 {
+		t.Fatalf("committed transaction: high watermark %d, last stable %d; want 16, 16 (with the marker)", hw, lso)
 	}
 }

@@ -154,3 +154,55 @@ func (c *Cluster) ProduceTxn(ctx context.Context, topic string, txns []Txn, opts
 	}
 	return committed, nil
 }
+
+// OpenTxn writes n records to topic (numbered and spread like Produce) in a
+// transaction that it leaves open, so that the partitions' last stable
+// offset stays below their high watermark until end is called. end commits
+// (commit true) or aborts the transaction and closes its producer; call it
+// exactly once. On error nothing is left open.
+func (c *Cluster) OpenTxn(ctx context.Context, topic string, n int, opts ...ProduceOption) (end func(ctx context.Context, commit bool) error, err error) {
+	if n < 1 {
+		return nil, fmt.Errorf("%w: n %d < 1", ErrBadArgument, n)
+	}
+	var pc produceConfig
+	for _, o := range opts {
+		o(&pc)
+	}
+	parts, err := c.Partitions(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(c.Addrs()...),
+		kgo.TransactionalID("kafkatest-"+rand.Text()),
+		kgo.TransactionTimeout(60*time.Second),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("kafkatest: transactional client: %w", err)
+	}
+	if err := cl.BeginTransaction(); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafkatest: begin txn: %w", err)
+	}
+	recs := make([]*kgo.Record, 0, n)
+	for i := pc.first; i < pc.first+n; i++ {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i % int(parts)), Value: pc.value(i)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		err = errors.Join(fmt.Errorf("kafkatest: txn produce: %w", err), cl.EndTransaction(ctx, kgo.TryAbort))
+		cl.Close()
+		return nil, err
+	}
+	return func(ctx context.Context, commit bool) error {
+		defer cl.Close()
+		how := kgo.TryAbort
+		if commit {
+			how = kgo.TryCommit
+		}
+		if err := cl.EndTransaction(ctx, how); err != nil {
+			return fmt.Errorf("kafkatest: end txn: %w", err)
+		}
+		return nil
+	}, nil
+}

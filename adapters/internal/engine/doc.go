@@ -14,7 +14,7 @@
 //	... fetch goroutine per partition: s.Deliver(ctx, p, offset, msg), s.SkipTo(ctx, p, next) ...
 //	s.Revoke(ctx, tps...)           // after stopping those fetches: drain ≤ RevokeTimeout, commit, close
 //	s.Close(ctx)                    // revoke everything, stop the commit loop
-//	e.Stop()                        // stop workers once no session is left
+//	e.Stop()                        // stop workers once no session is left (waits ≤ RevokeTimeout)
 //
 // Concurrency: Deliver and SkipTo for one partition must come from one
 // goroutine (the partition's fetch loop); everything else is safe for
@@ -23,8 +23,13 @@
 // committed for that partition, and is never issued for a partition after
 // it was revoked.
 //
-// Messages flow through one shared queue of Concurrency slots to the
-// workers: a partition whose fetch is ahead cannot starve the workers
-// (each message is a small job), and a full window blocks only that
-// partition's fetch loop (TrackWait), which is the back-pressure.
+// Messages flow through one shared FIFO queue of Concurrency slots to the
+// workers, in the order the fetch loops deliver them. There is no
+// per-partition fairness: a partition with a large backlog gets a share of
+// the workers in proportion to how fast its fetch loop fills the queue, so
+// it can slow the others down (up to its window), though it cannot take
+// the workers for itself indefinitely, since a full window blocks its fetch
+// loop (TrackWait): that is the back-pressure, and it is per partition.
+// Handlers that ignore their context are abandoned by Stop after
+// RevokeTimeout (logged): their goroutines run until they return.
 package engine

@@ -7,13 +7,13 @@ package engine
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/inorder/inorder/watermark"
 )
@@ -38,11 +38,12 @@ type Engine[M any] struct {
 	log     *slog.Logger
 	handler Handler[M]
 
-	jobs    chan job[M]
-	quit    chan struct{}
-	wg      sync.WaitGroup
-	hctx    context.Context // handlers' context: outlives the drain, ends at Stop
-	hcancel context.CancelFunc
+	jobs     chan job[M]
+	quit     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	hctx     context.Context // handlers' context: outlives the drain, ends at Stop
+	hcancel  context.CancelFunc
 
 	fatalOnce sync.Once
 	fatalErr  error
@@ -54,6 +55,7 @@ type Engine[M any] struct {
 
 	handled atomic.Int64 // handler calls that returned (any result)
 	errs    atomic.Int64 // handler errors and panics
+	busy    atomic.Int64 // handler calls running now
 }
 
 // New returns an engine; cfg must be valid (see Config.Validate).
@@ -94,16 +96,32 @@ func (e *Engine[M]) Start(ctx context.Context) {
 }
 
 // Stop cancels the handlers' context, drops queued jobs and waits for the
-// workers to return. Call it after the last session is closed.
+// workers to return, at most RevokeTimeout: a handler that ignores its
+// context is then abandoned (logged at Error level). Its goroutine keeps
+// running until the handler returns; its late ack is ignored, its message
+// was not committed and is delivered again to the next owner. Call it after
+// the last session is closed. Safe to call more than once, concurrently;
+// later calls return at once.
 func (e *Engine[M]) Stop() {
-	select {
-	case <-e.quit:
-		return
-	default:
-	}
-	close(e.quit)
-	e.hcancel()
-	e.wg.Wait()
+	e.stopOnce.Do(func() {
+		close(e.quit)
+		if e.hcancel != nil {
+			e.hcancel()
+		}
+		done := make(chan struct{})
+		go func() {
+			e.wg.Wait()
+			close(done)
+		}()
+		t := time.NewTimer(e.cfg.RevokeTimeout)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			e.log.Error("inorder: handlers ignored the cancelled context for RevokeTimeout, abandoning them",
+				"running", e.busy.Load(), "revoke_timeout", e.cfg.RevokeTimeout)
+		}
+	})
 }
 
 // Fatal is closed when a handler error stops the engine (Stop policy).
@@ -143,24 +161,44 @@ func (e *Engine[M]) run(j job[M]) {
 	if p.wm.Closed() || e.failed.Load() {
 		// Revoked after its drain, or Run is stopping on an error: the
 		// message is not handled and not acked (it is redelivered).
-		p.unackable.Add(1)
+		p.addUnackable()
 		return
 	}
+	e.busy.Add(1)
 	err := e.call(j.msg)
+	e.busy.Add(-1)
 	e.handled.Add(1)
 	if err != nil {
 		e.errs.Add(1)
 		p.errors.Add(1)
 		if e.cfg.ErrorPolicy == Stop {
-			p.unackable.Add(1)
+			p.addUnackable()
 			e.fail(fmt.Errorf("%w: %s[%d] offset %d: %w", ErrHandler, p.TP.Topic, p.TP.Partition, j.offset, err))
 			return
 		}
-		e.log.Warn("inorder: handler error, message acked (error policy LogAndAck)",
-			"topic", p.TP.Topic, "partition", p.TP.Partition, "offset", j.offset, "error", err)
 	}
 	// ErrClosed: a late ack after revoke, ignored by design.
-	_ = p.wm.Ack(j.offset)
+	ackErr := p.wm.Ack(j.offset)
+	if err != nil {
+		e.logHandlerError(p, j.offset, err, ackErr)
+	}
+}
+
+// logHandlerError logs a handler error under LogAndAck, at most once per
+// partition per second; the records left out are counted in the next one.
+func (e *Engine[M]) logHandlerError(p *Part, offset int64, err, ackErr error) {
+	now := time.Now().UnixNano()
+	last := p.lastErrLog.Load()
+	if now-last < int64(time.Second) || !p.lastErrLog.CompareAndSwap(last, now) {
+		p.errLogsSkipped.Add(1)
+		return
+	}
+	msg := "inorder: handler error, message acked (error policy LogAndAck)"
+	if ackErr != nil {
+		msg = "inorder: handler error after the partition was revoked, message not acked (redelivered to the next owner)"
+	}
+	e.log.Warn(msg, "topic", p.TP.Topic, "partition", p.TP.Partition, "offset", offset, "error", err,
+		"errors_not_logged", p.errLogsSkipped.Swap(0))
 }
 
 func (e *Engine[M]) call(msg M) (err error) {
@@ -189,11 +227,11 @@ func (e *Engine[M]) dispatch(ctx context.Context, p *Part, offset int64, msg M) 
 	case e.jobs <- job[M]{p: p, offset: offset, msg: msg}:
 		return nil
 	case <-ctx.Done():
-		p.unackable.Add(1)
+		p.addUnackable()
 		return ctx.Err()
 	case <-e.quit:
-		p.unackable.Add(1)
-		return errors.New("engine: stopped")
+		p.addUnackable()
+		return ErrStopped
 	}
 }
 

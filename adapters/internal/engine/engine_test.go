@@ -221,3 +221,101 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Issue (review finding 3): a handler that ignores its context must not
+// make Stop (and so the adapter's Run) hang: Stop waits at most
+// RevokeTimeout for the workers, then abandons them. Stop may be called
+// twice, also concurrently.
+func TestStopAbandonsHandlersThatIgnoreCtx(t *testing.T) {
+	block := make(chan struct{})
+	t.Cleanup(func() { close(block) }) // frees the abandoned goroutine at the end
+	started := make(chan struct{})
+	e := engine.New(cfg(), func(_ context.Context, o int64) error {
+		close(started)
+		<-block // ignores ctx
+		return nil
+	})
+	e.Start(context.Background())
+	fb := &fakeBroker{}
+	s := e.NewSession(fb.commit)
+	p, _ := s.Assign(tp, 0, "", -1)
+	if err := s.Deliver(context.Background(), p, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	done := make(chan struct{})
+	go func() {
+		s.Close(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(e.Stop)
+		wg.Go(e.Stop)
+		wg.Wait()
+		e.Stop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second): // hang guard only
+		t.Fatal("Stop did not return with a handler that ignores ctx")
+	}
+}
+
+// countWarn counts log records at Warn and above and sums their
+// errors_not_logged attribute.
+type countWarn struct {
+	mu      sync.Mutex
+	n       int64
+	skipped int64
+}
+
+func (h *countWarn) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h *countWarn) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n++
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "errors_not_logged" {
+			h.skipped += a.Value.Int64()
+		}
+		return true
+	})
+	return nil
+}
+func (h *countWarn) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countWarn) WithGroup(string) slog.Handler      { return h }
+
+// Issue (review nit): handler errors under LogAndAck are logged at most once
+// per partition per second; the others are counted in the next record.
+func TestHandlerErrorLogsAreRateLimited(t *testing.T) {
+	const n = 500
+	h := &countWarn{}
+	c := cfg()
+	c.Logger = slog.New(h)
+	e := engine.New(c, func(context.Context, int64) error { return errors.New("boom") })
+	e.Start(context.Background())
+	defer e.Stop()
+	s := e.NewSession((&fakeBroker{}).commit)
+	p, _ := s.Assign(tp, 0, "", -1)
+	begin := time.Now()
+	for o := range int64(n) {
+		if err := s.Deliver(context.Background(), p, o, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, func() bool { return e.Handled() == n })
+	elapsed := time.Since(begin)
+	s.Close(context.Background())
+	if e.Errors() != n || p.Watermark().Committable() != n {
+		t.Fatalf("errors %d, commit point %d; want %d acked errors", e.Errors(), p.Watermark().Committable(), n)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// One record per started second at most (bounded by the elapsed time,
+	// not a timing window), and nothing silently dropped but the tail.
+	if limit := 1 + int64(elapsed/time.Second); h.n < 1 || h.n > limit {
+		t.Fatalf("%d error records for %d errors in %v, want 1..%d", h.n, n, elapsed, limit)
+	}
+	if h.n+h.skipped > n {
+		t.Fatalf("%d records + %d counted as not logged > %d errors", h.n, h.skipped, n)
+	}
+}

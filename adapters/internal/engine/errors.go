@@ -12,4 +12,7 @@ var (
 	ErrHandler = errors.New("inorder: handler failed")
 	// ErrPanic wraps a recovered handler panic.
 	ErrPanic = errors.New("inorder: handler panicked")
+	// ErrStopped is returned by Session.Deliver when the engine was stopped
+	// while the message waited for a worker.
+	ErrStopped = errors.New("inorder: engine stopped")
 )

@@ -4,6 +4,8 @@ package engine
 // statistics the adapters expose.
 
 import (
+	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,13 +24,30 @@ type Part struct {
 	misses    atomic.Int64 // commits whose metadata did not fit
 	restored  atomic.Int64 // deliveries skipped thanks to commit metadata
 	errors    atomic.Int64 // handler errors and panics
-	unackable atomic.Int64 // tracked offsets that will never be acked (Stop policy, undispatched)
+	unackable atomic.Int64 // tracked offsets that will never be acked (Stop policy, undispatched); see addUnackable
+
+	lastErrLog     atomic.Int64 // unix nanos of the last handler error logged; workers write
+	errLogsSkipped atomic.Int64 // handler errors not logged since (rate limit)
+
+	wakeMu    sync.Mutex
+	wakeDrain context.CancelFunc // set by a waiting drain; addUnackable calls it
 
 	// Commit path only (under Session.commitMu).
 	lastMeta    string
 	lastMissLog time.Time
 	snap        *ordset.Set
 	revoked     bool
+}
+
+// addUnackable counts one more tracked offset that will never be acked and
+// wakes a drain waiting on the partition, so that it can stop waiting for it.
+func (p *Part) addUnackable() {
+	p.unackable.Add(1)
+	p.wakeMu.Lock()
+	if p.wakeDrain != nil {
+		p.wakeDrain()
+	}
+	p.wakeMu.Unlock()
 }
 
 // Watermark returns the partition's tracker.

@@ -306,17 +306,28 @@ func (s *Session[M]) revoke(ctx context.Context, parts []*Part) {
 }
 
 // drain waits until every in-flight message of p that can still be acked is
-// acked, or ctx ends. It re-checks every 20ms because messages can become
-// unackable (Stop policy) while it waits.
+// acked, or ctx ends. Messages can become unackable while it waits (Stop
+// policy, undispatched): addUnackable wakes it to re-check.
 func drain(ctx context.Context, p *Part) {
 	for {
 		if p.wm.Pending() <= p.unackable.Load() {
 			return
 		}
-		wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		_ = p.wm.Drain(wctx)
+		wctx, cancel := context.WithCancel(ctx)
+		p.wakeMu.Lock()
+		p.wakeDrain = cancel
+		p.wakeMu.Unlock()
+		// Re-check after publishing the wake-up: an increment before it is
+		// seen here, one after it cancels wctx.
+		var err error
+		if p.wm.Pending() > p.unackable.Load() {
+			err = p.wm.Drain(wctx)
+		}
+		p.wakeMu.Lock()
+		p.wakeDrain = nil
+		p.wakeMu.Unlock()
 		cancel()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, watermark.ErrClosed) {
 			return
 		}
 	}
