@@ -319,3 +319,52 @@ func TestHandlerErrorLogsAreRateLimited(t *testing.T) {
 		t.Fatalf("%d records + %d counted as not logged > %d errors", h.n, h.skipped, n)
 	}
 }
+
+// A message that failed under the Stop policy is never acked. When every
+// other in-flight message is done, the drain must end at once rather than
+// wait out RevokeTimeout (here an hour: the test's bound catches the hang).
+func TestDrainEndsWhenOnlyUnackableMessagesRemain(t *testing.T) {
+	c := cfg()
+	c.RevokeTimeout = time.Hour
+	c.ErrorPolicy = engine.Stop
+	release := make(chan struct{})
+	e := engine.New(c, func(_ context.Context, o int64) error {
+		switch o {
+		case 1:
+			return errors.New("boom")
+		case 2:
+			<-release
+		}
+		return nil
+	})
+	e.Start(context.Background())
+	defer e.Stop()
+	fb := &fakeBroker{}
+	s := e.NewSession(fb.commit)
+	p, _ := s.Assign(tp, 0, "", -1)
+	for o := range int64(3) {
+		if err := s.Deliver(context.Background(), p, o, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, func() bool {
+		st := e.Stats()
+		return len(st) == 1 && st[0].Errors == 1
+	})
+	done := make(chan struct{})
+	go func() { s.Close(context.Background()); close(done) }()
+	time.Sleep(50 * time.Millisecond) // let Close start draining (not asserted)
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("drain kept waiting for a message that can never be acked")
+	}
+	// Offset 0 may have been skipped after the failure (Stop policy), so the
+	// commit point is 0 or 1, never past the failed offset 1.
+	for _, c := range fb.all() {
+		if c.Offset > 1 {
+			t.Fatalf("committed %d, past the failed offset 1", c.Offset)
+		}
+	}
+}

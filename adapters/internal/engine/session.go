@@ -305,6 +305,10 @@ func (s *Session[M]) revoke(ctx context.Context, parts []*Part) {
 	}
 }
 
+// drainPoll is how often drain re-checks while an unackable message holds
+// the head of a partition.
+const drainPoll = 10 * time.Millisecond
+
 // drain waits until every in-flight message of p that can still be acked is
 // acked, or ctx ends. Messages can become unackable while it waits (Stop
 // policy, undispatched): addUnackable wakes it to re-check.
@@ -312,6 +316,19 @@ func drain(ctx context.Context, p *Part) {
 	for {
 		if p.wm.Pending() <= p.unackable.Load() {
 			return
+		}
+		if p.unackable.Load() > 0 {
+			// A message that will never be acked holds the head: acks above
+			// it do not wake wm.Drain (which waits for zero pending). Poll;
+			// this only happens with the Stop policy or undispatched work.
+			t := time.NewTimer(drainPoll)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		p.wakeMu.Lock()
