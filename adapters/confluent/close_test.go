@@ -1,0 +1,165 @@
+package confluent_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/inorder/inorder/adapters/confluent"
+	"github.com/inorder/inorder/internal/kafkatest"
+)
+
+// closeBound is the hang guard for one Close: RevokeTimeout (2s) plus
+// librdkafka's leave; far above what a Close takes.
+const closeBound = 20 * time.Second
+
+// Issue: many Close calls in a row must all return within a bound: members
+// of one group, alternately EAGER and COOPERATIVE, are started and closed
+// one after the other — before they own anything, while they own
+// partitions with slow messages in flight — each Close called from several
+// goroutines at once and again after Run returned. Every commit they leave
+// is below only handled messages, and no goroutine is left behind.
+func TestManyClosesInARowAllReturn(t *testing.T) {
+	const (
+		topic = "close"
+		group = "close-group"
+		n     = 4000
+	)
+	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 4))
+	ctx := timeout(t, 150*time.Second)
+	if _, err := c.Produce(ctx, topic, n); err != nil {
+		t.Fatal(err)
+	}
+	// The broker's admin client is up (Produce); goroutines counted from
+	// here must all be gone after the members closed.
+	baseline := runtime.NumGoroutine()
+	rec := newRecorder()
+	handler := func(_ context.Context, m *kafka.Message) error {
+		d := time.Duration(rand.IntN(500)) * time.Microsecond
+		if rand.IntN(50) == 0 {
+			d = 50 * time.Millisecond
+		}
+		time.Sleep(d)
+		rec.add(m)
+		return nil
+	}
+	for i := range 8 {
+		strat := "range"
+		if i%2 == 1 {
+			strat = "cooperative-sticky"
+		}
+		cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+			append(fastOpts(testLogger(t)), strategy(strat), confluent.WithConcurrency(8))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- cons.Run(context.Background(), handler) }()
+		if i%4 != 0 { // i%4 == 0: close at once, probably mid-join
+			before := rec.count()
+			waitFor(ctx, t, "the member to consume", func() bool {
+				return len(cons.Stats()) > 0 && rec.count() > before
+			})
+		}
+		closeStart := time.Now()
+		var wg sync.WaitGroup
+		for range 5 {
+			wg.Go(func() {
+				done := make(chan struct{})
+				go func() { _ = cons.Close(); close(done) }()
+				select {
+				case <-done:
+				case <-time.After(closeBound):
+					t.Errorf("member %d: Close did not return within %v", i, closeBound)
+				}
+			})
+		}
+		wg.Wait()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Fatalf("member %d: Run = %v", i, err)
+			}
+		case <-time.After(closeBound):
+			t.Fatalf("member %d: Run did not return after Close", i)
+		}
+		if err := cons.Close(); err != nil {
+			t.Fatalf("Close after Run returned: %v", err)
+		}
+		t.Logf("member %d (%s): closed in %v", i, strat, time.Since(closeStart).Round(time.Millisecond))
+		// Safety: every offset below a commit was handled.
+		com, err := c.Committed(ctx, group, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.mu.Lock()
+		for p, cm := range com {
+			for o := int64(0); o < cm.Offset; o++ {
+				if rec.seen[tpo{p, o}] == 0 {
+					rec.mu.Unlock()
+					t.Fatalf("member %d: partition %d committed at %d but offset %d was never handled", i, p, cm.Offset, o)
+				}
+			}
+		}
+		rec.mu.Unlock()
+	}
+	waitFor(ctx, t, "the members' goroutines to end", func() bool { return runtime.NumGoroutine() <= baseline })
+}
+
+// Issue: Run returns after a close without hanging, even when every worker
+// is stuck in a handler that ignores its context: the stuck message and
+// everything after it stay uncommitted.
+func TestCloseReturnsWhileHandlersHang(t *testing.T) {
+	const (
+		topic = "hang"
+		group = "hang-group"
+		stuck = 5
+	)
+	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
+	ctx := timeout(t, 60*time.Second)
+	if _, err := c.Produce(ctx, topic, 2000); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release) // lets the abandoned handler goroutine end
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(fastOpts(slogDiscard()), confluent.WithConcurrency(2))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reached sync.WaitGroup
+	reached.Add(2)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- cons.Run(context.Background(), func(_ context.Context, m *kafka.Message) error {
+			if o := m.TopicPartition.Offset; o == stuck || o == stuck+1 {
+				reached.Done()
+				<-release // ignores its context
+			}
+			return nil
+		})
+	}()
+	reached.Wait() // both workers are stuck; the feeder waits for one of them
+	closed := make(chan struct{})
+	go func() { _ = cons.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(closeBound):
+		t.Fatal("Close did not return while handlers hang")
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	com, err := c.Committed(ctx, group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := com[0].Offset; got > stuck {
+		t.Fatalf("committed %d, past the stuck offset %d", got, stuck)
+	}
+}

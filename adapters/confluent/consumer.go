@@ -1,0 +1,148 @@
+package confluent
+
+// This file holds the Consumer: construction, Run, Close and Stats. The
+// poll loop and the rebalance callback are in loop.go.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+// Consumer consumes topics as a member of a consumer group through
+// librdkafka, handles messages on many goroutines and commits, per
+// partition, only offsets below which every message is handled. Create it
+// with NewConsumer; call Run once at a time. Stats and Close may be called
+// concurrently with Run.
+type Consumer struct {
+	group  string
+	topics []string
+	cfg    config
+	cm     kafka.ConfigMap
+
+	running atomic.Bool
+	eng     atomic.Pointer[engine.Engine[*kafka.Message]]
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // of the current Run; nil when not running
+	done   chan struct{}      // closed when the current Run returns
+}
+
+// NewConsumer returns a consumer of topics for group, bootstrapping from
+// brokers (host:port; may be empty if WithConfigMap sets bootstrap.servers).
+// It checks the configuration with librdkafka without joining the group. It
+// returns an error wrapping ErrInvalidConfig and naming the field or the
+// librdkafka setting for missing brokers, group or topics, out-of-range
+// options, settings that would break the guarantees (see WithConfigMap) and
+// settings librdkafka rejects.
+func NewConsumer(brokers []string, group string, topics []string, opts ...Option) (*Consumer, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cm, err := cfg.configMap(brokers, group, topics)
+	if err != nil {
+		return nil, err
+	}
+	// Let librdkafka check every setting (unknown names, bad values) now
+	// rather than at Run. The probe handle has no broker to contact;
+	// closing an unsubscribed one is immediate.
+	probe := cloneMap(cm)
+	probe["bootstrap.servers"] = "" // nothing to dial
+	probe["log_level"] = 0          // nor to log about it
+	kc, err := kafka.NewConsumer(&probe)
+	if err != nil {
+		return nil, fmt.Errorf("%w: librdkafka: %v", ErrInvalidConfig, err)
+	}
+	_ = kc.Close()
+	return &Consumer{
+		group:  group,
+		topics: slices.Clone(topics),
+		cfg:    cfg,
+		cm:     cm,
+	}, nil
+}
+
+func cloneMap(m kafka.ConfigMap) kafka.ConfigMap {
+	out := make(kafka.ConfigMap, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Stats returns the statistics of the partitions this member owns now,
+// sorted by topic and partition (nil when not running). Safe for concurrent
+// use.
+func (c *Consumer) Stats() []PartitionStats {
+	if e := c.eng.Load(); e != nil {
+		return e.Stats()
+	}
+	return nil
+}
+
+// Run joins the group and consumes until ctx ends, Close is called or,
+// under StopOnError, a handler fails. handler is called concurrently (up to
+// Concurrency calls at once) with messages of the partitions this member
+// owns; a message is done when handler returns. On each revoke and at the
+// end, Run stops handing out the partitions' messages, waits at most
+// RevokeTimeout for in-flight ones, stores and commits the commit points
+// synchronously and releases the partitions; at the end it closes the
+// librdkafka consumer (leaving the group). It returns nil after a clean
+// shutdown, the handler's error wrapped in ErrHandler under StopOnError,
+// ErrRunning if already running, and an error wrapping ErrAssign or
+// ErrClient if librdkafka fails. Unreachable brokers are retried by
+// librdkafka (and logged) until ctx ends.
+func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, msg *kafka.Message) error) error {
+	if handler == nil {
+		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
+	}
+	if !c.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer c.running.Store(false)
+
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.cancel, c.done = cancel, done
+	c.mu.Unlock()
+	defer func() {
+		cancel()
+		c.mu.Lock()
+		c.cancel, c.done = nil, nil
+		c.mu.Unlock()
+		close(done)
+	}()
+
+	eng := engine.New(c.cfg.Config, engine.Handler[*kafka.Message](handler))
+	r, err := newRunner(c, eng)
+	if err != nil {
+		return err
+	}
+	c.eng.Store(eng)
+	defer c.eng.Store(nil)
+	return r.run(ctx)
+}
+
+// Close stops a running Run (as if its ctx had ended) and waits until it
+// has returned: in-flight messages drained (at most RevokeTimeout), commits
+// made, group left. It returns nil, also when not running; it may be called
+// any number of times, from any goroutine.
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	cancel, done := c.cancel, c.done
+	c.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	<-done
+	return nil
+}

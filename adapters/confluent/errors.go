@@ -1,0 +1,31 @@
+package confluent
+
+import (
+	"errors"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+var (
+	// ErrInvalidConfig is wrapped by NewConsumer's errors, which name the
+	// field (Brokers, Group, Topics, Concurrency, ...) or the librdkafka
+	// setting (enable.auto.offset.store, enable.auto.commit, ...).
+	ErrInvalidConfig = engine.ErrConfig
+	// ErrHandler wraps the handler error that stopped Run under the
+	// StopOnError policy; errors.Is(err, ErrHandler) and the handler's own
+	// error both match.
+	ErrHandler = engine.ErrHandler
+	// ErrPanic wraps a recovered handler panic (treated as a handler error).
+	ErrPanic = engine.ErrPanic
+	// ErrRunning is returned by Run when the Consumer is already running.
+	ErrRunning = errors.New("confluent: consumer already running")
+	// ErrAssign wraps a failure to set up an assigned partition (reading
+	// its committed offset, or librdkafka refusing the assignment); Run
+	// stops with it rather than consume from an unknown start.
+	ErrAssign = errors.New("confluent: assignment failed")
+	// ErrClient wraps a fatal librdkafka error that stopped Run.
+	ErrClient = errors.New("confluent: fatal client error")
+	// errLost is the per-partition commit result for a partition whose
+	// assignment was lost: it is closed without committing.
+	errLost = errors.New("confluent: assignment lost, not committing")
+)

@@ -1,0 +1,30 @@
+package confluent
+
+import "github.com/inorder/inorder/adapters/internal/engine"
+
+// Offset is one partition's commit as the commit hook sees it.
+type Offset = engine.Offset
+
+// WithAssignHook calls f after every assignment with the rebalance protocol
+// and the newly assigned partitions. Tests only.
+func WithAssignHook(f func(protocol string, tps []TopicPartition)) Option {
+	return func(c *config) { c.onAssign = f }
+}
+
+// WithRevokeHook calls f after every revoke (drained, committed, closed)
+// with the partitions and whether the assignment was lost. Tests only.
+func WithRevokeHook(f func(tps []TopicPartition, lost bool)) Option {
+	return func(c *config) { c.onRevoke = f }
+}
+
+// WithCommitHook calls f after every commit with its offsets and
+// per-partition results. Tests only.
+func WithCommitHook(f func(offs []Offset, errs []error)) Option {
+	return func(c *config) { c.onCommit = f }
+}
+
+// WithPauseHook calls f whenever a partition is paused because its window is
+// full (paused true) and resumed (false). Tests only.
+func WithPauseHook(f func(tp TopicPartition, paused bool)) Option {
+	return func(c *config) { c.onPause = f }
+}

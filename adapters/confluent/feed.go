@@ -1,0 +1,292 @@
+package confluent
+
+// This file holds the feeder: the goroutine that tracks the messages the
+// poll loop received and queues them to the engine's workers, and that
+// pauses a partition whose window is full and resumes it when there is room.
+//
+// Why a goroutine of its own: librdkafka delivers every partition through
+// one Poll loop, which is the consumer's critical path. The poll loop only
+// polls and passes batches of messages here (one channel operation per
+// batch); tracking and the hand-off to the workers run beside it.
+//
+// Why pause instead of wait: a full window must not stall the other
+// partitions (the engine's Deliver would wait). A message that does not fit
+// is kept in its partition's queue, the partition is Paused (librdkafka), and
+// the queue is retried every millisecond until there is room; then the
+// partition is Resumed.
+//
+// The feeder is the only goroutine that calls Track and Skip (through the
+// engine's Deliver and SkipTo) and that reads or writes the pstates. The
+// rebalance callback changes the set of partitions through exec, which runs
+// a function here after every batch received before it.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+	"github.com/inorder/inorder/watermark"
+)
+
+const (
+	batchSize    = 256                   // messages per hand-off from the poll loop to the feeder
+	pumpInterval = time.Millisecond      // retry period of the partitions waiting for room
+	feedDepth    = 4                     // batches in flight between the poll loop and the feeder
+	_            = batchSize * feedDepth // at most ~1000 messages received and not yet tracked
+)
+
+// pstate is an assigned partition as the feeder sees it. Feeder goroutine
+// only (created by the rebalance callback, handed over through exec).
+type pstate struct {
+	tp      TopicPartition
+	ktp     kafka.TopicPartition // topic and partition only, for Pause/Resume
+	part    *engine.Part
+	wm      *watermark.Partition
+	window  int64
+	roomEnd int64  // offsets below it fit in the window (cached from the commit point)
+	next    int64  // one past the highest offset received: lower ones are redeliveries
+	queue   []item // received, not yet delivered (did not fit); the partition is paused while non-empty
+	paused  bool
+}
+
+// item is a message, or a partition EOF (a skip to its offset), in the order
+// the poll loop received them.
+type item struct {
+	msg *kafka.Message
+	eof kafka.TopicPartition
+}
+
+// cmd is what the poll loop sends the feeder: a batch, or a function to run
+// (with done closed after it).
+type cmd struct {
+	batch []item
+	fn    func()
+	done  chan struct{}
+}
+
+// fits reports whether offset fits in the window now, so that Deliver and
+// SkipTo will not wait for it. Only acks make room, so a true answer stays
+// true.
+func (ps *pstate) fits(offset int64) bool {
+	if offset < ps.roomEnd {
+		return true
+	}
+	b := ps.wm.Committable()
+	ps.roomEnd = b + ps.window
+	return offset < ps.roomEnd || b >= ps.wm.High()
+}
+
+// feed is the feeder goroutine. It returns when r.in is closed; once
+// r.stopping is set it tracks nothing more (what is left is not handed out,
+// so it is not committed and is delivered again).
+//
+// ctx does not end at shutdown: a message is tracked only when it fits, and
+// then waits for a worker (the workers outlive the feeder), so that no
+// tracked message is left behind undispatched and the drain has only
+// messages it can wait for.
+func (r *runner) feed(ctx context.Context) {
+	defer close(r.feedDone)
+	timer := time.NewTimer(pumpInterval)
+	timer.Stop()
+	armed := false
+	for {
+		if len(r.blocked) > 0 && !armed {
+			timer.Reset(pumpInterval)
+			armed = true
+		}
+		select {
+		case c, ok := <-r.in:
+			if !ok {
+				timer.Stop()
+				return
+			}
+			if c.fn != nil {
+				c.fn()
+				close(c.done)
+				continue
+			}
+			for i, it := range c.batch {
+				if r.stopping.Load() {
+					c.batch[i] = item{}
+					continue
+				}
+				if it.msg != nil {
+					r.deliver(ctx, it.msg)
+				} else {
+					r.eof(ctx, it.eof)
+				}
+				c.batch[i] = item{}
+			}
+			select {
+			case r.free <- c.batch[:0]:
+			default:
+			}
+		case <-timer.C:
+			armed = false
+			if !r.stopping.Load() {
+				r.pump(ctx)
+			}
+		}
+	}
+}
+
+// exec runs fn on the feeder after every batch sent before, and waits for
+// it. Poll goroutine only.
+func (r *runner) exec(fn func()) {
+	r.flush()
+	done := make(chan struct{})
+	r.in <- cmd{fn: fn, done: done}
+	<-done
+}
+
+// flush hands the batch being filled to the feeder. Poll goroutine only.
+func (r *runner) flush() {
+	if len(r.batch) == 0 {
+		return
+	}
+	r.in <- cmd{batch: r.batch}
+	select {
+	case r.batch = <-r.free:
+	default:
+		r.batch = make([]item, 0, batchSize)
+	}
+}
+
+func (r *runner) state(ktp kafka.TopicPartition) *pstate {
+	if ktp.Topic == nil {
+		return nil
+	}
+	// Messages come in runs of one partition: skip the map (and hashing
+	// the topic) while the partition does not change.
+	if ps := r.last; ps != nil && ps.tp.Partition == ktp.Partition && ps.tp.Topic == *ktp.Topic {
+		return ps
+	}
+	ps := r.parts[TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}]
+	r.last = ps
+	return ps
+}
+
+// deliver hands m to the engine, or queues it (pausing the partition) when
+// its window is full.
+func (r *runner) deliver(ctx context.Context, m *kafka.Message) {
+	ps := r.state(m.TopicPartition)
+	if ps == nil {
+		return // not (or no longer) ours
+	}
+	off := int64(m.TopicPartition.Offset)
+	if off < ps.next {
+		return // fetched again after a Pause/Resume: already received
+	}
+	ps.next = off + 1
+	if len(ps.queue) > 0 || !ps.fits(off) {
+		r.enqueue(ps, item{msg: m})
+		return
+	}
+	r.send(ctx, ps, off, m)
+}
+
+func (r *runner) send(ctx context.Context, ps *pstate, off int64, m *kafka.Message) {
+	err := r.sess.Deliver(ctx, ps.part, off, m)
+	switch {
+	case err == nil, ctx.Err() != nil, errors.Is(err, watermark.ErrClosed):
+	case errors.Is(err, watermark.ErrOutOfOrder):
+		r.log.Debug("confluent: dropping offset below the partition's start or already delivered",
+			"topic", ps.tp.Topic, "partition", ps.tp.Partition, "offset", off)
+	default:
+		r.log.Error("confluent: deliver", "topic", ps.tp.Topic, "partition", ps.tp.Partition, "offset", off, "error", err)
+	}
+}
+
+// eof handles librdkafka's partition EOF: no offset below its position that
+// was not delivered will ever come (transaction markers, aborted records),
+// so the commit point may reach the log end.
+func (r *runner) eof(ctx context.Context, ktp kafka.TopicPartition) {
+	ps := r.state(ktp)
+	if ps == nil || ktp.Offset < 0 {
+		return
+	}
+	to := int64(ktp.Offset)
+	ps.part.SetLogEnd(to)
+	ps.next = max(ps.next, to)
+	if len(ps.queue) > 0 || !ps.fits(to-1) {
+		r.enqueue(ps, item{eof: ktp})
+		return
+	}
+	r.skip(ctx, ps, to)
+}
+
+func (r *runner) skip(ctx context.Context, ps *pstate, to int64) {
+	if err := r.sess.SkipTo(ctx, ps.part, to); err != nil && ctx.Err() == nil && !errors.Is(err, watermark.ErrClosed) {
+		r.log.Error("confluent: skip to partition end", "topic", ps.tp.Topic, "partition", ps.tp.Partition, "offset", to, "error", err)
+	}
+}
+
+func (r *runner) enqueue(ps *pstate, it item) {
+	ps.queue = append(ps.queue, it)
+	r.blocked[ps.tp] = ps
+	if !ps.paused {
+		if err := r.kc.Pause([]kafka.TopicPartition{ps.ktp}); err != nil {
+			r.log.Warn("confluent: pause", "topic", ps.tp.Topic, "partition", ps.tp.Partition, "error", err)
+		}
+		ps.paused = true
+		if r.cfg.onPause != nil {
+			r.cfg.onPause(ps.tp, true)
+		}
+	}
+}
+
+// pump delivers what now fits of the queued items and resumes the
+// partitions whose queue emptied.
+func (r *runner) pump(ctx context.Context) {
+	for tp, ps := range r.blocked {
+		for len(ps.queue) > 0 && !r.stopping.Load() {
+			it := ps.queue[0]
+			if it.msg != nil {
+				off := int64(it.msg.TopicPartition.Offset)
+				if !ps.fits(off) {
+					break
+				}
+				r.send(ctx, ps, off, it.msg)
+			} else {
+				to := int64(it.eof.Offset)
+				if !ps.fits(to - 1) {
+					break
+				}
+				r.skip(ctx, ps, to)
+			}
+			ps.queue[0] = item{}
+			ps.queue = ps.queue[1:]
+		}
+		if len(ps.queue) == 0 {
+			ps.queue = nil
+			delete(r.blocked, tp)
+			r.resume(ps)
+		}
+	}
+}
+
+func (r *runner) resume(ps *pstate) {
+	if !ps.paused {
+		return
+	}
+	if err := r.kc.Resume([]kafka.TopicPartition{ps.ktp}); err != nil {
+		r.log.Warn("confluent: resume", "topic", ps.tp.Topic, "partition", ps.tp.Partition, "error", err)
+	}
+	// librdkafka (2.11) may not fetch a resumed partition again for up
+	// to a second; a Seek to where it stands wakes its fetcher at once.
+	// Messages of this partition that the poll loop received before the
+	// Pause took effect are ahead of the refetched ones and move next on:
+	// the refetched copies are then dropped as redeliveries.
+	at := ps.ktp
+	at.Offset = kafka.Offset(ps.next)
+	if err := r.kc.Seek(at, 0); err != nil {
+		r.log.Warn("confluent: seek after resume", "topic", ps.tp.Topic, "partition", ps.tp.Partition, "error", err)
+	}
+	ps.paused = false
+	if r.cfg.onPause != nil {
+		r.cfg.onPause(ps.tp, false)
+	}
+}

@@ -1,0 +1,440 @@
+package confluent
+
+// This file holds one Run: the poll loop, the rebalance callback, and the
+// commit function (StoreOffsets + Commit). The tracking of messages and the
+// pause/resume of full partitions are the feeder's (feed.go).
+//
+// Threads. The Run goroutine polls; librdkafka calls the rebalance
+// callback inside Poll (and inside Close), on the same goroutine. The
+// feeder tracks and pauses. The engine's commit loop calls StoreOffsets and
+// Commit, which librdkafka allows from any thread; StoreOffsets refuses
+// partitions that are not assigned, and the engine serialises commits with
+// revokes, so no commit is issued for a partition after its revoke.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+const pollTimeout = 100 // ms: the longest a Poll waits, and so the latency of a stop
+
+type runner struct {
+	c    *Consumer
+	cfg  *config
+	log  *slog.Logger
+	kc   *kafka.Consumer
+	eng  *engine.Engine[*kafka.Message]
+	sess *engine.Session[*kafka.Message]
+	logs chan kafka.LogEvent
+
+	// Poll goroutine only (the rebalance callback runs inside Poll).
+	batch       []item // messages received, not yet handed to the feeder
+	cooperative bool   // protocol of the current assignment, read at assign
+	closing     bool   // the feeder and the session are done: the callback only completes rebalances
+	err         error  // set by the callback: stops Run
+
+	// Between the poll loop and the feeder.
+	in       chan cmd
+	free     chan []item
+	feedDone chan struct{}
+	stopping atomic.Bool // set by the poll goroutine at shutdown: the feeder tracks nothing more
+
+	// Feeder only (see feed.go).
+	parts   map[TopicPartition]*pstate
+	blocked map[TopicPartition]*pstate // partitions with a non-empty queue
+	last    *pstate                    // the partition of the last message (a cache of parts)
+
+	lostMu sync.Mutex
+	lost   map[TopicPartition]bool // partitions being closed without commit
+}
+
+func newRunner(c *Consumer, eng *engine.Engine[*kafka.Message]) (*runner, error) {
+	r := &runner{
+		c:        c,
+		cfg:      &c.cfg,
+		log:      c.cfg.Logger,
+		eng:      eng,
+		logs:     make(chan kafka.LogEvent, 256),
+		batch:    make([]item, 0, batchSize),
+		in:       make(chan cmd, feedDepth),
+		free:     make(chan []item, feedDepth+1),
+		feedDone: make(chan struct{}),
+		parts:    make(map[TopicPartition]*pstate),
+		blocked:  make(map[TopicPartition]*pstate),
+		lost:     make(map[TopicPartition]bool),
+	}
+	cm := cloneMap(c.cm)
+	cm["go.logs.channel.enable"] = true
+	cm["go.logs.channel"] = r.logs
+	kc, err := kafka.NewConsumer(&cm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: librdkafka: %v", ErrInvalidConfig, err)
+	}
+	r.kc = kc
+	return r, nil
+}
+
+func (r *runner) run(ctx context.Context) error {
+	logStop := make(chan struct{})
+	logDone := make(chan struct{})
+	go r.forwardLogs(logStop, logDone)
+
+	r.eng.Start(ctx)
+	r.sess = r.eng.NewSession(r.commit)
+	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer fcancel()
+	go r.feed(fctx)
+	var err error
+	if serr := r.kc.SubscribeTopics(r.c.topics, r.rebalance); serr != nil {
+		err = fmt.Errorf("%w: subscribe: %v", ErrClient, serr)
+	} else {
+		err = r.poll(ctx)
+	}
+
+	// Shutdown: stop the feeder, then drain and commit while the partitions
+	// are still assigned (StoreOffsets needs that), then let librdkafka
+	// revoke (the callback only completes it now) and leave the group.
+	r.closing = true
+	t0 := time.Now()
+	r.stopping.Store(true)
+	close(r.in)
+	select {
+	case <-r.feedDone:
+	case <-time.After(r.cfg.RevokeTimeout):
+		// Every worker is stuck in a handler: give up the message the
+		// feeder waits to hand out (it is not committed).
+		fcancel()
+		<-r.feedDone
+	}
+	t1 := time.Now()
+	r.sess.Close(context.WithoutCancel(ctx))
+	r.eng.Stop()
+	t2 := time.Now()
+	if cerr := r.kc.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("%w: close: %v", ErrClient, cerr)
+	}
+	r.log.Debug("confluent: closed", "feeder", t1.Sub(t0), "drain_commit", t2.Sub(t1), "librdkafka_close", time.Since(t2))
+	close(logStop)
+	<-logDone
+	if herr := r.eng.Err(); herr != nil {
+		return herr
+	}
+	return err
+}
+
+// poll is the loop: Poll, and hand the messages to the feeder in batches.
+// It returns nil when ctx ends or a handler failed (Run returns the
+// engine's error), or the error that must stop Run.
+func (r *runner) poll(ctx context.Context) error {
+	fatal := r.eng.Fatal()
+	done := ctx.Done()
+	for turn := 0; ; turn++ {
+		// Checked every 32 messages and whenever Poll comes back without
+		// one: a select per message is a measurable share of the loop.
+		if turn&31 == 0 {
+			select {
+			case <-done:
+				return nil
+			case <-fatal:
+				return nil
+			default:
+			}
+			if r.err != nil {
+				return r.err
+			}
+		}
+		timeout := pollTimeout
+		if len(r.batch) > 0 {
+			timeout = 0 // hand over what we have rather than wait with it
+		}
+		switch e := r.kc.Poll(timeout).(type) {
+		case *kafka.Message:
+			if e.TopicPartition.Error != nil {
+				r.log.Warn("confluent: message error", "topic", deref(e.TopicPartition.Topic),
+					"partition", e.TopicPartition.Partition, "error", e.TopicPartition.Error)
+				continue
+			}
+			r.batch = append(r.batch, item{msg: e})
+			if len(r.batch) == cap(r.batch) {
+				r.flush()
+			}
+		case kafka.PartitionEOF:
+			r.batch = append(r.batch, item{eof: kafka.TopicPartition(e)})
+			r.flush()
+			turn = -1
+		case kafka.Error:
+			r.flush()
+			if e.IsFatal() {
+				return fmt.Errorf("%w: %v", ErrClient, e)
+			}
+			r.log.Warn("confluent: librdkafka error", "code", e.Code(), "error", e)
+			turn = -1
+		default: // nil (nothing to poll now), a rebalance handled in the callback, stats
+			r.flush()
+			turn = -1
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// rebalance is the rebalance callback, called by librdkafka inside Poll (and
+// inside Close) on the Run goroutine. It must call Assign/IncrementalAssign
+// or Unassign/IncrementalUnassign itself: otherwise confluent-kafka-go does,
+// and reads the rebalance protocol inside the revoke (a known hang in Close).
+func (r *runner) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
+	switch e := ev.(type) {
+	case kafka.AssignedPartitions:
+		r.assign(kc, e.Partitions)
+	case kafka.RevokedPartitions:
+		r.revoke(kc, e.Partitions)
+	}
+	return nil
+}
+
+func toTP(ktp kafka.TopicPartition) TopicPartition {
+	return TopicPartition{Topic: deref(ktp.Topic), Partition: ktp.Partition}
+}
+
+// assign sets up newly assigned partitions: it reads their committed
+// offsets and commit metadata, picks the start of those without a commit,
+// registers them with the engine, and assigns them to librdkafka at exactly
+// those offsets. The rebalance protocol is read here, once per assignment.
+func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
+	r.cooperative = kc.GetRebalanceProtocol() == "COOPERATIVE"
+	if r.closing || r.err != nil {
+		r.ack(kc, ktps, true)
+		return
+	}
+	timeoutMs := int(r.cfg.requestTimeout.Milliseconds())
+	committed, err := kc.Committed(ktps, timeoutMs)
+	if err == nil && len(committed) != len(ktps) {
+		err = fmt.Errorf("%d committed offsets for %d partitions", len(committed), len(ktps))
+	}
+	if err != nil {
+		r.err = fmt.Errorf("%w: committed offsets: %v", ErrAssign, err)
+		r.ack(kc, ktps, true)
+		return
+	}
+	at := make([]kafka.TopicPartition, len(committed))
+	tps := make([]TopicPartition, len(committed))
+	states := make([]*pstate, 0, len(committed))
+	for i, ktp := range committed {
+		tp := toTP(ktp)
+		tps[i] = tp
+		start, meta, logEnd := int64(ktp.Offset), deref(ktp.Metadata), int64(-1)
+		if start < 0 || meta != "" {
+			lo, hi, qerr := kc.QueryWatermarkOffsets(tp.Topic, tp.Partition, timeoutMs)
+			if qerr != nil {
+				r.err = fmt.Errorf("%w: watermarks of %s[%d]: %v", ErrAssign, tp.Topic, tp.Partition, qerr)
+				r.ack(kc, ktps, true)
+				return
+			}
+			logEnd = hi
+			if start < 0 {
+				start = lo
+				if r.cfg.startOffset == kafka.OffsetEnd {
+					start = hi
+				}
+			}
+		}
+		part, aerr := r.sess.Assign(tp, start, meta, logEnd)
+		if aerr != nil {
+			r.err = fmt.Errorf("%w: %v", ErrAssign, aerr)
+			r.ack(kc, ktps, true)
+			return
+		}
+		ktp.Offset = kafka.Offset(start)
+		ktp.Metadata = nil
+		at[i] = ktp
+		bare := kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}
+		states = append(states, &pstate{tp: tp, ktp: bare, part: part, wm: part.Watermark(),
+			window: part.Watermark().Window(), next: start})
+	}
+	r.exec(func() {
+		for _, ps := range states {
+			r.parts[ps.tp] = ps
+		}
+		r.last = nil
+	})
+	r.ack(kc, at, true)
+	// A partition paused before it moved away comes back paused in some
+	// librdkafka versions: a new assignment starts with room.
+	bare := make([]kafka.TopicPartition, len(at))
+	for i, ktp := range at {
+		bare[i] = kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}
+	}
+	if err := kc.Resume(bare); err != nil {
+		r.log.Warn("confluent: resume after assign", "error", err)
+	}
+	if r.cfg.onAssign != nil {
+		proto := "EAGER"
+		if r.cooperative {
+			proto = "COOPERATIVE"
+		}
+		r.cfg.onAssign(proto, tps)
+	}
+}
+
+// revoke gives up partitions: it stops handing out their messages (drops
+// what the feeder queued), waits at most RevokeTimeout for the in-flight ones,
+// stores and commits the commit points synchronously and closes them, then
+// unassigns. A lost assignment (session timeout: another member may own the
+// partitions already) is closed without waiting or committing.
+func (r *runner) revoke(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
+	lost := kc.AssignmentLost()
+	tps := make([]TopicPartition, 0, len(ktps))
+	for _, ktp := range ktps {
+		tps = append(tps, toTP(ktp))
+	}
+	if !r.closing {
+		// Stop handing out their messages: what the feeder has queued for
+		// them is dropped, what it tracked is in flight.
+		r.exec(func() {
+			for _, tp := range tps {
+				delete(r.parts, tp)
+				delete(r.blocked, tp)
+			}
+			r.last = nil
+		})
+		if lost {
+			r.lostMu.Lock()
+			for _, tp := range tps {
+				r.lost[tp] = true
+			}
+			r.lostMu.Unlock()
+			done, cancel := context.WithCancel(context.Background())
+			cancel() // no drain
+			r.sess.Revoke(done, tps...)
+			r.lostMu.Lock()
+			for _, tp := range tps {
+				delete(r.lost, tp)
+			}
+			r.lostMu.Unlock()
+			r.log.Warn("confluent: assignment lost, partitions closed without commit", "partitions", len(tps))
+		} else {
+			r.sess.Revoke(context.Background(), tps...)
+		}
+	}
+	r.ack(kc, ktps, false)
+	if r.cfg.onRevoke != nil {
+		r.cfg.onRevoke(tps, lost)
+	}
+}
+
+// ack completes a rebalance with librdkafka, with the protocol read at the
+// last assignment.
+func (r *runner) ack(kc *kafka.Consumer, ktps []kafka.TopicPartition, assign bool) {
+	var err error
+	switch {
+	case assign && r.cooperative:
+		err = kc.IncrementalAssign(ktps)
+	case assign:
+		err = kc.Assign(ktps)
+	case r.cooperative:
+		err = kc.IncrementalUnassign(ktps)
+	default:
+		err = kc.Unassign()
+	}
+	if err != nil {
+		r.log.Error("confluent: completing rebalance", "assign", assign, "error", err)
+		if r.err == nil && assign && !r.closing {
+			r.err = fmt.Errorf("%w: %v", ErrAssign, err)
+		}
+	}
+}
+
+// commit is the engine's CommitFunc: StoreOffsets (refused by librdkafka
+// for partitions not assigned to this member) then Commit, which sends the
+// stored offsets with this member's generation. Called by the engine's
+// commit loop and, during a revoke, from the rebalance callback; the engine
+// serialises the calls.
+func (r *runner) commit(_ context.Context, offs []engine.Offset) ([]error, error) {
+	errs := make([]error, len(offs))
+	tps := make([]kafka.TopicPartition, 0, len(offs))
+	idx := make(map[TopicPartition]int, len(offs))
+	r.lostMu.Lock()
+	for i, o := range offs {
+		if r.lost[o.TP] {
+			errs[i] = errLost
+			continue
+		}
+		topic, meta := o.TP.Topic, o.Metadata
+		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: o.TP.Partition,
+			Offset: kafka.Offset(o.Offset), Metadata: &meta})
+		idx[o.TP] = i
+	}
+	r.lostMu.Unlock()
+	if len(tps) > 0 {
+		stored, err := r.kc.StoreOffsets(tps)
+		if err != nil {
+			if len(stored) == 0 {
+				return nil, fmt.Errorf("store offsets: %w", err)
+			}
+			for _, s := range stored {
+				if i, ok := idx[toTP(s)]; ok && s.Error != nil {
+					errs[i] = fmt.Errorf("store offset: %w", s.Error)
+				}
+			}
+		}
+		res, err := r.kc.Commit()
+		var kerr kafka.Error
+		switch {
+		case errors.As(err, &kerr) && kerr.Code() == kafka.ErrNoOffset:
+			// Nothing new to send: librdkafka skips offsets equal to the
+			// committed ones (even when only the metadata changed).
+		case err != nil:
+			for _, tp := range tps {
+				if i := idx[toTP(tp)]; errs[i] == nil {
+					errs[i] = fmt.Errorf("commit: %w", err)
+				}
+			}
+		default:
+			for _, c := range res {
+				if i, ok := idx[toTP(c)]; ok && c.Error != nil && errs[i] == nil {
+					errs[i] = fmt.Errorf("commit: %w", c.Error)
+				}
+			}
+		}
+	}
+	if r.cfg.onCommit != nil {
+		r.cfg.onCommit(offs, errs)
+	}
+	return errs, nil
+}
+
+// forwardLogs sends librdkafka's log lines to the logger until stop.
+func (r *runner) forwardLogs(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-stop:
+			return
+		case ev := <-r.logs:
+			level := slog.LevelDebug
+			switch {
+			case ev.Level <= 3:
+				level = slog.LevelError
+			case ev.Level == 4:
+				level = slog.LevelWarn
+			case ev.Level <= 6:
+				level = slog.LevelInfo
+			}
+			r.log.Log(context.Background(), level, "librdkafka: "+ev.Message, "tag", ev.Tag, "client", ev.Name)
+		}
+	}
+}

@@ -1,0 +1,107 @@
+package confluent_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/inorder/inorder/adapters/confluent"
+	"github.com/inorder/inorder/internal/kafkatest"
+)
+
+// Issue: AssignmentLost: close without committing. A handler that stalls
+// the only worker past max.poll.interval.ms makes librdkafka leave the
+// group; the revoke that follows reports the assignment lost, and the
+// Consumer closes the partitions without committing them (another member
+// may own them). It then rejoins and finishes the topic.
+func TestLostAssignmentIsClosedWithoutCommit(t *testing.T) {
+	const (
+		topic = "lost"
+		group = "lost-group"
+		n     = 3000
+	)
+	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 2))
+	ctx := timeout(t, 90*time.Second)
+	if _, err := c.Produce(ctx, topic, n); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu          sync.Mutex
+		lostRevokes int
+		lostCommits int // commits attempted for lost partitions, refused
+		acceptedAft int // commits accepted for a partition between its loss and its next assignment
+		isLost      = map[confluent.TopicPartition]bool{}
+	)
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		confluent.WithSessionTimeout(time.Second),
+		confluent.WithHeartbeatInterval(100*time.Millisecond),
+		confluent.WithRebalanceTimeout(1500*time.Millisecond),
+		confluent.WithRevokeTimeout(time.Second),
+		confluent.WithCommitInterval(50*time.Millisecond),
+		confluent.WithFetchMaxWait(50*time.Millisecond),
+		confluent.WithLogger(slogDiscard()),
+		confluent.WithConcurrency(1),
+		confluent.WithAssignHook(func(_ string, tps []confluent.TopicPartition) {
+			mu.Lock()
+			for _, tp := range tps {
+				delete(isLost, tp)
+			}
+			mu.Unlock()
+		}),
+		confluent.WithRevokeHook(func(tps []confluent.TopicPartition, lost bool) {
+			if !lost {
+				return
+			}
+			mu.Lock()
+			lostRevokes++
+			for _, tp := range tps {
+				isLost[tp] = true
+			}
+			mu.Unlock()
+		}),
+		confluent.WithCommitHook(func(offs []confluent.Offset, errs []error) {
+			mu.Lock()
+			defer mu.Unlock()
+			for i, o := range offs {
+				switch {
+				case errs[i] != nil && strings.Contains(errs[i].Error(), "assignment lost"):
+					lostCommits++
+				case errs[i] == nil && isLost[o.TP]:
+					acceptedAft++
+				}
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	var stalled atomic.Bool
+	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+		if m.TopicPartition.Offset == 20 && stalled.CompareAndSwap(false, true) {
+			time.Sleep(3 * time.Second) // > max.poll.interval.ms: the poll loop stalls behind it
+		}
+		rec.add(m)
+		return nil
+	})
+	waitFor(ctx, t, "everything handled and committed after the rejoin", func() bool {
+		ok, _ := committedAtEnd(ctx, c, group, topic)
+		return ok && rec.distinct() == n
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if lostRevokes == 0 {
+		t.Fatal("librdkafka never reported the assignment lost")
+	}
+	if acceptedAft != 0 {
+		t.Fatalf("%d commits accepted for lost partitions", acceptedAft)
+	}
+	t.Logf("%d lost revokes, %d commits refused as lost, %d handled for %d messages", lostRevokes, lostCommits, rec.count(), n)
+}
