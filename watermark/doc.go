@@ -25,7 +25,8 @@
 //
 // # Cost
 //
-// Ack is a tag-checked CompareAndSwap on one word plus three atomic loads; it
+// Ack is a tag-checked CompareAndSwap on one word plus two loads of a
+// read-mostly cache line (and of the high mark, only for the newest word); it
 // never locks or allocates. Track is a few comparisons and one atomic store
 // (plus one store per 40 offsets). Committable moves over done words, 40
 // offsets per step. See Partition for the algorithm.
