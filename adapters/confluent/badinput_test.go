@@ -115,6 +115,16 @@ func TestRunRefusesNilHandlerAndSecondRun(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+	// Close is final: a Run after it returns ErrClosed without joining.
+	if err := cons.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Run(context.Background(), func(context.Context, *kafka.Message) error { return nil }); !errors.Is(err, confluent.ErrClosed) {
+		t.Fatalf("Run after Close: %v", err)
+	}
+	if s := cons.Stats(); s != nil {
+		t.Fatalf("Stats after a refused Run: %v", s)
+	}
 }
 
 // Issue: under StopOnError a failing handler stops Run with its error, and

@@ -2,9 +2,13 @@ package confluent_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,6 +72,7 @@ func TestManyClosesInARowAllReturn(t *testing.T) {
 		}
 		closeStart := time.Now()
 		var wg sync.WaitGroup
+		var dumpOnce sync.Once
 		for range 5 {
 			wg.Go(func() {
 				done := make(chan struct{})
@@ -75,6 +80,7 @@ func TestManyClosesInARowAllReturn(t *testing.T) {
 				select {
 				case <-done:
 				case <-time.After(closeBound):
+					dumpOnce.Do(dumpGoroutines)
 					t.Errorf("member %d: Close did not return within %v", i, closeBound)
 				}
 			})
@@ -82,10 +88,13 @@ func TestManyClosesInARowAllReturn(t *testing.T) {
 		wg.Wait()
 		select {
 		case err := <-errc:
-			if err != nil {
+			// i%4 == 0: the Closes may come before Run has started; Run
+			// then refuses to start.
+			if err != nil && (i%4 != 0 || !errors.Is(err, confluent.ErrClosed)) {
 				t.Fatalf("member %d: Run = %v", i, err)
 			}
 		case <-time.After(closeBound):
+			dumpOnce.Do(dumpGoroutines)
 			t.Fatalf("member %d: Run did not return after Close", i)
 		}
 		if err := cons.Close(); err != nil {
@@ -111,8 +120,15 @@ func TestManyClosesInARowAllReturn(t *testing.T) {
 	waitFor(ctx, t, "the members' goroutines to end", func() bool { return runtime.NumGoroutine() <= baseline })
 }
 
+// dumpGoroutines writes every goroutine's stack to stderr: a hung Close is
+// diagnosed from where the Run goroutine waits.
+func dumpGoroutines() {
+	_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+}
+
 // Issue: Run returns after a close without hanging, even when every worker
-// is stuck in a handler that ignores its context: the stuck message and
+// is stuck in a handler that ignores its context, the feeder waits for a
+// worker and the poll loop waits for the feeder: the stuck message and
 // everything after it stay uncommitted.
 func TestCloseReturnsWhileHandlersHang(t *testing.T) {
 	const (
@@ -122,13 +138,15 @@ func TestCloseReturnsWhileHandlersHang(t *testing.T) {
 	)
 	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
 	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, topic, 2000); err != nil {
+	if _, err := c.Produce(ctx, topic, 5000); err != nil { // more than the hand-off queue holds
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
 	defer close(release) // lets the abandoned handler goroutine end
+	var pollWaits atomic.Int64
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
-		append(fastOpts(slogDiscard()), confluent.WithConcurrency(2))...)
+		append(fastOpts(slogDiscard()), confluent.WithConcurrency(2),
+			confluent.WithWaitHook(func() { pollWaits.Add(1) }))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,11 +163,14 @@ func TestCloseReturnsWhileHandlersHang(t *testing.T) {
 		})
 	}()
 	reached.Wait() // both workers are stuck; the feeder waits for one of them
+	// ... and the poll loop, its hand-off queue full, waits for the feeder.
+	waitFor(ctx, t, "the poll loop to wait for the feeder", func() bool { return pollWaits.Load() > 0 })
 	closed := make(chan struct{})
 	go func() { _ = cons.Close(); close(closed) }()
 	select {
 	case <-closed:
 	case <-time.After(closeBound):
+		dumpGoroutines()
 		t.Fatal("Close did not return while handlers hang")
 	}
 	if err := <-errc; err != nil {

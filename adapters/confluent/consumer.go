@@ -30,6 +30,7 @@ type Consumer struct {
 	eng     atomic.Pointer[engine.Engine[*kafka.Message]]
 
 	mu     sync.Mutex
+	closed bool               // Close was called: Run refuses to start
 	cancel context.CancelFunc // of the current Run; nil when not running
 	done   chan struct{}      // closed when the current Run returns
 }
@@ -96,9 +97,9 @@ func (c *Consumer) Stats() []PartitionStats {
 // synchronously and releases the partitions; at the end it closes the
 // librdkafka consumer (leaving the group). It returns nil after a clean
 // shutdown, the handler's error wrapped in ErrHandler under StopOnError,
-// ErrRunning if already running, and an error wrapping ErrAssign or
-// ErrClient if librdkafka fails. Unreachable brokers are retried by
-// librdkafka (and logged) until ctx ends.
+// ErrRunning if already running, ErrClosed once Close was called, and an
+// error wrapping ErrAssign or ErrClient if librdkafka fails. Unreachable
+// brokers are retried by librdkafka (and logged) until ctx ends.
 func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, msg *kafka.Message) error) error {
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
@@ -108,9 +109,17 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	}
 	defer c.running.Store(false)
 
+	// Registering the Run and checking for an earlier Close under one lock
+	// orders every Run against every Close: a Close either sees this Run
+	// (and stops it) or happened before it (and Run does not start).
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cancel()
+		return ErrClosed
+	}
 	c.cancel, c.done = cancel, done
 	c.mu.Unlock()
 	defer func() {
@@ -133,10 +142,14 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 
 // Close stops a running Run (as if its ctx had ended) and waits until it
 // has returned: in-flight messages drained (at most RevokeTimeout), commits
-// made, group left. It returns nil, also when not running; it may be called
-// any number of times, from any goroutine.
+// made, group left. Close is final: a Run that had not yet started when
+// Close was called (including one whose goroutine was started just before)
+// returns ErrClosed without joining the group. Close returns nil, also
+// when not running; it may be called any number of times, from any
+// goroutine.
 func (c *Consumer) Close() error {
 	c.mu.Lock()
+	c.closed = true
 	cancel, done := c.cancel, c.done
 	c.mu.Unlock()
 	if cancel == nil {

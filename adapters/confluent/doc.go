@@ -28,9 +28,11 @@
 // Rebalances. Both protocols work: EAGER (range, roundrobin: Assign and
 // Unassign of everything) and COOPERATIVE (cooperative-sticky:
 // IncrementalAssign and IncrementalUnassign of what moves). The protocol is
-// read once per assignment, never in the revoke callback. On assign, the
-// committed offsets and their metadata are read and the partitions are
-// assigned at exactly those offsets. On revoke, the partitions' messages
+// read once per assignment, never in the revoke callback nor while closing
+// (both can hang inside librdkafka); until then it is the one the
+// configuration selects. On assign, the committed offsets and their
+// metadata are read and the partitions are assigned at exactly those
+// offsets. On revoke, the partitions' messages
 // stop being handed out, in-flight ones get at most RevokeTimeout, the
 // commit points are stored and committed, then the partitions are closed
 // (late acks are ignored). A lost assignment (AssignmentLost) is closed

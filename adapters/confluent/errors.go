@@ -19,6 +19,9 @@ var (
 	ErrPanic = engine.ErrPanic
 	// ErrRunning is returned by Run when the Consumer is already running.
 	ErrRunning = errors.New("confluent: consumer already running")
+	// ErrClosed is returned by Run when Close was called before Run
+	// started: a closed Consumer does not run again.
+	ErrClosed = errors.New("confluent: consumer closed")
 	// ErrAssign wraps a failure to set up an assigned partition (reading
 	// its committed offset, or librdkafka refusing the assignment); Run
 	// stops with it rather than consume from an unknown start.

@@ -28,3 +28,12 @@ func WithCommitHook(f func(offs []Offset, errs []error)) Option {
 func WithPauseHook(f func(tp TopicPartition, paused bool)) Option {
 	return func(c *config) { c.onPause = f }
 }
+
+// WithWaitHook calls f whenever the poll goroutine has to wait for the
+// feeder because the hand-off queue is full. Tests only.
+func WithWaitHook(f func()) Option {
+	return func(c *config) { c.onWait = f }
+}
+
+// CooperativeByConfig exposes the protocol a configuration selects.
+var CooperativeByConfig = cooperativeByConfig

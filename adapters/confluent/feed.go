@@ -134,24 +134,61 @@ func (r *runner) feed(ctx context.Context) {
 }
 
 // exec runs fn on the feeder after every batch sent before, and waits for
-// it. Poll goroutine only.
-func (r *runner) exec(fn func()) {
-	r.flush()
+// it. It returns false, without running fn, if Run stops first (see
+// handOff). Poll goroutine only.
+func (r *runner) exec(fn func()) bool {
+	if !r.flush() {
+		return false
+	}
 	done := make(chan struct{})
-	r.in <- cmd{fn: fn, done: done}
-	<-done
+	if !r.handOff(cmd{fn: fn, done: done}) {
+		return false
+	}
+	<-done // the feeder runs fn as soon as it has received it
+	return true
 }
 
-// flush hands the batch being filled to the feeder. Poll goroutine only.
-func (r *runner) flush() {
+// flush hands the batch being filled to the feeder. It returns false if
+// Run stops first: the batch is dropped (never tracked, so never committed:
+// delivered again). Poll goroutine only.
+func (r *runner) flush() bool {
 	if len(r.batch) == 0 {
-		return
+		return true
 	}
-	r.in <- cmd{batch: r.batch}
+	if !r.handOff(cmd{batch: r.batch}) {
+		clear(r.batch)
+		r.batch = r.batch[:0]
+		return false
+	}
 	select {
 	case r.batch = <-r.free:
 	default:
 		r.batch = make([]item, 0, batchSize)
+	}
+	return true
+}
+
+// handOff sends c to the feeder, or returns false when Run's ctx ends or a
+// handler failed (Stop policy) first. The feeder can be blocked for as long
+// as a handler runs (it waits for a free worker), and a handler may ignore
+// its context: were the poll goroutine to wait for it unconditionally, it
+// would never see the stop, and Close would never return.
+func (r *runner) handOff(c cmd) bool {
+	select {
+	case r.in <- c:
+		return true
+	default:
+	}
+	if r.cfg.onWait != nil {
+		r.cfg.onWait()
+	}
+	select {
+	case r.in <- c:
+		return true
+	case <-r.stopped:
+		return false
+	case <-r.eng.Fatal():
+		return false
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,7 @@ type runner struct {
 
 	// Poll goroutine only (the rebalance callback runs inside Poll).
 	batch       []item // messages received, not yet handed to the feeder
-	cooperative bool   // protocol of the current assignment, read at assign
+	cooperative bool   // protocol: from the configuration, then as read at each assign outside shutdown
 	closing     bool   // the feeder and the session are done: the callback only completes rebalances
 	err         error  // set by the callback: stops Run
 
@@ -46,7 +47,8 @@ type runner struct {
 	in       chan cmd
 	free     chan []item
 	feedDone chan struct{}
-	stopping atomic.Bool // set by the poll goroutine at shutdown: the feeder tracks nothing more
+	stopped  <-chan struct{} // Run's ctx.Done(): the poll goroutine stops waiting for the feeder
+	stopping atomic.Bool     // set by the poll goroutine at shutdown: the feeder tracks nothing more
 
 	// Feeder only (see feed.go).
 	parts   map[TopicPartition]*pstate
@@ -80,7 +82,30 @@ func newRunner(c *Consumer, eng *engine.Engine[*kafka.Message]) (*runner, error)
 		return nil, fmt.Errorf("%w: librdkafka: %v", ErrInvalidConfig, err)
 	}
 	r.kc = kc
+	r.cooperative = cooperativeByConfig(cm)
 	return r, nil
+}
+
+// cooperativeByConfig reports whether cm selects the COOPERATIVE rebalance
+// protocol: librdkafka uses it when every assignor in
+// partition.assignment.strategy is cooperative (it refuses a mix), and with
+// group.protocol=consumer. It is the protocol until an assignment reads it
+// from librdkafka, and the one used while closing, when asking librdkafka
+// can block for ever (see assign).
+func cooperativeByConfig(cm kafka.ConfigMap) bool {
+	if p, _ := cm["group.protocol"].(string); strings.EqualFold(strings.TrimSpace(p), "consumer") {
+		return true
+	}
+	s, _ := cm["partition.assignment.strategy"].(string)
+	if strings.TrimSpace(s) == "" {
+		return false // librdkafka's default: range,roundrobin
+	}
+	for a := range strings.SplitSeq(s, ",") {
+		if strings.TrimSpace(a) != "cooperative-sticky" {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -88,6 +113,7 @@ func (r *runner) run(ctx context.Context) error {
 	logDone := make(chan struct{})
 	go r.forwardLogs(logStop, logDone)
 
+	r.stopped = ctx.Done()
 	r.eng.Start(ctx)
 	r.sess = r.eng.NewSession(r.commit)
 	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -164,22 +190,28 @@ func (r *runner) poll(ctx context.Context) error {
 				continue
 			}
 			r.batch = append(r.batch, item{msg: e})
-			if len(r.batch) == cap(r.batch) {
-				r.flush()
+			if len(r.batch) == cap(r.batch) && !r.flush() {
+				return nil
 			}
 		case kafka.PartitionEOF:
 			r.batch = append(r.batch, item{eof: kafka.TopicPartition(e)})
-			r.flush()
+			if !r.flush() {
+				return nil
+			}
 			turn = -1
 		case kafka.Error:
-			r.flush()
+			if !r.flush() {
+				return nil
+			}
 			if e.IsFatal() {
 				return fmt.Errorf("%w: %v", ErrClient, e)
 			}
 			r.log.Warn("confluent: librdkafka error", "code", e.Code(), "error", e)
 			turn = -1
 		default: // nil (nothing to poll now), a rebalance handled in the callback, stats
-			r.flush()
+			if !r.flush() {
+				return nil
+			}
 			turn = -1
 		}
 	}
@@ -214,9 +246,26 @@ func toTP(ktp kafka.TopicPartition) TopicPartition {
 // offsets and commit metadata, picks the start of those without a commit,
 // registers them with the engine, and assigns them to librdkafka at exactly
 // those offsets. The rebalance protocol is read here, once per assignment.
+//
+// Not while closing: an assignment that completes as Run stops (Close
+// called mid-join) is delivered by librdkafka inside kafka.Consumer.Close,
+// and GetRebalanceProtocol there is a request to the group's handler that
+// can wait for ever (librdkafka #4041, confluent-kafka-go #1016), and
+// answers "" while the group terminates, which would turn a COOPERATIVE
+// member's last unassign into an EAGER one. The protocol already known is
+// used instead.
 func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
-	r.cooperative = kc.GetRebalanceProtocol() == "COOPERATIVE"
-	if r.closing || r.err != nil {
+	if r.closing {
+		r.ack(kc, ktps, true)
+		return
+	}
+	switch kc.GetRebalanceProtocol() {
+	case "COOPERATIVE":
+		r.cooperative = true
+	case "EAGER":
+		r.cooperative = false
+	}
+	if r.err != nil {
 		r.ack(kc, ktps, true)
 		return
 	}
@@ -265,7 +314,9 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		states = append(states, &pstate{tp: tp, ktp: bare, part: part, wm: part.Watermark(),
 			window: part.Watermark().Window(), next: start})
 	}
-	r.exec(func() {
+	// Not run if Run is stopping: the feeder then drops these partitions'
+	// messages, and the shutdown releases them with the session.
+	_ = r.exec(func() {
 		for _, ps := range states {
 			r.parts[ps.tp] = ps
 		}
@@ -303,8 +354,11 @@ func (r *runner) revoke(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 	}
 	if !r.closing {
 		// Stop handing out their messages: what the feeder has queued for
-		// them is dropped, what it tracked is in flight.
-		r.exec(func() {
+		// them is dropped, what it tracked is in flight. If Run is
+		// stopping the feeder is not waited for: it may still track a
+		// message of theirs, which the drain waits for (at most
+		// RevokeTimeout) and the commit counts only once it is handled.
+		_ = r.exec(func() {
 			for _, tp := range tps {
 				delete(r.parts, tp)
 				delete(r.blocked, tp)

@@ -64,6 +64,7 @@ type config struct {
 	onRevoke func(tps []TopicPartition, lost bool)
 	onCommit func(offs []engine.Offset, errs []error)
 	onPause  func(tp TopicPartition, paused bool)
+	onWait   func() // the poll goroutine waits for the feeder (hand-off queue full)
 }
 
 func defaultConfig() config {
