@@ -15,10 +15,16 @@
 // every message not handled before the last commit is delivered again.
 // Commits are issued only for partitions this member owns: offsets are
 // stored with StoreOffsets (which librdkafka refuses for partitions not
-// assigned) and sent by Commit with the member's generation, never by
-// CommitOffsets. They never go below a commit this member made for the
+// assigned) and sent by Commit with the member's generation. Commit sends
+// only offsets that moved; a commit whose offset stayed but whose metadata
+// grew (a slow message holds the commit point) is sent by CommitOffsets,
+// only while the engine has not revoked the partition, librdkafka lists it
+// as assigned and the assignment is not lost (see commitExplicit in
+// loop.go). Commits never go below a commit this member made for the
 // same assignment, and happen every CommitInterval and synchronously in the
-// revoke callback and at shutdown. The commit metadata records which
+// revoke callback and at shutdown. A commit that the coordinator does not
+// answer gives up after the engine's commit timeout (nothing is recorded as
+// committed; the librdkafka request may still complete later). The commit metadata records which
 // messages above the commit point are already handled, so the next owner
 // (or this process after a restart) does not hand them to the handler
 // again. Transaction markers, aborted records and compacted offsets are
@@ -32,10 +38,12 @@
 // (both can hang inside librdkafka); until then it is the one the
 // configuration selects. On assign, the committed offsets and their
 // metadata are read and the partitions are assigned at exactly those
-// offsets. On revoke, the partitions' messages
-// stop being handed out, in-flight ones get at most RevokeTimeout, the
-// commit points are stored and committed, then the partitions are closed
-// (late acks are ignored). A lost assignment (AssignmentLost) is closed
+// offsets; a partition whose committed offset cannot be read fails Run
+// with ErrAssign. On revoke, the partitions' messages stop being handed out
+// at once (without waiting for busy workers: queued ones are dropped, a
+// hand-off waiting for a worker is cancelled), in-flight ones get at most
+// RevokeTimeout, the commit points are stored and committed, then the
+// partitions are closed (late acks are ignored). A lost assignment (AssignmentLost) is closed
 // without committing: another member may own it already.
 //
 // Design. librdkafka delivers every partition through one Poll loop, run
@@ -55,7 +63,8 @@
 // one Track (lock-free), one channel send to the workers, one Ack (one
 // atomic CompareAndSwap); per commit tick and
 // partition, a snapshot of the window, the metadata encoding, one
-// StoreOffsets and one Commit for all partitions.
+// StoreOffsets and one Commit for all partitions (plus one CommitOffsets
+// for those whose metadata alone changed).
 //
 // Settings. Options cover the common settings and name the librdkafka
 // property each sets; WithConfigMap passes any other property through and

@@ -31,4 +31,10 @@ var (
 	// errLost is the per-partition commit result for a partition whose
 	// assignment was lost: it is closed without committing.
 	errLost = errors.New("confluent: assignment lost, not committing")
+	// errNotAssigned is the per-partition commit result for a metadata-only
+	// commit of a partition librdkafka no longer lists as assigned.
+	errNotAssigned = errors.New("confluent: partition not assigned, not committing its metadata")
+	// errNotCommitted is the per-partition commit result for a partition
+	// missing from librdkafka's commit result.
+	errNotCommitted = errors.New("confluent: partition missing from the commit result")
 )

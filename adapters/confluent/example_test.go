@@ -49,7 +49,11 @@ func ExampleConsumer_Run() {
 				_ = c.Close()
 				return
 			}
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return // Run returns too
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 	}()
 	err = c.Run(ctx, func(ctx context.Context, msg *kafka.Message) error {

@@ -1,6 +1,10 @@
 package confluent
 
-import "github.com/inorder/inorder/adapters/internal/engine"
+import (
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
 
 // Offset is one partition's commit as the commit hook sees it.
 type Offset = engine.Offset
@@ -17,8 +21,16 @@ func WithRevokeHook(f func(tps []TopicPartition, lost bool)) Option {
 	return func(c *config) { c.onRevoke = f }
 }
 
+// WithRevokeStartHook calls f as every revoke starts (before its drain and
+// commit) with the partitions and whether the assignment was lost. Tests
+// only.
+func WithRevokeStartHook(f func(tps []TopicPartition, lost bool)) Option {
+	return func(c *config) { c.onRevokeStart = f }
+}
+
 // WithCommitHook calls f after every commit with its offsets and
-// per-partition results. Tests only.
+// per-partition results (all the same error when the whole commit failed).
+// Tests only.
 func WithCommitHook(f func(offs []Offset, errs []error)) Option {
 	return func(c *config) { c.onCommit = f }
 }
@@ -37,3 +49,10 @@ func WithWaitHook(f func()) Option {
 
 // CooperativeByConfig exposes the protocol a configuration selects.
 var CooperativeByConfig = cooperativeByConfig
+
+// WithCommittedHook calls f with the committed offsets read at every
+// assignment, before they are used; f may change them (inject a
+// per-partition error). Tests only.
+func WithCommittedHook(f func(ktps []kafka.TopicPartition)) Option {
+	return func(c *config) { c.onCommitted = f }
+}

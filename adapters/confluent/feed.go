@@ -17,12 +17,14 @@ package confluent
 //
 // The feeder is the only goroutine that calls Track and Skip (through the
 // engine's Deliver and SkipTo) and that reads or writes the pstates. The
-// rebalance callback changes the set of partitions through exec, which runs
-// a function here after every batch received before it.
+// rebalance callback changes the set of partitions through post, which runs
+// a function here after every batch received before it; a revoke also marks
+// the partitions revoked (pstate.revoked), which the feeder checks.
 
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -39,7 +41,8 @@ const (
 )
 
 // pstate is an assigned partition as the feeder sees it. Feeder goroutine
-// only (created by the rebalance callback, handed over through exec).
+// only (created by the rebalance callback, handed over through post),
+// except revoked, ctx and cancel.
 type pstate struct {
 	tp      TopicPartition
 	ktp     kafka.TopicPartition // topic and partition only, for Pause/Resume
@@ -50,6 +53,13 @@ type pstate struct {
 	next    int64  // one past the highest offset received: lower ones are redeliveries
 	queue   []item // received, not yet delivered (did not fit); the partition is paused while non-empty
 	paused  bool
+
+	// Set by the rebalance callback (poll goroutine) at revoke: the feeder
+	// drops the partition's messages, and a Deliver waiting for a worker
+	// gives up (the message is counted unackable, so the drain skips it).
+	revoked atomic.Bool
+	ctx     context.Context // ends at revoke (cancel), or with the feeder's
+	cancel  context.CancelFunc
 }
 
 // item is a message, or a partition EOF (a skip to its offset), in the order
@@ -59,12 +69,10 @@ type item struct {
 	eof kafka.TopicPartition
 }
 
-// cmd is what the poll loop sends the feeder: a batch, or a function to run
-// (with done closed after it).
+// cmd is what the poll loop sends the feeder: a batch, or a function to run.
 type cmd struct {
 	batch []item
 	fn    func()
-	done  chan struct{}
 }
 
 // fits reports whether offset fits in the window now, so that Deliver and
@@ -83,11 +91,13 @@ func (ps *pstate) fits(offset int64) bool {
 // r.stopping is set it tracks nothing more (what is left is not handed out,
 // so it is not committed and is delivered again).
 //
-// ctx does not end at shutdown: a message is tracked only when it fits, and
-// then waits for a worker (the workers outlive the feeder), so that no
-// tracked message is left behind undispatched and the drain has only
-// messages it can wait for.
-func (r *runner) feed(ctx context.Context) {
+// Deliveries run with their partition's context (pstate.ctx), a child of
+// r.fctx. r.fctx does not end at shutdown (only when the feeder is given up
+// on, see run): a message is tracked only when it fits, and then waits for a
+// worker (the workers outlive the feeder), so that no tracked message is
+// left behind undispatched and the drain has only messages it can wait for.
+// A partition's context ends at its revoke.
+func (r *runner) feed() {
 	defer close(r.feedDone)
 	timer := time.NewTimer(pumpInterval)
 	timer.Stop()
@@ -105,7 +115,6 @@ func (r *runner) feed(ctx context.Context) {
 			}
 			if c.fn != nil {
 				c.fn()
-				close(c.done)
 				continue
 			}
 			for i, it := range c.batch {
@@ -114,9 +123,9 @@ func (r *runner) feed(ctx context.Context) {
 					continue
 				}
 				if it.msg != nil {
-					r.deliver(ctx, it.msg)
+					r.deliver(it.msg)
 				} else {
-					r.eof(ctx, it.eof)
+					r.eof(it.eof)
 				}
 				c.batch[i] = item{}
 			}
@@ -127,25 +136,22 @@ func (r *runner) feed(ctx context.Context) {
 		case <-timer.C:
 			armed = false
 			if !r.stopping.Load() {
-				r.pump(ctx)
+				r.pump()
 			}
 		}
 	}
 }
 
-// exec runs fn on the feeder after every batch sent before, and waits for
-// it. It returns false, without running fn, if Run stops first (see
-// handOff). Poll goroutine only.
-func (r *runner) exec(fn func()) bool {
+// post has fn run on the feeder after every batch sent before, and before
+// every batch sent after; it does not wait for it: the feeder can be blocked
+// for as long as a handler runs (waiting for a free worker), and the
+// rebalance callback must not be. It returns false, and fn never runs, if
+// Run stops first (see handOff). Poll goroutine only.
+func (r *runner) post(fn func()) bool {
 	if !r.flush() {
 		return false
 	}
-	done := make(chan struct{})
-	if !r.handOff(cmd{fn: fn, done: done}) {
-		return false
-	}
-	<-done // the feeder runs fn as soon as it has received it
-	return true
+	return r.handOff(cmd{fn: fn})
 }
 
 // flush hands the batch being filled to the feeder. It returns false if
@@ -198,17 +204,34 @@ func (r *runner) state(ktp kafka.TopicPartition) *pstate {
 	}
 	// Messages come in runs of one partition: skip the map (and hashing
 	// the topic) while the partition does not change.
-	if ps := r.last; ps != nil && ps.tp.Partition == ktp.Partition && ps.tp.Topic == *ktp.Topic {
+	if ps := r.last; ps != nil && ps.tp.Partition == ktp.Partition && ps.tp.Topic == *ktp.Topic && !ps.revoked.Load() {
 		return ps
 	}
 	ps := r.parts[TopicPartition{Topic: *ktp.Topic, Partition: ktp.Partition}]
+	if ps != nil && ps.revoked.Load() {
+		r.forget(ps)
+		return nil
+	}
 	r.last = ps
 	return ps
 }
 
+// forget removes a revoked partition and drops its queue.
+func (r *runner) forget(ps *pstate) {
+	if r.parts[ps.tp] == ps {
+		delete(r.parts, ps.tp)
+	}
+	if r.blocked[ps.tp] == ps {
+		delete(r.blocked, ps.tp)
+	}
+	clear(ps.queue)
+	ps.queue = nil
+	r.last = nil
+}
+
 // deliver hands m to the engine, or queues it (pausing the partition) when
 // its window is full.
-func (r *runner) deliver(ctx context.Context, m *kafka.Message) {
+func (r *runner) deliver(m *kafka.Message) {
 	ps := r.state(m.TopicPartition)
 	if ps == nil {
 		return // not (or no longer) ours
@@ -222,15 +245,16 @@ func (r *runner) deliver(ctx context.Context, m *kafka.Message) {
 		r.enqueue(ps, item{msg: m})
 		return
 	}
-	r.send(ctx, ps, off, m)
+	r.send(ps, off, m)
 }
 
-func (r *runner) send(ctx context.Context, ps *pstate, off int64, m *kafka.Message) {
+func (r *runner) send(ps *pstate, off int64, m *kafka.Message) {
+	ctx := ps.ctx
 	err := r.sess.Deliver(ctx, ps.part, off, m)
 	switch {
 	case err == nil, ctx.Err() != nil, errors.Is(err, watermark.ErrClosed):
 	case errors.Is(err, watermark.ErrOutOfOrder):
-		r.log.Debug("confluent: dropping offset below the partition's start or already delivered",
+		r.log.Warn("confluent: dropping offset below the partition's start or already delivered",
 			"topic", ps.tp.Topic, "partition", ps.tp.Partition, "offset", off)
 	default:
 		r.log.Error("confluent: deliver", "topic", ps.tp.Topic, "partition", ps.tp.Partition, "offset", off, "error", err)
@@ -240,7 +264,7 @@ func (r *runner) send(ctx context.Context, ps *pstate, off int64, m *kafka.Messa
 // eof handles librdkafka's partition EOF: no offset below its position that
 // was not delivered will ever come (transaction markers, aborted records),
 // so the commit point may reach the log end.
-func (r *runner) eof(ctx context.Context, ktp kafka.TopicPartition) {
+func (r *runner) eof(ktp kafka.TopicPartition) {
 	ps := r.state(ktp)
 	if ps == nil || ktp.Offset < 0 {
 		return
@@ -252,10 +276,11 @@ func (r *runner) eof(ctx context.Context, ktp kafka.TopicPartition) {
 		r.enqueue(ps, item{eof: ktp})
 		return
 	}
-	r.skip(ctx, ps, to)
+	r.skip(ps, to)
 }
 
-func (r *runner) skip(ctx context.Context, ps *pstate, to int64) {
+func (r *runner) skip(ps *pstate, to int64) {
+	ctx := ps.ctx
 	if err := r.sess.SkipTo(ctx, ps.part, to); err != nil && ctx.Err() == nil && !errors.Is(err, watermark.ErrClosed) {
 		r.log.Error("confluent: skip to partition end", "topic", ps.tp.Topic, "partition", ps.tp.Partition, "offset", to, "error", err)
 	}
@@ -277,8 +302,12 @@ func (r *runner) enqueue(ps *pstate, it item) {
 
 // pump delivers what now fits of the queued items and resumes the
 // partitions whose queue emptied.
-func (r *runner) pump(ctx context.Context) {
+func (r *runner) pump() {
 	for tp, ps := range r.blocked {
+		if ps.revoked.Load() {
+			r.forget(ps)
+			continue
+		}
 		for len(ps.queue) > 0 && !r.stopping.Load() {
 			it := ps.queue[0]
 			if it.msg != nil {
@@ -286,13 +315,13 @@ func (r *runner) pump(ctx context.Context) {
 				if !ps.fits(off) {
 					break
 				}
-				r.send(ctx, ps, off, it.msg)
+				r.send(ps, off, it.msg)
 			} else {
 				to := int64(it.eof.Offset)
 				if !ps.fits(to - 1) {
 					break
 				}
-				r.skip(ctx, ps, to)
+				r.skip(ps, to)
 			}
 			ps.queue[0] = item{}
 			ps.queue = ps.queue[1:]

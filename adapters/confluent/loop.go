@@ -42,6 +42,10 @@ type runner struct {
 	cooperative bool   // protocol: from the configuration, then as read at each assign outside shutdown
 	closing     bool   // the feeder and the session are done: the callback only completes rebalances
 	err         error  // set by the callback: stops Run
+	// owned are the pstates handed to the feeder, so that a revoke can
+	// mark them revoked and cancel their deliveries without waiting for it.
+	owned map[TopicPartition]*pstate
+	fctx  context.Context // the feeder's context, parent of each pstate's
 
 	// Between the poll loop and the feeder.
 	in       chan cmd
@@ -57,6 +61,8 @@ type runner struct {
 
 	lostMu sync.Mutex
 	lost   map[TopicPartition]bool // partitions being closed without commit
+
+	calls sync.WaitGroup // librdkafka commit calls running (see call)
 }
 
 func newRunner(c *Consumer, eng *engine.Engine[*kafka.Message]) (*runner, error) {
@@ -73,6 +79,7 @@ func newRunner(c *Consumer, eng *engine.Engine[*kafka.Message]) (*runner, error)
 		parts:    make(map[TopicPartition]*pstate),
 		blocked:  make(map[TopicPartition]*pstate),
 		lost:     make(map[TopicPartition]bool),
+		owned:    make(map[TopicPartition]*pstate),
 	}
 	cm := cloneMap(c.cm)
 	cm["go.logs.channel.enable"] = true
@@ -118,7 +125,8 @@ func (r *runner) run(ctx context.Context) error {
 	r.sess = r.eng.NewSession(r.commit)
 	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer fcancel()
-	go r.feed(fctx)
+	r.fctx = fctx
+	go r.feed()
 	var err error
 	if serr := r.kc.SubscribeTopics(r.c.topics, r.rebalance); serr != nil {
 		err = fmt.Errorf("%w: subscribe: %v", ErrClient, serr)
@@ -144,6 +152,11 @@ func (r *runner) run(ctx context.Context) error {
 	t1 := time.Now()
 	r.sess.Close(context.WithoutCancel(ctx))
 	r.eng.Stop()
+	// A commit abandoned at its timeout still holds the librdkafka
+	// handle: give it the request timeout to complete before closing it.
+	if !waitGroup(&r.calls, r.cfg.requestTimeout) {
+		r.log.Error("confluent: a commit call is still running at close", "waited", r.cfg.requestTimeout)
+	}
 	t2 := time.Now()
 	if cerr := r.kc.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("%w: close: %v", ErrClient, cerr)
@@ -274,6 +287,20 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 	if err == nil && len(committed) != len(ktps) {
 		err = fmt.Errorf("%d committed offsets for %d partitions", len(committed), len(ktps))
 	}
+	if err == nil && r.cfg.onCommitted != nil {
+		r.cfg.onCommitted(committed)
+	}
+	if err == nil {
+		// A partition whose commit could not be read is not one without a
+		// commit: starting it at the log end (OffsetEnd) would skip
+		// messages never handled.
+		for _, ktp := range committed {
+			if ktp.Error != nil {
+				err = fmt.Errorf("%s[%d]: %v", deref(ktp.Topic), ktp.Partition, ktp.Error)
+				break
+			}
+		}
+	}
 	if err != nil {
 		r.err = fmt.Errorf("%w: committed offsets: %v", ErrAssign, err)
 		r.ack(kc, ktps, true)
@@ -311,14 +338,20 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		ktp.Metadata = nil
 		at[i] = ktp
 		bare := kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}
-		states = append(states, &pstate{tp: tp, ktp: bare, part: part, wm: part.Watermark(),
-			window: part.Watermark().Window(), next: start})
+		pctx, pcancel := context.WithCancel(r.fctx)
+		ps := &pstate{tp: tp, ktp: bare, part: part, wm: part.Watermark(),
+			window: part.Watermark().Window(), next: start, ctx: pctx, cancel: pcancel}
+		states = append(states, ps)
+		r.owned[tp] = ps
 	}
 	// Not run if Run is stopping: the feeder then drops these partitions'
 	// messages, and the shutdown releases them with the session.
-	_ = r.exec(func() {
+	_ = r.post(func() {
 		for _, ps := range states {
 			r.parts[ps.tp] = ps
+			if b := r.blocked[ps.tp]; b != nil && b != ps {
+				delete(r.blocked, ps.tp) // of an earlier, revoked assignment
+			}
 		}
 		r.last = nil
 	})
@@ -341,30 +374,39 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 	}
 }
 
-// revoke gives up partitions: it stops handing out their messages (drops
-// what the feeder queued), waits at most RevokeTimeout for the in-flight ones,
-// stores and commits the commit points synchronously and closes them, then
-// unassigns. A lost assignment (session timeout: another member may own the
-// partitions already) is closed without waiting or committing.
+// revoke gives up partitions: it stops handing out their messages (the
+// feeder drops what it queued for them, and a hand-off to the workers that
+// waits for a busy one is cancelled), waits at most RevokeTimeout for the
+// in-flight ones, stores and commits the commit points synchronously and
+// closes them, then unassigns. A lost assignment (session timeout: another
+// member may own the partitions already) is closed without waiting or
+// committing.
+//
+// It does not wait for the feeder: the feeder can be blocked for as long
+// as a handler runs (it waits for a free worker to hand out a message of a
+// partition this member keeps), and the callback must return well within
+// max.poll.interval.ms. The feeder sees the revoked flag and drops the
+// partitions' messages; one it was tracking at that moment may still be
+// handed out, which is safe: the drain waits for it (at most
+// RevokeTimeout), the commit point does not pass it unless it is handled,
+// and once the partition is closed a worker does not run it.
 func (r *runner) revoke(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 	lost := kc.AssignmentLost()
 	tps := make([]TopicPartition, 0, len(ktps))
 	for _, ktp := range ktps {
 		tps = append(tps, toTP(ktp))
 	}
+	if r.cfg.onRevokeStart != nil {
+		r.cfg.onRevokeStart(tps, lost)
+	}
 	if !r.closing {
-		// Stop handing out their messages: what the feeder has queued for
-		// them is dropped, what it tracked is in flight. If Run is
-		// stopping the feeder is not waited for: it may still track a
-		// message of theirs, which the drain waits for (at most
-		// RevokeTimeout) and the commit counts only once it is handled.
-		_ = r.exec(func() {
-			for _, tp := range tps {
-				delete(r.parts, tp)
-				delete(r.blocked, tp)
+		for _, tp := range tps {
+			if ps := r.owned[tp]; ps != nil {
+				ps.revoked.Store(true)
+				ps.cancel()
+				delete(r.owned, tp)
 			}
-			r.last = nil
-		})
+		}
 		if lost {
 			r.lostMu.Lock()
 			for _, tp := range tps {
@@ -416,8 +458,18 @@ func (r *runner) ack(kc *kafka.Consumer, ktps []kafka.TopicPartition, assign boo
 // for partitions not assigned to this member) then Commit, which sends the
 // stored offsets with this member's generation. Called by the engine's
 // commit loop and, during a revoke, from the rebalance callback; the engine
-// serialises the calls.
-func (r *runner) commit(_ context.Context, offs []engine.Offset) ([]error, error) {
+// serialises the calls (under its commit mutex).
+//
+// Commit sends a stored offset only when it is greater than the committed
+// one: a commit whose offset did not move but whose metadata (the done-set
+// above the commit point) grew is left out of Commit's result (or Commit
+// answers ErrNoOffset). Those partitions are sent with CommitOffsets, see
+// commitExplicit.
+//
+// The librdkafka calls run on a goroutine of their own: when ctx ends
+// first, commit returns ctx's error (nothing is recorded as committed), and
+// the call may still complete later.
+func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, error) {
 	errs := make([]error, len(offs))
 	tps := make([]kafka.TopicPartition, 0, len(offs))
 	idx := make(map[TopicPartition]int, len(offs))
@@ -434,41 +486,190 @@ func (r *runner) commit(_ context.Context, offs []engine.Offset) ([]error, error
 	}
 	r.lostMu.Unlock()
 	if len(tps) > 0 {
-		stored, err := r.kc.StoreOffsets(tps)
-		if err != nil {
-			if len(stored) == 0 {
-				return nil, fmt.Errorf("store offsets: %w", err)
-			}
-			for _, s := range stored {
-				if i, ok := idx[toTP(s)]; ok && s.Error != nil {
-					errs[i] = fmt.Errorf("store offset: %w", s.Error)
+		if err := r.store(ctx, tps, idx, errs); err != nil {
+			if r.cfg.onCommit != nil {
+				for i := range errs {
+					errs[i] = err
 				}
+				r.cfg.onCommit(offs, errs)
 			}
-		}
-		res, err := r.kc.Commit()
-		var kerr kafka.Error
-		switch {
-		case errors.As(err, &kerr) && kerr.Code() == kafka.ErrNoOffset:
-			// Nothing new to send: librdkafka skips offsets equal to the
-			// committed ones (even when only the metadata changed).
-		case err != nil:
-			for _, tp := range tps {
-				if i := idx[toTP(tp)]; errs[i] == nil {
-					errs[i] = fmt.Errorf("commit: %w", err)
-				}
-			}
-		default:
-			for _, c := range res {
-				if i, ok := idx[toTP(c)]; ok && c.Error != nil && errs[i] == nil {
-					errs[i] = fmt.Errorf("commit: %w", c.Error)
-				}
-			}
+			return nil, err
 		}
 	}
 	if r.cfg.onCommit != nil {
 		r.cfg.onCommit(offs, errs)
 	}
 	return errs, nil
+}
+
+// store stores and commits tps (errs[idx[tp]] nil so far) and sets their
+// per-partition errors.
+func (r *runner) store(ctx context.Context, tps []kafka.TopicPartition, idx map[TopicPartition]int, errs []error) error {
+	stored, err := r.kc.StoreOffsets(tps)
+	if err != nil && len(stored) == 0 {
+		return fmt.Errorf("store offsets: %w", err)
+	}
+	// rd_kafka_offsets_store answers NO_ERROR when at least one partition
+	// was stored: the per-partition errors are read whatever err is.
+	for _, s := range stored {
+		if i, ok := idx[toTP(s)]; ok && s.Error != nil {
+			errs[i] = fmt.Errorf("store offset: %w", s.Error)
+		}
+	}
+	send := tps[:0:0]
+	for _, tp := range tps {
+		if errs[idx[toTP(tp)]] == nil {
+			send = append(send, tp)
+		}
+	}
+	if len(send) == 0 {
+		return nil
+	}
+	res, err := r.call(ctx, r.kc.Commit)
+	var kerr kafka.Error
+	switch {
+	case errors.As(err, &kerr) && kerr.Code() == kafka.ErrNoOffset:
+		res = nil // nothing sent: every partition is metadata-only
+	case err != nil:
+		if ctx.Err() != nil {
+			return err
+		}
+		for _, tp := range send {
+			errs[idx[toTP(tp)]] = fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	}
+	sent := make(map[TopicPartition]bool, len(res))
+	for _, c := range res {
+		tp := toTP(c)
+		sent[tp] = true
+		if i, ok := idx[tp]; ok && c.Error != nil && errs[i] == nil {
+			errs[i] = fmt.Errorf("commit: %w", c.Error)
+		}
+	}
+	var metaOnly []kafka.TopicPartition
+	for _, tp := range send {
+		if !sent[toTP(tp)] {
+			metaOnly = append(metaOnly, tp)
+		}
+	}
+	if len(metaOnly) > 0 {
+		return r.commitExplicit(ctx, metaOnly, idx, errs)
+	}
+	return nil
+}
+
+// commitExplicit sends tps, whose offsets Commit left out because they
+// equal the committed ones (only their metadata changed), with
+// CommitOffsets.
+//
+// An explicit CommitOffsets is not checked against the assignment by
+// librdkafka, and a broker that does not check ownership (kfake; a real
+// one within a COOPERATIVE generation) accepts it for a partition another
+// member owns, rewinding it. It is safe here because it runs under the
+// engine's commit mutex, for partitions the engine has not revoked: the
+// rebalance callback revokes a partition in the engine (under that mutex)
+// before it unassigns it from librdkafka, so the partition is still this
+// member's assignment now, and the coordinator gives it to another member
+// only after this member's callback completed (COOPERATIVE), or after every
+// member rejoined, which this one does after the callback (EAGER). The one
+// exception is an assignment lost to a session or poll timeout, when the
+// coordinator reassigns without waiting: AssignmentLost is checked, and a
+// partition librdkafka no longer lists in Assignment is refused too. What
+// remains is a loss between that check and the request: a real broker
+// fences it by generation (the loss means a new one); kfake would not.
+func (r *runner) commitExplicit(ctx context.Context, tps []kafka.TopicPartition, idx map[TopicPartition]int, errs []error) error {
+	assigned, err := r.kc.Assignment()
+	if err != nil {
+		for _, tp := range tps {
+			errs[idx[toTP(tp)]] = fmt.Errorf("commit metadata: assignment: %w", err)
+		}
+		return nil
+	}
+	owned := make(map[TopicPartition]bool, len(assigned))
+	for _, a := range assigned {
+		owned[toTP(a)] = true
+	}
+	lost := r.kc.AssignmentLost()
+	send := tps[:0:0]
+	for _, tp := range tps {
+		switch i := idx[toTP(tp)]; {
+		case lost:
+			errs[i] = errLost
+		case !owned[toTP(tp)]:
+			errs[i] = errNotAssigned
+		default:
+			send = append(send, tp)
+		}
+	}
+	if len(send) == 0 {
+		return nil
+	}
+	res, err := r.call(ctx, func() ([]kafka.TopicPartition, error) { return r.kc.CommitOffsets(send) })
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		for _, tp := range send {
+			errs[idx[toTP(tp)]] = fmt.Errorf("commit metadata: %w", err)
+		}
+		return nil
+	}
+	got := make(map[TopicPartition]bool, len(res))
+	for _, c := range res {
+		tp := toTP(c)
+		got[tp] = true
+		if i, ok := idx[tp]; ok && c.Error != nil {
+			errs[i] = fmt.Errorf("commit metadata: %w", c.Error)
+		}
+	}
+	for _, tp := range send {
+		if i := idx[toTP(tp)]; !got[toTP(tp)] && errs[i] == nil {
+			errs[i] = errNotCommitted
+		}
+	}
+	return nil
+}
+
+// call runs f (a librdkafka commit, which waits for the coordinator's
+// answer without a bound) on a goroutine of its own and returns its result,
+// or ctx's error if ctx ends first. Then the call may still complete later:
+// run waits for it (bounded) before closing the librdkafka handle.
+func (r *runner) call(ctx context.Context, f func() ([]kafka.TopicPartition, error)) ([]kafka.TopicPartition, error) {
+	type result struct {
+		res []kafka.TopicPartition
+		err error
+	}
+	ch := make(chan result, 1)
+	r.calls.Add(1)
+	go func() {
+		defer r.calls.Done()
+		res, err := f()
+		ch <- result{res, err}
+	}()
+	select {
+	case x := <-ch:
+		return x.res, x.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("commit not confirmed, it may still complete: %w", ctx.Err())
+	}
+}
+
+// waitGroup waits for wg at most d and reports whether it is done.
+func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // forwardLogs sends librdkafka's log lines to the logger until stop.

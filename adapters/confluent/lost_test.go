@@ -53,7 +53,9 @@ func TestLostAssignmentIsClosedWithoutCommit(t *testing.T) {
 			}
 			mu.Unlock()
 		}),
-		confluent.WithRevokeHook(func(tps []confluent.TopicPartition, lost bool) {
+		// Marked lost as the revoke starts, so that a commit the revoke
+		// itself would let through is counted.
+		confluent.WithRevokeStartHook(func(tps []confluent.TopicPartition, lost bool) {
 			if !lost {
 				return
 			}

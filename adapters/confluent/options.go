@@ -62,9 +62,15 @@ type config struct {
 	// Tests only (export_test.go).
 	onAssign func(protocol string, tps []TopicPartition)
 	onRevoke func(tps []TopicPartition, lost bool)
-	onCommit func(offs []engine.Offset, errs []error)
-	onPause  func(tp TopicPartition, paused bool)
-	onWait   func() // the poll goroutine waits for the feeder (hand-off queue full)
+	// onRevokeStart is called as a revoke starts, before its drain and
+	// commit.
+	onRevokeStart func(tps []TopicPartition, lost bool)
+	onCommit      func(offs []engine.Offset, errs []error)
+	onPause       func(tp TopicPartition, paused bool)
+	onWait        func() // the poll goroutine waits for the feeder (hand-off queue full)
+	// onCommitted sees (and may change) the committed offsets read at an
+	// assignment, before they are used.
+	onCommitted func(ktps []kafka.TopicPartition)
 }
 
 func defaultConfig() config {
@@ -235,21 +241,28 @@ func (c *config) configMap(brokers []string, group string, topics []string) (kaf
 	if err := c.Config.Validate(); err != nil {
 		return nil, err
 	}
+	// librdkafka's settings are whole milliseconds: a shorter duration
+	// would be sent as 0 (or, for the optional ones, mean the default).
+	for _, d := range []struct {
+		name     string
+		v        time.Duration
+		optional bool // 0 means librdkafka's default
+	}{
+		{"SessionTimeout", c.sessionTimeout, false},
+		{"RebalanceTimeout", c.rebalanceTimeout, false},
+		{"RequestTimeout", c.requestTimeout, false},
+		{"HeartbeatInterval", c.heartbeatInterval, true},
+		{"FetchMaxWait", c.fetchMaxWait, true},
+	} {
+		if d.v < time.Millisecond && !(d.optional && d.v == 0) {
+			return nil, fmt.Errorf("%w: %s must be at least 1ms, got %v", ErrInvalidConfig, d.name, d.v)
+		}
+	}
 	switch {
-	case c.sessionTimeout <= 0:
-		return nil, fmt.Errorf("%w: SessionTimeout must be positive, got %v", ErrInvalidConfig, c.sessionTimeout)
-	case c.rebalanceTimeout <= 0:
-		return nil, fmt.Errorf("%w: RebalanceTimeout must be positive, got %v", ErrInvalidConfig, c.rebalanceTimeout)
-	case c.heartbeatInterval < 0:
-		return nil, fmt.Errorf("%w: HeartbeatInterval must not be negative, got %v", ErrInvalidConfig, c.heartbeatInterval)
 	case c.startOffset != kafka.OffsetBeginning && c.startOffset != kafka.OffsetEnd:
 		return nil, fmt.Errorf("%w: StartOffset must be kafka.OffsetBeginning or kafka.OffsetEnd, got %v", ErrInvalidConfig, c.startOffset)
 	case c.fetchMaxBytes < 0:
 		return nil, fmt.Errorf("%w: FetchMaxBytes must not be negative, got %d", ErrInvalidConfig, c.fetchMaxBytes)
-	case c.fetchMaxWait < 0:
-		return nil, fmt.Errorf("%w: FetchMaxWait must not be negative, got %v", ErrInvalidConfig, c.fetchMaxWait)
-	case c.requestTimeout <= 0:
-		return nil, fmt.Errorf("%w: RequestTimeout must be positive, got %v", ErrInvalidConfig, c.requestTimeout)
 	}
 
 	ms := func(d time.Duration) int { return int(d / time.Millisecond) }

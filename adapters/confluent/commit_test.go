@@ -1,0 +1,192 @@
+package confluent_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/inorder/inorder/adapters/confluent"
+	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/watermark/metadata"
+)
+
+// brokerDone returns the number of offsets the group's committed metadata
+// for partition 0 of topic marks done, and the committed offset.
+func brokerDone(ctx context.Context, c *kafkatest.Cluster, group, topic string) (int64, int64) {
+	com, err := c.Committed(ctx, group, topic)
+	if err != nil {
+		return -1, -1
+	}
+	cm, ok := com[0]
+	if !ok {
+		return -1, -1
+	}
+	set, err := metadata.Decode(cm.Metadata, cm.Offset)
+	if err != nil || set == nil {
+		return 0, cm.Offset
+	}
+	return set.Len(), cm.Offset
+}
+
+// Issue: a commit whose offset did not move but whose done-set grew
+// (metadata only) reaches the broker. librdkafka's Commit sends a stored
+// offset only when it is greater than the committed one; were the change
+// dropped while recorded as sent, everything handled after the first commit
+// behind a slow message would be redelivered after a crash.
+func TestMetadataOnlyCommitReachesTheBroker(t *testing.T) {
+	const (
+		topic = "metaonly"
+		group = "metaonly-group"
+	)
+	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
+	ctx := timeout(t, 60*time.Second)
+	if _, err := c.Produce(ctx, topic, 50); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(testLogger(t)), confluent.WithConcurrency(4))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	stop := runConsumer(t, cons, func(hctx context.Context, m *kafka.Message) error {
+		if m.TopicPartition.Offset == 0 {
+			select {
+			case <-release:
+			case <-hctx.Done():
+			}
+		}
+		return nil
+	})
+	waitFor(ctx, t, "offsets 1..49 committed as done above offset 0", func() bool {
+		n, off := brokerDone(ctx, c, group, topic)
+		return off == 0 && n == 49
+	})
+	if _, err := c.Produce(ctx, topic, 50, kafkatest.FirstIndex(50)); err != nil {
+		t.Fatal(err)
+	}
+	// Fails (times out) if the metadata-only commits never reach the broker.
+	waitFor(ctx, t, "offsets 1..99 committed as done above offset 0", func() bool {
+		n, off := brokerDone(ctx, c, group, topic)
+		return off == 0 && n == 99
+	})
+	close(release)
+	waitFor(ctx, t, "the commit at the log end", func() bool {
+		ok, _ := committedAtEnd(ctx, c, group, topic)
+		return ok
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Issue: a partition whose committed offset librdkafka could not read
+// (a per-partition error in Committed's result) fails the assignment with
+// ErrAssign naming it, rather than start it as if it had no commit (at the
+// log end with OffsetEnd: messages never handled).
+func TestCommittedPartitionErrorFailsTheAssignment(t *testing.T) {
+	const (
+		topic = "committed-err"
+		group = "committed-err-group"
+	)
+	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 2))
+	ctx := timeout(t, 60*time.Second)
+	if _, err := c.Produce(ctx, topic, 10); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(testLogger(t)),
+			confluent.WithStartOffset(kafka.OffsetEnd),
+			confluent.WithCommittedHook(func(ktps []kafka.TopicPartition) {
+				for i := range ktps {
+					if ktps[i].Partition == 1 {
+						ktps[i].Error = kafka.NewError(kafka.ErrCoordinatorLoadInProgress, "injected", false)
+					}
+				}
+			}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handled := make(chan struct{}, 10)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- cons.Run(ctx, func(context.Context, *kafka.Message) error {
+			handled <- struct{}{}
+			return nil
+		})
+	}()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		t.Fatal("Run did not stop on the failed assignment")
+	}
+	if !errors.Is(err, confluent.ErrAssign) || !strings.Contains(err.Error(), topic+"[1]") {
+		t.Fatalf("Run: %v, want ErrAssign naming %s[1]", err, topic)
+	}
+	if len(handled) != 0 {
+		t.Fatalf("%d messages handled after a failed assignment", len(handled))
+	}
+}
+
+// Issue: a commit honours its timeout. The broker holds every OffsetCommit
+// without answering; the commit gives up at its timeout with the context's
+// error (nothing recorded as committed) instead of blocking for ever under
+// the commit lock. Once the broker answers again, Run stops and commits.
+func TestCommitGivesUpAtItsTimeout(t *testing.T) {
+	const (
+		topic = "commit-held"
+		group = "commit-held-group"
+	)
+	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
+	ctx := timeout(t, 90*time.Second)
+	if _, err := c.Produce(ctx, topic, 20); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseAll)
+	var held atomic.Int64
+	c.Fake().ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.Fake().KeepControl()
+		if kreq.(*kmsg.OffsetCommitRequest).Group == group {
+			held.Add(1)
+			c.Fake().SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	var timedOut atomic.Bool
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(testLogger(t)),
+			confluent.WithSessionTimeout(45*time.Second),
+			confluent.WithRebalanceTimeout(60*time.Second),
+			confluent.WithCommitHook(func(_ []confluent.Offset, errs []error) {
+				for _, err := range errs {
+					if errors.Is(err, context.DeadlineExceeded) {
+						timedOut.Store(true)
+					}
+				}
+			}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runConsumer(t, cons, func(context.Context, *kafka.Message) error { return nil })
+	waitFor(ctx, t, "a commit held by the broker", func() bool { return held.Load() > 0 })
+	// Fails (times out) if the commit waits for the broker for ever.
+	waitFor(ctx, t, "the held commit to give up at its timeout", timedOut.Load)
+	releaseAll()
+	waitFor(ctx, t, "the commit at the log end once the broker answers", func() bool {
+		ok, _ := committedAtEnd(ctx, c, group, topic)
+		return ok
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
