@@ -7,80 +7,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/inorder/inorder/fuzz"
 	"github.com/inorder/inorder/ordset"
 	"github.com/inorder/inorder/watermark"
 )
-
-// refModel is the plain reference of a Partition: the set of pending offsets
-// in a mutex-guarded ordset, the high mark and the restored set.
-type refModel struct {
-	mu       sync.Mutex
-	pending  *ordset.Set
-	restored *ordset.Set
-	high     int64
-	window   int64
-	closed   bool
-	tracked  bool
-}
-
-func (m *refModel) commit() int64 {
-	if v, ok := m.pending.Min(); ok {
-		return v
-	}
-	return m.high
-}
-
-func (m *refModel) fits(last int64) bool {
-	return m.pending.Len() == 0 || last-m.commit() < m.window
-}
-
-func (m *refModel) track(o int64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	switch {
-	case m.closed:
-		return watermark.ErrClosed
-	case o < m.high:
-		return watermark.ErrOutOfOrder
-	case !m.fits(o):
-		return watermark.ErrWindowFull
-	}
-	m.tracked = true
-	m.high = o + 1
-	if m.restored.Contains(o) {
-		return watermark.ErrRestored
-	}
-	m.pending.Add(o)
-	return nil
-}
-
-func (m *refModel) skip(to int64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	switch {
-	case m.closed:
-		return watermark.ErrClosed
-	case to <= m.high:
-		return nil
-	case !m.fits(to - 1):
-		return watermark.ErrWindowFull
-	}
-	m.high = to
-	return nil
-}
-
-func (m *refModel) ack(o int64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	switch {
-	case m.closed:
-		return watermark.ErrClosed
-	case o >= m.high || o < 0:
-		return watermark.ErrNotTracked
-	}
-	m.pending.Remove(o)
-	return nil
-}
 
 // TestPartitionAgainstModel runs random programs of Track (with gaps), Skip,
 // Ack (fresh, duplicate, stale, never tracked, after Close), Restore and Close
@@ -92,14 +22,14 @@ func TestPartitionAgainstModel(t *testing.T) {
 		window := 1 + r.IntN(150)
 		start := r.Int64N(200)
 		p := watermark.NewPartition(start, watermark.WithWindow(window))
-		m := &refModel{pending: ordset.New(), restored: ordset.New(), high: start, window: int64(window)}
+		m := fuzz.NewPartitionModel(start, int64(window))
 		if r.IntN(3) == 0 {
 			for i := 0; i < 5; i++ {
 				lo := start - 10 + r.Int64N(400)
-				m.restored.AddRange(lo, lo+r.Int64N(30))
+				m.Restored.AddRange(lo, lo+r.Int64N(30))
 			}
 			want := error(nil)
-			if err := p.Restore(m.restored); !errors.Is(err, want) {
+			if err := p.Restore(m.Restored); !errors.Is(err, want) {
 				t.Fatalf("seed %d: Restore = %v", seed, err)
 			}
 		}
@@ -109,41 +39,41 @@ func TestPartitionAgainstModel(t *testing.T) {
 			var got, want error
 			switch k := r.IntN(100); {
 			case k < 35:
-				o := m.high + r.Int64N(4)
+				o := m.High + r.Int64N(4)
 				if r.IntN(30) == 0 {
-					o = m.high + r.Int64N(3*int64(window)+50) // long gap
+					o = m.High + r.Int64N(3*int64(window)+50) // long gap
 				} else if r.IntN(40) == 0 {
-					o = m.high - 1 - r.Int64N(5) // out of order
+					o = m.High - 1 - r.Int64N(5) // out of order
 				}
 				op = "Track"
-				got, want = p.Track(o), m.track(o)
+				got, want = p.Track(o), m.Track(o)
 			case k < 40:
-				to := m.high + r.Int64N(2*int64(window)+3) - 2
+				to := m.High + r.Int64N(2*int64(window)+3) - 2
 				op = "Skip"
-				got, want = p.Skip(to), m.skip(to)
+				got, want = p.Skip(to), m.Skip(to)
 			case k < 95:
 				var o int64
 				switch j := r.IntN(10); {
 				case j < 6: // a pending one, if any
-					o = m.high - 1 - r.Int64N(int64(window)+1)
-					if v, ok := m.pending.Min(); ok && r.IntN(2) == 0 {
+					o = m.High - 1 - r.Int64N(int64(window)+1)
+					if v, ok := m.Pending.Min(); ok && r.IntN(2) == 0 {
 						o = v + r.Int64N(int64(window))
 					}
 				case j < 8: // stale or duplicate
-					o = m.commit() - r.Int64N(3*int64(window)+5)
+					o = m.Commit() - r.Int64N(3*int64(window)+5)
 				default: // never tracked
-					o = m.high + r.Int64N(100)
+					o = m.High + r.Int64N(100)
 					if r.IntN(5) == 0 {
 						o = -1 - r.Int64N(5)
 					}
 				}
 				op = "Ack"
-				got, want = p.Ack(o), m.ack(o)
+				got, want = p.Ack(o), m.Ack(o)
 			case k < 96:
 				op = "Close"
 				if r.IntN(4) == 0 {
 					p.Close()
-					m.closed = true
+					m.Closed = true
 				}
 			default:
 				op = "Committable"
@@ -152,26 +82,26 @@ func TestPartitionAgainstModel(t *testing.T) {
 				t.Fatalf("seed %d step %d: %s = %v, model says %v", seed, step, op, got, want)
 			}
 			c := p.Committable()
-			if c != m.commit() {
-				t.Fatalf("seed %d step %d after %s: Committable = %d, model %d", seed, step, op, c, m.commit())
+			if c != m.Commit() {
+				t.Fatalf("seed %d step %d after %s: Committable = %d, model %d", seed, step, op, c, m.Commit())
 			}
 			if c < last {
 				t.Fatalf("seed %d step %d: commit point went down %d -> %d", seed, step, last, c)
 			}
 			last = c
-			if got, want := p.Pending(), m.pending.Len(); got != want {
+			if got, want := p.Pending(), m.Pending.Len(); got != want {
 				t.Fatalf("seed %d step %d: Pending = %d, model %d", seed, step, got, want)
 			}
-			if p.High() != m.high {
-				t.Fatalf("seed %d step %d: High = %d, model %d", seed, step, p.High(), m.high)
+			if p.High() != m.High {
+				t.Fatalf("seed %d step %d: High = %d, model %d", seed, step, p.High(), m.High)
 			}
 			if step%20 == 0 {
 				snap := ordset.New()
 				if sc := p.Snapshot(snap); sc != c {
 					t.Fatalf("seed %d: Snapshot commit %d != %d", seed, sc, c)
 				}
-				for o := c; o < m.high+50; o++ {
-					want := (o < m.high && !m.pending.Contains(o)) || (o >= m.high && m.restored.Contains(o))
+				for o := c; o < m.High+50; o++ {
+					want := (o < m.High && !m.Pending.Contains(o)) || (o >= m.High && m.Restored.Contains(o))
 					if snap.Contains(o) != want {
 						t.Fatalf("seed %d step %d: Snapshot has %d = %v, want %v", seed, step, o, snap.Contains(o), want)
 					}

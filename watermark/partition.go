@@ -90,8 +90,7 @@ type Partition struct {
 	// Owned by the Track goroutine.
 	hi       int64        // its copy of high
 	initWord int64        // ring words below initWord (and at or above the base's word) are initialised
-	initEnd  int64        // initWord*dataBits
-	fastEnd  atomic.Int64 // Track's fast path applies below it: min(initEnd, roomEnd); 0 while restLive; MinInt64 once closed (set by Close too)
+	fastEnd  atomic.Int64 // Track's fast path applies below it: min(initWord*dataBits, roomEnd); 0 while restLive; MinInt64 once closed (set by Close too)
 	frontier int64        // the initialised, unsealed word holding the high mark's predecessor, or -1
 	roomEnd  int64        // offsets below roomEnd fit in the window (cached from base)
 	restLive bool         // the restored set may still hold offsets >= hi
@@ -125,7 +124,6 @@ func NewPartition(start int64, opts ...Option) *Partition {
 		start:    start,
 		hi:       start,
 		initWord: start / dataBits,
-		initEnd:  start / dataBits * dataBits,
 		frontier: -1,
 		roomEnd:  start + int64(c.window),
 		obsPoint: start,
@@ -168,14 +166,22 @@ func (p *Partition) Closed() bool { return p.closed.Load() }
 // Track must be called by one goroutine at a time. It does not block or
 // allocate.
 func (p *Partition) Track(offset int64) error {
-	// Fast path, small enough to inline: the next offset, no gap, in a word
-	// already initialised, with room and nothing restored.
-	if offset == p.hi && offset < p.fastEnd.Load() {
-		p.hi = offset + 1
-		p.high.Store(offset + 1)
+	if p.trackFast(offset) {
 		return nil
 	}
 	return p.track(offset)
+}
+
+// trackFast is Track's fast path, small enough to inline into Track and
+// TrackWait: the next offset, no gap, in a word already initialised, with
+// room, nothing restored and the partition open.
+func (p *Partition) trackFast(offset int64) bool {
+	if offset == p.hi && offset < p.fastEnd.Load() {
+		p.hi = offset + 1
+		p.high.Store(offset + 1)
+		return true
+	}
+	return false
 }
 
 func (p *Partition) track(offset int64) error {
@@ -215,9 +221,7 @@ func (p *Partition) track(offset int64) error {
 // It returns ctx.Err() if ctx ends first, and ErrClosed if the partition is
 // closed while it waits. Same goroutine rules as Track.
 func (p *Partition) TrackWait(ctx context.Context, offset int64) error {
-	if offset == p.hi && offset < p.fastEnd.Load() { // Track's fast path
-		p.hi = offset + 1
-		p.high.Store(offset + 1)
+	if p.trackFast(offset) {
 		return nil
 	}
 	return p.trackWait(ctx, offset)
@@ -274,7 +278,7 @@ func (p *Partition) Skip(to int64) error {
 
 // refreshFast recomputes fastEnd after the Track state changed.
 func (p *Partition) refreshFast() {
-	v := min(p.initEnd, p.roomEnd)
+	v := min(p.initWord*dataBits, p.roomEnd)
 	if p.restLive {
 		v = 0
 	}
@@ -305,7 +309,6 @@ func (p *Partition) makeRoom(last, target int64) (jumped, ok bool) {
 	}
 	p.roomEnd = target + p.window
 	p.initWord = target / dataBits
-	p.initEnd = p.initWord * dataBits
 	p.frontier = -1 // a word of the past: never seal it (its slot may be reused)
 	return true, true
 }
@@ -336,7 +339,6 @@ func (p *Partition) mark(from, to, last int64) {
 	}
 	if kLast >= p.initWord {
 		p.initWord = kLast + 1
-		p.initEnd = p.initWord * dataBits
 	}
 }
 
@@ -455,17 +457,28 @@ func (p *Partition) Pending() int64 {
 	// high before base: then high-base <= window and every word between is
 	// initialised (or retired).
 	h := p.high.Load()
-	b := p.advance()
+	return p.pending(p.advance(), h)
+}
+
+// pending counts the offsets in [b, h) that are not done.
+func (p *Partition) pending(b, h int64) int64 {
 	var n int64
 	for k := b / dataBits; k*dataBits < h; k++ {
-		w := p.ring[uint64(k)&p.mask].Load()
-		if wordTag(w) != p.tag(uint64(k)) {
-			continue // retired: done
-		}
 		lo, hi := max(b, k*dataBits)-k*dataBits, min(h, (k+1)*dataBits)-k*dataBits
-		n += int64(bits.OnesCount64(^w & rangeBits(lo, hi)))
+		n += int64(bits.OnesCount64(^p.doneBits(k) & rangeBits(lo, hi)))
 	}
 	return n
+}
+
+// doneBits returns the done bits of ring word k, all set if the word has been
+// retired since (its offsets are below the base). k must be a word below a
+// high mark loaded before the base, as in Pending and Snapshot.
+func (p *Partition) doneBits(k int64) uint64 {
+	w := p.ring[uint64(k)&p.mask].Load()
+	if wordTag(w) != p.tag(uint64(k)) {
+		return dataMask
+	}
+	return w & dataMask
 }
 
 // Snapshot clears dst, fills it with the offsets at or above the commit point
@@ -487,27 +500,20 @@ func (p *Partition) Snapshot(dst *ordset.Set) int64 {
 	for k := b / dataBits; k*dataBits < h; k++ {
 		base := k * dataBits
 		lo, hi := max(b, base), min(h, base+dataBits)
-		w := p.ring[uint64(k)&p.mask].Load()
-		if wordTag(w) != p.tag(uint64(k)) {
-			w = dataMask // retired since b was read: all done
-		}
+		w := p.doneBits(k)
 		for o := lo; o < hi; {
-			i := uint(o - base)
-			rest := (w & dataMask) >> i
-			if rest&1 == 1 { // run of ones
-				n := int64(bits.TrailingZeros64(^rest))
+			rest := w >> uint(o-base)
+			var n int64
+			if rest&1 == 1 { // a run of done offsets starts (or goes on) at o
+				n = int64(bits.TrailingZeros64(^rest))
 				if runLo < 0 {
 					runLo = o
 				}
-				o = min(o+n, hi)
 			} else {
 				flush(o)
-				n := int64(bits.TrailingZeros64(rest))
-				if rest == 0 {
-					n = hi - o
-				}
-				o = min(o+n, hi)
+				n = int64(bits.TrailingZeros64(rest)) // 64 when rest == 0
 			}
+			o = min(o+n, hi)
 		}
 	}
 	flush(h)
@@ -639,9 +645,9 @@ type Stats struct {
 // to Stats: call it periodically (the adapters do, on every commit tick) to
 // detect a message that holds the commit point. Safe for concurrent use.
 func (p *Partition) Stats() Stats {
-	s := Stats{Pending: p.Pending(), Window: p.window}
-	s.Committable = p.advance()
-	s.High = p.high.Load()
+	h := p.high.Load()
+	b := p.advance()
+	s := Stats{Committable: b, High: p.high.Load(), Pending: p.pending(b, h), Window: p.window}
 	now := time.Now()
 	p.wmu.Lock()
 	if s.Pending == 0 || s.Committable != p.obsPoint || p.obsTime.IsZero() {
