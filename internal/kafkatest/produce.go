@@ -100,22 +100,9 @@ type Txn struct {
 // touched. It returns the committed (visible to read_committed) records per
 // partition.
 func (c *Cluster) ProduceTxn(ctx context.Context, topic string, txns []Txn, opts ...ProduceOption) (map[int32]int64, error) {
-	var pc produceConfig
-	for _, o := range opts {
-		o(&pc)
-	}
-	parts, err := c.Partitions(ctx, topic)
+	pc, parts, cl, err := c.txnClient(ctx, topic, 30*time.Second, opts)
 	if err != nil {
 		return nil, err
-	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(c.Addrs()...),
-		kgo.TransactionalID("kafkatest-"+rand.Text()),
-		kgo.TransactionTimeout(30*time.Second),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("kafkatest: transactional client: %w", err)
 	}
 	defer cl.Close()
 	committed := make(map[int32]int64, parts)
@@ -164,22 +151,9 @@ func (c *Cluster) OpenTxn(ctx context.Context, topic string, n int, opts ...Prod
 	if n < 1 {
 		return nil, fmt.Errorf("%w: n %d < 1", ErrBadArgument, n)
 	}
-	var pc produceConfig
-	for _, o := range opts {
-		o(&pc)
-	}
-	parts, err := c.Partitions(ctx, topic)
+	pc, parts, cl, err := c.txnClient(ctx, topic, 60*time.Second, opts)
 	if err != nil {
 		return nil, err
-	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(c.Addrs()...),
-		kgo.TransactionalID("kafkatest-"+rand.Text()),
-		kgo.TransactionTimeout(60*time.Second),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("kafkatest: transactional client: %w", err)
 	}
 	if err := cl.BeginTransaction(); err != nil {
 		cl.Close()
@@ -205,4 +179,28 @@ func (c *Cluster) OpenTxn(ctx context.Context, topic string, n int, opts ...Prod
 		}
 		return nil
 	}, nil
+}
+
+// txnClient applies opts and returns, with topic's partition count, a
+// transactional producer with a fresh transactional id that writes to the
+// partition each record names.
+func (c *Cluster) txnClient(ctx context.Context, topic string, timeout time.Duration, opts []ProduceOption) (produceConfig, int32, *kgo.Client, error) {
+	var pc produceConfig
+	for _, o := range opts {
+		o(&pc)
+	}
+	parts, err := c.Partitions(ctx, topic)
+	if err != nil {
+		return pc, 0, nil, err
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(c.Addrs()...),
+		kgo.TransactionalID("kafkatest-"+rand.Text()),
+		kgo.TransactionTimeout(timeout),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	)
+	if err != nil {
+		return pc, 0, nil, fmt.Errorf("kafkatest: transactional client: %w", err)
+	}
+	return pc, parts, cl, nil
 }
