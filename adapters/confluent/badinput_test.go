@@ -12,6 +12,7 @@ import (
 
 	"github.com/inorder/inorder/adapters/confluent"
 	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
 // Issue: each bad input is refused by NewConsumer with an error naming the
@@ -109,7 +110,7 @@ func TestRunRefusesNilHandlerAndSecondRun(t *testing.T) {
 		t.Fatalf("nil handler: %v", err)
 	}
 	stop := runConsumer(t, cons, func(context.Context, *kafka.Message) error { return nil })
-	waitFor(timeout(t, 30*time.Second), t, "the partition to be assigned", func() bool { return cons.Stats() != nil && len(cons.Stats()) == 1 })
+	adaptertest.WaitFor(adaptertest.Timeout(t, 30*time.Second), t, "the partition to be assigned", func() bool { return cons.Stats() != nil && len(cons.Stats()) == 1 })
 	if err := cons.Run(context.Background(), func(context.Context, *kafka.Message) error { return nil }); !errors.Is(err, confluent.ErrRunning) {
 		t.Fatalf("second Run: %v", err)
 	}
@@ -118,7 +119,7 @@ func TestRunRefusesNilHandlerAndSecondRun(t *testing.T) {
 	}
 	// Run again after it returned: allowed.
 	stop = runConsumer(t, cons, func(context.Context, *kafka.Message) error { return nil })
-	waitFor(timeout(t, 30*time.Second), t, "the partition to be assigned again", func() bool { return len(cons.Stats()) == 1 })
+	adaptertest.WaitFor(adaptertest.Timeout(t, 30*time.Second), t, "the partition to be assigned again", func() bool { return len(cons.Stats()) == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -142,11 +143,7 @@ func TestStopOnErrorNeverCommitsPastTheFailure(t *testing.T) {
 		group = "fail-group"
 		bad   = 137
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, topic, 1000); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 1, 1000, 60*time.Second)
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
 		append(stableOpts(testLogger(t)), confluent.WithErrorPolicy(confluent.StopOnError),
 			confluent.WithCommitHook(func(o []confluent.Offset, e []error) { t.Logf("commit %+v %v", o, e) }),
@@ -186,11 +183,7 @@ func TestStopOnErrorNeverCommitsPastTheFailure(t *testing.T) {
 // acked, the commit point moves on).
 func TestHandlerPanicIsLoggedAndAcked(t *testing.T) {
 	const topic, group = "panic", "panic-group"
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, topic, 50); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 1, 50, 60*time.Second)
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic}, stableOpts(slogDiscard())...)
 	if err != nil {
 		t.Fatal(err)
@@ -203,8 +196,8 @@ func TestHandlerPanicIsLoggedAndAcked(t *testing.T) {
 		}
 		return nil
 	})
-	waitFor(ctx, t, "commits at the log end", func() bool {
-		ok, _ := committedAtEnd(ctx, c, group, topic)
+	adaptertest.WaitFor(ctx, t, "commits at the log end", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
 		return ok
 	})
 	if err := stop(); err != nil {

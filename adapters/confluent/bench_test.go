@@ -22,7 +22,6 @@ package confluent_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -32,19 +31,11 @@ import (
 
 	"github.com/inorder/inorder/adapters/confluent"
 	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
-var benchGroup atomic.Int64
-
-func nextGroup(name string) string { return fmt.Sprintf("%s-%d", name, benchGroup.Add(1)) }
-
 func benchCluster(b *testing.B, topic string, partitions int32, n int) *kafkatest.Cluster {
-	c := kafkatest.Start(b, kafkatest.WithTopic(topic, partitions))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if _, err := c.Produce(ctx, topic, n, kafkatest.ValueSize(100)); err != nil {
-		b.Fatal(err)
-	}
+	c, _ := adaptertest.StartProduced(b, topic, partitions, n, 2*time.Minute, kafkatest.ValueSize(100))
 	return c
 }
 
@@ -58,7 +49,7 @@ func consumeInorder(b *testing.B, c *kafkatest.Cluster, topic string, n int, h f
 		confluent.WithRebalanceTimeout(20 * time.Second),
 		confluent.WithRevokeTimeout(5 * time.Second),
 	}, opts...)
-	cons, err := confluent.NewConsumer(c.Addrs(), nextGroup("inorder"), []string{topic}, opts...)
+	cons, err := confluent.NewConsumer(c.Addrs(), adaptertest.NextGroup("inorder"), []string{topic}, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -101,7 +92,7 @@ func consumeInorder(b *testing.B, c *kafkatest.Cluster, topic string, n int, h f
 func consumePlain(b *testing.B, c *kafkatest.Cluster, topic string, n int, h func(), commitEach bool) time.Duration {
 	cm := kafka.ConfigMap{
 		"bootstrap.servers":  c.Addrs()[0],
-		"group.id":           nextGroup("plain"),
+		"group.id":           adaptertest.NextGroup("plain"),
 		"auto.offset.reset":  "earliest",
 		"fetch.wait.max.ms":  100,
 		"session.timeout.ms": 6000,

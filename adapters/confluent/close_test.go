@@ -16,6 +16,7 @@ import (
 
 	"github.com/inorder/inorder/adapters/confluent"
 	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
 // closeBound is the hang guard for one Close: RevokeTimeout (2s) plus
@@ -34,11 +35,7 @@ func TestManyClosesInARowAllReturn(t *testing.T) {
 		group = "close-group"
 		n     = 4000
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 4))
-	ctx := timeout(t, 150*time.Second)
-	if _, err := c.Produce(ctx, topic, n); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 4, n, 150*time.Second)
 	// The broker's admin client is up (Produce); goroutines counted from
 	// here must all be gone after the members closed.
 	baseline := runtime.NumGoroutine()
@@ -65,9 +62,9 @@ func TestManyClosesInARowAllReturn(t *testing.T) {
 		errc := make(chan error, 1)
 		go func() { errc <- cons.Run(context.Background(), handler) }()
 		if i%4 != 0 { // i%4 == 0: close at once, probably mid-join
-			before := rec.count()
-			waitFor(ctx, t, "the member to consume", func() bool {
-				return len(cons.Stats()) > 0 && rec.count() > before
+			before := rec.Count()
+			adaptertest.WaitFor(ctx, t, "the member to consume", func() bool {
+				return len(cons.Stats()) > 0 && rec.Count() > before
 			})
 		}
 		closeStart := time.Now()
@@ -106,18 +103,16 @@ func TestManyClosesInARowAllReturn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec.mu.Lock()
+		seen := rec.Seen()
 		for p, cm := range com {
 			for o := int64(0); o < cm.Offset; o++ {
-				if rec.seen[tpo{p, o}] == 0 {
-					rec.mu.Unlock()
+				if seen[adaptertest.PO{P: p, O: o}] == 0 {
 					t.Fatalf("member %d: partition %d committed at %d but offset %d was never handled", i, p, cm.Offset, o)
 				}
 			}
 		}
-		rec.mu.Unlock()
 	}
-	waitFor(ctx, t, "the members' goroutines to end", func() bool { return runtime.NumGoroutine() <= baseline })
+	adaptertest.WaitFor(ctx, t, "the members' goroutines to end", func() bool { return runtime.NumGoroutine() <= baseline })
 }
 
 // dumpGoroutines writes every goroutine's stack to stderr: a hung Close is
@@ -137,7 +132,7 @@ func TestCloseReturnsWhileHandlersHang(t *testing.T) {
 		stuck = 5
 	)
 	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
-	ctx := timeout(t, 60*time.Second)
+	ctx := adaptertest.Timeout(t, 60*time.Second)
 	if _, err := c.Produce(ctx, topic, 5000); err != nil { // more than the hand-off queue holds
 		t.Fatal(err)
 	}
@@ -164,7 +159,7 @@ func TestCloseReturnsWhileHandlersHang(t *testing.T) {
 	}()
 	reached.Wait() // both workers are stuck; the feeder waits for one of them
 	// ... and the poll loop, its hand-off queue full, waits for the feeder.
-	waitFor(ctx, t, "the poll loop to wait for the feeder", func() bool { return pollWaits.Load() > 0 })
+	adaptertest.WaitFor(ctx, t, "the poll loop to wait for the feeder", func() bool { return pollWaits.Load() > 0 })
 	closed := make(chan struct{})
 	go func() { _ = cons.Close(); close(closed) }()
 	select {

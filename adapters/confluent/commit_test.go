@@ -14,6 +14,7 @@ import (
 
 	"github.com/inorder/inorder/adapters/confluent"
 	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 	"github.com/inorder/inorder/watermark/metadata"
 )
 
@@ -45,11 +46,7 @@ func TestMetadataOnlyCommitReachesTheBroker(t *testing.T) {
 		topic = "metaonly"
 		group = "metaonly-group"
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, topic, 50); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 1, 50, 60*time.Second)
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
 		append(stableOpts(testLogger(t)), confluent.WithConcurrency(4))...)
 	if err != nil {
@@ -65,7 +62,7 @@ func TestMetadataOnlyCommitReachesTheBroker(t *testing.T) {
 		}
 		return nil
 	})
-	waitFor(ctx, t, "offsets 1..49 committed as done above offset 0", func() bool {
+	adaptertest.WaitFor(ctx, t, "offsets 1..49 committed as done above offset 0", func() bool {
 		n, off := brokerDone(ctx, c, group, topic)
 		return off == 0 && n == 49
 	})
@@ -73,13 +70,13 @@ func TestMetadataOnlyCommitReachesTheBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Fails (times out) if the metadata-only commits never reach the broker.
-	waitFor(ctx, t, "offsets 1..99 committed as done above offset 0", func() bool {
+	adaptertest.WaitFor(ctx, t, "offsets 1..99 committed as done above offset 0", func() bool {
 		n, off := brokerDone(ctx, c, group, topic)
 		return off == 0 && n == 99
 	})
 	close(release)
-	waitFor(ctx, t, "the commit at the log end", func() bool {
-		ok, _ := committedAtEnd(ctx, c, group, topic)
+	adaptertest.WaitFor(ctx, t, "the commit at the log end", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
 		return ok
 	})
 	if err := stop(); err != nil {
@@ -96,11 +93,7 @@ func TestCommittedPartitionErrorFailsTheAssignment(t *testing.T) {
 		topic = "committed-err"
 		group = "committed-err-group"
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 2))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, topic, 10); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 2, 10, 60*time.Second)
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
 		append(stableOpts(testLogger(t)),
 			confluent.WithStartOffset(kafka.OffsetEnd),
@@ -144,11 +137,7 @@ func TestCommitGivesUpAtItsTimeout(t *testing.T) {
 		topic = "commit-held"
 		group = "commit-held-group"
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
-	ctx := timeout(t, 90*time.Second)
-	if _, err := c.Produce(ctx, topic, 20); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 1, 20, 90*time.Second)
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
@@ -178,12 +167,12 @@ func TestCommitGivesUpAtItsTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := runConsumer(t, cons, func(context.Context, *kafka.Message) error { return nil })
-	waitFor(ctx, t, "a commit held by the broker", func() bool { return held.Load() > 0 })
+	adaptertest.WaitFor(ctx, t, "a commit held by the broker", func() bool { return held.Load() > 0 })
 	// Fails (times out) if the commit waits for the broker for ever.
-	waitFor(ctx, t, "the held commit to give up at its timeout", timedOut.Load)
+	adaptertest.WaitFor(ctx, t, "the held commit to give up at its timeout", timedOut.Load)
 	releaseAll()
-	waitFor(ctx, t, "the commit at the log end once the broker answers", func() bool {
-		ok, _ := committedAtEnd(ctx, c, group, topic)
+	adaptertest.WaitFor(ctx, t, "the commit at the log end once the broker answers", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
 		return ok
 	})
 	if err := stop(); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/inorder/inorder/adapters/confluent"
 	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 	"github.com/inorder/inorder/watermark/metadata"
 )
 
@@ -24,11 +25,7 @@ func TestEveryMessageHandledAndFinalCommitsAtLogEnd(t *testing.T) {
 		group = "basic-group"
 		n     = 5000
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 4))
-	ctx := timeout(t, 90*time.Second)
-	if _, err := c.Produce(ctx, topic, n); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 4, n, 90*time.Second)
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
 		append(fastOpts(testLogger(t)), confluent.WithConcurrency(16))...)
 	if err != nil {
@@ -40,19 +37,20 @@ func TestEveryMessageHandledAndFinalCommitsAtLogEnd(t *testing.T) {
 		rec.add(m)
 		return nil
 	})
-	waitFor(ctx, t, "every message handled and committed", func() bool {
-		ok, _ := committedAtEnd(ctx, c, group, topic)
-		return rec.distinct() == n && ok
+	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return rec.Distinct() == n && ok
 	})
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+	values := rec.Values()
 	for v := range n {
-		if rec.values[strconv.Itoa(v)] == 0 {
+		if values[strconv.Itoa(v)] == 0 {
 			t.Fatalf("value %d never handled", v)
 		}
 	}
-	if ok, why := committedAtEnd(ctx, c, group, topic); !ok {
+	if ok, why := adaptertest.CommittedAtEnd(ctx, c, group, topic); !ok {
 		t.Fatal(why)
 	}
 	// The final commits carry no done set above them (nothing is above the
@@ -81,7 +79,7 @@ func TestEveryMessageHandledAndFinalCommitsAtLogEnd(t *testing.T) {
 	// Every partition tracked to its log end with nothing pending: a wrong
 	// start below the commit would have had its messages tracked and
 	// handled (counted) by then.
-	waitFor(ctx, t, "the second run to fetch every partition to its end", func() bool {
+	adaptertest.WaitFor(ctx, t, "the second run to fetch every partition to its end", func() bool {
 		ends, err := c.LogEnd(ctx, topic)
 		if err != nil {
 			return false
@@ -114,7 +112,7 @@ func TestTransactionalTopicReadCommittedToItsEnd(t *testing.T) {
 		group = "txn-group"
 	)
 	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 3))
-	ctx := timeout(t, 90*time.Second)
+	ctx := adaptertest.Timeout(t, 90*time.Second)
 	txns := []kafkatest.Txn{{Records: 300}, {Records: 200, Abort: true}, {Records: 300}, {Records: 150, Abort: true}}
 	visible, err := c.ProduceTxn(ctx, topic, txns)
 	if err != nil {
@@ -137,18 +135,18 @@ func TestTransactionalTopicReadCommittedToItsEnd(t *testing.T) {
 		rec.add(m)
 		return nil
 	})
-	waitFor(ctx, t, "commits at the log end", func() bool {
-		ok, _ := committedAtEnd(ctx, c, group, topic)
+	adaptertest.WaitFor(ctx, t, "commits at the log end", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
 		return ok
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if rec.count() != want || rec.distinct() != want {
-		t.Fatalf("handled %d (%d distinct), want %d committed records", rec.count(), rec.distinct(), want)
+	if rec.Count() != want || rec.Distinct() != want {
+		t.Fatalf("handled %d (%d distinct), want %d committed records", rec.Count(), rec.Distinct(), want)
 	}
 	// Committed transactions hold values 0..299 and 500..799.
-	for v := range rec.values {
+	for v := range rec.Values() {
 		i, _ := strconv.Atoi(v)
 		if (i >= 300 && i < 500) || i >= 800 {
 			t.Fatalf("aborted record %d was handled", i)
@@ -167,7 +165,7 @@ func TestTinyWindowPausesConstantly(t *testing.T) {
 		window = 3
 	)
 	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 2))
-	ctx := timeout(t, 90*time.Second)
+	ctx := adaptertest.Timeout(t, 90*time.Second)
 	// Many small record batches: with one batch per fetch, the partitions
 	// run dry, resume, fetch and fill the window again all the time.
 	for i := 0; i < n; i += 20 {
@@ -211,9 +209,9 @@ func TestTinyWindowPausesConstantly(t *testing.T) {
 		mu.Unlock()
 		return nil
 	})
-	waitFor(ctx, t, "every message handled and committed", func() bool {
-		ok, _ := committedAtEnd(ctx, c, group, topic)
-		return rec.distinct() == n && ok
+	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return rec.Distinct() == n && ok
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -221,8 +219,8 @@ func TestTinyWindowPausesConstantly(t *testing.T) {
 	if s := spanErr.Load(); s != nil {
 		t.Fatal(s)
 	}
-	if rec.count() != n {
-		t.Fatalf("handled %d messages for %d distinct offsets: redelivered within one run", rec.count(), n)
+	if rec.Count() != n {
+		t.Fatalf("handled %d messages for %d distinct offsets: redelivered within one run", rec.Count(), n)
 	}
 	if pauses.Load() < 5 {
 		t.Fatalf("partitions paused %d times, want pausing all the time with window %d", pauses.Load(), window)

@@ -11,7 +11,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/inorder/inorder/adapters/confluent"
-	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
 // Issue: AssignmentLost: close without committing. A handler that stalls
@@ -25,11 +25,7 @@ func TestLostAssignmentIsClosedWithoutCommit(t *testing.T) {
 		group = "lost-group"
 		n     = 3000
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 2))
-	ctx := timeout(t, 90*time.Second)
-	if _, err := c.Produce(ctx, topic, n); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 2, n, 90*time.Second)
 	var (
 		mu          sync.Mutex
 		lostRevokes int
@@ -90,9 +86,9 @@ func TestLostAssignmentIsClosedWithoutCommit(t *testing.T) {
 		rec.add(m)
 		return nil
 	})
-	waitFor(ctx, t, "everything handled and committed after the rejoin", func() bool {
-		ok, _ := committedAtEnd(ctx, c, group, topic)
-		return ok && rec.distinct() == n
+	adaptertest.WaitFor(ctx, t, "everything handled and committed after the rejoin", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok && rec.Distinct() == n
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -105,5 +101,5 @@ func TestLostAssignmentIsClosedWithoutCommit(t *testing.T) {
 	if acceptedAft != 0 {
 		t.Fatalf("%d commits accepted for lost partitions", acceptedAft)
 	}
-	t.Logf("%d lost revokes, %d commits refused as lost, %d handled for %d messages", lostRevokes, lostCommits, rec.count(), n)
+	t.Logf("%d lost revokes, %d commits refused as lost, %d handled for %d messages", lostRevokes, lostCommits, rec.Count(), n)
 }

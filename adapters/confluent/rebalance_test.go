@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inorder/inorder/adapters/confluent"
-	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
 // Issue: three members of one group join and leave while 6 partitions are
@@ -39,11 +39,7 @@ func testRebalance(t *testing.T, strat, protocol string) {
 		group = "rb-group"
 		n     = 12000
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 6))
-	ctx := timeout(t, 120*time.Second)
-	if _, err := c.Produce(ctx, topic, n); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 6, n, 120*time.Second)
 
 	var (
 		mu        sync.Mutex
@@ -69,29 +65,7 @@ func testRebalance(t *testing.T, strat, protocol string) {
 		return nil, nil, false
 	})
 
-	pollCtx, pollCancel := context.WithCancel(ctx)
-	defer pollCancel()
-	pollDone := make(chan struct{})
-	go func() {
-		defer close(pollDone)
-		last := map[int32]int64{}
-		for pollCtx.Err() == nil {
-			if com, err := c.Committed(pollCtx, group, topic); err == nil {
-				mu.Lock()
-				for p, cm := range com {
-					if cm.Offset < last[p] {
-						rewinds = append(rewinds, fmt.Sprintf("group: partition %d: %d after %d", p, cm.Offset, last[p]))
-					}
-					last[p] = max(last[p], cm.Offset)
-				}
-				mu.Unlock()
-			}
-			select {
-			case <-pollCtx.Done():
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}()
+	watch := adaptertest.WatchCommits(ctx, t, c, group, topic, "group: ")
 
 	rec := newRecorder()
 	handler := func(_ context.Context, m *kafka.Message) error {
@@ -156,7 +130,7 @@ func testRebalance(t *testing.T, strat, protocol string) {
 	midStream := 0 // membership changes while messages were still unhandled
 	pause := func() {
 		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
-		if rec.distinct() < n {
+		if rec.Distinct() < n {
 			midStream++
 		}
 	}
@@ -181,21 +155,21 @@ func testRebalance(t *testing.T, strat, protocol string) {
 	if err := cm(); err != nil {
 		t.Fatalf("member C: %v", err)
 	}
-	waitFor(ctx, t, "everything handled and committed", func() bool {
-		ok, _ := committedAtEnd(ctx, c, group, topic)
-		return ok && rec.distinct() == n
+	adaptertest.WaitFor(ctx, t, "everything handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok && rec.Distinct() == n
 	})
 	if err := a2(); err != nil {
 		t.Fatalf("member A': %v", err)
 	}
-	pollCancel()
-	<-pollDone
+	groupRewinds := watch.Stop()
 
-	if got := rec.distinct(); got != n {
+	if got := rec.Distinct(); got != n {
 		t.Errorf("handled %d distinct messages, want %d", got, n)
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	rewinds = append(rewinds, groupRewinds...)
 	if len(rewinds) > 0 {
 		t.Errorf("committed offsets went down: %v", rewinds[:min(5, len(rewinds))])
 	}
@@ -218,5 +192,5 @@ func testRebalance(t *testing.T, strat, protocol string) {
 		t.Error("no partition was ever paused: the window did not fill")
 	}
 	t.Logf("%d assignments, %d commit requests (%d partition commits refused by the broker), %d handled (%d duplicates), %d pauses, %d changes mid-stream",
-		assigns, wire, refused, rec.count(), rec.count()-rec.distinct(), pauses, midStream)
+		assigns, wire, refused, rec.Count(), rec.Count()-rec.Distinct(), pauses, midStream)
 }

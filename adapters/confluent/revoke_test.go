@@ -9,7 +9,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/inorder/inorder/adapters/confluent"
-	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
 // Issue: a revoke does not wait for busy workers. With one worker stuck in
@@ -24,11 +24,7 @@ func TestRevokeDoesNotWaitForBusyWorkers(t *testing.T) {
 		topic = "revoke-busy"
 		group = "revoke-busy-group"
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 2))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, topic, 200); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 2, 200, 60*time.Second)
 	var (
 		mu         sync.Mutex
 		revokes    []bool // lost flag of each revoke of the first member
@@ -59,7 +55,7 @@ func TestRevokeDoesNotWaitForBusyWorkers(t *testing.T) {
 		}
 		return nil
 	})
-	waitFor(ctx, t, "partition 0 committed up to its stuck message", func() bool {
+	adaptertest.WaitFor(ctx, t, "partition 0 committed up to its stuck message", func() bool {
 		com, err := c.Committed(ctx, group, topic)
 		return err == nil && com[0].Offset == 10
 	})
@@ -71,12 +67,12 @@ func TestRevokeDoesNotWaitForBusyWorkers(t *testing.T) {
 	}
 	stopSecond := runConsumer(t, second, func(context.Context, *kafka.Message) error { return nil })
 	// Fails (times out) if the revoke waits for the stuck worker.
-	waitFor(ctx, t, "the first member's revoke", func() bool {
+	adaptertest.WaitFor(ctx, t, "the first member's revoke", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(revokes) > 0
 	})
-	waitFor(ctx, t, "the second member to own a partition", func() bool { return len(second.Stats()) > 0 })
+	adaptertest.WaitFor(ctx, t, "the second member to own a partition", func() bool { return len(second.Stats()) > 0 })
 	mu.Lock()
 	if revokes[0] {
 		t.Error("the first member's assignment was lost: its revoke overran max.poll.interval.ms")

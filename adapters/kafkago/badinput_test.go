@@ -3,7 +3,6 @@ package kafkago_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"math"
 	"slices"
@@ -17,9 +16,10 @@ import (
 
 	"github.com/inorder/inorder/adapters/kafkago"
 	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
-func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func slogDiscard() *slog.Logger { return adaptertest.DiscardLogger() }
 
 // Issue: a config without brokers, group or topics, or with negative sizes,
 // is refused by NewConsumer with an error naming the field.

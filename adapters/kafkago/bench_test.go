@@ -18,7 +18,6 @@ package kafkago_test
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,19 +26,11 @@ import (
 
 	"github.com/inorder/inorder/adapters/kafkago"
 	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
-var benchGroup atomic.Int64
-
-func nextGroup(name string) string { return fmt.Sprintf("%s-%d", name, benchGroup.Add(1)) }
-
 func benchCluster(b *testing.B, topic string, partitions int32, n int) *kafkatest.Cluster {
-	c := kafkatest.Start(b, kafkatest.WithTopic(topic, partitions))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if _, err := c.Produce(ctx, topic, n, kafkatest.ValueSize(100)); err != nil {
-		b.Fatal(err)
-	}
+	c, _ := adaptertest.StartProduced(b, topic, partitions, n, 2*time.Minute, kafkatest.ValueSize(100))
 	return c
 }
 
@@ -52,7 +43,7 @@ func consumeInorder(b *testing.B, c *kafkatest.Cluster, topic string, n int, h f
 		kafkago.WithSessionTimeout(6 * time.Second),
 		kafkago.WithRevokeTimeout(5 * time.Second),
 	}, opts...)
-	cons, err := kafkago.NewConsumer(c.Addrs(), nextGroup("inorder"), []string{topic}, opts...)
+	cons, err := kafkago.NewConsumer(c.Addrs(), adaptertest.NextGroup("inorder"), []string{topic}, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,7 +83,7 @@ func consumeInorder(b *testing.B, c *kafkatest.Cluster, topic string, n int, h f
 func consumeReader(b *testing.B, c *kafkatest.Cluster, topic string, n int, h func(), commitEach bool) time.Duration {
 	cfg := kafka.ReaderConfig{
 		Brokers:     c.Addrs(),
-		GroupID:     nextGroup("reader"),
+		GroupID:     adaptertest.NextGroup("reader"),
 		Topic:       topic,
 		MinBytes:    1,
 		MaxBytes:    1 << 20,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/inorder/inorder/adapters/kafkago"
 	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 	"github.com/inorder/inorder/ordset"
 	"github.com/inorder/inorder/watermark/metadata"
 )
@@ -22,11 +23,7 @@ import (
 // equal the log end offsets, with handlers finishing in random order.
 func TestEveryMessageHandledAndCommittedToLogEnd(t *testing.T) {
 	const n = 20000
-	c := kafkatest.Start(t, kafkatest.WithTopic("a", 4))
-	ctx := timeout(t, 90*time.Second)
-	if _, err := c.Produce(ctx, "a", n); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, "a", 4, n, 90*time.Second)
 	cons, err := kafkago.NewConsumer(c.Addrs(), "g", []string{"a"},
 		append(fastOpts(testLogger(t)), kafkago.WithConcurrency(32), kafkago.WithWindow(2000))...)
 	if err != nil {
@@ -40,8 +37,8 @@ func TestEveryMessageHandledAndCommittedToLogEnd(t *testing.T) {
 		rec.add(m)
 		return nil
 	})
-	waitFor(ctx, t, "all messages handled", func() bool { return rec.distinct() == n })
-	waitFor(ctx, t, "commits at the log end", func() bool { ok, _ := committedAtEnd(ctx, c, "g", "a"); return ok })
+	adaptertest.WaitFor(ctx, t, "all messages handled", func() bool { return rec.Distinct() == n })
+	adaptertest.WaitFor(ctx, t, "commits at the log end", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, "g", "a"); return ok })
 	// The only member owns the 4 partitions, everything handled and committed.
 	stats := cons.Stats()
 	if len(stats) != 4 {
@@ -56,10 +53,10 @@ func TestEveryMessageHandledAndCommittedToLogEnd(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if ok, why := committedAtEnd(ctx, c, "g", "a"); !ok {
+	if ok, why := adaptertest.CommittedAtEnd(ctx, c, "g", "a"); !ok {
 		t.Fatal(why)
 	}
-	if d := rec.dups(); d != 0 {
+	if d := rec.Dups(); d != 0 {
 		t.Errorf("%d duplicates without any crash or rebalance", d)
 	}
 	if s := cons.Stats(); s != nil {
@@ -72,7 +69,7 @@ func TestEveryMessageHandledAndCommittedToLogEnd(t *testing.T) {
 // reaches the log end offset (including a trailing marker).
 func TestReadCommittedSkipsAbortedAndMarkersAndCommitsToEnd(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.WithTopic("tx", 3))
-	ctx := timeout(t, 90*time.Second)
+	ctx := adaptertest.Timeout(t, 90*time.Second)
 	var txns []kafkatest.Txn
 	for i := range 30 {
 		txns = append(txns, kafkatest.Txn{Records: 1 + i%7, Abort: i%3 == 1})
@@ -117,30 +114,29 @@ func TestReadCommittedSkipsAbortedAndMarkersAndCommitsToEnd(t *testing.T) {
 				rec.add(m)
 				return nil
 			})
-			waitFor(ctx, t, "commits at the log end", func() bool { ok, _ := committedAtEnd(ctx, c, group, "tx"); return ok })
+			adaptertest.WaitFor(ctx, t, "commits at the log end", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, "tx"); return ok })
 			if err := stop(); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			for v := range rec.values {
+			values := rec.Values()
+			for v := range values {
 				if _, err := strconv.Atoi(v); err != nil {
 					t.Fatalf("handler got a non-record value %q (a transaction marker?)", v)
 				}
 			}
 			if mode == "read_committed" {
 				for v := range want {
-					if rec.values[v] == 0 {
+					if values[v] == 0 {
 						t.Errorf("committed record %s not handled", v)
 					}
 				}
-				for v := range rec.values {
+				for v := range values {
 					if !want[v] {
 						t.Errorf("aborted record %s handled under read_committed", v)
 					}
 				}
-			} else if len(rec.values) != i {
-				t.Errorf("read_uncommitted handled %d records, want all %d", len(rec.values), i)
+			} else if len(values) != i {
+				t.Errorf("read_uncommitted handled %d records, want all %d", len(values), i)
 			}
 		})
 	}
@@ -149,11 +145,7 @@ func TestReadCommittedSkipsAbortedAndMarkersAndCommitsToEnd(t *testing.T) {
 // Issue: restore on assign skips the offsets the commit metadata marks done;
 // foreign metadata is ignored (everything from the committed offset comes).
 func TestAssignRestoresFromCommitMetadata(t *testing.T) {
-	c := kafkatest.Start(t, kafkatest.WithTopic("r", 1))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, "r", 40); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, "r", 1, 40, 60*time.Second)
 	done := ordset.New()
 	done.AddRange(12, 14)
 	done.Add(15)
@@ -186,11 +178,11 @@ func TestAssignRestoresFromCommitMetadata(t *testing.T) {
 				rec.add(m)
 				return nil
 			})
-			waitFor(ctx, t, "commit at the log end", func() bool {
+			adaptertest.WaitFor(ctx, t, "commit at the log end", func() bool {
 				for _, s := range cons.Stats() {
 					restored.Store(s.Restored)
 				}
-				ok, _ := committedAtEnd(ctx, c, tc.group, "r")
+				ok, _ := adaptertest.CommittedAtEnd(ctx, c, tc.group, "r")
 				return ok
 			})
 			if err := stop(); err != nil {
@@ -201,7 +193,7 @@ func TestAssignRestoresFromCommitMetadata(t *testing.T) {
 				skipped[o] = true
 			}
 			for o := int64(0); o < 40; o++ {
-				got := rec.seen[tpo{0, o}]
+				got := rec.Times(0, o)
 				want := 1
 				if o < 10 || skipped[o] {
 					want = 0
@@ -221,11 +213,7 @@ func TestAssignRestoresFromCommitMetadata(t *testing.T) {
 // the error and nothing at or past the failed message is committed. A panic
 // is an error.
 func TestHandlerErrorPolicies(t *testing.T) {
-	c := kafkatest.Start(t, kafkatest.WithTopic("e", 2))
-	ctx := timeout(t, 90*time.Second)
-	if _, err := c.Produce(ctx, "e", 400); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, "e", 2, 400, 90*time.Second)
 	boom := errors.New("boom")
 	failing := func(panics bool) func(context.Context, kafka.Message) error {
 		var below atomic.Int64 // partition 1's offsets below 50 handled
@@ -267,7 +255,7 @@ func TestHandlerErrorPolicies(t *testing.T) {
 			}
 			if tc.want == nil {
 				stop := runConsumer(t, cons, failing(tc.panics))
-				waitFor(ctx, t, "commits at the log end", func() bool { ok, _ := committedAtEnd(ctx, c, group, "e"); return ok })
+				adaptertest.WaitFor(ctx, t, "commits at the log end", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, "e"); return ok })
 				if err := stop(); err != nil {
 					t.Fatal(err)
 				}

@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,8 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/inorder/inorder/adapters/kafkago"
-	"github.com/inorder/inorder/internal/kafkatest"
-	"github.com/inorder/inorder/watermark/metadata"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
 // The crash test re-executes the test binary as the consumer process; these
@@ -47,12 +45,12 @@ func TestMain(m *testing.M) {
 // O_APPEND write per line: a SIGKILL cannot tear it). It exits 0 on SIGINT
 // after a clean shutdown.
 func crashChild(idx string) int {
-	f, err := os.OpenFile(os.Getenv(envOut), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	hl, err := adaptertest.OpenHandledLog(os.Getenv(envOut), idx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	defer f.Close()
+	defer hl.Close()
 	cons, err := kafkago.NewConsumer([]string{os.Getenv(envBrokers)}, crashGroup, []string{crashTopic},
 		append(fastOpts(slogDiscard()), kafkago.WithConcurrency(16), kafkago.WithWindow(5000))...)
 	if err != nil {
@@ -62,55 +60,19 @@ func crashChild(idx string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	fmt.Println("ready") // the parent may interrupt us from now on
-	var mu sync.Mutex
 	err = cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
 		d := time.Duration(rand.IntN(1000)) * time.Microsecond
 		if rand.IntN(200) == 0 {
 			d = 200 * time.Millisecond // a slow one holds the commit point
 		}
 		time.Sleep(d)
-		line := idx + " " + strconv.Itoa(m.Partition) + " " + strconv.FormatInt(m.Offset, 10) + "\n"
-		mu.Lock()
-		_, err := f.WriteString(line)
-		mu.Unlock()
-		return err
+		return hl.Write(int32(m.Partition), m.Offset)
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Run:", err)
 		return 1
 	}
 	return 0
-}
-
-// covered returns, per partition, the offsets a commit marks done: below the
-// committed offset, or in its decoded metadata.
-type coverage map[int32]struct {
-	commit int64
-	done   func(int64) bool
-}
-
-func readCoverage(ctx context.Context, t *testing.T, c *kafkatest.Cluster) coverage {
-	com, err := c.Committed(ctx, crashGroup, crashTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cov := coverage{}
-	for p, cm := range com {
-		set, err := metadata.Decode(cm.Metadata, cm.Offset)
-		if err != nil {
-			t.Fatalf("partition %d: our own commit metadata does not decode: %v", p, err)
-		}
-		cov[p] = struct {
-			commit int64
-			done   func(int64) bool
-		}{cm.Offset, set.Contains}
-	}
-	return cov
-}
-
-func (cv coverage) has(p int32, o int64) bool {
-	e, ok := cv[p]
-	return ok && (o < e.commit || e.done(o))
 }
 
 // Issue: the consumer runs in a child process that is SIGKILLed at random
@@ -122,59 +84,18 @@ func TestCrashRestartAtLeastOnceNoRewindNoRedeliveryOfCommitted(t *testing.T) {
 		n     = 60000
 		kills = 5
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(crashTopic, 4))
-	ctx := timeout(t, 150*time.Second)
-	if _, err := c.Produce(ctx, crashTopic, n); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, crashTopic, 4, n, 150*time.Second)
 	out := filepath.Join(t.TempDir(), "handled.txt")
 
 	// Poll the group's commits: they must never go down.
-	var (
-		pollMu   sync.Mutex
-		rewinds  []string
-		pollDone = make(chan struct{})
-	)
-	pollCtx, pollCancel := context.WithCancel(ctx)
-	defer pollCancel()
-	go func() {
-		defer close(pollDone)
-		last := map[int32]int64{}
-		for pollCtx.Err() == nil {
-			com, err := c.Committed(pollCtx, crashGroup, crashTopic)
-			if err == nil {
-				pollMu.Lock()
-				for p, cm := range com {
-					if cm.Offset < last[p] {
-						rewinds = append(rewinds, fmt.Sprintf("partition %d: %d after %d", p, cm.Offset, last[p]))
-					}
-					last[p] = max(last[p], cm.Offset)
-				}
-				pollMu.Unlock()
-			}
-			select {
-			case <-pollCtx.Done():
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}()
+	watch := adaptertest.WatchCommits(ctx, t, c, crashGroup, crashTopic, "")
 
 	start := func(i int) (*exec.Cmd, *bufio.Reader) {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envChild+"="+strconv.Itoa(i), envBrokers+"="+c.Addrs()[0], envOut+"="+out)
-		cmd.Stderr = os.Stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, bufio.NewReader(stdout)
+		return adaptertest.StartChild(t, envChild+"="+strconv.Itoa(i), envBrokers+"="+c.Addrs()[0], envOut+"="+out)
 	}
-	covAtStart := make([]coverage, kills+1)
+	covAtStart := make([]adaptertest.Coverage, kills+1)
 	for i := range kills {
-		covAtStart[i] = readCoverage(ctx, t, c)
+		covAtStart[i] = adaptertest.ReadCoverage(ctx, t, c, crashGroup, crashTopic)
 		cmd, _ := start(i)
 		// A restarted child first waits for the dead member's session to
 		// expire (1.5s) before it gets partitions.
@@ -187,76 +108,31 @@ func TestCrashRestartAtLeastOnceNoRewindNoRedeliveryOfCommitted(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
-		if ok, _ := committedAtEnd(ctx, c, crashGroup, crashTopic); ok {
+		if ok, _ := adaptertest.CommittedAtEnd(ctx, c, crashGroup, crashTopic); ok {
 			t.Logf("kill %d came after everything was committed", i)
 		}
 	}
-	covAtStart[kills] = readCoverage(ctx, t, c)
+	covAtStart[kills] = adaptertest.ReadCoverage(ctx, t, c, crashGroup, crashTopic)
 	last, lastOut := start(kills)
 	if line, err := lastOut.ReadString('\n'); err != nil || line != "ready\n" {
 		t.Fatalf("last child did not start: %q %v", line, err)
 	}
-	waitFor(ctx, t, "the last child to commit everything", func() bool {
-		ok, _ := committedAtEnd(ctx, c, crashGroup, crashTopic)
+	adaptertest.WaitFor(ctx, t, "the last child to commit everything", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, crashGroup, crashTopic)
 		return ok
 	})
 	_ = last.Process.Signal(os.Interrupt)
 	if err := last.Wait(); err != nil {
 		t.Fatalf("last child: %v", err)
 	}
-	pollCancel()
-	<-pollDone
+	rewinds := watch.Stop()
 
 	// Read what the children handled.
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	handled := map[[2]int64]int{}
-	perChild := make([]int, kills+1)
-	var again []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var child, p, o int64
-		if _, err := fmt.Sscan(sc.Text(), &child, &p, &o); err != nil {
-			t.Fatalf("bad line %q: %v", sc.Text(), err)
-		}
-		handled[[2]int64{p, o}]++
-		perChild[child]++
-		// Covered by a commit made before this child started: handled again.
-		for k := 0; k <= int(child); k++ {
-			if covAtStart[k].has(int32(p), o) {
-				again = append(again, fmt.Sprintf("child %d handled %d/%d, committed before child %d started", child, p, o, k))
-				break
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("handled per child: %v; distinct %d of %d", perChild, len(handled), n)
 	ends, err := c.LogEnd(ctx, crashTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lost int
-	for p, e := range ends {
-		for o := range e {
-			if handled[[2]int64{int64(p), o}] == 0 {
-				lost++
-			}
-		}
-	}
-	if lost != 0 {
-		t.Errorf("%d messages never handled", lost)
-	}
-	pollMu.Lock()
-	defer pollMu.Unlock()
-	if len(rewinds) != 0 {
-		t.Errorf("committed offsets went down %d times: %v", len(rewinds), rewinds[:min(5, len(rewinds))])
-	}
-	if len(again) != 0 {
-		t.Errorf("%d messages handled again after a commit covered them: %v", len(again), again[:min(5, len(again))])
-	}
+	h := adaptertest.ReadHandled(t, out, covAtStart, ends)
+	t.Logf("handled per child: %v; distinct %d of %d", h.PerChild, h.Distinct, n)
+	h.Check(t, rewinds)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inorder/inorder/adapters/kafkago"
-	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
 // commitLog records what the commit hook of one member saw.
@@ -55,11 +55,7 @@ func TestDrainLongerThanSessionTimeoutKeepsMembershipAndCommits(t *testing.T) {
 		group   = "slow-group"
 		session = 1500 * time.Millisecond
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
-	ctx := timeout(t, 90*time.Second)
-	if _, err := c.Produce(ctx, topic, 100); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 1, 100, 90*time.Second)
 	var joins atomic.Int64
 	c.Fake().ControlKey(int16(kmsg.JoinGroup), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		c.Fake().KeepControl()
@@ -101,14 +97,14 @@ func TestDrainLongerThanSessionTimeoutKeepsMembershipAndCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopB := runConsumer(t, b, func(context.Context, kafka.Message) error { return nil })
-	waitFor(ctx, t, "B's JoinGroup at the broker", func() bool { return joins.Load() > before })
+	adaptertest.WaitFor(ctx, t, "B's JoinGroup at the broker", func() bool { return joins.Load() > before })
 	// The rebalance has begun and A is draining with offset 50 in flight.
 	// Hold it for twice the session timeout: this is the condition under
 	// test, not a timing assertion.
 	time.Sleep(2 * session)
 	releaseOnce.Do(func() { close(release) })
 
-	waitFor(ctx, t, "A's final commit", func() bool {
+	adaptertest.WaitFor(ctx, t, "A's final commit", func() bool {
 		got, refused := logA.get(0)
 		return got > 50 || len(refused) > 0
 	})

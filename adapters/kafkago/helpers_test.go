@@ -2,20 +2,16 @@ package kafkago_test
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/inorder/inorder/adapters/kafkago"
-	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
 // fastOpts are short timeouts so that rebalances and shutdowns take
@@ -34,110 +30,19 @@ func fastOpts(log *slog.Logger) []kafkago.Option {
 }
 
 // testLogger logs warnings and errors to the test's output.
-func testLogger(t testing.TB) *slog.Logger {
-	var w io.Writer = os.Stderr
-	if tt, ok := t.(*testing.T); ok {
-		w = tt.Output()
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
+func testLogger(t testing.TB) *slog.Logger { return adaptertest.Logger(t) }
 
-func timeout(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
+// recorder records handled messages (see adaptertest.Recorder).
+type recorder struct{ *adaptertest.Recorder }
 
-type tpo struct {
-	p int
-	o int64
-}
+func newRecorder() recorder { return recorder{adaptertest.NewRecorder()} }
 
-// recorder records handled messages: how many times each (partition,
-// offset) was handled and the values.
-type recorder struct {
-	mu     sync.Mutex
-	seen   map[tpo]int
-	values map[string]int
-	total  int
-}
-
-func newRecorder() *recorder {
-	return &recorder{seen: map[tpo]int{}, values: map[string]int{}}
-}
-
-func (r *recorder) add(m kafka.Message) {
-	r.mu.Lock()
-	r.seen[tpo{m.Partition, m.Offset}]++
-	r.values[string(m.Value)]++
-	r.total++
-	r.mu.Unlock()
-}
-
-func (r *recorder) distinct() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.seen)
-}
-
-func (r *recorder) dups() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.total - len(r.seen)
-}
-
-// waitFor polls cond every 20ms until it holds or ctx ends (a hang guard,
-// not a timing assertion).
-func waitFor(ctx context.Context, t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// committedAtEnd reports whether group's commits equal the log end offsets.
-func committedAtEnd(ctx context.Context, c *kafkatest.Cluster, group, topic string) (bool, string) {
-	ends, err := c.LogEnd(ctx, topic)
-	if err != nil {
-		return false, err.Error()
-	}
-	com, err := c.Committed(ctx, group, topic)
-	if err != nil {
-		return false, err.Error()
-	}
-	for p, e := range ends {
-		if com[p].Offset != e {
-			return false, fmt.Sprintf("partition %d committed %d, log end %d", p, com[p].Offset, e)
-		}
-	}
-	return true, ""
-}
+func (r recorder) add(m kafka.Message) { r.Add(int32(m.Partition), m.Offset, m.Value) }
 
 // runConsumer runs cons in a goroutine and returns a function that cancels
 // it and returns Run's error.
 func runConsumer(t testing.TB, cons *kafkago.Consumer, h func(context.Context, kafka.Message) error) (stop func() error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- cons.Run(ctx, h) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-errc:
-			case <-time.After(30 * time.Second):
-				err = fmt.Errorf("Run did not return 30s after cancel")
-			}
-		})
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
+	return adaptertest.Run(t, func(ctx context.Context) error { return cons.Run(ctx, h) })
 }
 
 // clientGoroutines counts the goroutines running code of kafka-go, the

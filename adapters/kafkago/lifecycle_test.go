@@ -14,17 +14,14 @@ import (
 
 	"github.com/inorder/inorder/adapters/kafkago"
 	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
 // Issue (review finding 3): Run returns even if a handler ignores its
 // context and never returns: the drain and the worker stop are both bounded
 // by RevokeTimeout; the handler is abandoned.
 func TestRunReturnsWhenAHandlerIgnoresCtx(t *testing.T) {
-	c := kafkatest.Start(t, kafkatest.WithTopic("stuck", 1))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, "stuck", 10); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, "stuck", 1, 10, 60*time.Second)
 	block := make(chan struct{})
 	t.Cleanup(func() { close(block) }) // frees the abandoned handler at the end
 	started := make(chan struct{})
@@ -80,11 +77,7 @@ func (r *failingReader) ReadRecord() (*protocol.Record, error) {
 // offset not yet delivered.
 func TestDeliveryErrorRefetchesInsteadOfStoppingThePartition(t *testing.T) {
 	const n = 400
-	c := kafkatest.Start(t, kafkatest.WithTopic("bad", 2))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, "bad", n); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, "bad", 2, n, 60*time.Second)
 	var injected atomic.Int64
 	hook := kafkago.WithFetchHook(func(tp kafkago.TopicPartition, offset int64, part *fetchAPI.ResponsePartition) {
 		// Twice on partition 0: at the first fetch, and at a later one.
@@ -103,14 +96,14 @@ func TestDeliveryErrorRefetchesInsteadOfStoppingThePartition(t *testing.T) {
 	}
 	rec := newRecorder()
 	stop := runConsumer(t, cons, func(_ context.Context, m kafka.Message) error { rec.add(m); return nil })
-	waitFor(ctx, t, "commits at the log end", func() bool { ok, _ := committedAtEnd(ctx, c, "bad-group", "bad"); return ok })
+	adaptertest.WaitFor(ctx, t, "commits at the log end", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, "bad-group", "bad"); return ok })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if injected.Load() != 2 {
 		t.Fatalf("%d errors injected, want 2", injected.Load())
 	}
-	if got, d := rec.distinct(), rec.dups(); got != n || d != 0 {
+	if got, d := rec.Distinct(), rec.Dups(); got != n || d != 0 {
 		t.Fatalf("handled %d distinct messages (%d duplicates), want %d once each", got, d, n)
 	}
 }
@@ -141,11 +134,7 @@ func partStats(cons *kafkago.Consumer, p int32) (kafkago.PartitionStats, bool) {
 // was recreated or truncated) would stall the partition forever; the start
 // offset policy applies instead.
 func TestCommittedOffsetAboveLogEndAppliesStartOffset(t *testing.T) {
-	c := kafkatest.Start(t, kafkatest.WithTopic("trunc", 1))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, "trunc", 40); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, "trunc", 1, 40, 60*time.Second)
 	t.Run("FirstOffset starts at the log start", func(t *testing.T) {
 		seedCommit(ctx, t, c, "trunc-first", "trunc", 500)
 		cons, err := kafkago.NewConsumer(c.Addrs(), "trunc-first", []string{"trunc"}, fastOpts(slogDiscard())...)
@@ -154,11 +143,11 @@ func TestCommittedOffsetAboveLogEndAppliesStartOffset(t *testing.T) {
 		}
 		rec := newRecorder()
 		stop := runConsumer(t, cons, func(_ context.Context, m kafka.Message) error { rec.add(m); return nil })
-		waitFor(ctx, t, "commit at the log end", func() bool { ok, _ := committedAtEnd(ctx, c, "trunc-first", "trunc"); return ok })
+		adaptertest.WaitFor(ctx, t, "commit at the log end", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, "trunc-first", "trunc"); return ok })
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		if got := rec.distinct(); got != 40 {
+		if got := rec.Distinct(); got != 40 {
 			t.Fatalf("handled %d messages, want all 40", got)
 		}
 	})
@@ -171,21 +160,19 @@ func TestCommittedOffsetAboveLogEndAppliesStartOffset(t *testing.T) {
 		}
 		rec := newRecorder()
 		stop := runConsumer(t, cons, func(_ context.Context, m kafka.Message) error { rec.add(m); return nil })
-		waitFor(ctx, t, "partition assigned", func() bool { _, ok := partStats(cons, 0); return ok })
+		adaptertest.WaitFor(ctx, t, "partition assigned", func() bool { _, ok := partStats(cons, 0); return ok })
 		if s, _ := partStats(cons, 0); s.Committed != 40 {
 			t.Fatalf("started at %d, want the log end 40", s.Committed)
 		}
 		if _, err := c.Produce(ctx, "trunc", 5, kafkatest.FirstIndex(40)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(ctx, t, "commit at the log end", func() bool { ok, _ := committedAtEnd(ctx, c, "trunc-last", "trunc"); return ok })
+		adaptertest.WaitFor(ctx, t, "commit at the log end", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, "trunc-last", "trunc"); return ok })
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		if len(rec.seen) != 5 || rec.seen[tpo{0, 40}] != 1 || rec.seen[tpo{0, 44}] != 1 {
-			t.Fatalf("handled %v, want offsets 40..44", rec.seen)
+		if seen := rec.Seen(); len(seen) != 5 || seen[adaptertest.PO{P: 0, O: 40}] != 1 || seen[adaptertest.PO{P: 0, O: 44}] != 1 {
+			t.Fatalf("handled %v, want offsets 40..44", seen)
 		}
 	})
 }
@@ -194,11 +181,7 @@ func TestCommittedOffsetAboveLogEndAppliesStartOffset(t *testing.T) {
 // starts at the last stable offset, not the high watermark, so that the
 // records of a transaction open at assignment are consumed once it commits.
 func TestReadCommittedLastOffsetStartsAtLastStableOffset(t *testing.T) {
-	c := kafkatest.Start(t, kafkatest.WithTopic("lso", 1))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, "lso", 10); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, "lso", 1, 10, 60*time.Second)
 	end, err := c.OpenTxn(ctx, "lso", 5, kafkatest.FirstIndex(10))
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +199,7 @@ func TestReadCommittedLastOffsetStartsAtLastStableOffset(t *testing.T) {
 	}
 	rec := newRecorder()
 	stop := runConsumer(t, cons, func(_ context.Context, m kafka.Message) error { rec.add(m); return nil })
-	waitFor(ctx, t, "partition assigned", func() bool { _, ok := partStats(cons, 0); return ok })
+	adaptertest.WaitFor(ctx, t, "partition assigned", func() bool { _, ok := partStats(cons, 0); return ok })
 	if s, _ := partStats(cons, 0); s.Committed != 10 {
 		t.Fatalf("started at %d, want the last stable offset 10 (high watermark 15)", s.Committed)
 	}
@@ -224,15 +207,14 @@ func TestReadCommittedLastOffsetStartsAtLastStableOffset(t *testing.T) {
 	if err := end(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, "commit at the log end", func() bool { ok, _ := committedAtEnd(ctx, c, "lso-group", "lso"); return ok })
+	adaptertest.WaitFor(ctx, t, "commit at the log end", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, "lso-group", "lso"); return ok })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
+	values := rec.Values()
 	for _, v := range []string{"10", "11", "12", "13", "14"} {
-		if rec.values[v] != 1 {
-			t.Errorf("transactional record %s handled %d times, want 1", v, rec.values[v])
+		if values[v] != 1 {
+			t.Errorf("transactional record %s handled %d times, want 1", v, values[v])
 		}
 	}
 }
@@ -260,7 +242,7 @@ func (dupBalancer) AssignGroups(members []kafka.GroupMember, parts []kafka.Parti
 // and not consumed.
 func TestAssignErrorStopsRun(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.WithTopic("dup", 1))
-	ctx := timeout(t, 60*time.Second)
+	ctx := adaptertest.Timeout(t, 60*time.Second)
 	cons, err := kafkago.NewConsumer(c.Addrs(), "dup-group", []string{"dup"},
 		append(fastOpts(slogDiscard()), kafkago.WithGroupBalancers(dupBalancer{}))...)
 	if err != nil {
@@ -280,7 +262,7 @@ func TestAssignErrorStopsRun(t *testing.T) {
 func TestFullWindowBlocksOnlyItsPartition(t *testing.T) {
 	const window = 8
 	c := kafkatest.Start(t, kafkatest.WithTopic("bp", 2))
-	ctx := timeout(t, 60*time.Second)
+	ctx := adaptertest.Timeout(t, 60*time.Second)
 	counts, err := c.Produce(ctx, "bp", 400)
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +283,7 @@ func TestFullWindowBlocksOnlyItsPartition(t *testing.T) {
 		rec.add(m)
 		return nil
 	})
-	waitFor(ctx, t, "partition 1 committed to its end", func() bool {
+	adaptertest.WaitFor(ctx, t, "partition 1 committed to its end", func() bool {
 		com, err := c.Committed(ctx, "bp-group", "bp")
 		return err == nil && com[1].Offset == counts[1]
 	})
@@ -312,23 +294,21 @@ func TestFullWindowBlocksOnlyItsPartition(t *testing.T) {
 	if s.CommitPoint != 0 || s.High > window || s.Pending > window {
 		t.Fatalf("blocked partition: %+v, want commit point 0 and at most %d fetched", s, window)
 	}
-	rec.mu.Lock()
 	p0 := 0
-	for k := range rec.seen {
-		if k.p == 0 {
+	for k := range rec.Seen() {
+		if k.P == 0 {
 			p0++
 		}
 	}
-	rec.mu.Unlock()
 	if p0 > window-1 {
 		t.Fatalf("%d messages of the blocked partition handled, want at most %d", p0, window-1)
 	}
 	releaseOnce.Do(func() { close(release) })
-	waitFor(ctx, t, "everything committed", func() bool { ok, _ := committedAtEnd(ctx, c, "bp-group", "bp"); return ok })
+	adaptertest.WaitFor(ctx, t, "everything committed", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, "bp-group", "bp"); return ok })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.distinct(); got != 400 {
+	if got := rec.Distinct(); got != 400 {
 		t.Fatalf("handled %d, want 400", got)
 	}
 }
@@ -336,11 +316,7 @@ func TestFullWindowBlocksOnlyItsPartition(t *testing.T) {
 // Issue: shutdown while a handler runs: the drain waits for it (its context
 // is still alive), then the final commit includes it.
 func TestShutdownWaitsForRunningHandlerAndCommitsIt(t *testing.T) {
-	c := kafkatest.Start(t, kafkatest.WithTopic("sd", 1))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, "sd", 20); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, "sd", 1, 20, 60*time.Second)
 	started, release := make(chan struct{}), make(chan struct{})
 	ctxErrc := make(chan error, 1) // the handler's ctx.Err() when released
 	cons, err := kafkago.NewConsumer(c.Addrs(), "sd-group", []string{"sd"}, fastOpts(slogDiscard())...)
@@ -358,7 +334,7 @@ func TestShutdownWaitsForRunningHandlerAndCommitsIt(t *testing.T) {
 		return nil
 	})
 	<-started
-	waitFor(ctx, t, "everything else handled", func() bool { return rec.distinct() == 19 })
+	adaptertest.WaitFor(ctx, t, "everything else handled", func() bool { return rec.Distinct() == 19 })
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
 	// Let the shutdown reach the drain (setup, not an assertion: the commit
@@ -384,11 +360,7 @@ func TestShutdownWaitsForRunningHandlerAndCommitsIt(t *testing.T) {
 // including after a rebalance (the drain heartbeat, its coordinator
 // connection).
 func TestNoGoroutineLeftAfterRun(t *testing.T) {
-	c := kafkatest.Start(t, kafkatest.WithTopic("leak", 2))
-	ctx := timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, "leak", 200); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, "leak", 2, 200, 60*time.Second)
 	before, _ := clientGoroutines()
 	var gens sync.Map
 	newMember := func(name string) func() error {
@@ -402,14 +374,14 @@ func TestNoGoroutineLeftAfterRun(t *testing.T) {
 		return runConsumer(t, cons, func(context.Context, kafka.Message) error { return nil })
 	}
 	a := newMember("a")
-	waitFor(ctx, t, "a's first generation", func() bool { _, ok := gens.Load("a"); return ok })
+	adaptertest.WaitFor(ctx, t, "a's first generation", func() bool { _, ok := gens.Load("a"); return ok })
 	b := newMember("b")
-	waitFor(ctx, t, "a and b in one generation", func() bool {
+	adaptertest.WaitFor(ctx, t, "a and b in one generation", func() bool {
 		ga, oka := gens.Load("a")
 		gb, okb := gens.Load("b")
 		return oka && okb && ga == gb
 	})
-	waitFor(ctx, t, "everything committed", func() bool { ok, _ := committedAtEnd(ctx, c, "leak-group", "leak"); return ok })
+	adaptertest.WaitFor(ctx, t, "everything committed", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, "leak-group", "leak"); return ok })
 	if n, _ := clientGoroutines(); n <= before {
 		t.Fatalf("%d client goroutines while running, %d before: the leak check would see nothing", n, before)
 	}

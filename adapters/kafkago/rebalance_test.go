@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inorder/inorder/adapters/kafkago"
-	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
 type genKey struct {
@@ -29,17 +29,12 @@ func TestRebalanceThreeMembersJoinAndLeave(t *testing.T) {
 		group = "rb-group"
 		n     = 20000
 	)
-	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 6))
-	ctx := timeout(t, 150*time.Second)
-	if _, err := c.Produce(ctx, topic, n); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := adaptertest.StartProduced(t, topic, 6, n, 150*time.Second)
 
 	var (
-		mu      sync.Mutex
-		owned   = map[genKey]map[int32]bool{}
-		wire    []*kmsg.OffsetCommitRequest
-		rewinds []string
+		mu    sync.Mutex
+		owned = map[genKey]map[int32]bool{}
+		wire  []*kmsg.OffsetCommitRequest
 	)
 	// Every OffsetCommit the broker receives, as sent on the wire.
 	c.Fake().ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
@@ -65,29 +60,7 @@ func TestRebalanceThreeMembersJoinAndLeave(t *testing.T) {
 		})
 	}
 
-	pollCtx, pollCancel := context.WithCancel(ctx)
-	defer pollCancel()
-	pollDone := make(chan struct{})
-	go func() {
-		defer close(pollDone)
-		last := map[int32]int64{}
-		for pollCtx.Err() == nil {
-			if com, err := c.Committed(pollCtx, group, topic); err == nil {
-				mu.Lock()
-				for p, cm := range com {
-					if cm.Offset < last[p] {
-						rewinds = append(rewinds, fmt.Sprintf("partition %d: %d after %d", p, cm.Offset, last[p]))
-					}
-					last[p] = max(last[p], cm.Offset)
-				}
-				mu.Unlock()
-			}
-			select {
-			case <-pollCtx.Done():
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}()
+	watch := adaptertest.WatchCommits(ctx, t, c, group, topic, "")
 
 	rec := newRecorder()
 	handler := func(_ context.Context, m kafka.Message) error {
@@ -110,7 +83,7 @@ func TestRebalanceThreeMembersJoinAndLeave(t *testing.T) {
 	lastGen := int32(-1)
 	settle := func(names ...string) {
 		t.Helper()
-		waitFor(ctx, t, fmt.Sprintf("a generation of %v", names), func() bool {
+		adaptertest.WaitFor(ctx, t, fmt.Sprintf("a generation of %v", names), func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			g, ok := latest[names[0]]
@@ -127,8 +100,8 @@ func TestRebalanceThreeMembersJoinAndLeave(t *testing.T) {
 	progress := func() {
 		t.Helper()
 		step++
-		waitFor(ctx, t, fmt.Sprintf("%d/8 of the messages handled", step), func() bool { return rec.distinct() >= step*n/8 })
-		if rec.distinct() < n {
+		adaptertest.WaitFor(ctx, t, fmt.Sprintf("%d/8 of the messages handled", step), func() bool { return rec.Distinct() >= step*n/8 })
+		if rec.Distinct() < n {
 			midStream++
 		}
 	}
@@ -160,14 +133,13 @@ func TestRebalanceThreeMembersJoinAndLeave(t *testing.T) {
 		t.Fatalf("member C: %v", err)
 	}
 	settle("A'")
-	waitFor(ctx, t, "everything committed", func() bool { ok, _ := committedAtEnd(ctx, c, group, topic); return ok })
+	adaptertest.WaitFor(ctx, t, "everything committed", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic); return ok })
 	if err := a2(); err != nil {
 		t.Fatalf("member A': %v", err)
 	}
-	pollCancel()
-	<-pollDone
+	rewinds := watch.Stop()
 
-	if got := rec.distinct(); got != n {
+	if got := rec.Distinct(); got != n {
 		t.Errorf("handled %d distinct messages, want %d", got, n)
 	}
 	mu.Lock()
@@ -199,5 +171,5 @@ func TestRebalanceThreeMembersJoinAndLeave(t *testing.T) {
 	if len(wire) == 0 {
 		t.Error("no commit seen on the wire")
 	}
-	t.Logf("%d generations, %d commit requests, %d duplicates, %d changes mid-stream", len(gens), len(wire), rec.dups(), midStream)
+	t.Logf("%d generations, %d commit requests, %d duplicates, %d changes mid-stream", len(gens), len(wire), rec.Dups(), midStream)
 }
