@@ -10,13 +10,13 @@ package confluent
 // batch); tracking and the hand-off to the workers run beside it.
 //
 // Why pause instead of wait: a full window must not stall the other
-// partitions (the engine's Deliver would wait). A message that does not fit
-// is kept in its partition's queue, the partition is Paused (librdkafka), and
+// partitions (the engine's Deliver would wait; the feeder uses TryDeliver
+// and Skip, which do not). A message that does not fit is kept in its partition's queue, the partition is Paused (librdkafka), and
 // the queue is retried every millisecond until there is room; then the
 // partition is Resumed.
 //
 // The feeder is the only goroutine that calls Track and Skip (through the
-// engine's Deliver and SkipTo) and that reads or writes the pstates. The
+// engine's TryDeliver, and directly) and that reads or writes the pstates. The
 // rebalance callback changes the set of partitions through post, which runs
 // a function here after every batch received before it; a revoke also marks
 // the partitions revoked (pstate.revoked), which the feeder checks.
@@ -44,15 +44,13 @@ const (
 // only (created by the rebalance callback, handed over through post),
 // except revoked, ctx and cancel.
 type pstate struct {
-	tp      TopicPartition
-	ktp     kafka.TopicPartition // topic and partition only, for Pause/Resume
-	part    *engine.Part
-	wm      *watermark.Partition
-	window  int64
-	roomEnd int64  // offsets below it fit in the window (cached from the commit point)
-	next    int64  // one past the highest offset received: lower ones are redeliveries
-	queue   []item // received, not yet delivered (did not fit); the partition is paused while non-empty
-	paused  bool
+	tp     TopicPartition
+	ktp    kafka.TopicPartition // topic and partition only, for Pause/Resume
+	part   *engine.Part
+	wm     *watermark.Partition
+	next   int64  // one past the highest offset received: lower ones are redeliveries
+	queue  []item // received, not yet delivered (did not fit); the partition is paused while non-empty
+	paused bool
 
 	// Set by the rebalance callback (poll goroutine) at revoke: the feeder
 	// drops the partition's messages, and a Deliver waiting for a worker
@@ -73,18 +71,6 @@ type item struct {
 type cmd struct {
 	batch []item
 	fn    func()
-}
-
-// fits reports whether offset fits in the window now, so that Deliver and
-// SkipTo will not wait for it. Only acks make room, so a true answer stays
-// true.
-func (ps *pstate) fits(offset int64) bool {
-	if offset < ps.roomEnd {
-		return true
-	}
-	b := ps.wm.Committable()
-	ps.roomEnd = b + ps.window
-	return offset < ps.roomEnd || b >= ps.wm.High()
 }
 
 // feed is the feeder goroutine. It returns when r.in is closed; once
@@ -241,24 +227,29 @@ func (r *runner) deliver(m *kafka.Message) {
 		return // fetched again after a Pause/Resume: already received
 	}
 	ps.next = off + 1
-	if len(ps.queue) > 0 || !ps.fits(off) {
+	if len(ps.queue) > 0 || !r.send(ps, off, m) {
 		r.enqueue(ps, item{msg: m})
-		return
 	}
-	r.send(ps, off, m)
 }
 
-func (r *runner) send(ps *pstate, off int64, m *kafka.Message) {
+// send hands m to the engine. It returns false, having changed nothing,
+// when m does not fit in the window yet (the engine does not wait for room:
+// the caller queues m and pauses the partition).
+func (r *runner) send(ps *pstate, off int64, m *kafka.Message) bool {
 	ctx := ps.ctx
-	err := r.sess.Deliver(ctx, ps.part, off, m)
+	err := r.sess.TryDeliver(ctx, ps.part, off, m)
 	switch {
-	case err == nil, ctx.Err() != nil, errors.Is(err, watermark.ErrClosed):
+	case err == nil:
+	case errors.Is(err, watermark.ErrWindowFull):
+		return false
+	case ctx.Err() != nil, errors.Is(err, watermark.ErrClosed):
 	case errors.Is(err, watermark.ErrOutOfOrder):
 		r.log.Warn("confluent: dropping offset below the partition's start or already delivered",
 			"topic", ps.tp.Topic, "partition", ps.tp.Partition, "offset", off)
 	default:
 		r.log.Error("confluent: deliver", "topic", ps.tp.Topic, "partition", ps.tp.Partition, "offset", off, "error", err)
 	}
+	return true
 }
 
 // eof handles librdkafka's partition EOF: no offset below its position that
@@ -272,18 +263,24 @@ func (r *runner) eof(ktp kafka.TopicPartition) {
 	to := int64(ktp.Offset)
 	ps.part.SetLogEnd(to)
 	ps.next = max(ps.next, to)
-	if len(ps.queue) > 0 || !ps.fits(to-1) {
+	if len(ps.queue) > 0 || !r.skip(ps, to) {
 		r.enqueue(ps, item{eof: ktp})
-		return
 	}
-	r.skip(ps, to)
 }
 
-func (r *runner) skip(ps *pstate, to int64) {
-	ctx := ps.ctx
-	if err := r.sess.SkipTo(ctx, ps.part, to); err != nil && ctx.Err() == nil && !errors.Is(err, watermark.ErrClosed) {
+// skip declares the offsets below to not delivered gaps. Like send, it
+// returns false, having changed nothing, when to-1 does not fit in the
+// window yet.
+func (r *runner) skip(ps *pstate, to int64) bool {
+	err := ps.wm.Skip(to)
+	switch {
+	case err == nil:
+	case errors.Is(err, watermark.ErrWindowFull):
+		return false
+	case ps.ctx.Err() == nil && !errors.Is(err, watermark.ErrClosed):
 		r.log.Error("confluent: skip to partition end", "topic", ps.tp.Topic, "partition", ps.tp.Partition, "offset", to, "error", err)
 	}
+	return true
 }
 
 func (r *runner) enqueue(ps *pstate, it item) {
@@ -310,18 +307,14 @@ func (r *runner) pump() {
 		}
 		for len(ps.queue) > 0 && !r.stopping.Load() {
 			it := ps.queue[0]
+			var sent bool
 			if it.msg != nil {
-				off := int64(it.msg.TopicPartition.Offset)
-				if !ps.fits(off) {
-					break
-				}
-				r.send(ps, off, it.msg)
+				sent = r.send(ps, int64(it.msg.TopicPartition.Offset), it.msg)
 			} else {
-				to := int64(it.eof.Offset)
-				if !ps.fits(to - 1) {
-					break
-				}
-				r.skip(ps, to)
+				sent = r.skip(ps, int64(it.eof.Offset))
+			}
+			if !sent {
+				break
 			}
 			ps.queue[0] = item{}
 			ps.queue = ps.queue[1:]

@@ -340,7 +340,7 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		bare := kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}
 		pctx, pcancel := context.WithCancel(r.fctx)
 		ps := &pstate{tp: tp, ktp: bare, part: part, wm: part.Watermark(),
-			window: part.Watermark().Window(), next: start, ctx: pctx, cancel: pcancel}
+			next: start, ctx: pctx, cancel: pcancel}
 		states = append(states, ps)
 		r.owned[tp] = ps
 	}
@@ -358,9 +358,9 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 	r.ack(kc, at, true)
 	// A partition paused before it moved away comes back paused in some
 	// librdkafka versions: a new assignment starts with room.
-	bare := make([]kafka.TopicPartition, len(at))
-	for i, ktp := range at {
-		bare[i] = kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}
+	bare := make([]kafka.TopicPartition, len(states))
+	for i, ps := range states {
+		bare[i] = ps.ktp
 	}
 	if err := kc.Resume(bare); err != nil {
 		r.log.Warn("confluent: resume after assign", "error", err)

@@ -4,6 +4,7 @@ package kafkago
 // life (assign, fetch, drain, commit, release).
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -190,8 +191,9 @@ func (g *groupRun) fail(err error) {
 	})
 }
 
-// closeGroup leaves the group (kafka.ConsumerGroup.Close) and waits for it.
-func (g *groupRun) closeGroup() {
+// startClose starts leaving the group (kafka.ConsumerGroup.Close) once;
+// g.closed is closed when it is done.
+func (g *groupRun) startClose() {
 	g.closeOnce.Do(func() {
 		g.closed = make(chan struct{})
 		go func() {
@@ -199,6 +201,11 @@ func (g *groupRun) closeGroup() {
 			close(g.closed)
 		}()
 	})
+}
+
+// closeGroup leaves the group and waits for it.
+func (g *groupRun) closeGroup() {
+	g.startClose()
 	<-g.closed
 }
 
@@ -208,13 +215,7 @@ func (g *groupRun) closeGroup() {
 // after the generation ended would rejoin once first and make the other
 // members rebalance twice). Next returns once the close is signalled.
 func (g *groupRun) leaveFromGeneration() {
-	g.closeOnce.Do(func() {
-		g.closed = make(chan struct{})
-		go func() {
-			_ = g.cg.Close()
-			close(g.closed)
-		}()
-	})
+	g.startClose()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, _ = g.cg.Next(ctx) // ErrGroupClosed as soon as Close has signalled
@@ -232,13 +233,7 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 		}
 	}
 	slices.SortFunc(owned, func(a, b TopicPartition) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition - b.Partition)
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
 	log.Info("kafkago: generation started", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "partitions", len(owned))
 	if c.cfg.onGeneration != nil {

@@ -35,9 +35,12 @@ import (
 func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part) {
 	log := g.c.cfg.Logger
 	tp := p.TP
-	offset := p.Watermark().Start()
+	wm := p.Watermark()
 	backoff := g.newBackoff()
 	for ctx.Err() == nil {
+		// Fetch from the first offset not tracked yet: everything below it
+		// was delivered or declared a gap.
+		offset := wm.High()
 		part, err := g.fetch(ctx, tp, offset)
 		if err == nil && part.ErrorCode != 0 {
 			err = kafka.Error(part.ErrorCode)
@@ -51,7 +54,6 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 					if err := sess.SkipTo(ctx, p, to); err != nil {
 						return
 					}
-					offset = to
 					continue
 				}
 			}
@@ -72,9 +74,8 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 			// A record that cannot be read, or the like: refetch from the
 			// first offset not yet tracked, after a backoff. What was
 			// delivered stays delivered; the rest comes again.
-			offset = max(offset, p.Watermark().High())
 			log.Error("kafkago: delivering fetched messages failed, refetching", "topic", tp.Topic, "partition", tp.Partition,
-				"offset", offset, "error", err)
+				"offset", wm.High(), "error", err)
 			backoff.wait(ctx)
 			continue
 		}
@@ -85,7 +86,6 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 			if err := sess.SkipTo(ctx, p, next); err != nil {
 				return
 			}
-			offset = next
 		} else if part.HighWatermark > offset && part.LastStableOffset > offset {
 			// Data exists past offset but this response moved nothing: a
 			// record batch whose records at and after offset were all

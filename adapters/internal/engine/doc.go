@@ -12,11 +12,12 @@
 //	s := e.NewSession(commitFunc)   // per assignment (kafka-go: per generation); starts the commit loop
 //	p, _ := s.Assign(tp, committed, metadata, logEnd)  // restore from commit metadata
 //	... fetch goroutine per partition: s.Deliver(ctx, p, offset, msg), s.SkipTo(ctx, p, next) ...
+//	    (or s.TryDeliver, which returns watermark.ErrWindowFull instead of waiting for room)
 //	s.Revoke(ctx, tps...)           // after stopping those fetches: drain ≤ RevokeTimeout, commit, close
 //	s.Close(ctx)                    // revoke everything, stop the commit loop
 //	e.Stop()                        // stop workers once no session is left (waits ≤ RevokeTimeout)
 //
-// Concurrency: Deliver and SkipTo for one partition must come from one
+// Concurrency: Deliver, TryDeliver and SkipTo for one partition must come from one
 // goroutine (the partition's fetch loop); everything else is safe for
 // concurrent use. Commits of one session are serialised, so a commit never
 // overtakes a later one, never goes below what the session already

@@ -77,12 +77,6 @@ func New[M any](cfg Config, h Handler[M]) *Engine[M] {
 	}
 }
 
-// Config returns the engine's configuration.
-func (e *Engine[M]) Config() Config { return e.cfg }
-
-// Logger returns the engine's logger.
-func (e *Engine[M]) Logger() *slog.Logger { return e.log }
-
 // Start starts the workers. Handlers get a context carrying ctx's values
 // that is cancelled by Stop, not when ctx ends: on shutdown the drain must
 // let running handlers finish (a handler cancelled mid-way would, under

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/inorder/inorder/adapters/internal/engine"
+	"github.com/inorder/inorder/watermark"
 	"github.com/inorder/inorder/watermark/metadata"
 )
 
@@ -366,5 +367,40 @@ func TestDrainEndsWhenOnlyUnackableMessagesRemain(t *testing.T) {
 		if c.Offset > 1 {
 			t.Fatalf("committed %d, past the failed offset 1", c.Offset)
 		}
+	}
+}
+
+// TryDeliver never waits: with the window full it returns ErrWindowFull and
+// changes nothing; once the head is handled the same offset goes through.
+func TestTryDeliverRefusesAFullWindowWithoutChange(t *testing.T) {
+	c := cfg()
+	c.Window = 2
+	release := make(chan struct{})
+	e := engine.New(c, func(_ context.Context, o int64) error {
+		if o == 0 {
+			<-release
+		}
+		return nil
+	})
+	e.Start(context.Background())
+	defer e.Stop()
+	s := e.NewSession((&fakeBroker{}).commit)
+	defer s.Close(context.Background())
+	p, _ := s.Assign(tp, 0, "", -1)
+	for o := range int64(2) {
+		if err := s.TryDeliver(context.Background(), p, o, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.TryDeliver(context.Background(), p, 2, 2); !errors.Is(err, watermark.ErrWindowFull) {
+		t.Fatalf("TryDeliver with a full window = %v, want ErrWindowFull", err)
+	}
+	if h := p.Watermark().High(); h != 2 {
+		t.Fatalf("High = %d after a refused TryDeliver, want 2", h)
+	}
+	close(release)
+	waitUntil(t, func() bool { return p.Watermark().Committable() >= 1 })
+	if err := s.TryDeliver(context.Background(), p, 2, 2); err != nil {
+		t.Fatalf("TryDeliver once the head was handled = %v", err)
 	}
 }

@@ -90,14 +90,6 @@ func (s *Session[M]) owned() []*Part {
 	return out
 }
 
-// Part returns the owned partition tp.
-func (s *Session[M]) Part(tp TopicPartition) (*Part, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.parts[tp]
-	return p, ok
-}
-
 // Assign takes ownership of tp, whose group commit is committed (the next
 // offset to read, >= 0) with commit metadata meta. The offsets meta marks
 // done are restored (not handed to the handler again), except those at or
@@ -145,12 +137,25 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 // watermark.ErrOutOfOrder for an offset not above the last one. Fetch
 // goroutine of p only.
 func (s *Session[M]) Deliver(ctx context.Context, p *Part, offset int64, msg M) error {
-	if err := p.wm.TrackWait(ctx, offset); err != nil {
-		if errors.Is(err, watermark.ErrRestored) {
+	return s.dispatch(ctx, p, offset, msg, p.wm.TrackWait(ctx, offset))
+}
+
+// TryDeliver is Deliver without the wait for room: when offset does not fit
+// in the window yet it returns watermark.ErrWindowFull and changes nothing,
+// for the caller to retry later. It still waits for a free worker. Fetch
+// goroutine of p only.
+func (s *Session[M]) TryDeliver(ctx context.Context, p *Part, offset int64, msg M) error {
+	return s.dispatch(ctx, p, offset, msg, p.wm.Track(offset))
+}
+
+// dispatch queues msg once Track or TrackWait returned trackErr for it.
+func (s *Session[M]) dispatch(ctx context.Context, p *Part, offset int64, msg M, trackErr error) error {
+	if trackErr != nil {
+		if errors.Is(trackErr, watermark.ErrRestored) {
 			p.restored.Add(1)
 			return nil
 		}
-		return err
+		return trackErr
 	}
 	return s.e.dispatch(ctx, p, offset, msg)
 }
@@ -231,7 +236,9 @@ func (s *Session[M]) commitParts(ctx context.Context, parts []*Part) error {
 		if errs[i] != nil {
 			s.e.log.Warn("inorder: commit refused", "topic", p.TP.Topic, "partition", p.TP.Partition,
 				"offset", offs[i].Offset, "error", errs[i])
-			first = cmpErr(first, errs[i])
+			if first == nil {
+				first = errs[i]
+			}
 			continue
 		}
 		p.committed.Store(offs[i].Offset)
@@ -239,13 +246,6 @@ func (s *Session[M]) commitParts(ctx context.Context, parts []*Part) error {
 		p.commits.Add(1)
 	}
 	return first
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // Revoke gives up tps (their fetch loops must have stopped): it waits at
