@@ -237,7 +237,7 @@ func (r *runner) deliver(m *kafka.Message) {
 // the caller queues m and pauses the partition).
 func (r *runner) send(ps *pstate, off int64, m *kafka.Message) bool {
 	ctx := ps.ctx
-	err := r.sess.TryDeliver(ctx, ps.part, off, m)
+	err := r.sess.TryDeliver(ps.part, off, m)
 	switch {
 	case err == nil:
 	case errors.Is(err, watermark.ErrWindowFull):

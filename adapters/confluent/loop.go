@@ -413,9 +413,7 @@ func (r *runner) revoke(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 				r.lost[tp] = true
 			}
 			r.lostMu.Unlock()
-			done, cancel := context.WithCancel(context.Background())
-			cancel() // no drain
-			r.sess.Revoke(done, tps...)
+			r.sess.Lose(tps...)
 			r.lostMu.Lock()
 			for _, tp := range tps {
 				delete(r.lost, tp)

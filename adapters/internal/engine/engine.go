@@ -38,7 +38,7 @@ type Engine[M any] struct {
 	log     *slog.Logger
 	handler Handler[M]
 
-	jobs     chan job[M]
+	queue    jobQueue[M] // ready messages; never blocks the fetch side (the window bounds it)
 	quit     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -70,7 +70,7 @@ func New[M any](cfg Config, h Handler[M]) *Engine[M] {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		handler: h,
-		jobs:    make(chan job[M], cfg.Concurrency),
+		queue:   newJobQueue[M](cfg.Concurrency),
 		quit:    make(chan struct{}),
 		fatal:   make(chan struct{}),
 		parts:   make(map[TopicPartition]*Part),
@@ -141,20 +141,20 @@ func (e *Engine[M]) Errors() int64 { return e.errs.Load() }
 func (e *Engine[M]) worker() {
 	defer e.wg.Done()
 	for {
-		select {
-		case <-e.quit:
+		j, ok := e.queue.pop(e.quit)
+		if !ok {
 			return
-		case j := <-e.jobs:
-			e.run(j)
 		}
+		e.run(j)
 	}
 }
 
 func (e *Engine[M]) run(j job[M]) {
 	p := j.p
-	if p.wm.Closed() || e.failed.Load() {
-		// Revoked after its drain, or Run is stopping on an error: the
-		// message is not handled and not acked (it is redelivered).
+	if p.revoking.Load() || e.failed.Load() {
+		// Revoked (or lost) before a worker took it, or Run is stopping on
+		// an error: the message is not handled and not acked (it is
+		// redelivered to the next owner).
 		p.addUnackable()
 		return
 	}
@@ -213,20 +213,19 @@ func (e *Engine[M]) fail(err error) {
 	})
 }
 
-// dispatch queues a tracked message for the workers. On ctx's end the
+// dispatch queues a tracked message for the workers. It never waits: the
+// queue holds at most the windows of the owned partitions. After Stop the
 // message stays tracked and unacked: it is counted as unackable so the
 // drain does not wait for it.
-func (e *Engine[M]) dispatch(ctx context.Context, p *Part, offset int64, msg M) error {
+func (e *Engine[M]) dispatch(p *Part, offset int64, msg M) error {
 	select {
-	case e.jobs <- job[M]{p: p, offset: offset, msg: msg}:
-		return nil
-	case <-ctx.Done():
-		p.addUnackable()
-		return ctx.Err()
 	case <-e.quit:
 		p.addUnackable()
 		return ErrStopped
+	default:
 	}
+	e.queue.push(job[M]{p: p, offset: offset, msg: msg})
+	return nil
 }
 
 func (e *Engine[M]) register(p *Part) {

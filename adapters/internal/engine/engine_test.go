@@ -388,11 +388,11 @@ func TestTryDeliverRefusesAFullWindowWithoutChange(t *testing.T) {
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range int64(2) {
-		if err := s.TryDeliver(context.Background(), p, o, o); err != nil {
+		if err := s.TryDeliver(p, o, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.TryDeliver(context.Background(), p, 2, 2); !errors.Is(err, watermark.ErrWindowFull) {
+	if err := s.TryDeliver(p, 2, 2); !errors.Is(err, watermark.ErrWindowFull) {
 		t.Fatalf("TryDeliver with a full window = %v, want ErrWindowFull", err)
 	}
 	if h := p.Watermark().High(); h != 2 {
@@ -400,7 +400,7 @@ func TestTryDeliverRefusesAFullWindowWithoutChange(t *testing.T) {
 	}
 	close(release)
 	waitUntil(t, func() bool { return p.Watermark().Committable() >= 1 })
-	if err := s.TryDeliver(context.Background(), p, 2, 2); err != nil {
+	if err := s.TryDeliver(p, 2, 2); err != nil {
 		t.Fatalf("TryDeliver once the head was handled = %v", err)
 	}
 }

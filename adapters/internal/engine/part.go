@@ -26,6 +26,8 @@ type Part struct {
 	errors    atomic.Int64 // handler errors and panics
 	unackable atomic.Int64 // tracked offsets that will never be acked (Stop policy, undispatched); see addUnackable
 
+	revoking  atomic.Bool  // set first thing at revoke or loss: queued messages are dropped; session writes
+
 	lastErrLog     atomic.Int64 // unix nanos of the last handler error logged; workers write
 	errLogsSkipped atomic.Int64 // handler errors not logged since (rate limit)
 
@@ -49,6 +51,11 @@ func (p *Part) addUnackable() {
 	}
 	p.wakeMu.Unlock()
 }
+
+// Revoked reports whether the partition is being revoked or lost, or was:
+// its messages are no longer handed to the handler and the adapter should
+// stop fetching it. Any goroutine.
+func (p *Part) Revoked() bool { return p.revoking.Load() }
 
 // Watermark returns the partition's tracker.
 func (p *Part) Watermark() *watermark.Partition { return p.wm }

@@ -133,23 +133,24 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 
 // Deliver tracks offset (waiting while the window is full: back-pressure)
 // and queues msg for the workers, unless commit metadata marked it done.
-// It returns ctx.Err() when ctx ends, watermark.ErrClosed after revoke,
-// watermark.ErrOutOfOrder for an offset not above the last one. Fetch
+// It never waits for a worker. It returns ctx.Err() when ctx ends,
+// watermark.ErrClosed after revoke, watermark.ErrOutOfOrder for an offset
+// not above the last one, ErrStopped after the engine stopped. Fetch
 // goroutine of p only.
 func (s *Session[M]) Deliver(ctx context.Context, p *Part, offset int64, msg M) error {
-	return s.dispatch(ctx, p, offset, msg, p.wm.TrackWait(ctx, offset))
+	return s.dispatch(p, offset, msg, p.wm.TrackWait(ctx, offset))
 }
 
 // TryDeliver is Deliver without the wait for room: when offset does not fit
 // in the window yet it returns watermark.ErrWindowFull and changes nothing,
-// for the caller to retry later. It still waits for a free worker. Fetch
+// for the caller to retry later (see Part.WaitRoom). It never blocks. Fetch
 // goroutine of p only.
-func (s *Session[M]) TryDeliver(ctx context.Context, p *Part, offset int64, msg M) error {
-	return s.dispatch(ctx, p, offset, msg, p.wm.Track(offset))
+func (s *Session[M]) TryDeliver(p *Part, offset int64, msg M) error {
+	return s.dispatch(p, offset, msg, p.wm.Track(offset))
 }
 
 // dispatch queues msg once Track or TrackWait returned trackErr for it.
-func (s *Session[M]) dispatch(ctx context.Context, p *Part, offset int64, msg M, trackErr error) error {
+func (s *Session[M]) dispatch(p *Part, offset int64, msg M, trackErr error) error {
 	if trackErr != nil {
 		if errors.Is(trackErr, watermark.ErrRestored) {
 			p.restored.Add(1)
@@ -157,7 +158,7 @@ func (s *Session[M]) dispatch(ctx context.Context, p *Part, offset int64, msg M,
 		}
 		return trackErr
 	}
-	return s.e.dispatch(ctx, p, offset, msg)
+	return s.e.dispatch(p, offset, msg)
 }
 
 // SkipTo declares every offset below to that was not delivered a gap
@@ -253,32 +254,55 @@ func (s *Session[M]) commitParts(ctx context.Context, parts []*Part) error {
 // commits them synchronously and closes them, so later acks are ignored and
 // no commit is issued for them again. Unknown partitions are ignored.
 func (s *Session[M]) Revoke(ctx context.Context, tps ...TopicPartition) {
+	s.revoke(ctx, s.lookup(tps), false)
+}
+
+// Lose drops tps without waiting and without committing: the assignment
+// was lost (session timeout), another member may own them already. Their
+// queued messages are not handed out; late acks are ignored. Unknown
+// partitions are ignored.
+func (s *Session[M]) Lose(tps ...TopicPartition) {
+	s.revoke(context.Background(), s.lookup(tps), true)
+}
+
+func (s *Session[M]) lookup(tps []TopicPartition) []*Part {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	parts := make([]*Part, 0, len(tps))
 	for _, tp := range tps {
 		if p, ok := s.parts[tp]; ok {
 			parts = append(parts, p)
 		}
 	}
-	s.mu.Unlock()
-	s.revoke(ctx, parts)
+	return parts
 }
 
-func (s *Session[M]) revoke(ctx context.Context, parts []*Part) {
+func (s *Session[M]) revoke(ctx context.Context, parts []*Part, lost bool) {
 	if len(parts) == 0 {
 		return
 	}
-	dctx, cancel := context.WithTimeout(ctx, s.e.cfg.RevokeTimeout)
-	var wg sync.WaitGroup
 	for _, p := range parts {
-		wg.Go(func() { drain(dctx, p) })
+		p.revoking.Store(true) // queued messages are no longer handed out
 	}
-	wg.Wait()
-	cancel()
+	if lost {
+		s.commitMu.Lock()
+		for _, p := range parts {
+			p.revoked = true // no commit from here on
+		}
+		s.commitMu.Unlock()
+	} else {
+		dctx, cancel := context.WithTimeout(ctx, s.e.cfg.RevokeTimeout)
+		var wg sync.WaitGroup
+		for _, p := range parts {
+			wg.Go(func() { drain(dctx, p) })
+		}
+		wg.Wait()
+		cancel()
 
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	_ = s.commitParts(cctx, parts)
-	ccancel()
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		_ = s.commitParts(cctx, parts)
+		ccancel()
+	}
 
 	s.commitMu.Lock()
 	for _, p := range parts {
@@ -298,7 +322,7 @@ func (s *Session[M]) revoke(ctx context.Context, parts []*Part) {
 		st := p.wm.Stats()
 		s.e.log.Debug("inorder: partition released", "topic", p.TP.Topic, "partition", p.TP.Partition,
 			"committed", p.committed.Load(), "commit_point", st.Committable, "pending", st.Pending)
-		if st.Pending > p.unackable.Load() {
+		if !lost && st.Pending > p.unackable.Load() {
 			s.e.log.Warn("inorder: revoke timeout: messages still in flight are not committed and will be redelivered",
 				"topic", p.TP.Topic, "partition", p.TP.Partition, "pending", st.Pending, "revoke_timeout", s.e.cfg.RevokeTimeout)
 		}
@@ -356,6 +380,6 @@ func (s *Session[M]) Close(ctx context.Context) {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		<-s.done
-		s.revoke(ctx, s.owned())
+		s.revoke(ctx, s.owned(), false)
 	})
 }
