@@ -26,7 +26,7 @@ type Part struct {
 	errors    atomic.Int64 // handler errors and panics
 	unackable atomic.Int64 // tracked offsets that will never be acked (Stop policy, undispatched); see addUnackable
 
-	revoking  atomic.Bool  // set first thing at revoke or loss: queued messages are dropped; session writes
+	revoking atomic.Bool // set first thing at revoke or loss: queued messages are dropped; session writes
 
 	lastErrLog     atomic.Int64 // unix nanos of the last handler error logged; workers write
 	errLogsSkipped atomic.Int64 // handler errors not logged since (rate limit)
