@@ -96,7 +96,7 @@ func TestCommittedPartitionErrorFailsTheAssignment(t *testing.T) {
 	c, ctx := adaptertest.StartProduced(t, topic, 2, 10, 60*time.Second)
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
 		append(stableOpts(testLogger(t)),
-			confluent.WithStartOffset(kafka.OffsetEnd),
+			confluent.WithStartOffset(confluent.Latest),
 			confluent.WithCommittedHook(func(ktps []kafka.TopicPartition) {
 				for i := range ktps {
 					if ktps[i].Partition == 1 {

@@ -23,7 +23,8 @@ import (
 type Consumer struct {
 	group  string
 	topics []string
-	cfg    config
+	opts   *engine.Options
+	cfg    *config // librdkafka's own settings (opts.Adapter)
 	cm     kafka.ConfigMap
 
 	running atomic.Bool
@@ -43,11 +44,7 @@ type Consumer struct {
 // options, settings that would break the guarantees (see WithConfigMap) and
 // settings librdkafka rejects.
 func NewConsumer(brokers []string, group string, topics []string, opts ...Option) (*Consumer, error) {
-	cfg := defaultConfig()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	cm, err := cfg.configMap(brokers, group, topics)
+	o, cfg, cm, err := newOptions(brokers, group, topics, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +62,7 @@ func NewConsumer(brokers []string, group string, topics []string, opts ...Option
 	return &Consumer{
 		group:  group,
 		topics: slices.Clone(topics),
+		opts:   o,
 		cfg:    cfg,
 		cm:     cm,
 	}, nil
@@ -130,7 +128,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		close(done)
 	}()
 
-	eng := engine.New(c.cfg.Config, engine.Handler[*kafka.Message](handler))
+	eng := engine.New(c.opts.Config, engine.Handler[*kafka.Message](handler))
 	r, err := newRunner(c, eng)
 	if err != nil {
 		return err

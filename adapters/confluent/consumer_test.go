@@ -126,7 +126,7 @@ func TestTransactionalTopicReadCommittedToItsEnd(t *testing.T) {
 		t.Fatalf("ProduceTxn made %d records visible, want 600", want)
 	}
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
-		append(fastOpts(testLogger(t)), confluent.WithReadCommitted())...)
+		append(fastOpts(testLogger(t)), confluent.WithReadCommitted(true))...)
 	if err != nil {
 		t.Fatal(err)
 	}

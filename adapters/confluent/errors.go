@@ -18,16 +18,16 @@ var (
 	// ErrPanic wraps a recovered handler panic (treated as a handler error).
 	ErrPanic = engine.ErrPanic
 	// ErrRunning is returned by Run when the Consumer is already running.
-	ErrRunning = errors.New("confluent: consumer already running")
+	ErrRunning = engine.ErrRunning
 	// ErrClosed is returned by Run when Close was called before Run
 	// started: a closed Consumer does not run again.
-	ErrClosed = errors.New("confluent: consumer closed")
+	ErrClosed = engine.ErrClosed
 	// ErrAssign wraps a failure to set up an assigned partition (reading
 	// its committed offset, or librdkafka refusing the assignment); Run
 	// stops with it rather than consume from an unknown start.
-	ErrAssign = errors.New("confluent: assignment failed")
+	ErrAssign = engine.ErrAssign
 	// ErrClient wraps a fatal librdkafka error that stopped Run.
-	ErrClient = errors.New("confluent: fatal client error")
+	ErrClient = engine.ErrClient
 	// errLost is the per-partition commit result for a partition whose
 	// assignment was lost: it is closed without committing.
 	errLost = errors.New("confluent: assignment lost, not committing")

@@ -30,7 +30,8 @@ const pollTimeout = 100 // ms: the longest a Poll waits, and so the latency of a
 
 type runner struct {
 	c    *Consumer
-	cfg  *config
+	cfg  *config // librdkafka's own settings
+	opts *engine.Options
 	log  *slog.Logger
 	kc   *kafka.Consumer
 	eng  *engine.Engine[*kafka.Message]
@@ -68,8 +69,9 @@ type runner struct {
 func newRunner(c *Consumer, eng *engine.Engine[*kafka.Message]) (*runner, error) {
 	r := &runner{
 		c:        c,
-		cfg:      &c.cfg,
-		log:      c.cfg.Logger,
+		cfg:      c.cfg,
+		opts:     c.opts,
+		log:      c.opts.Logger,
 		eng:      eng,
 		logs:     make(chan kafka.LogEvent, 256),
 		batch:    make([]item, 0, batchSize),
@@ -143,7 +145,7 @@ func (r *runner) run(ctx context.Context) error {
 	close(r.in)
 	select {
 	case <-r.feedDone:
-	case <-time.After(r.cfg.RevokeTimeout):
+	case <-time.After(r.opts.RevokeTimeout):
 		// Every worker is stuck in a handler: give up the message the
 		// feeder waits to hand out (it is not committed).
 		fcancel()
@@ -154,8 +156,8 @@ func (r *runner) run(ctx context.Context) error {
 	r.eng.Stop()
 	// A commit abandoned at its timeout still holds the librdkafka
 	// handle: give it the request timeout to complete before closing it.
-	if !waitGroup(&r.calls, r.cfg.requestTimeout) {
-		r.log.Error("confluent: a commit call is still running at close", "waited", r.cfg.requestTimeout)
+	if !waitGroup(&r.calls, r.opts.RequestTimeout) {
+		r.log.Error("confluent: a commit call is still running at close", "waited", r.opts.RequestTimeout)
 	}
 	t2 := time.Now()
 	if cerr := r.kc.Close(); cerr != nil && err == nil {
@@ -282,7 +284,7 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		r.ack(kc, ktps, true)
 		return
 	}
-	timeoutMs := int(r.cfg.requestTimeout.Milliseconds())
+	timeoutMs := int(r.opts.RequestTimeout.Milliseconds())
 	committed, err := kc.Committed(ktps, timeoutMs)
 	if err == nil && len(committed) != len(ktps) {
 		err = fmt.Errorf("%d committed offsets for %d partitions", len(committed), len(ktps))
@@ -323,7 +325,7 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 			logEnd = hi
 			if start < 0 {
 				start = lo
-				if r.cfg.startOffset == kafka.OffsetEnd {
+				if r.opts.StartOffset == Latest {
 					start = hi
 				}
 			}

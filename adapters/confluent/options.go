@@ -1,12 +1,12 @@
 package confluent
 
-// This file holds the Consumer's options, their defaults, the librdkafka
-// setting each corresponds to, the settings a ConfigMap may not change, and
-// the validation.
+// This file holds the Consumer's options: the ones every adapter shares
+// (defined in the engine, re-exported here), librdkafka's own
+// (WithConfigMap), the settings a ConfigMap may not change, and how the
+// options map onto librdkafka's configuration.
 
 import (
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -17,6 +17,12 @@ import (
 
 	"github.com/inorder/inorder/adapters/internal/engine"
 )
+
+// Option configures a Consumer. The options below are shared by every
+// adapter of this module (same names, meanings, defaults and validation);
+// each documents its default and the Java setting it corresponds to, which
+// for librdkafka has the same name unless said otherwise.
+type Option = engine.Option
 
 // ErrorPolicy says what a handler error (or recovered panic) does.
 type ErrorPolicy = engine.ErrorPolicy
@@ -30,6 +36,18 @@ const (
 	StopOnError = engine.Stop
 )
 
+// StartOffset says where to start a partition without a committed offset,
+// or whose committed offset is outside the log: Earliest or Latest.
+type StartOffset = engine.StartOffset
+
+const (
+	// Earliest starts at the log start. Default.
+	Earliest = engine.Earliest
+	// Latest starts at the log end (the last stable offset when reading
+	// committed).
+	Latest = engine.Latest
+)
+
 // PartitionStats describes one partition the Consumer owns; see Stats.
 type PartitionStats = engine.PartitionStats
 
@@ -38,26 +56,49 @@ type TopicPartition = engine.TopicPartition
 
 // Defaults.
 const (
-	DefaultConcurrency      = engine.DefaultConcurrency
-	DefaultCommitInterval   = engine.DefaultCommitInterval
-	DefaultRevokeTimeout    = engine.DefaultRevokeTimeout
-	DefaultMetadataMaxBytes = engine.DefaultMetadataMaxBytes
-	DefaultSessionTimeout   = 45 * time.Second // librdkafka's session.timeout.ms default
-	DefaultRebalanceTimeout = 5 * time.Minute  // librdkafka's max.poll.interval.ms default
-	DefaultRequestTimeout   = 10 * time.Second
+	DefaultConcurrency       = engine.DefaultConcurrency
+	DefaultCommitInterval    = engine.DefaultCommitInterval
+	DefaultRevokeTimeout     = engine.DefaultRevokeTimeout
+	DefaultMetadataMaxBytes  = engine.DefaultMetadataMaxBytes
+	DefaultSessionTimeout    = engine.DefaultSessionTimeout
+	DefaultRebalanceTimeout  = engine.DefaultRebalanceTimeout
+	DefaultHeartbeatInterval = engine.DefaultHeartbeatInterval
+	DefaultFetchMaxBytes     = engine.DefaultFetchMaxBytes
+	DefaultFetchMaxWait      = engine.DefaultFetchMaxWait
+	DefaultRequestTimeout    = engine.DefaultRequestTimeout
+	DefaultRetryBackoff      = engine.DefaultRetryBackoff
+	DefaultClientID          = engine.DefaultClientID
 )
 
+// The options every adapter shares; see their documentation in the engine
+// package (adapters/internal/engine/options.go) and the README. The
+// librdkafka settings they set: max.poll.interval.ms (RebalanceTimeout),
+// session.timeout.ms, heartbeat.interval.ms, isolation.level,
+// auto.offset.reset, max.partition.fetch.bytes, fetch.wait.max.ms,
+// retry.backoff.ms, client.id.
+var (
+	WithConcurrency       = engine.WithConcurrency
+	WithWindow            = engine.WithWindow
+	WithCommitInterval    = engine.WithCommitInterval
+	WithRevokeTimeout     = engine.WithRevokeTimeout
+	WithErrorPolicy       = engine.WithErrorPolicy
+	WithLogger            = engine.WithLogger
+	WithMetadataMaxBytes  = engine.WithMetadataMaxBytes
+	WithSessionTimeout    = engine.WithSessionTimeout
+	WithRebalanceTimeout  = engine.WithRebalanceTimeout
+	WithHeartbeatInterval = engine.WithHeartbeatInterval
+	WithReadCommitted     = engine.WithReadCommitted
+	WithStartOffset       = engine.WithStartOffset
+	WithFetchMaxBytes     = engine.WithFetchMaxBytes
+	WithFetchMaxWait      = engine.WithFetchMaxWait
+	WithRequestTimeout    = engine.WithRequestTimeout
+	WithRetryBackoff      = engine.WithRetryBackoff
+	WithClientID          = engine.WithClientID
+)
+
+// config is librdkafka's own settings (engine.Options.Adapter).
 type config struct {
-	engine.Config
-	sessionTimeout    time.Duration
-	rebalanceTimeout  time.Duration
-	heartbeatInterval time.Duration
-	readCommitted     bool
-	startOffset       kafka.Offset
-	fetchMaxBytes     int
-	fetchMaxWait      time.Duration
-	requestTimeout    time.Duration
-	extra             kafka.ConfigMap
+	extra kafka.ConfigMap
 
 	// Tests only (export_test.go).
 	onAssign func(protocol string, tps []TopicPartition)
@@ -73,103 +114,9 @@ type config struct {
 	onCommitted func(ktps []kafka.TopicPartition)
 }
 
-func defaultConfig() config {
-	return config{
-		Config:           engine.DefaultConfig(),
-		sessionTimeout:   DefaultSessionTimeout,
-		rebalanceTimeout: DefaultRebalanceTimeout,
-		startOffset:      kafka.OffsetBeginning,
-		requestTimeout:   DefaultRequestTimeout,
-	}
-}
-
-// Option configures a Consumer.
-type Option func(*config)
-
-// WithConcurrency sets the number of goroutines running the handler, shared
-// by all partitions. Default 16. Must be at least 1. (No librdkafka
-// equivalent: librdkafka hands messages to one poll loop.)
-func WithConcurrency(n int) Option { return func(c *config) { c.Concurrency = n } }
-
-// WithWindow sets the largest span of offsets, per partition, between the
-// commit point and the newest message handed out. When a slow message holds
-// the commit point and the window fills, the partition is paused
-// (librdkafka Pause) until there is room again; the other partitions go on.
-// It also bounds redelivery after a crash. Default watermark.DefaultWindow
-// (81880). Range 1..watermark.MaxWindow.
-func WithWindow(n int) Option { return func(c *config) { c.Window = n } }
-
-// WithCommitInterval sets how often the commit points that moved are stored
-// (StoreOffsets, with commit metadata) and committed (Commit). Revokes and
-// shutdown commit at once as well. Default 1s. Takes the place of
-// librdkafka's auto.commit.interval.ms, which may not be set.
-func WithCommitInterval(d time.Duration) Option { return func(c *config) { c.CommitInterval = d } }
-
-// WithRevokeTimeout bounds how long a revoke (in the rebalance callback) or
-// shutdown waits for in-flight messages before committing what is done. It
-// must be below the rebalance timeout (max.poll.interval.ms). Default 10s.
-func WithRevokeTimeout(d time.Duration) Option { return func(c *config) { c.RevokeTimeout = d } }
-
-// WithSessionTimeout sets the group session timeout. Default 45s.
-// Corresponds to librdkafka's session.timeout.ms.
-func WithSessionTimeout(d time.Duration) Option { return func(c *config) { c.sessionTimeout = d } }
-
-// WithRebalanceTimeout sets how long the coordinator waits for members to
-// rejoin during a rebalance, and how long librdkafka lets the poll loop
-// stall. Default 5m. Corresponds to librdkafka's max.poll.interval.ms
-// (sent as the rebalance timeout).
-func WithRebalanceTimeout(d time.Duration) Option {
-	return func(c *config) { c.rebalanceTimeout = d }
-}
-
-// WithHeartbeatInterval sets how often the member heartbeats. Default
-// librdkafka's (3s). Corresponds to librdkafka's heartbeat.interval.ms.
-func WithHeartbeatInterval(d time.Duration) Option {
-	return func(c *config) { c.heartbeatInterval = d }
-}
-
-// WithErrorPolicy sets what a handler error or panic does: LogAndAck
-// (default) or StopOnError.
-func WithErrorPolicy(p ErrorPolicy) Option { return func(c *config) { c.ErrorPolicy = p } }
-
-// WithLogger sets the logger; librdkafka's own log lines go to it too.
-// Default slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.Logger = l } }
-
-// WithMetadataMaxBytes sets the size budget of the commit metadata that
-// records which messages above the commit point are already handled (so a
-// restart or the next owner skips them). Default 4096, the broker's
-// offset.metadata.max.bytes default. 0 disables commit metadata (and
-// ignores metadata found).
-func WithMetadataMaxBytes(n int) Option { return func(c *config) { c.MetadataMaxBytes = n } }
-
-// WithReadCommitted reads only committed transactional messages; aborted
-// ones and transaction markers are gaps that never hold the commit point.
-// Corresponds to librdkafka's isolation.level=read_committed, which is
-// already librdkafka's default; set "isolation.level": "read_uncommitted"
-// in WithConfigMap to read uncommitted messages.
-func WithReadCommitted() Option { return func(c *config) { c.readCommitted = true } }
-
-// WithStartOffset sets where to start on a partition without a committed
-// offset: kafka.OffsetBeginning (default) or kafka.OffsetEnd. Corresponds to
-// librdkafka's auto.offset.reset (earliest, latest), which also applies when
-// a committed offset is out of range.
-func WithStartOffset(o kafka.Offset) Option { return func(c *config) { c.startOffset = o } }
-
-// WithFetchMaxBytes sets the most bytes one fetch returns per partition.
-// Default librdkafka's (1 MiB). Corresponds to librdkafka's
-// max.partition.fetch.bytes.
-func WithFetchMaxBytes(n int) Option { return func(c *config) { c.fetchMaxBytes = n } }
-
-// WithFetchMaxWait sets how long the broker may hold a fetch when there is
-// no new data. Default librdkafka's (500ms). Corresponds to librdkafka's
-// fetch.wait.max.ms.
-func WithFetchMaxWait(d time.Duration) Option { return func(c *config) { c.fetchMaxWait = d } }
-
-// WithRequestTimeout bounds the requests the rebalance callback makes
-// itself (committed offsets and watermarks of newly assigned partitions).
-// Default 10s.
-func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.requestTimeout = d } }
+// own returns the librdkafka settings of o, or records that option is not
+// one of this package's.
+func own(o *engine.Options, option string) *config { return engine.Own[config](o, "confluent", option) }
 
 // WithConfigMap passes librdkafka settings through (security, client.id,
 // partition.assignment.strategy, ...). They are applied after the other
@@ -184,7 +131,8 @@ func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.req
 // (the group argument). bootstrap.servers may replace the brokers argument.
 // Given several times, the maps are merged.
 func WithConfigMap(m kafka.ConfigMap) Option {
-	return func(c *config) {
+	return func(o *engine.Options) {
+		c := own(o, "WithConfigMap")
 		if c.extra == nil {
 			c.extra = kafka.ConfigMap{}
 		}
@@ -213,122 +161,161 @@ var refused = map[string]string{
 	"go.logs.channel":         "librdkafka logs go to WithLogger",
 }
 
-// configMap validates the options and returns the librdkafka configuration.
-func (c *config) configMap(brokers []string, group string, topics []string) (kafka.ConfigMap, error) {
-	_, extraBootstrap := c.extra["bootstrap.servers"]
-	switch {
-	case len(brokers) == 0 && !extraBootstrap:
-		return nil, fmt.Errorf("%w: Brokers is empty (and no bootstrap.servers in the ConfigMap)", ErrInvalidConfig)
-	case len(brokers) > 0 && extraBootstrap:
-		return nil, fmt.Errorf("%w: Brokers and the ConfigMap's bootstrap.servers are both set", ErrInvalidConfig)
+// shared are the librdkafka settings a shared option sets: a ConfigMap may
+// set them instead of the option, not as well.
+var shared = map[string]string{
+	"session.timeout.ms":        "SessionTimeout",
+	"max.poll.interval.ms":      "RebalanceTimeout",
+	"heartbeat.interval.ms":     "HeartbeatInterval",
+	"isolation.level":           "ReadCommitted",
+	"auto.offset.reset":         "StartOffset",
+	"max.partition.fetch.bytes": "FetchMaxBytes",
+	"fetch.wait.max.ms":         "FetchMaxWait",
+	"retry.backoff.ms":          "RetryBackoff",
+	"client.id":                 "ClientID",
+}
+
+// newOptions applies and validates the options and returns them with the
+// librdkafka configuration.
+func newOptions(brokers []string, group string, topics []string, opts []Option) (*engine.Options, *config, kafka.ConfigMap, error) {
+	cfg := &config{}
+	o, err := engine.NewOptions(cfg, opts)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	for i, b := range brokers {
-		if b == "" {
-			return nil, fmt.Errorf("%w: Brokers[%d] is empty", ErrInvalidConfig, i)
+	_, extraBootstrap := cfg.extra["bootstrap.servers"]
+	if len(brokers) > 0 && extraBootstrap {
+		return nil, nil, nil, fmt.Errorf("%w: Brokers and the ConfigMap's bootstrap.servers are both set", ErrInvalidConfig)
+	}
+	if err := engine.ValidateTarget(brokers, group, topics, extraBootstrap); err != nil {
+		if len(brokers) == 0 {
+			err = fmt.Errorf("%w (and no bootstrap.servers in the ConfigMap)", err)
 		}
+		return nil, nil, nil, err
 	}
-	if group == "" {
-		return nil, fmt.Errorf("%w: Group is empty", ErrInvalidConfig)
-	}
-	if len(topics) == 0 {
-		return nil, fmt.Errorf("%w: Topics is empty", ErrInvalidConfig)
-	}
-	for i, t := range topics {
-		if t == "" {
-			return nil, fmt.Errorf("%w: Topics[%d] is empty", ErrInvalidConfig, i)
+	// A ConfigMap setting that a shared option also sets takes the
+	// option's place (read back into o, so it is validated alike).
+	var fromMap []string
+	for _, k := range slices.Sorted(maps.Keys(cfg.extra)) {
+		name, ok := shared[k]
+		if !ok {
+			continue
 		}
-	}
-	if err := c.Config.Validate(); err != nil {
-		return nil, err
-	}
-	// librdkafka's settings are whole milliseconds: a shorter duration
-	// would be sent as 0 (or, for the optional ones, mean the default).
-	for _, d := range []struct {
-		name     string
-		v        time.Duration
-		optional bool // 0 means librdkafka's default
-	}{
-		{"SessionTimeout", c.sessionTimeout, false},
-		{"RebalanceTimeout", c.rebalanceTimeout, false},
-		{"RequestTimeout", c.requestTimeout, false},
-		{"HeartbeatInterval", c.heartbeatInterval, true},
-		{"FetchMaxWait", c.fetchMaxWait, true},
-	} {
-		if d.v < time.Millisecond && !(d.optional && d.v == 0) {
-			return nil, fmt.Errorf("%w: %s must be at least 1ms, got %v", ErrInvalidConfig, d.name, d.v)
+		if o.IsSet(name) {
+			return nil, nil, nil, fmt.Errorf("%w: librdkafka setting %s and option %s are both set", ErrInvalidConfig, k, name)
 		}
+		if err := fromConfigMap(o, k, cfg.extra[k]); err != nil {
+			return nil, nil, nil, err
+		}
+		fromMap = append(fromMap, fmt.Sprintf("%s from %s", name, k))
 	}
-	switch {
-	case c.startOffset != kafka.OffsetBeginning && c.startOffset != kafka.OffsetEnd:
-		return nil, fmt.Errorf("%w: StartOffset must be kafka.OffsetBeginning or kafka.OffsetEnd, got %v", ErrInvalidConfig, c.startOffset)
-	case c.fetchMaxBytes < 0:
-		return nil, fmt.Errorf("%w: FetchMaxBytes must not be negative, got %d", ErrInvalidConfig, c.fetchMaxBytes)
+	err = o.Validate()
+	if err == nil && o.RebalanceTimeout < o.SessionTimeout {
+		err = fmt.Errorf("%w: RebalanceTimeout (%v, max.poll.interval.ms) must be at least SessionTimeout (%v, session.timeout.ms): librdkafka requires it",
+			ErrInvalidConfig, o.RebalanceTimeout, o.SessionTimeout)
+	}
+	if err != nil {
+		if len(fromMap) > 0 {
+			err = fmt.Errorf("%w (librdkafka settings used: %s)", err, strings.Join(fromMap, ", "))
+		}
+		return nil, nil, nil, err
 	}
 
 	ms := func(d time.Duration) int { return int(d / time.Millisecond) }
 	cm := kafka.ConfigMap{
-		"group.id":                 group,
-		"enable.auto.offset.store": false,
-		"enable.auto.commit":       false,
-		"enable.partition.eof":     true,
-		"session.timeout.ms":       ms(c.sessionTimeout),
-		"max.poll.interval.ms":     ms(c.rebalanceTimeout),
-		"auto.offset.reset":        "earliest",
+		"group.id":                  group,
+		"enable.auto.offset.store":  false,
+		"enable.auto.commit":        false,
+		"enable.partition.eof":      true,
+		"session.timeout.ms":        ms(o.SessionTimeout),
+		"max.poll.interval.ms":      ms(o.RebalanceTimeout),
+		"heartbeat.interval.ms":     ms(o.HeartbeatInterval),
+		"isolation.level":           "read_committed",
+		"auto.offset.reset":         "earliest",
+		"max.partition.fetch.bytes": o.FetchMaxBytes,
+		"fetch.wait.max.ms":         ms(o.FetchMaxWait),
+		"retry.backoff.ms":          ms(o.RetryBackoff),
+		"retry.backoff.max.ms":      ms(max(o.RetryBackoff, engine.DefaultMaxRetryBackoff)),
+		"client.id":                 o.ClientID,
 	}
 	if len(brokers) > 0 {
 		cm["bootstrap.servers"] = strings.Join(brokers, ",")
 	}
-	if c.startOffset == kafka.OffsetEnd {
+	if !o.ReadCommitted {
+		cm["isolation.level"] = "read_uncommitted"
+	}
+	if o.StartOffset == Latest {
 		cm["auto.offset.reset"] = "latest"
 	}
-	if c.heartbeatInterval > 0 {
-		cm["heartbeat.interval.ms"] = ms(c.heartbeatInterval)
-	}
-	if c.readCommitted {
-		cm["isolation.level"] = "read_committed"
-	}
-	if c.fetchMaxBytes > 0 {
-		cm["max.partition.fetch.bytes"] = c.fetchMaxBytes
-	}
-	if c.fetchMaxWait > 0 {
-		cm["fetch.wait.max.ms"] = ms(c.fetchMaxWait)
-	}
-	for _, k := range slices.Sorted(maps.Keys(c.extra)) {
-		v := c.extra[k]
+	for _, k := range slices.Sorted(maps.Keys(cfg.extra)) {
+		v := cfg.extra[k]
+		if _, ok := shared[k]; ok {
+			continue // read into o above
+		}
 		if why, bad := refused[k]; bad {
-			return nil, fmt.Errorf("%w: librdkafka setting %s may not be set: %s", ErrInvalidConfig, k, why)
+			return nil, nil, nil, fmt.Errorf("%w: librdkafka setting %s may not be set: %s", ErrInvalidConfig, k, why)
 		}
 		if f, ok := forced[k]; ok {
 			if b, err := asBool(v); err != nil || strconv.FormatBool(b) != f.value {
-				return nil, fmt.Errorf("%w: librdkafka setting %s=%v breaks the guarantees, it must be %s: %s",
+				return nil, nil, nil, fmt.Errorf("%w: librdkafka setting %s=%v breaks the guarantees, it must be %s: %s",
 					ErrInvalidConfig, k, v, f.value, f.why)
 			}
 			continue
 		}
 		cm[k] = v
 	}
+	return o, cfg, cm, nil
+}
 
-	// Read back the settings the Consumer depends on, as finally set.
-	poll, err := durationMs(cm, "max.poll.interval.ms")
-	if err != nil {
-		return nil, err
-	}
-	if c.RevokeTimeout >= poll {
-		return nil, fmt.Errorf("%w: RevokeTimeout (%v) must be below RebalanceTimeout, max.poll.interval.ms (%v)",
-			ErrInvalidConfig, c.RevokeTimeout, poll)
-	}
-	if _, err := durationMs(cm, "session.timeout.ms"); err != nil {
-		return nil, err
-	}
-	switch reset := fmt.Sprint(cm["auto.offset.reset"]); reset {
-	case "smallest", "earliest", "beginning":
-		c.startOffset = kafka.OffsetBeginning
-	case "largest", "latest", "end":
-		c.startOffset = kafka.OffsetEnd
+// fromConfigMap sets the shared option that librdkafka setting k
+// corresponds to from its value v.
+func fromConfigMap(o *engine.Options, k string, v kafka.ConfigValue) error {
+	switch k {
+	case "isolation.level":
+		switch fmt.Sprint(v) {
+		case "read_committed":
+			o.ReadCommitted = true
+		case "read_uncommitted":
+			o.ReadCommitted = false
+		default:
+			return fmt.Errorf("%w: librdkafka setting isolation.level=%v is not read_committed or read_uncommitted", ErrInvalidConfig, v)
+		}
+	case "auto.offset.reset":
+		switch fmt.Sprint(v) {
+		case "smallest", "earliest", "beginning":
+			o.StartOffset = Earliest
+		case "largest", "latest", "end":
+			o.StartOffset = Latest
+		default:
+			return fmt.Errorf("%w: librdkafka setting auto.offset.reset=%v is not supported, use earliest or latest", ErrInvalidConfig, v)
+		}
+	case "client.id":
+		o.ClientID = fmt.Sprint(v)
+	case "max.partition.fetch.bytes":
+		n, err := asInt(v)
+		if err != nil {
+			return fmt.Errorf("%w: librdkafka setting %s=%v is not a number", ErrInvalidConfig, k, v)
+		}
+		o.FetchMaxBytes = int(n)
 	default:
-		return nil, fmt.Errorf("%w: librdkafka setting auto.offset.reset=%s is not supported, use earliest or latest", ErrInvalidConfig, reset)
+		d, err := durationMs(v)
+		if err != nil {
+			return fmt.Errorf("%w: librdkafka setting %s=%v must be a positive number of milliseconds", ErrInvalidConfig, k, v)
+		}
+		switch k {
+		case "session.timeout.ms":
+			o.SessionTimeout = d
+		case "max.poll.interval.ms":
+			o.RebalanceTimeout = d
+		case "heartbeat.interval.ms":
+			o.HeartbeatInterval = d
+		case "fetch.wait.max.ms":
+			o.FetchMaxWait = d
+		case "retry.backoff.ms":
+			o.RetryBackoff = d
+		}
 	}
-	return cm, nil
+	return nil
 }
 
 func asBool(v kafka.ConfigValue) (bool, error) {
@@ -341,24 +328,24 @@ func asBool(v kafka.ConfigValue) (bool, error) {
 	return false, fmt.Errorf("not a bool: %v", v)
 }
 
-func durationMs(cm kafka.ConfigMap, key string) (time.Duration, error) {
-	v := cm[key]
-	var n int64
-	var err error
+func asInt(v kafka.ConfigValue) (int64, error) {
 	switch x := v.(type) {
 	case int:
-		n = int64(x)
+		return int64(x), nil
 	case int64:
-		n = x
+		return x, nil
 	case int32:
-		n = int64(x)
+		return int64(x), nil
 	case string:
-		n, err = strconv.ParseInt(x, 10, 64)
-	default:
-		err = fmt.Errorf("unsupported type %T", v)
+		return strconv.ParseInt(x, 10, 64)
 	}
+	return 0, fmt.Errorf("unsupported type %T", v)
+}
+
+func durationMs(v kafka.ConfigValue) (time.Duration, error) {
+	n, err := asInt(v)
 	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%w: librdkafka setting %s=%v must be a positive number of milliseconds", ErrInvalidConfig, key, v)
+		return 0, fmt.Errorf("not a positive number of milliseconds: %v", v)
 	}
 	return time.Duration(n) * time.Millisecond, nil
 }

@@ -28,7 +28,8 @@ type Consumer struct {
 	brokers []string
 	group   string
 	topics  []string
-	cfg     config
+	opts    *engine.Options
+	cfg     *config // kafka-go's own settings (opts.Adapter)
 
 	running atomic.Bool
 	eng     atomic.Pointer[engine.Engine[kafka.Message]]
@@ -39,17 +40,15 @@ type Consumer struct {
 // ErrInvalidConfig and naming the field for missing brokers, group or
 // topics, and for out-of-range options.
 func NewConsumer(brokers []string, group string, topics []string, opts ...Option) (*Consumer, error) {
-	cfg := defaultConfig()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if err := cfg.validate(brokers, group, topics); err != nil {
+	o, cfg, err := newOptions(brokers, group, topics, opts)
+	if err != nil {
 		return nil, err
 	}
 	return &Consumer{
 		brokers: slices.Clone(brokers),
 		group:   group,
 		topics:  slices.Clone(topics),
+		opts:    o,
 		cfg:     cfg,
 	}, nil
 }
@@ -88,16 +87,16 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	}
 	defer c.running.Store(false)
 
-	log := c.cfg.Logger
+	log := c.opts.Logger
 	transport := &kafka.Transport{
 		DialTimeout: c.cfg.dialTimeout,
 		MetadataTTL: 2 * time.Second,
-		ClientID:    c.cfg.clientID,
+		ClientID:    c.opts.ClientID,
 	}
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: transport}
 
-	eng := engine.New(c.cfg.Config, engine.Handler[kafka.Message](handler))
+	eng := engine.New(c.opts.Config, engine.Handler[kafka.Message](handler))
 	eng.Start(ctx)
 	c.eng.Store(eng)
 	defer func() {
@@ -111,13 +110,13 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                c.group,
 		Brokers:           c.brokers,
-		Dialer:            &kafka.Dialer{Timeout: c.cfg.dialTimeout, DualStack: true, ClientID: c.cfg.clientID},
+		Dialer:            &kafka.Dialer{Timeout: c.cfg.dialTimeout, DualStack: true, ClientID: c.opts.ClientID},
 		Topics:            c.topics,
-		HeartbeatInterval: c.cfg.heartbeatInterval,
-		SessionTimeout:    c.cfg.sessionTimeout,
-		RebalanceTimeout:  c.cfg.rebalanceTimeout,
-		JoinGroupBackoff:  c.cfg.retryBackoff,
-		StartOffset:       c.cfg.startOffset,
+		HeartbeatInterval: c.opts.HeartbeatInterval,
+		SessionTimeout:    c.opts.SessionTimeout,
+		RebalanceTimeout:  c.opts.RebalanceTimeout,
+		JoinGroupBackoff:  c.opts.RetryBackoff,
+		StartOffset:       kafka.FirstOffset, // unused: the start of every partition is ours (assignments)
 		GroupBalancers:    c.cfg.balancers, // nil: kafka-go's default (range)
 		Logger:            kl,
 		ErrorLogger:       kl,
@@ -186,7 +185,7 @@ type groupRun struct {
 func (g *groupRun) fail(err error) {
 	g.failOnce.Do(func() {
 		g.err = err
-		g.c.cfg.Logger.Error("kafkago: stopping", "group", g.c.group, "error", err)
+		g.c.opts.Logger.Error("kafkago: stopping", "group", g.c.group, "error", err)
 		g.cancel()
 	})
 }
@@ -225,7 +224,7 @@ func (g *groupRun) leaveFromGeneration() {
 // ends, then drain, commit and release.
 func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 	c := g.c
-	log := c.cfg.Logger
+	log := c.opts.Logger
 	var owned []TopicPartition
 	for topic, parts := range gen.Assignments {
 		for _, p := range parts {
@@ -293,7 +292,7 @@ func (g *groupRun) drainHeartbeat(gen *kafka.Generation) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(g.c.cfg.heartbeatInterval)
+		t := time.NewTicker(g.c.opts.HeartbeatInterval)
 		defer t.Stop()
 		var coord net.Addr
 		for g.heartbeat(ctx, gen, &coord) {
@@ -310,9 +309,9 @@ func (g *groupRun) drainHeartbeat(gen *kafka.Generation) (stop func()) {
 // heartbeat sends one heartbeat for gen to the coordinator (looked up once
 // into *coord) and reports whether to keep heartbeating.
 func (g *groupRun) heartbeat(ctx context.Context, gen *kafka.Generation, coord *net.Addr) bool {
-	rctx, cancel := context.WithTimeout(ctx, g.c.cfg.heartbeatInterval+g.c.cfg.dialTimeout)
+	rctx, cancel := context.WithTimeout(ctx, g.c.opts.HeartbeatInterval+g.c.cfg.dialTimeout)
 	defer cancel()
-	log := g.c.cfg.Logger
+	log := g.c.opts.Logger
 	if *coord == nil {
 		fc, err := g.client.FindCoordinator(rctx, &kafka.FindCoordinatorRequest{Key: gen.GroupID, KeyType: kafka.CoordinatorKeyTypeConsumer})
 		if err == nil {
@@ -362,7 +361,7 @@ func (g *groupRun) assignments(ctx context.Context, gen *kafka.Generation, owned
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		g.c.cfg.Logger.Warn("kafkago: reading committed offsets failed, retrying", "group", g.c.group, "error", err)
+		g.c.opts.Logger.Warn("kafkago: reading committed offsets failed, retrying", "group", g.c.group, "error", err)
 		backoff.wait(ctx)
 	}
 }
@@ -374,9 +373,9 @@ func (g *groupRun) tryAssignments(ctx context.Context, gen *kafka.Generation, ow
 		byTopic[tp.Topic] = append(byTopic[tp.Topic], int(tp.Partition))
 		lo[tp.Topic] = append(lo[tp.Topic], kafka.FirstOffsetOf(int(tp.Partition)), kafka.LastOffsetOf(int(tp.Partition)))
 	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, g.c.opts.RequestTimeout)
 	defer cancel()
-	cfg := &g.c.cfg
+	opts := g.c.opts
 	fr, err := g.client.OffsetFetch(rctx, &kafka.OffsetFetchRequest{GroupID: gen.GroupID, Topics: byTopic})
 	if err != nil {
 		return nil, err
@@ -392,7 +391,7 @@ func (g *groupRun) tryAssignments(ctx context.Context, gen *kafka.Generation, ow
 	// watermark: starting at the high watermark would skip the records of
 	// transactions still open, once they commit.
 	var stable *kafka.ListOffsetsResponse
-	if cfg.readCommitted && cfg.startOffset == kafka.LastOffset {
+	if opts.ReadCommitted && opts.StartOffset == Latest {
 		latest := map[string][]kafka.OffsetRequest{}
 		for _, tp := range owned {
 			latest[tp.Topic] = append(latest[tp.Topic], kafka.LastOffsetOf(int(tp.Partition)))
@@ -422,7 +421,7 @@ func (g *groupRun) tryAssignments(ctx context.Context, gen *kafka.Generation, ow
 		}
 		sp.logEnd = po.LastOffset
 		reset := po.FirstOffset // the StartOffset policy
-		if cfg.startOffset == kafka.LastOffset {
+		if opts.StartOffset == Latest {
 			reset = po.LastOffset
 			if stable != nil {
 				so, err := partitionOffsets(stable, tp)
@@ -438,14 +437,14 @@ func (g *groupRun) tryAssignments(ctx context.Context, gen *kafka.Generation, ow
 		case sp.start < po.FirstOffset:
 			// Committed offset deleted by retention: the fetch would be out of
 			// range. Everything below the log start is gone, so start there.
-			cfg.Logger.Warn("kafkago: committed offset below log start, starting at log start",
+			opts.Logger.Warn("kafkago: committed offset below log start, starting at log start",
 				"topic", tp.Topic, "partition", tp.Partition, "committed", sp.start, "log_start", po.FirstOffset)
 			sp.start, sp.meta = po.FirstOffset, ""
 		case sp.start > po.LastOffset:
 			// Committed offset above the log end: the topic was recreated or
 			// its log truncated. Fetching there would never return anything;
 			// the commit says nothing about this log, so apply StartOffset.
-			cfg.Logger.Warn("kafkago: committed offset above log end (topic recreated or truncated?), applying the start offset policy",
+			opts.Logger.Warn("kafkago: committed offset above log end (topic recreated or truncated?), applying the start offset policy",
 				"topic", tp.Topic, "partition", tp.Partition, "committed", sp.start, "log_end", po.LastOffset, "start", reset)
 			sp.start, sp.meta = reset, ""
 		}
@@ -514,7 +513,7 @@ type backoff struct {
 	hook       func(time.Duration) // tests only: sees every wait
 }
 
-func (g *groupRun) newBackoff() *backoff { return newBackoff(g.c.cfg.retryBackoff, g.c.cfg.onBackoff) }
+func (g *groupRun) newBackoff() *backoff { return newBackoff(g.c.opts.RetryBackoff, g.c.cfg.onBackoff) }
 
 func newBackoff(first time.Duration, hook func(time.Duration)) *backoff {
 	return &backoff{first: first, cur: first, hook: hook}
@@ -525,7 +524,7 @@ func (b *backoff) reset() { b.cur = b.first }
 // next returns the wait to do now and advances.
 func (b *backoff) next() time.Duration {
 	d := b.cur
-	b.cur = min(2*b.cur, max(b.first, DefaultMaxRetryBackoff))
+	b.cur = min(2*b.cur, max(b.first, engine.DefaultMaxRetryBackoff))
 	return d
 }
 

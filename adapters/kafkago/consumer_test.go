@@ -103,7 +103,7 @@ func TestReadCommittedSkipsAbortedAndMarkersAndCommitsToEnd(t *testing.T) {
 			group := "g-" + mode
 			opts := append(fastOpts(testLogger(t)), kafkago.WithConcurrency(8))
 			if mode == "read_committed" {
-				opts = append(opts, kafkago.WithReadCommitted())
+				opts = append(opts, kafkago.WithReadCommitted(true))
 			}
 			cons, err := kafkago.NewConsumer(c.Addrs(), group, []string{"tx"}, opts...)
 			if err != nil {

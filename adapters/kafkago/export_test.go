@@ -15,29 +15,29 @@ type Offset = engine.Offset
 // WithGenerationHook calls f at the start of every generation with what this
 // member owns in it. Tests only.
 func WithGenerationHook(f func(member string, generation int32, owned []TopicPartition)) Option {
-	return func(c *config) { c.onGeneration = f }
+	return func(o *engine.Options) { own(o, "WithGenerationHook").onGeneration = f }
 }
 
 // WithCommitHook calls f after every commit request with its offsets and
 // per-partition results (errs nil if the request failed). Tests only.
 func WithCommitHook(f func(member string, generation int32, offs []Offset, errs []error)) Option {
-	return func(c *config) { c.onCommit = f }
+	return func(o *engine.Options) { own(o, "WithCommitHook").onCommit = f }
 }
 
 // WithBackoffHook calls f with every retry wait, before waiting. Tests only.
 func WithBackoffHook(f func(time.Duration)) Option {
-	return func(c *config) { c.onBackoff = f }
+	return func(o *engine.Options) { own(o, "WithBackoffHook").onBackoff = f }
 }
 
 // WithFetchHook calls f with every successful fetch response, before its
 // records are delivered; f may change the response. Tests only.
 func WithFetchHook(f func(tp TopicPartition, offset int64, part *fetchAPI.ResponsePartition)) Option {
-	return func(c *config) { c.onFetch = f }
+	return func(o *engine.Options) { own(o, "WithFetchHook").onFetch = f }
 }
 
 // WithGroupBalancers sets kafka-go's group balancers. Tests only.
 func WithGroupBalancers(b ...kafka.GroupBalancer) Option {
-	return func(c *config) { c.balancers = b }
+	return func(o *engine.Options) { own(o, "WithGroupBalancers").balancers = b }
 }
 
 // BackoffWaits returns the first n waits of the retry backoff starting at

@@ -33,7 +33,7 @@ import (
 // fetchLoop fetches p from its start until ctx ends, delivering messages to
 // the session and declaring every offset it passes without a message a gap.
 func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part) {
-	log := g.c.cfg.Logger
+	log := g.c.opts.Logger
 	tp := p.TP
 	wm := p.Watermark()
 	backoff := g.newBackoff()
@@ -102,16 +102,16 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 
 // fetch sends one Fetch request for tp at offset.
 func (g *groupRun) fetch(ctx context.Context, tp TopicPartition, offset int64) (*fetchAPI.ResponsePartition, error) {
-	cfg := &g.c.cfg
+	opts := g.c.opts
 	iso := int8(kafka.ReadUncommitted)
-	if cfg.readCommitted {
+	if opts.ReadCommitted {
 		iso = int8(kafka.ReadCommitted)
 	}
 	req := &fetchAPI.Request{
 		ReplicaID:      -1,
-		MaxWaitTime:    int32(cfg.fetchMaxWait / time.Millisecond),
+		MaxWaitTime:    int32(opts.FetchMaxWait / time.Millisecond),
 		MinBytes:       1,
-		MaxBytes:       int32(cfg.fetchMaxBytes),
+		MaxBytes:       int32(opts.FetchMaxBytes),
 		IsolationLevel: iso,
 		SessionID:      -1,
 		SessionEpoch:   -1,
@@ -122,11 +122,11 @@ func (g *groupRun) fetch(ctx context.Context, tp TopicPartition, offset int64) (
 				CurrentLeaderEpoch: -1,
 				FetchOffset:        offset,
 				LogStartOffset:     -1,
-				PartitionMaxBytes:  int32(cfg.fetchMaxBytes),
+				PartitionMaxBytes:  int32(opts.FetchMaxBytes),
 			}},
 		}},
 	}
-	rctx, cancel := context.WithTimeout(ctx, cfg.fetchMaxWait+10*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, opts.FetchMaxWait+opts.RequestTimeout)
 	defer cancel()
 	m, err := g.client.Transport.RoundTrip(rctx, g.client.Addr, req)
 	if err != nil {
@@ -157,7 +157,7 @@ func (g *groupRun) fetch(ctx context.Context, tp TopicPartition, offset int64) (
 // the log end (a truncated or recreated log) is not resumed: moving back
 // would break the order the tracker relies on; it is logged and retried.
 func (g *groupRun) outOfRange(ctx context.Context, tp TopicPartition, offset int64) (int64, bool) {
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, g.c.opts.RequestTimeout)
 	defer cancel()
 	r, err := g.client.ListOffsets(rctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		tp.Topic: {kafka.FirstOffsetOf(int(tp.Partition)), kafka.LastOffsetOf(int(tp.Partition))},
@@ -167,7 +167,7 @@ func (g *groupRun) outOfRange(ctx context.Context, tp TopicPartition, offset int
 	}
 	for _, po := range r.Topics[tp.Topic] {
 		if po.Partition == int(tp.Partition) && po.Error == nil && po.FirstOffset > offset {
-			g.c.cfg.Logger.Warn("kafkago: offset out of range, skipping to log start",
+			g.c.opts.Logger.Warn("kafkago: offset out of range, skipping to log start",
 				"topic", tp.Topic, "partition", tp.Partition, "offset", offset, "log_start", po.FirstOffset)
 			return po.FirstOffset, true
 		}
@@ -189,7 +189,7 @@ func (g *groupRun) deliver(ctx context.Context, sess *engine.Session[kafka.Messa
 	default:
 		batches = []protocol.RecordReader{rs}
 	}
-	readCommitted := g.c.cfg.readCommitted
+	readCommitted := g.c.opts.ReadCommitted
 	var aborted []fetchAPI.ResponseTransaction
 	var abortedPIDs map[int64]bool
 	if readCommitted && len(part.AbortedTransactions) > 0 {

@@ -154,7 +154,7 @@ func TestCommittedOffsetAboveLogEndAppliesStartOffset(t *testing.T) {
 	t.Run("LastOffset starts at the log end", func(t *testing.T) {
 		seedCommit(ctx, t, c, "trunc-last", "trunc", 500)
 		cons, err := kafkago.NewConsumer(c.Addrs(), "trunc-last", []string{"trunc"},
-			append(fastOpts(slogDiscard()), kafkago.WithStartOffset(kafka.LastOffset))...)
+			append(fastOpts(slogDiscard()), kafkago.WithStartOffset(kafkago.Latest))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +193,7 @@ func TestReadCommittedLastOffsetStartsAtLastStableOffset(t *testing.T) {
 		}
 	})
 	cons, err := kafkago.NewConsumer(c.Addrs(), "lso-group", []string{"lso"},
-		append(fastOpts(slogDiscard()), kafkago.WithReadCommitted(), kafkago.WithStartOffset(kafka.LastOffset))...)
+		append(fastOpts(slogDiscard()), kafkago.WithReadCommitted(true), kafkago.WithStartOffset(kafkago.Latest))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,8 +183,10 @@ func TestMetadataMissIsCountedAndNeverStalls(t *testing.T) {
 func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
+	started := make(chan struct{})
 	e := engine.New(cfg(), func(_ context.Context, o int64) error {
 		if o == 1 {
+			close(started)
 			<-block
 		}
 		return nil
@@ -199,6 +201,10 @@ func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Queued messages are dropped at revoke: wait until 0 is handled and
+	// 1 is running.
+	<-started
+	waitUntil(t, func() bool { return p.Watermark().Committable() == 1 })
 	done := make(chan struct{})
 	go func() { s.Close(context.Background()); close(done) }()
 	select {

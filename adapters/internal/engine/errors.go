@@ -15,4 +15,17 @@ var (
 	// ErrStopped is returned by Session.Deliver when the engine was stopped
 	// while the message waited for a worker.
 	ErrStopped = errors.New("inorder: engine stopped")
+	// ErrRunning is returned by Run when the consumer is already running.
+	ErrRunning = errors.New("inorder: consumer already running")
+	// ErrClosed is returned by Run when Close was called before Run
+	// started: a closed consumer does not run again.
+	ErrClosed = errors.New("inorder: consumer closed")
+	// ErrAssign wraps a failure to take an assigned partition that a retry
+	// cannot repair; Run stops with it rather than own a partition it does
+	// not consume.
+	ErrAssign = errors.New("inorder: assignment failed")
+	// ErrClient wraps a client error that stops Run: a fatal error of the
+	// client, or one that retrying cannot fix (authentication, TLS
+	// handshake, authorization). The client's own error is wrapped too.
+	ErrClient = errors.New("inorder: client error")
 )

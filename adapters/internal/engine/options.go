@@ -1,0 +1,330 @@
+package engine
+
+// This file holds the options every adapter shares: their defaults, the
+// Kafka setting each corresponds to, and their validation. The adapters
+// re-export them (kafkago.WithConcurrency is engine.WithConcurrency) and add
+// only what their client needs, as options over the same Options.
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// StartOffset says where to start a partition that has no committed offset,
+// or whose committed offset is outside the log (below its start: deleted by
+// retention; above its end: the topic was recreated or truncated).
+type StartOffset int
+
+const (
+	// Earliest starts at the log start. Default. Java: auto.offset.reset=earliest.
+	Earliest StartOffset = iota
+	// Latest starts at the log end (the last stable offset when reading
+	// committed): only messages produced from now on. Java:
+	// auto.offset.reset=latest.
+	Latest
+)
+
+func (s StartOffset) String() string {
+	switch s {
+	case Earliest:
+		return "Earliest"
+	case Latest:
+		return "Latest"
+	}
+	return fmt.Sprintf("StartOffset(%d)", int(s))
+}
+
+// Defaults of the shared options.
+const (
+	DefaultSessionTimeout    = 45 * time.Second
+	DefaultRebalanceTimeout  = 45 * time.Second
+	DefaultHeartbeatInterval = 3 * time.Second
+	DefaultFetchMaxBytes     = 1 << 20
+	DefaultFetchMaxWait      = 500 * time.Millisecond
+	DefaultRequestTimeout    = 10 * time.Second
+	DefaultRetryBackoff      = 250 * time.Millisecond
+	DefaultMaxRetryBackoff   = 5 * time.Second
+	DefaultClientID          = "inorder"
+)
+
+// Options is every setting of an adapter's consumer: the engine's (Config),
+// the group and fetch settings every adapter maps onto its client, and the
+// adapter's own (Adapter). Options are applied in order; the last one given
+// wins. Zero values are never "the default": a default is what you get by
+// not passing the option, and an option given a value out of its range is
+// refused by NewConsumer, naming it.
+type Options struct {
+	Config
+	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
+	HeartbeatInterval time.Duration
+	ReadCommitted     bool
+	StartOffset       StartOffset
+	FetchMaxBytes     int
+	FetchMaxWait      time.Duration
+	RequestTimeout    time.Duration
+	RetryBackoff      time.Duration
+	ClientID          string
+
+	// Adapter holds the adapter's own settings; its options type-assert it
+	// (see Own).
+	Adapter any
+
+	set  map[string]bool // options given, by name
+	errs []error         // options that could not apply (see Fail)
+}
+
+// Option configures a consumer. Options of one adapter given to another
+// are refused by its NewConsumer, naming the option.
+type Option func(*Options)
+
+// NewOptions returns the defaults with adapter as the adapter's own
+// settings, then applies opts. It returns the first error an option
+// recorded (see Fail); validate the result with Validate.
+func NewOptions(adapter any, opts []Option) (*Options, error) {
+	o := &Options{
+		Config:            DefaultConfig(),
+		SessionTimeout:    DefaultSessionTimeout,
+		RebalanceTimeout:  DefaultRebalanceTimeout,
+		HeartbeatInterval: DefaultHeartbeatInterval,
+		ReadCommitted:     true,
+		StartOffset:       Earliest,
+		FetchMaxBytes:     DefaultFetchMaxBytes,
+		FetchMaxWait:      DefaultFetchMaxWait,
+		RequestTimeout:    DefaultRequestTimeout,
+		RetryBackoff:      DefaultRetryBackoff,
+		ClientID:          DefaultClientID,
+		Adapter:           adapter,
+		set:               map[string]bool{},
+	}
+	for _, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("%w: nil Option", ErrConfig)
+		}
+		opt(o)
+	}
+	if len(o.errs) > 0 {
+		return nil, o.errs[0]
+	}
+	return o, nil
+}
+
+// Fail records an option that cannot apply; NewOptions returns it.
+func (o *Options) Fail(err error) { o.errs = append(o.errs, err) }
+
+// Mark records that the option name was given.
+func (o *Options) Mark(name string) { o.set[name] = true }
+
+// IsSet reports whether the option name was given.
+func (o *Options) IsSet(name string) bool { return o.set[name] }
+
+// Own returns the adapter's settings as a *T, or records an error naming
+// option (an option of another adapter) and returns a throwaway *T.
+func Own[T any](o *Options, pkg, option string) *T {
+	if t, ok := o.Adapter.(*T); ok {
+		return t
+	}
+	o.Fail(fmt.Errorf("%w: %s is an option of package %s", ErrConfig, option, pkg))
+	return new(T)
+}
+
+func mark(name string, f func(o *Options)) Option {
+	return func(o *Options) { o.Mark(name); f(o) }
+}
+
+// WithConcurrency sets the number of goroutines running the handler, shared
+// by all partitions. Default 16; at least 1. (The Java consumer has no
+// equivalent; Confluent's Parallel Consumer calls it maxConcurrency.)
+func WithConcurrency(n int) Option {
+	return mark("Concurrency", func(o *Options) { o.Concurrency = n })
+}
+
+// WithWindow sets the largest span of offsets, per partition, between the
+// commit point and the newest message handed out. When a slow message holds
+// the commit point and the window fills, that partition's fetching pauses
+// (back-pressure) while the others go on; it also bounds redelivery after a
+// crash. Default watermark.DefaultWindow (81880); range
+// 1..watermark.MaxWindow.
+func WithWindow(n int) Option { return mark("Window", func(o *Options) { o.Window = n }) }
+
+// WithCommitInterval sets how often the commit points that moved are
+// committed; revokes and shutdown commit at once as well. Default 1s;
+// positive. Corresponds to the Java auto.commit.interval.ms.
+func WithCommitInterval(d time.Duration) Option {
+	return mark("CommitInterval", func(o *Options) { o.CommitInterval = d })
+}
+
+// WithRevokeTimeout bounds a whole revoke (on rebalance, or at shutdown):
+// the wait for in-flight messages and the commit of what is done. Default
+// 10s; positive, and HeartbeatInterval + RevokeTimeout must be below
+// RebalanceTimeout (a member notices a rebalance at its next heartbeat,
+// then revokes; the coordinator waits RebalanceTimeout for it). Handlers
+// still running when it expires at shutdown are abandoned (logged).
+func WithRevokeTimeout(d time.Duration) Option {
+	return mark("RevokeTimeout", func(o *Options) { o.RevokeTimeout = d })
+}
+
+// WithErrorPolicy sets what a handler error or panic does: LogAndAck
+// (default) or Stop.
+func WithErrorPolicy(p ErrorPolicy) Option {
+	return mark("ErrorPolicy", func(o *Options) { o.ErrorPolicy = p })
+}
+
+// WithLogger sets the logger; the client's own log lines go to it too (its
+// routine chatter at Debug). Default slog.Default(); not nil.
+func WithLogger(l *slog.Logger) Option { return mark("Logger", func(o *Options) { o.Logger = l }) }
+
+// WithMetadataMaxBytes sets the size budget of the commit metadata that
+// records which messages above the commit point are already handled (so a
+// restart or the next owner skips them). Default 4096, the broker's
+// offset.metadata.max.bytes default; larger values need that broker
+// setting raised. 0 disables commit metadata (and ignores metadata found).
+// When the done set does not fit, a prefix is committed and Stats counts a
+// miss.
+func WithMetadataMaxBytes(n int) Option {
+	return mark("MetadataMaxBytes", func(o *Options) { o.MetadataMaxBytes = n })
+}
+
+// WithSessionTimeout sets the group session timeout: how long the
+// coordinator waits for a heartbeat before it evicts this member. Default
+// 45s (Kafka's). Corresponds to the Java session.timeout.ms.
+func WithSessionTimeout(d time.Duration) Option {
+	return mark("SessionTimeout", func(o *Options) { o.SessionTimeout = d })
+}
+
+// WithRebalanceTimeout sets how long the coordinator waits for members to
+// rejoin during a rebalance. A member that dies mid-rebalance holds the
+// whole group this long. The adapters poll continuously, so it can be far
+// below the Java client's 5 minutes. Default 45s (librdkafka requires it to
+// be at least the session timeout). Corresponds to the Java
+// max.poll.interval.ms (which the Java client sends as the rebalance
+// timeout).
+func WithRebalanceTimeout(d time.Duration) Option {
+	return mark("RebalanceTimeout", func(o *Options) { o.RebalanceTimeout = d })
+}
+
+// WithHeartbeatInterval sets how often the member heartbeats; a rebalance
+// is noticed at the next heartbeat. Default 3s; below SessionTimeout.
+// Corresponds to the Java heartbeat.interval.ms.
+func WithHeartbeatInterval(d time.Duration) Option {
+	return mark("HeartbeatInterval", func(o *Options) { o.HeartbeatInterval = d })
+}
+
+// WithReadCommitted sets whether only committed transactional messages are
+// read (aborted ones and transaction markers are then gaps that do not hold
+// the commit point). Default true. Corresponds to the Java
+// isolation.level (read_committed, read_uncommitted).
+func WithReadCommitted(on bool) Option {
+	return mark("ReadCommitted", func(o *Options) { o.ReadCommitted = on })
+}
+
+// WithStartOffset sets where to start a partition without a committed
+// offset, or whose committed offset is outside the log: Earliest (default)
+// or Latest. Corresponds to the Java auto.offset.reset. An out-of-range
+// commit is logged at Warn when the policy is applied to it.
+func WithStartOffset(s StartOffset) Option {
+	return mark("StartOffset", func(o *Options) { o.StartOffset = s })
+}
+
+// WithFetchMaxBytes sets the most bytes one fetch returns per partition.
+// Default 1 MiB; range 1..2^31-1. Corresponds to the Java
+// max.partition.fetch.bytes.
+func WithFetchMaxBytes(n int) Option {
+	return mark("FetchMaxBytes", func(o *Options) { o.FetchMaxBytes = n })
+}
+
+// WithFetchMaxWait sets how long the broker may hold a fetch when there is
+// no new data. Default 500ms; range 1ms..2^31-1 ms (the protocol carries
+// whole milliseconds). Corresponds to the Java fetch.max.wait.ms.
+func WithFetchMaxWait(d time.Duration) Option {
+	return mark("FetchMaxWait", func(o *Options) { o.FetchMaxWait = d })
+}
+
+// WithRequestTimeout bounds each request the consumer makes itself besides
+// fetches (committed offsets, log offsets, commits). Default 10s; at least
+// 1ms. Corresponds to the Java request.timeout.ms.
+func WithRequestTimeout(d time.Duration) Option {
+	return mark("RequestTimeout", func(o *Options) { o.RequestTimeout = d })
+}
+
+// WithRetryBackoff sets the first wait after a failed request (fetch,
+// offset lookup, group join); it doubles up to 5s (or stays at d if d is
+// longer). Default 250ms; positive. Corresponds to the Java
+// retry.backoff.ms.
+func WithRetryBackoff(d time.Duration) Option {
+	return mark("RetryBackoff", func(o *Options) { o.RetryBackoff = d })
+}
+
+// WithClientID sets the client id sent with every request (group
+// membership, fetches, commits, metadata), as brokers log and quota it.
+// Default "inorder"; not empty. Corresponds to the Java client.id.
+func WithClientID(id string) Option { return mark("ClientID", func(o *Options) { o.ClientID = id }) }
+
+const maxInt32 = 1<<31 - 1
+
+// Validate returns an error wrapping ErrConfig and naming the option for
+// the first bad setting among the shared ones.
+func (o *Options) Validate() error {
+	if err := o.Config.Validate(); err != nil {
+		return err
+	}
+	ms := time.Millisecond
+	switch {
+	case o.SessionTimeout < ms:
+		return fmt.Errorf("%w: SessionTimeout must be at least 1ms, got %v", ErrConfig, o.SessionTimeout)
+	case o.RebalanceTimeout < ms:
+		return fmt.Errorf("%w: RebalanceTimeout must be at least 1ms, got %v", ErrConfig, o.RebalanceTimeout)
+	case o.HeartbeatInterval < ms:
+		return fmt.Errorf("%w: HeartbeatInterval must be at least 1ms, got %v", ErrConfig, o.HeartbeatInterval)
+	case o.HeartbeatInterval >= o.SessionTimeout:
+		return fmt.Errorf("%w: HeartbeatInterval (%v) must be below SessionTimeout (%v)",
+			ErrConfig, o.HeartbeatInterval, o.SessionTimeout)
+	case o.HeartbeatInterval+o.RevokeTimeout >= o.RebalanceTimeout:
+		return fmt.Errorf("%w: HeartbeatInterval (%v) + RevokeTimeout (%v) must be below RebalanceTimeout (%v): "+
+			"a member notices a rebalance at its next heartbeat, then revokes within RevokeTimeout, "+
+			"and the coordinator waits RebalanceTimeout for it",
+			ErrConfig, o.HeartbeatInterval, o.RevokeTimeout, o.RebalanceTimeout)
+	case o.StartOffset != Earliest && o.StartOffset != Latest:
+		return fmt.Errorf("%w: StartOffset must be Earliest or Latest, got %v", ErrConfig, o.StartOffset)
+	case o.FetchMaxBytes < 1 || o.FetchMaxBytes > maxInt32:
+		return fmt.Errorf("%w: FetchMaxBytes must be in 1..%d, got %d", ErrConfig, maxInt32, o.FetchMaxBytes)
+	case o.FetchMaxWait < ms || o.FetchMaxWait > maxInt32*ms:
+		// The request carries whole milliseconds: below 1ms it would be
+		// 0, and a fetch loop would spin on an idle partition.
+		return fmt.Errorf("%w: FetchMaxWait must be in 1ms..%v, got %v", ErrConfig, maxInt32*ms, o.FetchMaxWait)
+	case o.RequestTimeout < ms:
+		return fmt.Errorf("%w: RequestTimeout must be at least 1ms, got %v", ErrConfig, o.RequestTimeout)
+	case o.RetryBackoff < ms:
+		return fmt.Errorf("%w: RetryBackoff must be at least 1ms, got %v", ErrConfig, o.RetryBackoff)
+	case o.ClientID == "":
+		return fmt.Errorf("%w: ClientID is empty", ErrConfig)
+	}
+	return nil
+}
+
+// ValidateTarget checks the brokers, group and topics arguments of an
+// adapter's NewConsumer, naming the bad one. Brokers may be empty only when
+// brokersOptional (the client's own settings carry them).
+func ValidateTarget(brokers []string, group string, topics []string, brokersOptional bool) error {
+	if len(brokers) == 0 && !brokersOptional {
+		return fmt.Errorf("%w: Brokers is empty", ErrConfig)
+	}
+	for i, b := range brokers {
+		if b == "" {
+			return fmt.Errorf("%w: Brokers[%d] is empty", ErrConfig, i)
+		}
+	}
+	if group == "" {
+		return fmt.Errorf("%w: Group is empty", ErrConfig)
+	}
+	if len(topics) == 0 {
+		return fmt.Errorf("%w: Topics is empty", ErrConfig)
+	}
+	for i, t := range topics {
+		if t == "" {
+			return fmt.Errorf("%w: Topics[%d] is empty", ErrConfig, i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package engine_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+type mine struct{ flag bool }
+type theirs struct{}
+
+func withMine() engine.Option {
+	return func(o *engine.Options) { engine.Own[mine](o, "mine", "WithMine").flag = true }
+}
+
+func TestOptionsDefaultsAreValid(t *testing.T) {
+	o, err := engine.NewOptions(&mine{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	if !o.ReadCommitted || o.StartOffset != engine.Earliest {
+		t.Fatalf("ReadCommitted %v StartOffset %v, want true Earliest", o.ReadCommitted, o.StartOffset)
+	}
+}
+
+func TestAnOptionOfAnotherAdapterIsRefusedByName(t *testing.T) {
+	_, err := engine.NewOptions(&theirs{}, []engine.Option{withMine()})
+	if !errors.Is(err, engine.ErrConfig) || !strings.Contains(err.Error(), "WithMine") {
+		t.Fatalf("err = %v, want ErrConfig naming WithMine", err)
+	}
+	o, err := engine.NewOptions(&mine{}, []engine.Option{withMine()})
+	if err != nil || !o.Adapter.(*mine).flag {
+		t.Fatalf("own option not applied: %v", err)
+	}
+	if _, err := engine.NewOptions(&mine{}, []engine.Option{nil}); !errors.Is(err, engine.ErrConfig) {
+		t.Fatalf("nil option: %v", err)
+	}
+}
+
+func TestOptionsOutOfRangeAreRefusedByName(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  []engine.Option
+		field string
+	}{
+		{"zero session timeout", []engine.Option{engine.WithSessionTimeout(0)}, "SessionTimeout"},
+		{"zero rebalance timeout", []engine.Option{engine.WithRebalanceTimeout(0)}, "RebalanceTimeout"},
+		{"zero heartbeat", []engine.Option{engine.WithHeartbeatInterval(0)}, "HeartbeatInterval"},
+		{"heartbeat not below session", []engine.Option{engine.WithHeartbeatInterval(time.Minute)}, "HeartbeatInterval"},
+		{"revoke budget does not fit the rebalance timeout", []engine.Option{
+			engine.WithRevokeTimeout(43 * time.Second), engine.WithHeartbeatInterval(2 * time.Second)}, "RebalanceTimeout"},
+		{"unknown start offset", []engine.Option{engine.WithStartOffset(7)}, "StartOffset"},
+		{"zero fetch size", []engine.Option{engine.WithFetchMaxBytes(0)}, "FetchMaxBytes"},
+		{"fetch wait below 1ms", []engine.Option{engine.WithFetchMaxWait(time.Microsecond)}, "FetchMaxWait"},
+		{"zero request timeout", []engine.Option{engine.WithRequestTimeout(0)}, "RequestTimeout"},
+		{"zero retry backoff", []engine.Option{engine.WithRetryBackoff(0)}, "RetryBackoff"},
+		{"empty client id", []engine.Option{engine.WithClientID("")}, "ClientID"},
+		{"zero concurrency", []engine.Option{engine.WithConcurrency(0)}, "Concurrency"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := engine.NewOptions(&mine{}, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = o.Validate()
+			if !errors.Is(err, engine.ErrConfig) || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("Validate = %v, want ErrConfig naming %s", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestValidateTargetNamesTheArgument(t *testing.T) {
+	for _, tc := range []struct {
+		brokers, topics []string
+		group, field    string
+		optional        bool
+	}{
+		{nil, []string{"t"}, "g", "Brokers", false},
+		{[]string{""}, []string{"t"}, "g", "Brokers[0]", true},
+		{[]string{"b"}, []string{"t"}, "", "Group", false},
+		{[]string{"b"}, nil, "g", "Topics", false},
+		{[]string{"b"}, []string{"t", ""}, "g", "Topics[1]", false},
+	} {
+		err := engine.ValidateTarget(tc.brokers, tc.group, tc.topics, tc.optional)
+		if !errors.Is(err, engine.ErrConfig) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("ValidateTarget(%v, %q, %v) = %v, want naming %s", tc.brokers, tc.group, tc.topics, err, tc.field)
+		}
+	}
+	if err := engine.ValidateTarget(nil, "g", []string{"t"}, true); err != nil {
+		t.Errorf("optional brokers refused: %v", err)
+	}
+}
