@@ -117,7 +117,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		RebalanceTimeout:  c.opts.RebalanceTimeout,
 		JoinGroupBackoff:  c.opts.RetryBackoff,
 		StartOffset:       kafka.FirstOffset, // unused: the start of every partition is ours (assignments)
-		GroupBalancers:    c.cfg.balancers, // nil: kafka-go's default (range)
+		GroupBalancers:    c.cfg.balancers,   // nil: kafka-go's default (range)
 		Logger:            kl,
 		ErrorLogger:       kl,
 	})
