@@ -62,7 +62,7 @@ func TestCommitsOnlyMovedNeverLowerNeverAfterRevoke(t *testing.T) {
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit)
+	s := e.NewSession(fb.commit, engine.SessionHooks{})
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestMetadataMissIsCountedAndNeverStalls(t *testing.T) {
 		e.Stop()
 	}()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit)
+	s := e.NewSession(fb.commit, engine.SessionHooks{})
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 	e.Start(context.Background())
 	defer func() { go e.Stop() }() // the blocked handler would hold Stop
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit)
+	s := e.NewSession(fb.commit, engine.SessionHooks{})
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range int64(3) {
 		if err := s.Deliver(context.Background(), p, o, o); err != nil {
@@ -238,7 +238,7 @@ func TestStopAbandonsHandlersThatIgnoreCtx(t *testing.T) {
 	})
 	e.Start(context.Background())
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit)
+	s := e.NewSession(fb.commit, engine.SessionHooks{})
 	p, _ := s.Assign(tp, 0, "", -1)
 	if err := s.Deliver(context.Background(), p, 0, 0); err != nil {
 		t.Fatal(err)
@@ -295,7 +295,7 @@ func TestHandlerErrorLogsAreRateLimited(t *testing.T) {
 	e := engine.New(c, func(context.Context, int64) error { return errors.New("boom") })
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit)
+	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
 	p, _ := s.Assign(tp, 0, "", -1)
 	begin := time.Now()
 	for o := range int64(n) {
@@ -341,7 +341,7 @@ func TestDrainEndsWhenOnlyUnackableMessagesRemain(t *testing.T) {
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit)
+	s := e.NewSession(fb.commit, engine.SessionHooks{})
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range int64(3) {
 		if err := s.Deliver(context.Background(), p, o, o); err != nil {
@@ -384,7 +384,7 @@ func TestTryDeliverRefusesAFullWindowWithoutChange(t *testing.T) {
 	})
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit)
+	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range int64(2) {

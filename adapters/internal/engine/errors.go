@@ -15,4 +15,9 @@ var (
 	// ErrStopped is returned by Session.Deliver when the engine was stopped
 	// while the message waited for a worker.
 	ErrStopped = errors.New("inorder: engine stopped")
+	// ErrFenced, wrapped by a CommitFunc's per-partition error, says that
+	// retrying the commit cannot succeed (the generation or member is gone,
+	// the partition is no longer assigned): the commit at revoke gives up on
+	// that partition at once instead of retrying until its budget ends.
+	ErrFenced = errors.New("inorder: commit fenced")
 )
