@@ -183,8 +183,10 @@ func TestMetadataMissIsCountedAndNeverStalls(t *testing.T) {
 func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
+	running := make(chan struct{})
 	e := engine.New(cfg(), func(_ context.Context, o int64) error {
 		if o == 1 {
+			close(running)
 			<-block
 		}
 		return nil
@@ -199,6 +201,10 @@ func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Offset 1 running and 0 done before the revoke: queued messages would
+	// be dropped by it, not handled.
+	<-running
+	waitUntil(t, func() bool { return p.Watermark().Committable() == 1 })
 	done := make(chan struct{})
 	go func() { s.Close(context.Background()); close(done) }()
 	select {
