@@ -76,8 +76,8 @@ const (
 	StateRevoking
 	// StateClosed: revoked; late acks are ignored, no commit is issued.
 	StateClosed
-	// StateLost: dropped without commit (Session.Lose, or Close after a
-	// loss); late acks are ignored, no commit is issued.
+	// StateLost: dropped without commit (Session.Lose); late acks are
+	// ignored, no commit is issued.
 	StateLost
 )
 
