@@ -124,7 +124,7 @@ func (r *runner) run(ctx context.Context) error {
 
 	r.stopped = ctx.Done()
 	r.eng.Start(ctx)
-	r.sess = r.eng.NewSession(r.commit)
+	r.sess = r.eng.NewSession(r.commit, engine.SessionHooks{})
 	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer fcancel()
 	r.fctx = fctx

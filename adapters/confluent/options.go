@@ -94,6 +94,7 @@ var (
 	WithRequestTimeout    = engine.WithRequestTimeout
 	WithRetryBackoff      = engine.WithRetryBackoff
 	WithClientID          = engine.WithClientID
+	WithStuckThreshold    = engine.WithStuckThreshold
 )
 
 // config is librdkafka's own settings (engine.Options.Adapter).

@@ -239,7 +239,7 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 		c.cfg.onGeneration(gen.MemberID, gen.ID, slices.Clone(owned))
 	}
 
-	sess := g.eng.NewSession(g.commitFunc(gen))
+	sess := g.eng.NewSession(g.commitFunc(gen), engine.SessionHooks{})
 	// fctx ends the fetch loops: generation end, Run end, or fatal error.
 	fctx, stopFetch := context.WithCancel(g.runCtx)
 	stop := context.AfterFunc(gctx, stopFetch)

@@ -84,6 +84,7 @@ var (
 	WithRequestTimeout    = engine.WithRequestTimeout
 	WithRetryBackoff      = engine.WithRetryBackoff
 	WithClientID          = engine.WithClientID
+	WithStuckThreshold    = engine.WithStuckThreshold
 )
 
 // config is kafka-go's own settings (engine.Options.Adapter).

@@ -39,7 +39,9 @@ const (
 	DefaultCommitInterval   = time.Second
 	DefaultRevokeTimeout    = 10 * time.Second
 	DefaultMetadataMaxBytes = 4096 // broker default offset.metadata.max.bytes
-	commitTimeout           = 10 * time.Second
+	DefaultCommitTimeout    = 10 * time.Second
+	DefaultStuckThreshold   = time.Minute
+	minStallAfter           = 10 * time.Second // floor of the derived StallAfter
 )
 
 // Config is what the engine needs from the adapter's options.
@@ -51,6 +53,21 @@ type Config struct {
 	ErrorPolicy      ErrorPolicy
 	MetadataMaxBytes int // 0 disables commit metadata
 	Logger           *slog.Logger
+
+	// CommitTimeout bounds one periodic commit (and each attempt of the
+	// commit at revoke, which the revoke's budget bounds too). Default 10s;
+	// must be positive. It need not be below RevokeTimeout: a revoke cancels
+	// a periodic commit in flight rather than wait for it.
+	CommitTimeout time.Duration
+	// StuckThreshold: a partition whose commit point has not moved for this
+	// long while messages are pending is logged at Warn level (once per
+	// episode). Default 1 min; must be positive.
+	StuckThreshold time.Duration
+	// StallAfter: a partition with room in its window whose log end is
+	// above its high mark, and whose high mark has not moved for this long,
+	// is reported stalled (logged, and SessionHooks.Stalled). 0 (default)
+	// derives it: max(10s, 3 × CommitInterval); must not be negative.
+	StallAfter time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -63,6 +80,8 @@ func DefaultConfig() Config {
 		ErrorPolicy:      LogAndAck,
 		MetadataMaxBytes: DefaultMetadataMaxBytes,
 		Logger:           slog.Default(),
+		CommitTimeout:    DefaultCommitTimeout,
+		StuckThreshold:   DefaultStuckThreshold,
 	}
 }
 
@@ -84,6 +103,27 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MetadataMaxBytes must not be negative, got %d", ErrConfig, c.MetadataMaxBytes)
 	case c.Logger == nil:
 		return fmt.Errorf("%w: Logger is nil", ErrConfig)
+	case c.CommitTimeout <= 0:
+		return fmt.Errorf("%w: CommitTimeout must be positive, got %v", ErrConfig, c.CommitTimeout)
+	case c.StuckThreshold <= 0:
+		return fmt.Errorf("%w: StuckThreshold must be positive, got %v", ErrConfig, c.StuckThreshold)
+	case c.StallAfter < 0:
+		return fmt.Errorf("%w: StallAfter must not be negative, got %v", ErrConfig, c.StallAfter)
 	}
 	return nil
 }
+
+// stallAfter returns StallAfter, or the derived value when it is 0.
+func (c Config) stallAfter() time.Duration {
+	if c.StallAfter > 0 {
+		return c.StallAfter
+	}
+	return max(minStallAfter, 3*c.CommitInterval)
+}
+
+// revokeReserve is the part of RevokeTimeout kept for the commit at
+// revoke: the drain may use the rest. A quarter: a commit takes one round
+// trip to the coordinator, but a refused one (REBALANCE_IN_PROGRESS, the
+// coordinator moving) is retried, and a drain that ends without its commit
+// landing gains nothing.
+func (c Config) revokeReserve() time.Duration { return c.RevokeTimeout / 4 }

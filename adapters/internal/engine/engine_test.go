@@ -62,7 +62,7 @@ func TestCommitsOnlyMovedNeverLowerNeverAfterRevoke(t *testing.T) {
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit)
+	s := e.NewSession(fb.commit, engine.SessionHooks{})
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestMetadataMissIsCountedAndNeverStalls(t *testing.T) {
 		e.Stop()
 	}()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit)
+	s := e.NewSession(fb.commit, engine.SessionHooks{})
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -183,10 +183,10 @@ func TestMetadataMissIsCountedAndNeverStalls(t *testing.T) {
 func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
-	started := make(chan struct{})
+	running := make(chan struct{})
 	e := engine.New(cfg(), func(_ context.Context, o int64) error {
 		if o == 1 {
-			close(started)
+			close(running)
 			<-block
 		}
 		return nil
@@ -194,16 +194,16 @@ func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 	e.Start(context.Background())
 	defer func() { go e.Stop() }() // the blocked handler would hold Stop
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit)
+	s := e.NewSession(fb.commit, engine.SessionHooks{})
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range int64(3) {
 		if err := s.Deliver(context.Background(), p, o, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Queued messages are dropped at revoke: wait until 0 is handled and
-	// 1 is running.
-	<-started
+	// Offset 1 running and 0 done before the revoke: queued messages would
+	// be dropped by it, not handled.
+	<-running
 	waitUntil(t, func() bool { return p.Watermark().Committable() == 1 })
 	done := make(chan struct{})
 	go func() { s.Close(context.Background()); close(done) }()
@@ -244,7 +244,7 @@ func TestStopAbandonsHandlersThatIgnoreCtx(t *testing.T) {
 	})
 	e.Start(context.Background())
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit)
+	s := e.NewSession(fb.commit, engine.SessionHooks{})
 	p, _ := s.Assign(tp, 0, "", -1)
 	if err := s.Deliver(context.Background(), p, 0, 0); err != nil {
 		t.Fatal(err)
@@ -301,7 +301,7 @@ func TestHandlerErrorLogsAreRateLimited(t *testing.T) {
 	e := engine.New(c, func(context.Context, int64) error { return errors.New("boom") })
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit)
+	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
 	p, _ := s.Assign(tp, 0, "", -1)
 	begin := time.Now()
 	for o := range int64(n) {
@@ -347,7 +347,7 @@ func TestDrainEndsWhenOnlyUnackableMessagesRemain(t *testing.T) {
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit)
+	s := e.NewSession(fb.commit, engine.SessionHooks{})
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range int64(3) {
 		if err := s.Deliver(context.Background(), p, o, o); err != nil {
@@ -390,7 +390,7 @@ func TestTryDeliverRefusesAFullWindowWithoutChange(t *testing.T) {
 	})
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit)
+	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range int64(2) {

@@ -28,4 +28,9 @@ var (
 	// client, or one that retrying cannot fix (authentication, TLS
 	// handshake, authorization). The client's own error is wrapped too.
 	ErrClient = errors.New("inorder: client error")
+	// ErrFenced, wrapped by a CommitFunc's per-partition error, says that
+	// retrying the commit cannot succeed (the generation or member is gone,
+	// the partition is no longer assigned): the commit at revoke gives up on
+	// that partition at once instead of retrying until its budget ends.
+	ErrFenced = errors.New("inorder: commit fenced")
 )

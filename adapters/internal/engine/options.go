@@ -261,6 +261,15 @@ func WithRetryBackoff(d time.Duration) Option {
 // Default "inorder"; not empty. Corresponds to the Java client.id.
 func WithClientID(id string) Option { return mark("ClientID", func(o *Options) { o.ClientID = id }) }
 
+// WithStuckThreshold sets how long a partition's commit point may stay put
+// while messages are pending before it is logged at Warn, with its oldest
+// pending offset (once per episode; an Info line when it moves again).
+// Default 1m; positive. (Parallel Consumer users watch its
+// waiting.records gauge for this.)
+func WithStuckThreshold(d time.Duration) Option {
+	return mark("StuckThreshold", func(o *Options) { o.StuckThreshold = d })
+}
+
 const maxInt32 = 1<<31 - 1
 
 // Validate returns an error wrapping ErrConfig and naming the option for

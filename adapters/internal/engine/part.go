@@ -1,10 +1,11 @@
 package engine
 
-// This file holds one owned partition's state beyond its watermark, and the
-// statistics the adapters expose.
+// This file holds one owned partition's state beyond its watermark (its
+// life cycle as one state machine), and the statistics the adapters expose.
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +27,11 @@ type Part struct {
 	errors    atomic.Int64 // handler errors and panics
 	unackable atomic.Int64 // tracked offsets that will never be acked (Stop policy, undispatched); see addUnackable
 
-	revoking atomic.Bool // set first thing at revoke or loss: queued messages are dropped; session writes
+	// state is the partition's life cycle (see State); written only by
+	// move. revoking mirrors state >= StateRevoking for the delivery hot
+	// path (one plain bool load); move sets it before the state.
+	state    atomic.Int32
+	revoking atomic.Bool
 
 	lastErrLog     atomic.Int64 // unix nanos of the last handler error logged; workers write
 	errLogsSkipped atomic.Int64 // handler errors not logged since (rate limit)
@@ -38,7 +43,125 @@ type Part struct {
 	lastMeta    string
 	lastMissLog time.Time
 	snap        *ordset.Set
-	revoked     bool
+
+	// Commit tick only (under Session.tickMu): the stuck and stall
+	// watchdogs, sampled on each tick.
+	stuckPoint  int64     // commit point at stuckSince
+	stuckSince  time.Time // zero: nothing pending at the last tick
+	stuckLogged bool      // this episode was logged
+	stallHigh   int64     // high mark at stallSince
+	stallSince  time.Time // zero: not a stall candidate at the last tick
+	stalled     bool      // this episode was reported
+}
+
+// State is a partition's place in its life cycle:
+//
+//	Assigned → Active ⇄ Paused → Revoking → Closed
+//	    └──────────┴───────┴─────────┴──────→ Lost
+//
+// Every change goes through the Part (one state machine, one writer
+// function); adapters ask it (State, Revoked) and keep no copy of their own.
+type State int32
+
+const (
+	// StateAssigned: owned, nothing delivered or skipped yet.
+	StateAssigned State = iota
+	// StateActive: owned and fetched.
+	StateActive
+	// StatePaused: the adapter paused fetching it (window full), see
+	// Part.SetPaused.
+	StatePaused
+	// StateRevoking: Session.Revoke is draining and committing it; its
+	// queued messages are no longer handed out.
+	StateRevoking
+	// StateClosed: revoked; late acks are ignored, no commit is issued.
+	StateClosed
+	// StateLost: dropped without commit (Session.Lose); late acks are
+	// ignored, no commit is issued.
+	StateLost
+)
+
+func (s State) String() string {
+	switch s {
+	case StateAssigned:
+		return "assigned"
+	case StateActive:
+		return "active"
+	case StatePaused:
+		return "paused"
+	case StateRevoking:
+		return "revoking"
+	case StateClosed:
+		return "closed"
+	case StateLost:
+		return "lost"
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// stored states: StateAssigned stands for "live, not paused"; State tells
+// Assigned from Active by the watermark's high mark, so that delivery pays
+// nothing for the distinction.
+const stLive = int32(StateAssigned)
+
+// move changes the state to to if the transition is allowed from the
+// current state, and reports whether it did. It is the only writer of
+// state. Allowed: live ⇄ paused; live or paused → revoking; revoking →
+// closed; any state but closed → lost (a loss during a revoke wins: no
+// commit after it).
+func (p *Part) move(to State) bool {
+	for {
+		from := p.state.Load()
+		ok := false
+		switch to {
+		case StateAssigned:
+			ok = from == int32(StatePaused)
+		case StatePaused:
+			ok = from == stLive
+		case StateRevoking:
+			ok = from == stLive || from == int32(StatePaused)
+		case StateClosed:
+			ok = from == int32(StateRevoking)
+		case StateLost:
+			ok = from != int32(StateClosed) && from != int32(StateLost)
+		}
+		if !ok {
+			return false
+		}
+		if to >= StateRevoking {
+			p.revoking.Store(true) // before the state: Revoked is true no later
+		}
+		if p.state.CompareAndSwap(from, int32(to)) {
+			return true
+		}
+	}
+}
+
+// State returns the partition's life-cycle state. Any goroutine; it does
+// not block.
+func (p *Part) State() State {
+	st := State(p.state.Load())
+	if st == StateAssigned && p.wm.High() > p.wm.Start() {
+		return StateActive
+	}
+	return st
+}
+
+// SetPaused records that the adapter paused (true) or resumed (false)
+// fetching the partition, and reports whether the state changed: it does
+// not once the partition is revoking, closed or lost. Fetch goroutine of p
+// (or whichever goroutine pauses it for the client); it does not block.
+func (p *Part) SetPaused(paused bool) bool {
+	if paused {
+		return p.move(StatePaused)
+	}
+	return p.move(StateAssigned)
+}
+
+// closed reports whether no commit may be issued for p any more.
+func (p *Part) closed() bool {
+	st := State(p.state.Load())
+	return st == StateClosed || st == StateLost
 }
 
 // addUnackable counts one more tracked offset that will never be acked and
@@ -52,9 +175,10 @@ func (p *Part) addUnackable() {
 	p.wakeMu.Unlock()
 }
 
-// Revoked reports whether the partition is being revoked or lost, or was:
-// its messages are no longer handed to the handler and the adapter should
-// stop fetching it. Any goroutine.
+// Revoked reports whether the partition is being revoked or lost, or was
+// (State is StateRevoking, StateClosed or StateLost): its messages are no
+// longer handed to the handler and the adapter should stop fetching it.
+// Any goroutine; it does not block.
 func (p *Part) Revoked() bool { return p.revoking.Load() }
 
 // Watermark returns the partition's tracker.
@@ -80,7 +204,8 @@ type PartitionStats struct {
 	High int64
 	// Pending: fetched and not yet handled.
 	Pending int64
-	// LogEnd: the partition's high watermark at the last fetch (-1 unknown).
+	// LogEnd: the partition's high watermark at the last fetch or commit
+	// tick (-1 unknown).
 	LogEnd int64
 	// Lag: LogEnd - CommitPoint (0 if LogEnd is unknown).
 	Lag int64
@@ -97,6 +222,8 @@ type PartitionStats struct {
 	Restored int64
 	// Errors: handler errors and panics.
 	Errors int64
+	// State: where the partition is in its life cycle.
+	State State
 }
 
 func (p *Part) stats() PartitionStats {
@@ -115,6 +242,7 @@ func (p *Part) stats() PartitionStats {
 		MetadataMisses: p.misses.Load(),
 		Restored:       p.restored.Load(),
 		Errors:         p.errors.Load(),
+		State:          p.State(),
 	}
 	if le >= 0 {
 		s.Lag = max(0, le-ws.Committable)

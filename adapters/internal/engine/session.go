@@ -1,7 +1,8 @@
 package engine
 
 // This file holds a Session: the partitions of one assignment, their
-// delivery, the commit loop, and the drain-commit-close on revoke.
+// delivery, and their release: the drain-commit-close on revoke, the drop
+// on loss. The commit loop is in commit.go, its watchdogs in watchdog.go.
 
 import (
 	"context"
@@ -26,58 +27,78 @@ type Offset struct {
 
 // CommitFunc sends offs to the group coordinator, fenced by the adapter's
 // generation and member id. It returns one error per element of offs (nil:
-// the broker accepted it), or a non-nil second result if the whole request
-// failed. The engine calls it from one goroutine at a time per session.
+// the broker accepted it; wrap ErrFenced when retrying cannot help), or a
+// non-nil second result if the whole request failed. It must return soon
+// after ctx ends: a revoke cancels a periodic commit in flight and waits
+// for it to return. The engine calls it from one goroutine at a time per
+// session.
 type CommitFunc func(ctx context.Context, offs []Offset) ([]error, error)
+
+// SessionHooks are the adapter's callbacks into a session. Nil fields are
+// skipped. Both are called on the session's commit-loop goroutine and must
+// not block: a hook that needs the client's own goroutine (a seek) hands
+// the work over to it.
+type SessionHooks struct {
+	// Refresh is called on each commit tick for each owned partition that
+	// is not revoked, before the tick's watchdogs and commit, to refresh
+	// the log end (Part.SetLogEnd) from the client's cache (no request),
+	// so that lag and the stall watchdog see a fresh value.
+	Refresh func(p *Part)
+	// Stalled is called once per episode when a partition is stalled: not
+	// revoking, room in its window, its log end known and above its high
+	// mark, and that high mark unchanged for Config.StallAfter. The adapter
+	// should make its client fetch it again (a seek to Part.Watermark().High()).
+	Stalled func(p *Part)
+}
 
 // Session is the set of partitions of one assignment (for kafka-go, one
 // generation) and its commit loop. Create it with Engine.NewSession.
 type Session[M any] struct {
-	e      *Engine[M]
-	commit CommitFunc
+	e          *Engine[M]
+	commit     CommitFunc
+	hooks      SessionHooks
+	stallAfter time.Duration
 
-	commitMu sync.Mutex // serialises commits: a commit never overtakes a later one
+	// commitMu serialises commits (a commit never overtakes a later one)
+	// and the close of partitions. A channel of one token, so that a
+	// revoke can wait for it within its budget.
+	commitMu chan struct{}
+
+	cmu      sync.Mutex
+	releases int                // revokes and losses running: periodic commits are skipped
+	inflight context.CancelFunc // cancels the periodic commit (or CommitNow) holding commitMu
+
+	tickMu sync.Mutex // one tick at a time; guards the watchdog fields of the parts
 
 	mu    sync.Mutex
 	parts map[TopicPartition]*Part
 
-	stop      chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
+	releasing  sync.WaitGroup // revokes and losses running, for Close
+	loopCtx    context.Context
+	loopCancel context.CancelFunc // ends the commit loop and its commit in flight
+	done       chan struct{}      // closed when the commit loop returned
+	closeOnce  sync.Once
 }
 
 // NewSession starts a session whose commit loop commits through commit
-// every CommitInterval.
-func (e *Engine[M]) NewSession(commit CommitFunc) *Session[M] {
-	s := &Session[M]{
-		e:      e,
-		commit: commit,
-		parts:  make(map[TopicPartition]*Part),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+// every CommitInterval and calls hooks (see SessionHooks). commit must not
+// be nil. Safe for concurrent use.
+func (e *Engine[M]) NewSession(commit CommitFunc, hooks SessionHooks) *Session[M] {
+	if commit == nil {
+		panic("engine: nil CommitFunc") // programmer error
 	}
+	s := &Session[M]{
+		e:          e,
+		commit:     commit,
+		hooks:      hooks,
+		stallAfter: e.cfg.stallAfter(),
+		commitMu:   make(chan struct{}, 1),
+		parts:      make(map[TopicPartition]*Part),
+		done:       make(chan struct{}),
+	}
+	s.loopCtx, s.loopCancel = context.WithCancel(context.Background())
 	go s.loop()
 	return s
-}
-
-func (s *Session[M]) loop() {
-	defer close(s.done)
-	t := time.NewTicker(s.e.cfg.CommitInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			parts := s.owned()
-			for _, p := range parts {
-				p.wm.Stats() // samples the stuck time
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-			_ = s.commitParts(ctx, parts)
-			cancel()
-		}
-	}
 }
 
 func (s *Session[M]) owned() []*Part {
@@ -95,7 +116,7 @@ func (s *Session[M]) owned() []*Part {
 // done are restored (not handed to the handler again), except those at or
 // above logEnd (the partition's log end offset; -1 if unknown): they cannot
 // exist and would only be stale. Metadata another client wrote, or that is
-// corrupt, is logged and ignored.
+// corrupt, is logged and ignored. The partition starts in StateAssigned.
 func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, logEnd int64) (*Part, error) {
 	if committed < 0 {
 		return nil, fmt.Errorf("engine: assign %s[%d]: negative start offset %d", tp.Topic, tp.Partition, committed)
@@ -176,93 +197,27 @@ func (s *Session[M]) SkipTo(ctx context.Context, p *Part, to int64) error {
 	}
 }
 
-// CommitNow commits every owned partition whose commit point (or commit
-// metadata) moved since the last commit. Safe for concurrent use.
-func (s *Session[M]) CommitNow(ctx context.Context) error {
-	return s.commitParts(ctx, s.owned())
-}
-
-func (s *Session[M]) commitParts(ctx context.Context, parts []*Part) error {
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	maxBytes := s.e.cfg.MetadataMaxBytes
-	offs := make([]Offset, 0, len(parts))
-	which := make([]*Part, 0, len(parts))
-	for _, p := range parts {
-		if p.revoked {
-			continue
-		}
-		var point int64
-		meta := ""
-		if maxBytes > 0 {
-			point = p.wm.Snapshot(p.snap)
-			m, complete, err := metadata.Encode(point, p.snap, maxBytes)
-			switch {
-			case err != nil:
-				s.e.log.Error("inorder: encoding commit metadata", "topic", p.TP.Topic, "partition", p.TP.Partition, "error", err)
-				m = ""
-			case !complete:
-				p.misses.Add(1)
-				if now := time.Now(); now.Sub(p.lastMissLog) >= time.Minute {
-					p.lastMissLog = now
-					s.e.log.Warn("inorder: commit metadata does not fit, committing a prefix of the done offsets",
-						"topic", p.TP.Topic, "partition", p.TP.Partition, "offset", point,
-						"done_ranges", p.snap.NumRanges(), "max_bytes", maxBytes)
-				}
-			}
-			meta = m
-		} else {
-			point = p.wm.Committable()
-		}
-		last := p.committed.Load()
-		if point < last || (point == last && meta == p.lastMeta) {
-			continue // never lower; nothing new
-		}
-		offs = append(offs, Offset{TP: p.TP, Offset: point, Metadata: meta})
-		which = append(which, p)
-	}
-	if len(offs) == 0 {
-		return nil
-	}
-	errs, err := s.commit(ctx, offs)
-	if err == nil && len(errs) != len(offs) {
-		err = fmt.Errorf("engine: commit returned %d results for %d offsets", len(errs), len(offs))
-	}
-	if err != nil {
-		s.e.log.Warn("inorder: commit failed", "partitions", len(offs), "error", err)
-		return err
-	}
-	var first error
-	for i, p := range which {
-		if errs[i] != nil {
-			s.e.log.Warn("inorder: commit refused", "topic", p.TP.Topic, "partition", p.TP.Partition,
-				"offset", offs[i].Offset, "error", errs[i])
-			if first == nil {
-				first = errs[i]
-			}
-			continue
-		}
-		p.committed.Store(offs[i].Offset)
-		p.lastMeta = offs[i].Metadata
-		p.commits.Add(1)
-	}
-	return first
-}
-
-// Revoke gives up tps (their fetch loops must have stopped): it waits at
-// most RevokeTimeout (or until ctx ends) for their in-flight messages, then
-// commits them synchronously and closes them, so later acks are ignored and
-// no commit is issued for them again. Unknown partitions are ignored.
+// Revoke gives up tps (their fetch loops must have stopped) within
+// RevokeTimeout measured from the call: it waits for their in-flight
+// messages until the last quarter of that budget (or until ctx ends), then
+// commits them, retrying a refused commit with backoff until the budget
+// ends, and closes them, so that later acks are ignored and no commit is
+// issued for them again. A periodic commit in flight is cancelled rather
+// than waited for. Unknown partitions, and partitions already being
+// revoked or lost, are ignored. Safe for concurrent use; it blocks.
 func (s *Session[M]) Revoke(ctx context.Context, tps ...TopicPartition) {
-	s.revoke(ctx, s.lookup(tps), false)
+	s.release(ctx, time.Now(), s.lookup(tps), false)
 }
 
 // Lose drops tps without waiting and without committing: the assignment
 // was lost (session timeout), another member may own them already. Their
-// queued messages are not handed out; late acks are ignored. Unknown
-// partitions are ignored.
+// queued messages are not handed out; late acks are ignored; a commit at
+// revoke that is retrying them stops. It returns once no commit for them
+// can be issued any more (after a commit in flight, which it cancels if it
+// is a periodic one, has returned). Unknown partitions are ignored. Safe
+// for concurrent use.
 func (s *Session[M]) Lose(tps ...TopicPartition) {
-	s.revoke(context.Background(), s.lookup(tps), true)
+	s.release(context.Background(), time.Now(), s.lookup(tps), true)
 }
 
 func (s *Session[M]) lookup(tps []TopicPartition) []*Part {
@@ -277,52 +232,74 @@ func (s *Session[M]) lookup(tps []TopicPartition) []*Part {
 	return parts
 }
 
-func (s *Session[M]) revoke(ctx context.Context, parts []*Part, lost bool) {
-	if len(parts) == 0 {
+// release revokes (lost false) or loses parts; start is when the caller
+// was called, the start of the RevokeTimeout budget.
+//
+// Budget of a revoke: the drain may use RevokeTimeout less a quarter of it
+// (Config.revokeReserve); the commit, with its retries, has until
+// RevokeTimeout from the call, so at least that quarter. The drain ends
+// when ctx ends; the commit does not (a cancelled shutdown still commits
+// what was done, within the budget). The close then waits for the commit
+// lock without a bound: it can be held only by a commit that the release
+// cancelled (periodic or CommitNow: it returns as soon as its CommitFunc
+// honours ctx), or by another revoke's commit attempt (bounded by its own
+// budget).
+func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part, lost bool) {
+	to := StateRevoking
+	if lost {
+		to = StateLost
+	}
+	mine := parts[:0:0]
+	for _, p := range parts {
+		if p.move(to) { // first thing: queued messages are no longer handed out
+			mine = append(mine, p)
+		}
+	}
+	if len(mine) == 0 {
 		return
 	}
-	for _, p := range parts {
-		p.revoking.Store(true) // queued messages are no longer handed out
-	}
-	if lost {
-		s.commitMu.Lock()
-		for _, p := range parts {
-			p.revoked = true // no commit from here on
-		}
-		s.commitMu.Unlock()
-	} else {
-		dctx, cancel := context.WithTimeout(ctx, s.e.cfg.RevokeTimeout)
+	s.releasing.Add(1)
+	defer s.releasing.Done()
+	s.beginRelease()
+	defer s.endRelease()
+
+	if !lost {
+		cfg := s.e.cfg
+		deadline := start.Add(cfg.RevokeTimeout)
+		dctx, cancel := context.WithDeadline(ctx, deadline.Add(-cfg.revokeReserve()))
 		var wg sync.WaitGroup
-		for _, p := range parts {
+		for _, p := range mine {
 			wg.Go(func() { drain(dctx, p) })
 		}
 		wg.Wait()
 		cancel()
 
-		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-		_ = s.commitParts(cctx, parts)
+		cctx, ccancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+		s.commitAtRevoke(cctx, mine)
 		ccancel()
 	}
 
-	s.commitMu.Lock()
-	for _, p := range parts {
-		p.revoked = true
+	s.commitMu <- struct{}{} // see above: no commit in flight for mine after this
+	for _, p := range mine {
+		if !lost {
+			p.move(StateClosed) // refused if it was lost meanwhile: it stays lost
+		}
 		p.wm.Close()
 	}
-	s.commitMu.Unlock()
+	<-s.commitMu
 	s.mu.Lock()
-	for _, p := range parts {
+	for _, p := range mine {
 		if s.parts[p.TP] == p {
 			delete(s.parts, p.TP)
 		}
 	}
 	s.mu.Unlock()
-	for _, p := range parts {
+	for _, p := range mine {
 		s.e.unregister(p)
 		st := p.wm.Stats()
 		s.e.log.Debug("inorder: partition released", "topic", p.TP.Topic, "partition", p.TP.Partition,
-			"committed", p.committed.Load(), "commit_point", st.Committable, "pending", st.Pending)
-		if !lost && st.Pending > p.unackable.Load() {
+			"state", p.State(), "committed", p.committed.Load(), "commit_point", st.Committable, "pending", st.Pending)
+		if !lost && p.State() == StateClosed && st.Pending > p.unackable.Load() {
 			s.e.log.Warn("inorder: revoke timeout: messages still in flight are not committed and will be redelivered",
 				"topic", p.TP.Topic, "partition", p.TP.Partition, "pending", st.Pending, "revoke_timeout", s.e.cfg.RevokeTimeout)
 		}
@@ -374,12 +351,16 @@ func drain(ctx context.Context, p *Part) {
 	}
 }
 
-// Close revokes every owned partition (drain, commit, close) and stops the
-// commit loop. Idempotent.
+// Close revokes every owned partition (drain, commit, close, within
+// RevokeTimeout from the call, as Revoke) and stops the commit loop,
+// cancelling its commit in flight. It returns once every revoke or loss of
+// the session has ended. Idempotent; safe for concurrent use; it blocks.
 func (s *Session[M]) Close(ctx context.Context) {
 	s.closeOnce.Do(func() {
-		close(s.stop)
+		start := time.Now()
+		s.loopCancel()
 		<-s.done
-		s.revoke(ctx, s.owned(), false)
+		s.release(ctx, start, s.owned(), false)
+		s.releasing.Wait()
 	})
 }
