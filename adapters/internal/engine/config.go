@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/inorder/inorder/watermark"
 )
 
@@ -51,6 +54,8 @@ type Config struct {
 	ErrorPolicy      ErrorPolicy
 	MetadataMaxBytes int // 0 disables commit metadata
 	Logger           *slog.Logger
+	MeterProvider    metric.MeterProvider // metrics.go; not nil
+	Group            string               // consumer group, a metrics attribute (ForGroup); may be empty
 }
 
 // DefaultConfig returns the defaults.
@@ -63,6 +68,7 @@ func DefaultConfig() Config {
 		ErrorPolicy:      LogAndAck,
 		MetadataMaxBytes: DefaultMetadataMaxBytes,
 		Logger:           slog.Default(),
+		MeterProvider:    otel.GetMeterProvider(),
 	}
 }
 
@@ -84,6 +90,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MetadataMaxBytes must not be negative, got %d", ErrConfig, c.MetadataMaxBytes)
 	case c.Logger == nil:
 		return fmt.Errorf("%w: Logger is nil", ErrConfig)
+	case c.MeterProvider == nil:
+		return fmt.Errorf("%w: MeterProvider is nil (WithMeterProvider; otel.GetMeterProvider() is the global one)", ErrConfig)
 	}
 	return nil
 }

@@ -28,6 +28,8 @@ type Part struct {
 
 	revoking atomic.Bool // set first thing at revoke or loss: queued messages are dropped; session writes
 
+	m *partMetrics // metrics.go; set by Session.Assign before the first delivery
+
 	lastErrLog     atomic.Int64 // unix nanos of the last handler error logged; workers write
 	errLogsSkipped atomic.Int64 // handler errors not logged since (rate limit)
 

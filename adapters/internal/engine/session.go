@@ -128,6 +128,7 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 	s.parts[tp] = p
 	s.mu.Unlock()
 	s.e.register(p)
+	s.e.m.assign(p)
 	return p, nil
 }
 
@@ -224,10 +225,12 @@ func (s *Session[M]) commitParts(ctx context.Context, parts []*Part) error {
 	if len(offs) == 0 {
 		return nil
 	}
+	t0 := time.Now()
 	errs, err := s.commit(ctx, offs)
 	if err == nil && len(errs) != len(offs) {
 		err = fmt.Errorf("engine: commit returned %d results for %d offsets", len(errs), len(offs))
 	}
+	s.e.m.commit(offs, errs, err, time.Since(t0))
 	if err != nil {
 		s.e.log.Warn("inorder: commit failed", "partitions", len(offs), "error", err)
 		return err
@@ -319,6 +322,7 @@ func (s *Session[M]) revoke(ctx context.Context, parts []*Part, lost bool) {
 	s.mu.Unlock()
 	for _, p := range parts {
 		s.e.unregister(p)
+		s.e.m.release(p, lost)
 		st := p.wm.Stats()
 		s.e.log.Debug("inorder: partition released", "topic", p.TP.Topic, "partition", p.TP.Partition,
 			"committed", p.committed.Load(), "commit_point", st.Committable, "pending", st.Pending)
