@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -407,4 +408,40 @@ func BenchmarkHotPath(b *testing.B) {
 	b.ReportMetric(float64(tDef.Nanoseconds())/float64(b.N), "default-ns/msg")
 	b.ReportMetric(float64(tSDK.Nanoseconds())/float64(b.N), "sdk-ns/msg")
 	b.ReportMetric(float64(tSDK)/float64(tDef), "sdk/default")
+}
+
+// BenchmarkSampledCall is what a sampled handler call adds with an SDK
+// provider (Enabled, two clock reads, Record with the partition's
+// attributes), beside the clock reads alone: BenchmarkHotPath's sdk/default
+// ratio should be about 1 + this/DurationSampleEvery/(default ns per
+// message).
+func BenchmarkSampledCall(b *testing.B) {
+	_, mp := sdkProvider(b)
+	h, err := mp.Meter("bench").Float64Histogram(engine.MetricProcessDuration)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+		attribute.String("messaging.system", "kafka"),
+		attribute.String("messaging.consumer.group.name", "g"),
+		attribute.String("messaging.destination.name", "t"),
+		attribute.String(pid, "0"),
+		attribute.String("messaging.operation.name", "process")))}
+	ctx := context.Background()
+	b.Run("what=clock", func(b *testing.B) {
+		var d time.Duration
+		for range b.N {
+			t0 := time.Now()
+			d += time.Since(t0)
+		}
+		_ = d
+	})
+	b.Run("what=clock+record", func(b *testing.B) {
+		for range b.N {
+			if h.Enabled(ctx) {
+				t0 := time.Now()
+				h.Record(ctx, time.Since(t0).Seconds(), opts...)
+			}
+		}
+	})
 }
