@@ -128,7 +128,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		close(done)
 	}()
 
-	eng := engine.New(c.opts.Config, engine.Handler[*kafka.Message](handler))
+	eng := engine.New(c.opts.Config.ForGroup(c.group), engine.Handler[*kafka.Message](handler))
 	r, err := newRunner(c, eng)
 	if err != nil {
 		return err

@@ -350,3 +350,8 @@ func durationMs(v kafka.ConfigValue) (time.Duration, error) {
 	}
 	return time.Duration(n) * time.Millisecond, nil
 }
+
+// WithMeterProvider sets the OpenTelemetry meter provider of the Consumer's
+// metrics; see the engine's documentation and the README. Default: the
+// global provider (otel.GetMeterProvider()).
+var WithMeterProvider = engine.WithMeterProvider

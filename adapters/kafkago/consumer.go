@@ -96,7 +96,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: transport}
 
-	eng := engine.New(c.opts.Config, engine.Handler[kafka.Message](handler))
+	eng := engine.New(c.opts.Config.ForGroup(c.group), engine.Handler[kafka.Message](handler))
 	eng.Start(ctx)
 	c.eng.Store(eng)
 	defer func() {

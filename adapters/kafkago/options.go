@@ -117,3 +117,8 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	}
 	return o, cfg, nil
 }
+
+// WithMeterProvider sets the OpenTelemetry meter provider of the Consumer's
+// metrics; see the engine's documentation and the README. Default: the
+// global provider (otel.GetMeterProvider()).
+var WithMeterProvider = engine.WithMeterProvider

@@ -5,8 +5,11 @@
 //
 //	go run ./examples/quickstart                     # embedded broker, 200000 messages, 8 partitions
 //	go run ./examples/quickstart -brokers host:9092 -topic demo
+//	go run ./examples/quickstart -metrics :9464      # and serve the metrics at http://localhost:9464/metrics
 //
 // With no -brokers it starts an in-process Kafka-protocol broker (kfake).
+// With -metrics it serves the consumer's OpenTelemetry metrics in the
+// Prometheus text format (OpenTelemetry's Prometheus exporter).
 // The exit status is non-zero if any message was not handled.
 package main
 
@@ -19,6 +22,8 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -27,7 +32,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/inorder/inorder/adapters/kafkago"
 	"github.com/inorder/inorder/internal/kafkatest"
@@ -45,6 +54,11 @@ type flags struct {
 	concurrency int
 	maxLatency  time.Duration
 	verbose     bool
+	metrics     string // listen address of the metrics endpoint; "" for none
+
+	// onCaughtUp, if set, is called once everything is handled and
+	// committed, while the consumer still runs, with the metrics URL (tests).
+	onCaughtUp func(metricsURL string)
 }
 
 func run() int {
@@ -56,6 +70,7 @@ func run() int {
 	flag.IntVar(&f.concurrency, "concurrency", 64, "handler goroutines")
 	flag.DurationVar(&f.maxLatency, "max-latency", time.Millisecond, "handler latency is random in [0, max-latency); 1 in 1000 takes 50x")
 	flag.BoolVar(&f.verbose, "v", false, "log the consumer's info messages")
+	flag.StringVar(&f.metrics, "metrics", "", "serve the consumer's metrics in Prometheus format on this address (for example :9464), at /metrics")
 	flag.Parse()
 	if f.messages < 1 || f.partitions < 1 || f.concurrency < 1 || f.maxLatency < 0 {
 		fmt.Fprintln(os.Stderr, "quickstart: -messages, -partitions and -concurrency must be positive, -max-latency not negative")
@@ -112,14 +127,26 @@ func quickstart(ctx context.Context, f flags) error {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cons, err := kafkago.NewConsumer(brokers, group, []string{f.topic},
+	opts := []kafkago.Option{}
+	metricsURL := ""
+	if f.metrics != "" {
+		mp, url, shutdown, err := serveMetrics(f.metrics)
+		if err != nil {
+			return err
+		}
+		defer shutdown()
+		metricsURL = url
+		fmt.Printf("metrics on %s\n", url)
+		opts = append(opts, kafkago.WithMeterProvider(mp))
+	}
+	cons, err := kafkago.NewConsumer(brokers, group, []string{f.topic}, append(opts,
 		kafkago.WithConcurrency(f.concurrency),
 		kafkago.WithCommitInterval(200*time.Millisecond),
 		kafkago.WithSessionTimeout(6*time.Second),
 		kafkago.WithRebalanceTimeout(10*time.Second),
 		kafkago.WithRevokeTimeout(5*time.Second),
 		kafkago.WithFetchMaxWait(100*time.Millisecond),
-		kafkago.WithLogger(logger))
+		kafkago.WithLogger(logger))...)
 	if err != nil {
 		return err
 	}
@@ -187,6 +214,9 @@ func quickstart(ctx context.Context, f flags) error {
 			fmt.Println(progress(h, h-prev, inHandler.Load(), st))
 			prev = h
 			if distinct(seen) == f.messages && caughtUp(st) {
+				if f.onCaughtUp != nil {
+					f.onCaughtUp(metricsURL)
+				}
 				done = true
 			}
 		}
@@ -256,14 +286,21 @@ func caughtUp(st []kafkago.PartitionStats) bool {
 	return true
 }
 
+// progress is the live line: handled messages and rate, the lag (summed
+// over the partitions), the oldest pending age (the longest a partition's
+// commit point has not moved while messages were pending), what is in
+// flight and the commit points.
 func progress(handled, rate, inHandler int64, st []kafkago.PartitionStats) string {
 	var b strings.Builder
 	var pending, lag int64
+	var oldest time.Duration
 	for _, s := range st {
 		pending += s.Pending
 		lag += s.Lag
+		oldest = max(oldest, s.Stuck)
 	}
-	fmt.Fprintf(&b, "handled %8d  %7d/s  in-flight %5d (in handler %3d)  lag %7d  commit points", handled, rate, pending, inHandler, lag)
+	fmt.Fprintf(&b, "handled %8d  %7d/s  lag %7d  oldest pending %6v  in-flight %5d (in handler %3d)  commit points",
+		handled, rate, lag, oldest.Round(time.Millisecond), pending, inHandler)
 	for _, s := range st {
 		fmt.Fprintf(&b, " %d:%d", s.Partition, s.CommitPoint)
 	}
@@ -368,4 +405,36 @@ func produce(ctx context.Context, brokers []string, topic, runID string, n int) 
 		}
 	}
 	return nil
+}
+
+// serveMetrics serves the metrics of the meter provider it returns in the
+// Prometheus text format on addr, at /metrics, and returns that URL and a
+// function that stops the server and the provider.
+func serveMetrics(addr string) (*sdkmetric.MeterProvider, string, func(), error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("metrics: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = mp.Shutdown(context.Background())
+		return nil, "", nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	shutdown := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		_ = mp.Shutdown(ctx)
+	}
+	host := ln.Addr().String()
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		host = net.JoinHostPort("localhost", strconv.Itoa(tcp.Port))
+	}
+	return mp, "http://" + host + "/metrics", shutdown, nil
 }

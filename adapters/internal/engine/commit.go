@@ -194,10 +194,12 @@ func (s *Session[M]) commitLocked(ctx context.Context, parts []*Part) (fails []c
 	if len(offs) == 0 {
 		return nil, nil
 	}
+	t0 := time.Now()
 	errs, err := s.commit(ctx, offs)
 	if err == nil && len(errs) != len(offs) {
 		err = fmt.Errorf("engine: commit returned %d results for %d offsets", len(errs), len(offs))
 	}
+	s.e.m.commit(offs, errs, err, time.Since(t0))
 	if err != nil {
 		fails = make([]commitFailure, len(which))
 		for i, p := range which {

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/inorder/inorder/watermark"
 )
 
@@ -68,6 +71,8 @@ type Config struct {
 	// is reported stalled (logged, and SessionHooks.Stalled). 0 (default)
 	// derives it: max(10s, 3 × CommitInterval); must not be negative.
 	StallAfter time.Duration
+	MeterProvider    metric.MeterProvider // metrics.go; not nil
+	Group            string               // consumer group, a metrics attribute (ForGroup); may be empty
 }
 
 // DefaultConfig returns the defaults.
@@ -82,6 +87,7 @@ func DefaultConfig() Config {
 		Logger:           slog.Default(),
 		CommitTimeout:    DefaultCommitTimeout,
 		StuckThreshold:   DefaultStuckThreshold,
+		MeterProvider:    otel.GetMeterProvider(),
 	}
 }
 
@@ -109,6 +115,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: StuckThreshold must be positive, got %v", ErrConfig, c.StuckThreshold)
 	case c.StallAfter < 0:
 		return fmt.Errorf("%w: StallAfter must not be negative, got %v", ErrConfig, c.StallAfter)
+	case c.MeterProvider == nil:
+		return fmt.Errorf("%w: MeterProvider is nil (WithMeterProvider; otel.GetMeterProvider() is the global one)", ErrConfig)
 	}
 	return nil
 }

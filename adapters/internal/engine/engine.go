@@ -56,6 +56,8 @@ type Engine[M any] struct {
 	handled atomic.Int64 // handler calls that returned (any result)
 	errs    atomic.Int64 // handler errors and panics
 	busy    atomic.Int64 // handler calls running now
+
+	m *metrics // metrics.go
 }
 
 // New returns an engine; cfg must be valid (see Config.Validate).
@@ -74,6 +76,7 @@ func New[M any](cfg Config, h Handler[M]) *Engine[M] {
 		quit:    make(chan struct{}),
 		fatal:   make(chan struct{}),
 		parts:   make(map[TopicPartition]*Part),
+		m:       newMetrics(cfg),
 	}
 }
 
@@ -99,6 +102,7 @@ func (e *Engine[M]) Start(ctx context.Context) {
 func (e *Engine[M]) Stop() {
 	e.stopOnce.Do(func() {
 		close(e.quit)
+		e.m.close()
 		if e.hcancel != nil {
 			e.hcancel()
 		}
@@ -159,7 +163,9 @@ func (e *Engine[M]) run(j job[M]) {
 		return
 	}
 	e.busy.Add(1)
+	start := e.m.start(p)
 	err := e.call(j.msg)
+	e.m.handled(p, start, err)
 	e.busy.Add(-1)
 	e.handled.Add(1)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // StartOffset says where to start a partition that has no committed offset,
@@ -336,4 +338,14 @@ func ValidateTarget(brokers []string, group string, topics []string, brokersOpti
 		}
 	}
 	return nil
+}
+
+// WithMeterProvider sets the OpenTelemetry meter provider the consumer's
+// metrics are created with (lag, commit point, oldest pending age, handler
+// durations, commits; the list is in the README). Default
+// otel.GetMeterProvider(), the global provider: a no-op until the program
+// installs one with otel.SetMeterProvider. Not nil. The Java client's
+// equivalent is its JMX metrics (metric.reporters).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return mark("MeterProvider", func(o *Options) { o.MeterProvider = mp })
 }

@@ -33,6 +33,8 @@ type Part struct {
 	state    atomic.Int32
 	revoking atomic.Bool
 
+	m *partMetrics // metrics.go; set by Session.Assign before the first delivery
+
 	lastErrLog     atomic.Int64 // unix nanos of the last handler error logged; workers write
 	errLogsSkipped atomic.Int64 // handler errors not logged since (rate limit)
 

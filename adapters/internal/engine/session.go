@@ -149,6 +149,7 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 	s.parts[tp] = p
 	s.mu.Unlock()
 	s.e.register(p)
+	s.e.m.assign(p)
 	return p, nil
 }
 
@@ -296,6 +297,7 @@ func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part
 	s.mu.Unlock()
 	for _, p := range mine {
 		s.e.unregister(p)
+		s.e.m.release(p, lost)
 		st := p.wm.Stats()
 		s.e.log.Debug("inorder: partition released", "topic", p.TP.Topic, "partition", p.TP.Partition,
 			"state", p.State(), "committed", p.committed.Load(), "commit_point", st.Committable, "pending", st.Pending)
