@@ -70,9 +70,9 @@ type Config struct {
 	// above its high mark, and whose high mark has not moved for this long,
 	// is reported stalled (logged, and SessionHooks.Stalled). 0 (default)
 	// derives it: max(10s, 3 × CommitInterval); must not be negative.
-	StallAfter time.Duration
-	MeterProvider    metric.MeterProvider // metrics.go; not nil
-	Group            string               // consumer group, a metrics attribute (ForGroup); may be empty
+	StallAfter    time.Duration
+	MeterProvider metric.MeterProvider // metrics.go; not nil
+	Group         string               // consumer group, a metrics attribute (ForGroup); may be empty
 }
 
 // DefaultConfig returns the defaults.
