@@ -165,6 +165,15 @@ func (s *Session[M]) commitLocked(ctx context.Context, parts []*Part) (fails []c
 		var point int64
 		meta := ""
 		if maxBytes > 0 {
+			// Skip the snapshot and its encoding when nothing changed since
+			// the last one: acks only add to the done set, so the same
+			// commit point, high mark and pending count (read before the
+			// snapshot) mean the same set.
+			sig := [3]int64{p.wm.Committable(), p.wm.High(), p.wm.Pending()}
+			if sig == p.lastSig && sig[0] == p.committed.Load() {
+				continue
+			}
+			p.lastSig = sig
 			point = p.wm.Snapshot(p.snap)
 			m, complete, err := metadata.Encode(point, p.snap, maxBytes)
 			switch {
@@ -203,12 +212,14 @@ func (s *Session[M]) commitLocked(ctx context.Context, parts []*Part) (fails []c
 	if err != nil {
 		fails = make([]commitFailure, len(which))
 		for i, p := range which {
+			p.lastSig = [3]int64{} // not committed: snapshot again next time
 			fails[i] = commitFailure{p, offs[i].Offset, err}
 		}
 		return fails, err
 	}
 	for i, p := range which {
 		if errs[i] != nil {
+			p.lastSig = [3]int64{}
 			fails = append(fails, commitFailure{p, offs[i].Offset, errs[i]})
 			continue
 		}

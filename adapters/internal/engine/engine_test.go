@@ -410,3 +410,47 @@ func TestTryDeliverRefusesAFullWindowWithoutChange(t *testing.T) {
 		t.Fatalf("TryDeliver once the head was handled = %v", err)
 	}
 }
+
+// The commit path skips the snapshot when nothing changed since the last
+// one; a refused metadata-only commit must still be sent again.
+func TestRefusedMetadataOnlyCommitIsSentAgain(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	e := engine.New(cfg(), func(_ context.Context, o int64) error {
+		if o == 0 {
+			<-release // holds the commit point at 0
+		}
+		return nil
+	})
+	e.Start(context.Background())
+	defer func() { go e.Stop() }()
+	fb := &fakeBroker{}
+	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	p, _ := s.Assign(tp, 0, "", -1)
+	for o := range int64(4) {
+		if err := s.Deliver(context.Background(), p, o, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, func() bool { return p.Watermark().Pending() == 1 })
+	fb.mu.Lock()
+	fb.refuse = errors.New("refused")
+	fb.mu.Unlock()
+	if err := s.CommitNow(context.Background()); err == nil {
+		t.Fatal("CommitNow with the broker refusing = nil")
+	}
+	fb.mu.Lock()
+	fb.refuse = nil
+	fb.mu.Unlock()
+	if err := s.CommitNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := fb.all()
+	if len(got) != 1 || got[0].Offset != 0 || got[0].Metadata == "" {
+		t.Fatalf("commits %+v, want one at 0 carrying the done set 1..3", got)
+	}
+	// Nothing changed since: no commit, no snapshot.
+	if err := s.CommitNow(context.Background()); err != nil || len(fb.all()) != 1 {
+		t.Fatalf("unchanged partition committed again: %v %+v", err, fb.all())
+	}
+}

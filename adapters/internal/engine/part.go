@@ -43,6 +43,7 @@ type Part struct {
 
 	// Commit path only (under Session.commitMu).
 	lastMeta    string
+	lastSig     [3]int64 // commit point, high, pending before the last snapshot
 	lastMissLog time.Time
 	snap        *ordset.Set
 
