@@ -49,6 +49,9 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 			if ctx.Err() != nil {
 				return
 			}
+			if g.failOn(err, fmt.Sprintf("fetching %s[%d]", tp.Topic, tp.Partition)) {
+				return
+			}
 			if errors.Is(err, kafka.OffsetOutOfRange) {
 				if to, ok := g.outOfRange(ctx, tp, offset); ok {
 					if err := sess.SkipTo(ctx, p, to); err != nil {
