@@ -337,6 +337,7 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 	if len(owned) > 0 {
 		starts, err := g.assignments(fctx, gen, owned)
 		if err == nil {
+			fetched := map[*engine.Part]*atomic.Int64{}
 			for _, tp := range owned {
 				st, ok := starts[tp]
 				if !ok {
@@ -350,8 +351,12 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 					g.fail(fmt.Errorf("%w: %s[%d]: %w", ErrAssign, tp.Topic, tp.Partition, err))
 					break
 				}
-				wg.Go(func() { g.fetchLoop(fctx, sess, p) })
+				at := new(atomic.Int64)
+				at.Store(time.Now().UnixNano())
+				fetched[p] = at
+				wg.Go(func() { g.fetchLoop(fctx, sess, p, at) })
 			}
+			wg.Go(func() { g.refreshLogEnds(fctx, fetched) })
 		}
 	}
 	<-fctx.Done()

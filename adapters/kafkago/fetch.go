@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -32,7 +33,8 @@ import (
 
 // fetchLoop fetches p from its start until ctx ends, delivering messages to
 // the session and declaring every offset it passes without a message a gap.
-func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part) {
+// It stores the time of each fetch response in fetchedAt (unix nanos).
+func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part, fetchedAt *atomic.Int64) {
 	log := g.c.opts.Logger
 	tp := p.TP
 	wm := p.Watermark()
@@ -65,6 +67,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 			continue
 		}
 		backoff.reset()
+		fetchedAt.Store(time.Now().UnixNano())
 		p.SetLogEnd(part.HighWatermark)
 		if g.c.cfg.onFetch != nil {
 			g.c.cfg.onFetch(tp, offset, part)
@@ -99,6 +102,51 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 			log.Warn("kafkago: fetch made no progress, retrying", "topic", tp.Topic, "partition", tp.Partition,
 				"offset", offset, "high_watermark", part.HighWatermark)
 			backoff.wait(ctx)
+		}
+	}
+}
+
+// refreshLogEnds keeps the LogEnd (and so the Lag) of every partition of
+// fetchedAt fresh at each commit tick while its fetch loop is not
+// fetching (it waits for room in a full window, or for a retry): it reads
+// the high watermark of those that had no fetch response for a commit
+// interval plus a long poll. Each fetch response sets it otherwise.
+func (g *groupRun) refreshLogEnds(ctx context.Context, fetchedAt map[*engine.Part]*atomic.Int64) {
+	opts := g.c.opts
+	t := time.NewTicker(opts.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		stale := now.Add(-opts.CommitInterval - opts.FetchMaxWait).UnixNano()
+		req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+		var parts []*engine.Part
+		for p, at := range fetchedAt {
+			if at.Load() < stale {
+				parts = append(parts, p)
+				req.Topics[p.TP.Topic] = append(req.Topics[p.TP.Topic], kafka.LastOffsetOf(int(p.TP.Partition)))
+			}
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, opts.RequestTimeout)
+		r, err := g.client.ListOffsets(rctx, req)
+		cancel()
+		if err != nil {
+			opts.Logger.Debug("kafkago: reading log ends for the lag", "group", g.c.group, "error", err)
+			continue
+		}
+		for _, p := range parts {
+			po, err := partitionOffsets(r, p.TP)
+			// A fetch response since is fresher: keep it.
+			if err == nil && fetchedAt[p].Load() < now.UnixNano() {
+				p.SetLogEnd(po.LastOffset)
+			}
 		}
 	}
 }

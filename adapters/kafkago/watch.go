@@ -79,8 +79,10 @@ func (b leaderBalancer) AssignGroups(members []kafka.GroupMember, partitions []k
 	if err != nil {
 		// Assign from what kafka-go read; the watcher compares with
 		// nothing and does not rejoin for this generation.
-		b.g.c.opts.Logger.Warn("kafkago: reading partitions for the assignment failed, assigning from kafka-go's metadata",
-			"group", b.g.c.group, "error", err)
+		if b.g.runCtx.Err() == nil { // else: shutting down, the assignment is moot
+			b.g.c.opts.Logger.Warn("kafkago: reading partitions for the assignment failed, assigning from kafka-go's metadata",
+				"group", b.g.c.group, "error", err)
+		}
 		ps, counts = partitions, nil
 	}
 	b.g.assignedFrom.Store(&counts)
