@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 	tp := p.TP
 	wm := p.Watermark()
 	backoff := g.newBackoff()
+	var failing time.Time // since when fetches fail in a row (zero: the last one succeeded)
 	for ctx.Err() == nil {
 		// Fetch from the first offset not tracked yet: everything below it
 		// was delivered or declared a gap.
@@ -62,10 +64,23 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 					continue
 				}
 			}
-			log.Warn("kafkago: fetch failed, retrying", "topic", tp.Topic, "partition", tp.Partition, "offset", offset, "error", err)
+			// A leader that just moved, or partitions just added that the
+			// transport's metadata (refreshed within 2s) does not know yet,
+			// fail a few fetches in normal operation: Debug until the
+			// failure persists.
+			if failing.IsZero() {
+				failing = time.Now()
+			}
+			level := slog.LevelDebug
+			if time.Since(failing) >= warnAfter {
+				level = slog.LevelWarn
+			}
+			log.Log(ctx, level, "kafkago: fetch failed, retrying", "topic", tp.Topic, "partition", tp.Partition,
+				"offset", offset, "failing_for", time.Since(failing).Round(time.Millisecond), "error", err)
 			backoff.wait(ctx)
 			continue
 		}
+		failing = time.Time{}
 		backoff.reset()
 		fetchedAt.Store(time.Now().UnixNano())
 		p.SetLogEnd(part.HighWatermark)
@@ -150,6 +165,12 @@ func (g *groupRun) refreshLogEnds(ctx context.Context, fetchedAt map[*engine.Par
 		}
 	}
 }
+
+// warnAfter is how long fetches of a partition fail in a row before the
+// failure is logged at Warn rather than Debug: longer than the transport's
+// metadata refresh (2s), which ends the failures a rebalance or a leader
+// move causes.
+const warnAfter = 5 * time.Second
 
 // fetch sends one Fetch request for tp at offset.
 func (g *groupRun) fetch(ctx context.Context, tp TopicPartition, offset int64) (*fetchAPI.ResponsePartition, error) {

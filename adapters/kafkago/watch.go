@@ -123,6 +123,12 @@ func (g *groupRun) watchPartitions(ctx context.Context, from *partitionCounts) (
 			continue
 		}
 		if !maps.Equal(now, *from) {
+			for _, t := range topics {
+				if (*from)[t] > 0 && now[t] == 0 {
+					g.c.opts.Logger.Warn("kafkago: topic deleted while consumed, rejoining the group without it",
+						"group", g.c.group, "topic", t)
+				}
+			}
 			g.c.opts.Logger.Info("kafkago: partition counts changed, rejoining the group",
 				"group", g.c.group, "assigned_from", *from, "now", now)
 			return true

@@ -192,3 +192,33 @@ func (c *Cluster) LogEnd(ctx context.Context, topic string) (map[int32]int64, er
 	}
 	return out, nil
 }
+
+// AddPartitions grows topic to total partitions (a CreatePartitions
+// request) and waits until the cluster's own client sees them, so that
+// Produce spreads over the new count.
+func (c *Cluster) AddPartitions(ctx context.Context, topic string, total int32) error {
+	if total < 1 {
+		return fmt.Errorf("%w: partitions %d < 1", ErrBadArgument, total)
+	}
+	cl, err := c.kgoClient()
+	if err != nil {
+		return err
+	}
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	rt := kmsg.NewCreatePartitionsRequestTopic()
+	rt.Topic = topic
+	rt.Count = total
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 10000
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("kafkatest: create partitions %q: %w", topic, err)
+	}
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return fmt.Errorf("kafkatest: create partitions %q: %w", topic, err)
+		}
+	}
+	cl.ForceMetadataRefresh()
+	return nil
+}
