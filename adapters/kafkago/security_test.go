@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inorder/inorder/adapters/kafkago"
@@ -88,6 +89,7 @@ func runUntilError(t *testing.T, c *kafkatest.Cluster, opts ...kafkago.Option) e
 	if ctx.Err() != nil {
 		t.Fatalf("Run retried until the guard ended it (%v) instead of stopping", err)
 	}
+	t.Logf("Run = %v", err)
 	return err
 }
 
@@ -203,5 +205,19 @@ func TestClientIDReachesEveryRequest(t *testing.T) {
 		if !keys["my-app"][int16(k)] {
 			t.Errorf("no %v request with client id my-app", k.Name())
 		}
+	}
+}
+
+// Issue 9: a user the cluster does not authorize for the group gets a
+// clear error from Run (ErrClient, not authorized), not endless retries.
+func TestNotAuthorizedStopsRun(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithTopic("t", 1),
+		kafkatest.WithSASL(kafkatest.SASLPlain, "admin", "admin"),
+		kafkatest.WithACLUser(kafkatest.SASLPlain, "reader", "pw",
+			kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: "t", Pattern: kmsg.ACLResourcePatternTypeLiteral,
+				Operation: kmsg.ACLOperationRead, Allow: true}))
+	err := runUntilError(t, c, kafkago.WithSASL(plain.Mechanism{Username: "reader", Password: "pw"}))
+	if !errors.Is(err, kafkago.ErrClient) || !strings.Contains(err.Error(), "not authorized") {
+		t.Fatalf("Run = %v, want ErrClient naming the missing authorization", err)
 	}
 }

@@ -7,6 +7,7 @@ package kafkatest
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -219,6 +220,19 @@ func (c *Cluster) AddPartitions(ctx context.Context, topic string, total int32) 
 			return fmt.Errorf("kafkatest: create partitions %q: %w", topic, err)
 		}
 	}
-	cl.ForceMetadataRefresh()
-	return nil
+	// The producer's metadata refresh is asynchronous: wait for it.
+	for {
+		if leader, _, err := cl.PartitionLeader(topic, 0); leader < 0 && err == nil {
+			return nil // the producer has not loaded the topic: its first produce will
+		}
+		cl.ForceMetadataRefresh()
+		if leader, _, err := cl.PartitionLeader(topic, total-1); err == nil && leader >= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafkatest: create partitions %q: waiting for the producer to see them: %w", topic, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -25,6 +25,7 @@ type config struct {
 
 	tlsServer, tlsClient *tls.Config
 	sasl                 []saslUser
+	aclUsers             []aclUser
 	requestHook          func(int16, string)
 }
 
@@ -104,6 +105,18 @@ func New(opts ...Option) (*Cluster, error) {
 				return nil, fmt.Errorf("%w: empty SASL user", ErrBadArgument)
 			}
 			kopts = append(kopts, kfake.Superuser(u.mechanism, u.user, u.pass))
+		}
+	}
+	if len(cfg.aclUsers) > 0 {
+		if len(cfg.sasl) == 0 {
+			return nil, fmt.Errorf("%w: WithACLUser needs a WithSASL superuser for kafkatest's own clients", ErrBadArgument)
+		}
+		kopts = append(kopts, kfake.EnableACLs())
+		for _, u := range cfg.aclUsers {
+			if _, err := u.kgo(); err != nil {
+				return nil, err
+			}
+			kopts = append(kopts, kfake.User(u.mechanism, u.user, u.pass, u.acls...))
 		}
 	}
 	if hook := cfg.requestHook; hook != nil {

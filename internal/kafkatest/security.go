@@ -20,6 +20,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -46,6 +47,19 @@ func WithTLS(server, client *tls.Config) Option {
 // and name); kafkatest's own clients authenticate as the first user given.
 func WithSASL(mechanism, user, pass string) Option {
 	return func(c *config) { c.sasl = append(c.sasl, saslUser{mechanism, user, pass}) }
+}
+
+// WithACLUser turns on ACL checks and adds a SASL user (mechanism as for
+// WithSASL) allowed only what acls grant (kfake.ACL; the principal is the
+// user). Superusers (WithSASL) bypass the checks; give a WithSASL user too,
+// for kafkatest's own clients.
+func WithACLUser(mechanism, user, pass string, acls ...kfake.ACL) Option {
+	return func(c *config) { c.aclUsers = append(c.aclUsers, aclUser{saslUser{mechanism, user, pass}, acls}) }
+}
+
+type aclUser struct {
+	saslUser
+	acls []kfake.ACL
 }
 
 // WithRequestHook calls f with the API key and client id of every request
