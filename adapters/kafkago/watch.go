@@ -77,13 +77,20 @@ func (b leaderBalancer) AssignGroups(members []kafka.GroupMember, partitions []k
 	topics = slices.Compact(topics)
 	ps, counts, err := b.g.readPartitions(b.g.runCtx, topics)
 	if err != nil {
-		// Assign from what kafka-go read; the watcher compares with
-		// nothing and does not rejoin for this generation.
+		// Assign from what kafka-go read (nothing at all if one topic is
+		// unknown); the watcher compares with it and rejoins as soon as
+		// it reads something else.
 		if b.g.runCtx.Err() == nil { // else: shutting down, the assignment is moot
 			b.g.c.opts.Logger.Warn("kafkago: reading partitions for the assignment failed, assigning from kafka-go's metadata",
 				"group", b.g.c.group, "error", err)
 		}
-		ps, counts = partitions, nil
+		ps, counts = partitions, partitionCounts{}
+		for _, t := range topics {
+			counts[t] = 0
+		}
+		for _, p := range partitions {
+			counts[p.Topic]++
+		}
 	}
 	b.g.assignedFrom.Store(&counts)
 	return b.GroupBalancer.AssignGroups(members, ps)
@@ -105,7 +112,7 @@ func (g *groupRun) wrapBalancers(bs []kafka.GroupBalancer) []kafka.GroupBalancer
 // since and returns when one did (or ctx ended): the caller ends the
 // generation and kafka-go rejoins, which rebalances the group.
 func (g *groupRun) watchPartitions(ctx context.Context, from *partitionCounts) (changed bool) {
-	if from == nil || *from == nil {
+	if from == nil || len(*from) == 0 {
 		return false
 	}
 	topics := slices.Sorted(maps.Keys(*from))
