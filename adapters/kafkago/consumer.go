@@ -69,16 +69,17 @@ func (c *Consumer) Stats() []PartitionStats {
 }
 
 // Run joins the group and consumes until ctx ends, Close is called or,
-// under StopOnError, a handler fails. handler is called concurrently (up to Concurrency calls at
-// once) with messages of the partitions this member owns; a message is done
-// when handler returns. On each rebalance and at the end, Run stops
-// fetching, waits at most RevokeTimeout for in-flight messages, commits and
-// releases the partitions; then it leaves the group. It returns nil after a
-// clean shutdown, the handler's error wrapped in ErrHandler under
-// StopOnError, an error wrapping ErrAssign if an assigned partition cannot
-// be taken, an error wrapping ErrClient for what retrying cannot fix
-// (SASL authentication refused, TLS handshake failed, not authorized),
-// ErrRunning if already running and ErrClosed once Close was called.
+// under StopOnError, a handler fails. handler is called concurrently (up to
+// Concurrency calls at once) with messages of the partitions this member
+// owns; a message is done when handler returns. On each rebalance and at
+// the end, Run stops fetching, waits at most RevokeTimeout for in-flight
+// messages, commits and releases the partitions; then it leaves the group.
+// It returns nil after a clean shutdown (ctx ended or Close), the handler's
+// error wrapped in ErrHandler under StopOnError, an error wrapping
+// ErrAssign if an assigned partition cannot be taken, an error wrapping
+// ErrClient for what retrying cannot fix (SASL authentication refused, TLS
+// handshake failed, not authorized), ErrRunning if already running and
+// ErrClosed once Close was called.
 // Transient errors (an unreachable cluster, a coordinator moving, a
 // rebalance in progress, a deleted topic) are logged and retried with
 // backoff until ctx ends.
@@ -631,7 +632,12 @@ func (g *groupRun) commitFunc(gen *kafka.Generation) engine.CommitFunc {
 		if f := g.c.cfg.onCommit; f != nil {
 			f(gen.MemberID, gen.ID, offs, errs)
 		}
-		for _, e := range append(errs, err) {
+		// Authorization refused (or the like) stops Run; anything else is
+		// retried at the next commit tick by the engine.
+		if err != nil {
+			g.failOn(err, "committing offsets")
+		}
+		for _, e := range errs {
 			if e != nil && g.failOn(e, "committing offsets") {
 				break
 			}
