@@ -97,6 +97,48 @@ func TestCoordinatorAndLeadersMovingWhileConsuming(t *testing.T) {
 	}
 }
 
+// Issue 9: the broker that coordinates the group is removed from the
+// cluster and another added while the group consumes: the member finds the
+// new coordinator and partition leaders, and everything is handled and
+// committed.
+func TestCoordinatorBrokerRemovedWhileConsuming(t *testing.T) {
+	const n = 2000
+	c := kafkatest.Start(t, kafkatest.WithBrokers(3), kafkatest.WithTopic("rm", 4))
+	ctx := adaptertest.Timeout(t, 90*time.Second)
+	if _, err := c.Produce(ctx, "rm", n); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := kafkago.NewConsumer(c.Addrs(), "rm-group", []string{"rm"},
+		append(fastOpts(slogDiscard()), kafkago.WithFetchMaxBytes(4000))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m kafka.Message) error {
+		time.Sleep(200 * time.Microsecond)
+		rec.add(m)
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "progress", func() bool { return rec.Distinct() >= n/4 })
+	coord := c.Fake().CoordinatorFor("rm-group")
+	if err := c.Fake().RemoveNode(coord); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Fake().AddNode(10, 0); err != nil {
+		t.Fatal(err)
+	}
+	if now := c.Fake().CoordinatorFor("rm-group"); now == coord {
+		t.Fatalf("coordinator still %d after its removal", now)
+	}
+	adaptertest.WaitFor(ctx, t, "commits at the log end", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, "rm-group", "rm"); return ok })
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if got := rec.Distinct(); got != n {
+		t.Fatalf("handled %d distinct, want %d", got, n)
+	}
+}
+
 // countingLog counts log records at Warn and above, and keeps them.
 func countingLog() (*slog.Logger, func() []logRecord) { return newCapture(slog.LevelWarn) }
 
