@@ -44,7 +44,8 @@
 // heartbeats; WithClientID names every request. What retrying cannot fix
 // stops Run with an error wrapping ErrClient and naming it: SASL
 // authentication refused, a TLS handshake the certificates fail, a group,
-// topic or cluster authorization refused. Transient failures (a broker
+// topic or cluster authorization refused. (A plaintext client on a TLS
+// listener only sees connections closed, and retries.) Transient failures (a broker
 // unreachable, a coordinator or leader moving, a rebalance in progress, a
 // deleted topic) are retried with backoff; fetch failures are logged at
 // Debug until they have lasted 5s, then at Warn.

@@ -56,6 +56,7 @@ func consumeAllThen(t *testing.T, c *kafkatest.Cluster, topic, group string, n i
 	if _, err := c.Produce(ctx, topic, n); err != nil {
 		t.Fatal(err)
 	}
+	leakBase, _ := clientGoroutines()
 	cons, err := kafkago.NewConsumer(c.Addrs(), group, []string{topic}, append(fastOpts(testLogger(t)), opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -70,12 +71,14 @@ func consumeAllThen(t *testing.T, c *kafkatest.Cluster, topic, group string, n i
 	if got := rec.Distinct(); got != n {
 		t.Fatalf("handled %d distinct messages, want %d", got, n)
 	}
+	checkNoLeak(t, leakBase)
 }
 
 // runUntilError runs a consumer configured by opts against c and returns
 // Run's error, failing the test if Run does not return by itself.
 func runUntilError(t *testing.T, c *kafkatest.Cluster, opts ...kafkago.Option) error {
 	t.Helper()
+	leakBase, _ := clientGoroutines()
 	cons, err := kafkago.NewConsumer(c.Addrs(), "bad-auth", []string{"t"}, append(fastOpts(slogDiscard()), opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +93,7 @@ func runUntilError(t *testing.T, c *kafkatest.Cluster, opts ...kafkago.Option) e
 		t.Fatalf("Run retried until the guard ended it (%v) instead of stopping", err)
 	}
 	t.Logf("Run = %v", err)
+	checkNoLeak(t, leakBase)
 	return err
 }
 
