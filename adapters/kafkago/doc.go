@@ -45,7 +45,8 @@
 // stops Run with an error wrapping ErrClient and naming it: SASL
 // authentication refused, a TLS handshake the certificates fail, a group,
 // topic or cluster authorization refused. (A plaintext client on a TLS
-// listener only sees connections closed, and retries.) Transient failures (a broker
+// listener, or one without SASL on a SASL listener, only sees connections
+// closed, like a network failure, and retries.) Transient failures (a broker
 // unreachable, a coordinator or leader moving, a rebalance in progress, a
 // deleted topic) are retried with backoff; fetch failures are logged at
 // Debug until they have lasted 5s, then at Warn.
