@@ -23,7 +23,7 @@ import (
 // Consumer consumes topics as a member of a consumer group, handles messages
 // on many goroutines and commits, per partition, only offsets below which
 // every message is handled. Create it with NewConsumer; call Run once at a
-// time. Stats may be called concurrently with Run.
+// time. Stats and Close may be called concurrently with Run.
 type Consumer struct {
 	brokers []string
 	group   string
@@ -31,8 +31,13 @@ type Consumer struct {
 	opts    *engine.Options
 	cfg     *config // kafka-go's own settings (opts.Adapter)
 
-	running atomic.Bool
-	eng     atomic.Pointer[engine.Engine[kafka.Message]]
+	eng atomic.Pointer[engine.Engine[kafka.Message]]
+
+	mu      sync.Mutex
+	running bool               // a Run is between its start and its return
+	closed  bool               // Close was called: Run refuses to start
+	cancel  context.CancelFunc // of the current Run; nil when not running
+	done    chan struct{}      // closed when the current Run returns
 }
 
 // NewConsumer returns a consumer of topics for group, bootstrapping from
@@ -63,16 +68,21 @@ func (c *Consumer) Stats() []PartitionStats {
 	return nil
 }
 
-// Run joins the group and consumes until ctx ends or, under StopOnError, a
-// handler fails. handler is called concurrently (up to Concurrency calls at
-// once) with messages of the partitions this member owns; a message is done
-// when handler returns. On each rebalance and at the end, Run stops
-// fetching, waits at most RevokeTimeout for in-flight messages, commits and
-// releases the partitions; then it leaves the group. It returns nil after a
-// clean shutdown, the handler's error wrapped in ErrHandler under
-// StopOnError, an error wrapping ErrAssign if an assigned partition cannot
-// be taken, and ErrRunning if already running. An unreachable cluster is
-// retried with backoff (and logged) until ctx ends.
+// Run joins the group and consumes until ctx ends, Close is called or,
+// under StopOnError, a handler fails. handler is called concurrently (up to
+// Concurrency calls at once) with messages of the partitions this member
+// owns; a message is done when handler returns. On each rebalance and at
+// the end, Run stops fetching, waits at most RevokeTimeout for in-flight
+// messages, commits and releases the partitions; then it leaves the group.
+// It returns nil after a clean shutdown (ctx ended or Close), the handler's
+// error wrapped in ErrHandler under StopOnError, an error wrapping
+// ErrAssign if an assigned partition cannot be taken, an error wrapping
+// ErrClient for what retrying cannot fix (SASL authentication refused, TLS
+// handshake failed, not authorized), ErrRunning if already running and
+// ErrClosed once Close was called.
+// Transient errors (an unreachable cluster, a coordinator moving, a
+// rebalance in progress, a deleted topic) are logged and retried with
+// backoff until ctx ends.
 //
 // Handlers get a context that ends only after the final drain, not when
 // ctx ends. A handler still running RevokeTimeout after that is abandoned
@@ -82,16 +92,41 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
 	}
-	if !c.running.CompareAndSwap(false, true) {
+	// Registering the Run and checking for an earlier Close under one lock
+	// orders every Run against every Close: a Close either sees this Run
+	// (and stops it) or happened before it (and Run does not start).
+	ctx, cancelRun := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		cancelRun()
+		return ErrClosed
+	case c.running:
+		c.mu.Unlock()
+		cancelRun()
 		return ErrRunning
 	}
-	defer c.running.Store(false)
+	c.running, c.cancel, c.done = true, cancelRun, done
+	c.mu.Unlock()
+	// Registered first, so it runs last: Close returns only when every
+	// other deferred step (engine stop, connections closed) is done.
+	defer func() {
+		cancelRun()
+		c.mu.Lock()
+		c.running, c.cancel, c.done = false, nil, nil
+		c.mu.Unlock()
+		close(done)
+	}()
 
 	log := c.opts.Logger
 	transport := &kafka.Transport{
 		DialTimeout: c.cfg.dialTimeout,
 		MetadataTTL: 2 * time.Second,
 		ClientID:    c.opts.ClientID,
+		TLS:         c.cfg.tls,
+		SASL:        c.cfg.sasl,
 	}
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: transport}
@@ -104,29 +139,38 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		c.eng.Store(nil)
 	}()
 
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dialer := &kafka.Dialer{
+		Timeout:       c.cfg.dialTimeout,
+		DualStack:     true,
+		ClientID:      c.opts.ClientID,
+		TLS:           c.cfg.tls,
+		SASLMechanism: c.cfg.sasl,
+	}
+	g := &groupRun{c: c, client: client, dialer: dialer, eng: eng, runCtx: runCtx, cancel: cancel}
+
 	kl := kafka.LoggerFunc(func(msg string, args ...any) {
 		log.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
 	})
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                c.group,
 		Brokers:           c.brokers,
-		Dialer:            &kafka.Dialer{Timeout: c.cfg.dialTimeout, DualStack: true, ClientID: c.opts.ClientID},
+		Dialer:            dialer,
 		Topics:            c.topics,
 		HeartbeatInterval: c.opts.HeartbeatInterval,
 		SessionTimeout:    c.opts.SessionTimeout,
 		RebalanceTimeout:  c.opts.RebalanceTimeout,
 		JoinGroupBackoff:  c.opts.RetryBackoff,
 		StartOffset:       kafka.FirstOffset, // unused: the start of every partition is ours (assignments)
-		GroupBalancers:    c.cfg.balancers,   // nil: kafka-go's default (range)
+		GroupBalancers:    g.wrapBalancers(c.cfg.balancers),
 		Logger:            kl,
 		ErrorLogger:       kl,
 	})
 	if err != nil {
-		return fmt.Errorf("kafkago: consumer group: %w", err)
+		return fmt.Errorf("%w: kafka-go consumer group: %w", ErrInvalidConfig, err)
 	}
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	g.cg = cg
 	go func() {
 		select {
 		case <-eng.Fatal():
@@ -135,12 +179,14 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		}
 	}()
 
-	g := &groupRun{c: c, client: client, eng: eng, cg: cg, runCtx: runCtx, cancel: cancel}
 	backoff := g.newBackoff()
 	for runCtx.Err() == nil {
 		gen, err := cg.Next(runCtx)
 		if err != nil {
 			if runCtx.Err() != nil {
+				break
+			}
+			if g.failOn(err, "joining group "+strconv.Quote(c.group)) {
 				break
 			}
 			// kafka-go already waited JoinGroupBackoff (except for
@@ -165,10 +211,31 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	return g.err
 }
 
+// Close stops a running Run (as if its ctx had ended) and waits until it
+// has returned: in-flight messages drained (at most RevokeTimeout), commits
+// made, group left. Close is final: a Run that had not yet started when
+// Close was called (including one whose goroutine was started just before)
+// returns ErrClosed without joining the group. Close returns nil, also
+// when not running; it may be called any number of times, from any
+// goroutine (not from a handler: it would wait for itself).
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	cancel, done := c.cancel, c.done
+	c.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	<-done
+	return nil
+}
+
 // groupRun is the state of one Run.
 type groupRun struct {
 	c      *Consumer
 	client *kafka.Client
+	dialer *kafka.Dialer
 	eng    *engine.Engine[kafka.Message]
 	cg     *kafka.ConsumerGroup
 	runCtx context.Context
@@ -179,6 +246,19 @@ type groupRun struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+
+	assignedFrom assignedFromSlot // what this member last assigned from, as the leader
+}
+
+// failOn stops Run (see fail) with err wrapped in ErrClient when err is one
+// retrying cannot fix, and reports whether it did; doing names what failed.
+func (g *groupRun) failOn(err error, doing string) bool {
+	why := clientFailure(err)
+	if why == "" {
+		return false
+	}
+	g.fail(fmt.Errorf("%w: %s: %s: %w", ErrClient, doing, why, err))
+	return true
 }
 
 // fail makes Run drain, commit, leave the group and return err.
@@ -246,11 +326,24 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 	defer stop()
 
 	var wg sync.WaitGroup
+	// As the leader, rejoin when a partition count assigned from changes:
+	// ending this function ends the generation.
+	if from := g.assignedFrom.Swap(nil); from != nil {
+		wg.Go(func() {
+			if g.watchPartitions(fctx, from) {
+				stopFetch()
+			}
+		})
+	}
 	if len(owned) > 0 {
 		starts, err := g.assignments(fctx, gen, owned)
 		if err == nil {
+			fetched := map[*engine.Part]*atomic.Int64{}
 			for _, tp := range owned {
-				st := starts[tp]
+				st, ok := starts[tp]
+				if !ok {
+					continue // its topic is gone (logged): nothing to fetch
+				}
 				p, err := sess.Assign(tp, st.start, st.meta, st.logEnd)
 				if err != nil {
 					// The partition would stay owned by this member and never
@@ -259,10 +352,12 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 					g.fail(fmt.Errorf("%w: %s[%d]: %w", ErrAssign, tp.Topic, tp.Partition, err))
 					break
 				}
-				wg.Go(func() { g.fetchLoop(fctx, sess, p) })
+				at := new(atomic.Int64)
+				at.Store(time.Now().UnixNano())
+				fetched[p] = at
+				wg.Go(func() { g.fetchLoop(fctx, sess, p, at) })
 			}
-		} else if fctx.Err() == nil {
-			log.Error("kafkago: reading committed offsets", "group", c.group, "error", err)
+			wg.Go(func() { g.refreshLogEnds(fctx, fetched) })
 		}
 	}
 	<-fctx.Done()
@@ -350,23 +445,61 @@ type startPoint struct {
 }
 
 // assignments reads the committed offsets and metadata of owned and their
-// log start and end, retrying with backoff until ctx ends.
+// log start and end, retrying with backoff until ctx ends or the error is
+// one retrying cannot fix (Run then stops). Partitions that do not exist
+// (their topic was deleted since the assignment) are left out, logged.
 func (g *groupRun) assignments(ctx context.Context, gen *kafka.Generation, owned []TopicPartition) (map[TopicPartition]startPoint, error) {
 	backoff := g.newBackoff()
+	logged := false
 	for {
-		out, err := g.tryAssignments(ctx, gen, owned)
+		existing, err := g.existing(ctx, owned, !logged)
+		logged = logged || err == nil
+		var out map[TopicPartition]startPoint
+		if err == nil {
+			out, err = g.tryAssignments(ctx, gen, existing)
+		}
 		if err == nil {
 			return out, nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if g.failOn(err, "reading committed offsets") {
+			return nil, err
+		}
 		g.c.opts.Logger.Warn("kafkago: reading committed offsets failed, retrying", "group", g.c.group, "error", err)
 		backoff.wait(ctx)
 	}
 }
 
+// existing returns the partitions of owned that exist now, logging the
+// others if log is set.
+func (g *groupRun) existing(ctx context.Context, owned []TopicPartition, log bool) ([]TopicPartition, error) {
+	var topics []string
+	for _, tp := range owned {
+		topics = append(topics, tp.Topic)
+	}
+	slices.Sort(topics)
+	_, counts, err := g.readPartitions(ctx, slices.Compact(topics))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TopicPartition, 0, len(owned))
+	for _, tp := range owned {
+		if int(tp.Partition) < counts[tp.Topic] {
+			out = append(out, tp)
+		} else if log {
+			g.c.opts.Logger.Warn("kafkago: assigned partition does not exist (topic deleted?), not fetching it",
+				"group", g.c.group, "topic", tp.Topic, "partition", tp.Partition)
+		}
+	}
+	return out, nil
+}
+
 func (g *groupRun) tryAssignments(ctx context.Context, gen *kafka.Generation, owned []TopicPartition) (map[TopicPartition]startPoint, error) {
+	if len(owned) == 0 {
+		return nil, nil
+	}
 	byTopic := map[string][]int{}
 	lo := map[string][]kafka.OffsetRequest{}
 	for _, tp := range owned {
@@ -434,18 +567,15 @@ func (g *groupRun) tryAssignments(ctx context.Context, gen *kafka.Generation, ow
 		switch {
 		case sp.start < 0:
 			sp.start, sp.meta = reset, ""
-		case sp.start < po.FirstOffset:
-			// Committed offset deleted by retention: the fetch would be out of
-			// range. Everything below the log start is gone, so start there.
-			opts.Logger.Warn("kafkago: committed offset below log start, starting at log start",
-				"topic", tp.Topic, "partition", tp.Partition, "committed", sp.start, "log_start", po.FirstOffset)
-			sp.start, sp.meta = po.FirstOffset, ""
-		case sp.start > po.LastOffset:
-			// Committed offset above the log end: the topic was recreated or
-			// its log truncated. Fetching there would never return anything;
-			// the commit says nothing about this log, so apply StartOffset.
-			opts.Logger.Warn("kafkago: committed offset above log end (topic recreated or truncated?), applying the start offset policy",
-				"topic", tp.Topic, "partition", tp.Partition, "committed", sp.start, "log_end", po.LastOffset, "start", reset)
+		case sp.start < po.FirstOffset || sp.start > po.LastOffset:
+			// Below the log start: deleted by retention. Above the log end:
+			// the topic was recreated or its log truncated. Either way the
+			// commit says nothing about this log and a fetch there would be
+			// out of range: apply the StartOffset policy, like the Java
+			// client's auto.offset.reset.
+			opts.Logger.Warn("kafkago: committed offset out of range, applying the start offset policy",
+				"topic", tp.Topic, "partition", tp.Partition, "committed", sp.start,
+				"log_start", po.FirstOffset, "log_end", po.LastOffset, "policy", opts.StartOffset, "start", reset)
 			sp.start, sp.meta = reset, ""
 		}
 		out[tp] = sp
@@ -501,6 +631,16 @@ func (g *groupRun) commitFunc(gen *kafka.Generation) engine.CommitFunc {
 		}
 		if f := g.c.cfg.onCommit; f != nil {
 			f(gen.MemberID, gen.ID, offs, errs)
+		}
+		// Authorization refused (or the like) stops Run; anything else is
+		// retried at the next commit tick by the engine.
+		if err != nil {
+			g.failOn(err, "committing offsets")
+		}
+		for _, e := range errs {
+			if e != nil && g.failOn(e, "committing offsets") {
+				break
+			}
 		}
 		return errs, err
 	}

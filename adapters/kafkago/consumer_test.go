@@ -102,9 +102,7 @@ func TestReadCommittedSkipsAbortedAndMarkersAndCommitsToEnd(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			group := "g-" + mode
 			opts := append(fastOpts(testLogger(t)), kafkago.WithConcurrency(8))
-			if mode == "read_committed" {
-				opts = append(opts, kafkago.WithReadCommitted(true))
-			}
+			opts = append(opts, kafkago.WithReadCommitted(mode == "read_committed")) // the default is read_committed
 			cons, err := kafkago.NewConsumer(c.Addrs(), group, []string{"tx"}, opts...)
 			if err != nil {
 				t.Fatal(err)

@@ -3,45 +3,80 @@
 // order: a partition's committed offset never passes a message whose handler
 // has not returned.
 //
-//	c, err := kafkago.NewConsumer([]string{"localhost:9092"}, "my-group", []string{"orders"},
-//		kafkago.WithConcurrency(64))
+//	c, err := kafkago.NewConsumer([]string{"broker:9093"}, "my-group", []string{"orders"},
+//		kafkago.WithConcurrency(64),
+//		kafkago.WithTLS(&tls.Config{RootCAs: pool}),
+//		kafkago.WithSASL(plain.Mechanism{Username: "app", Password: secret}))
 //	if err != nil { ... }
+//	go func() { <-stopSignal; c.Close() }() // or cancel Run's context
 //	err = c.Run(ctx, func(ctx context.Context, msg kafka.Message) error {
 //		return process(ctx, msg) // called concurrently
 //	})
 //
-// Guarantees. At least once: after a crash, every message not handled
-// before the last commit is delivered again. Commits are issued only by the
-// member that owns the partition in the current generation (fenced by
-// generation id and member id, every per-partition error checked), never go
-// below a commit this member made in the same generation, and happen every
-// CommitInterval and at once on rebalance and shutdown. The commit metadata
-// records which messages above the commit point are already handled, so the
-// next owner (or this process after a restart) does not hand them to the
-// handler again. Transaction markers, aborted records (WithReadCommitted) and
-// compacted offsets are gaps: they never hold the commit point, including a
-// marker at the very end of a partition. One limitation: kafka-go's decoder
-// drops a record batch's last offset, so a batch whose records at and after
-// the fetch offset were all removed by compaction (an empty batch a broker
-// keeps for producer state, say) cannot be stepped over; that partition
-// stops advancing there (logged, retried with backoff) until the log
-// changes. Ordinary compaction, where later batches follow, is not
-// affected.
+// The guarantees (at least once, in-order commits, commit metadata that
+// spares the next owner the messages already handled) are the module's; see
+// its README. What this adapter adds or limits:
 //
-// Design. Group membership uses kafka-go's ConsumerGroup/Generation API (a
-// Reader with GroupID can commit partitions it no longer owns and rewind
-// them). One fetch loop per assigned partition sends Fetch requests through
-// kafka-go's Transport (see fetch.go for why not a Reader), tracks each
-// delivered offset in a watermark.Partition and queues the message for the
-// Concurrency workers. A partition whose window is full stops fetching
-// until its oldest message is handled (back-pressure). When a generation
-// ends, fetching stops, in-flight messages get at most RevokeTimeout to
-// finish (the member keeps heartbeating meanwhile, so a drain longer than
-// the session timeout does not get it evicted), the commit points are
-// committed synchronously and the partitions are closed, so late acks are
-// ignored.
+// Commits are fenced. They go through kafka.Client.OffsetCommit with the
+// generation id and member id of kafka-go's current Generation (a Reader
+// with GroupID can commit partitions it no longer owns and rewind them), and
+// every per-partition error is read: a stale generation comes back as a
+// per-partition ILLEGAL_GENERATION with no request error. A refused commit
+// (REBALANCE_IN_PROGRESS, a coordinator moving) is retried at the next
+// commit tick; a commit never goes below one this member made in the same
+// generation and is never sent for a partition it no longer owns.
 //
-// Cost per message: one Track (lock-free), one channel send to the workers,
+// Generations. kafka-go rebalances eagerly: when a generation ends, every
+// partition stops fetching, in-flight messages get at most RevokeTimeout to
+// finish (the member keeps heartbeating meanwhile, since kafka-go stops at
+// the generation's end), the commit points are committed synchronously and
+// the partitions are closed, so late acks are ignored. The group leader
+// assigns from fresh per-topic metadata (a deleted topic has no partitions;
+// the others are assigned) and rejoins when a partition count it assigned
+// from changes (WithPartitionWatchInterval, default 5s): partitions added
+// to a topic are consumed after that rebalance, and a deleted topic is
+// logged and dropped from the assignment.
+//
+// Security. WithTLS and WithSASL (kafka-go's sasl/plain and sasl/scram
+// mechanisms: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) apply to every
+// connection: group membership (kafka-go's Dialer), fetches, commits,
+// offset and metadata requests (kafka-go's Transport) and the drain
+// heartbeats; WithClientID names every request. What retrying cannot fix
+// stops Run with an error wrapping ErrClient and naming it: SASL
+// authentication refused, a TLS handshake the certificates fail, a group,
+// topic or cluster authorization refused. (A plaintext client on a TLS
+// listener, or one without SASL on a SASL listener, only sees connections
+// closed, like a network failure, and retries.) Transient failures (a broker
+// unreachable, a coordinator or leader moving, a rebalance in progress, a
+// deleted topic) are retried with backoff; fetch failures are logged at
+// Debug until they have lasted 5s, then at Warn.
+//
+// Lifecycle. Run may be called again after it returns; Close stops a
+// running Run as its context would, waits until it has returned (drained,
+// committed, left the group) and makes every later Run return ErrClosed.
+// Stats reports, per owned partition, the commit point, the committed
+// offset, LogEnd and Lag: LogEnd is the high watermark of the last fetch
+// response, and is read from the broker at each commit tick for a
+// partition whose fetch is waiting (its window is full), so a partition
+// held by a slow message reports its lag.
+//
+// Fetching. One fetch loop per assigned partition sends Fetch requests
+// through kafka-go's Transport (see fetch.go for why not a Reader), tracks
+// each delivered offset and queues the message for the Concurrency
+// workers. A partition whose window is full stops fetching until its oldest
+// message is handled (back-pressure). Transaction markers, aborted records
+// (read_committed, the default) and compacted offsets are gaps that never
+// hold the commit point, including a marker at the very end of a
+// partition. A committed offset below the log start or above the log end
+// applies the StartOffset policy (logged at Warn). One limitation:
+// kafka-go's decoder drops a record batch's last offset, so a batch whose
+// records at and after the fetch offset were all removed by compaction (an
+// empty batch a broker keeps for producer state, say) cannot be stepped
+// over; that partition stops advancing there (logged, retried with
+// backoff) until the log changes. Ordinary compaction, where later batches
+// follow, is not affected.
+//
+// Cost per message: one Track (lock-free), one queue push to the workers,
 // one Ack (one atomic CompareAndSwap); per commit tick and partition, a
 // snapshot of the window (O(window/40) words) and the metadata encoding.
 package kafkago

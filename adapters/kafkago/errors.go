@@ -1,6 +1,13 @@
 package kafkago
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+
+	"github.com/segmentio/kafka-go"
+
 	"github.com/inorder/inorder/adapters/internal/engine"
 )
 
@@ -29,3 +36,36 @@ var (
 	// The kafka-go error is wrapped too (errors.As a kafka.Error).
 	ErrClient = engine.ErrClient
 )
+
+// clientFailure names why err cannot be fixed by retrying (SASL
+// authentication refused, TLS handshake failed, not authorized), or
+// returns "" for an error worth retrying. A broker that closes the
+// connection without saying why (a plaintext client on a TLS listener, for
+// instance) looks like a network failure and is retried.
+func clientFailure(err error) string {
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		switch ke {
+		case kafka.SASLAuthenticationFailed, kafka.UnsupportedSASLMechanism, kafka.IllegalSASLState:
+			return "SASL authentication failed"
+		case kafka.TopicAuthorizationFailed, kafka.GroupAuthorizationFailed, kafka.ClusterAuthorizationFailed:
+			return "not authorized"
+		}
+	}
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		host     x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		header   tls.RecordHeaderError
+		alert    tls.AlertError
+		opErr    *net.OpError
+		isRemote = errors.As(err, &opErr) && opErr.Op == "remote error"
+	)
+	switch {
+	case errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &host),
+		errors.As(err, &invalid), errors.As(err, &header), errors.As(err, &alert), isRemote:
+		return "TLS handshake failed"
+	}
+	return ""
+}

@@ -19,7 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -32,11 +34,13 @@ import (
 
 // fetchLoop fetches p from its start until ctx ends, delivering messages to
 // the session and declaring every offset it passes without a message a gap.
-func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part) {
+// It stores the time of each fetch response in fetchedAt (unix nanos).
+func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part, fetchedAt *atomic.Int64) {
 	log := g.c.opts.Logger
 	tp := p.TP
 	wm := p.Watermark()
 	backoff := g.newBackoff()
+	var failing time.Time // since when fetches fail in a row (zero: the last one succeeded)
 	for ctx.Err() == nil {
 		// Fetch from the first offset not tracked yet: everything below it
 		// was delivered or declared a gap.
@@ -49,6 +53,9 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 			if ctx.Err() != nil {
 				return
 			}
+			if g.failOn(err, fmt.Sprintf("fetching %s[%d]", tp.Topic, tp.Partition)) {
+				return
+			}
 			if errors.Is(err, kafka.OffsetOutOfRange) {
 				if to, ok := g.outOfRange(ctx, tp, offset); ok {
 					if err := sess.SkipTo(ctx, p, to); err != nil {
@@ -57,11 +64,25 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 					continue
 				}
 			}
-			log.Warn("kafkago: fetch failed, retrying", "topic", tp.Topic, "partition", tp.Partition, "offset", offset, "error", err)
+			// A leader that just moved, or partitions just added that the
+			// transport's metadata (refreshed within 2s) does not know yet,
+			// fail a few fetches in normal operation: Debug until the
+			// failure persists.
+			if failing.IsZero() {
+				failing = time.Now()
+			}
+			level := slog.LevelDebug
+			if time.Since(failing) >= warnAfter {
+				level = slog.LevelWarn
+			}
+			log.Log(ctx, level, "kafkago: fetch failed, retrying", "topic", tp.Topic, "partition", tp.Partition,
+				"offset", offset, "failing_for", time.Since(failing).Round(time.Millisecond), "error", err)
 			backoff.wait(ctx)
 			continue
 		}
+		failing = time.Time{}
 		backoff.reset()
+		fetchedAt.Store(time.Now().UnixNano())
 		p.SetLogEnd(part.HighWatermark)
 		if g.c.cfg.onFetch != nil {
 			g.c.cfg.onFetch(tp, offset, part)
@@ -99,6 +120,57 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 		}
 	}
 }
+
+// refreshLogEnds keeps the LogEnd (and so the Lag) of every partition of
+// fetchedAt fresh at each commit tick while its fetch loop is not
+// fetching (it waits for room in a full window, or for a retry): it reads
+// the high watermark of those that had no fetch response for a commit
+// interval plus a long poll. Each fetch response sets it otherwise.
+func (g *groupRun) refreshLogEnds(ctx context.Context, fetchedAt map[*engine.Part]*atomic.Int64) {
+	opts := g.c.opts
+	t := time.NewTicker(opts.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		stale := now.Add(-opts.CommitInterval - opts.FetchMaxWait).UnixNano()
+		req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+		var parts []*engine.Part
+		for p, at := range fetchedAt {
+			if at.Load() < stale {
+				parts = append(parts, p)
+				req.Topics[p.TP.Topic] = append(req.Topics[p.TP.Topic], kafka.LastOffsetOf(int(p.TP.Partition)))
+			}
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, opts.RequestTimeout)
+		r, err := g.client.ListOffsets(rctx, req)
+		cancel()
+		if err != nil {
+			opts.Logger.Debug("kafkago: reading log ends for the lag", "group", g.c.group, "error", err)
+			continue
+		}
+		for _, p := range parts {
+			po, err := partitionOffsets(r, p.TP)
+			// A fetch response since is fresher: keep it.
+			if err == nil && fetchedAt[p].Load() < now.UnixNano() {
+				p.SetLogEnd(po.LastOffset)
+			}
+		}
+	}
+}
+
+// warnAfter is how long fetches of a partition fail in a row before the
+// failure is logged at Warn rather than Debug: longer than the transport's
+// metadata refresh (2s), which ends the failures a rebalance or a leader
+// move causes.
+const warnAfter = 5 * time.Second
 
 // fetch sends one Fetch request for tp at offset.
 func (g *groupRun) fetch(ctx context.Context, tp TopicPartition, offset int64) (*fetchAPI.ResponsePartition, error) {

@@ -4,10 +4,13 @@ package kafkago
 // (defined in the engine, re-exported here), and kafka-go's own.
 
 import (
+	"crypto/tls"
+	"fmt"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
+	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/inorder/inorder/adapters/internal/engine"
 )
@@ -87,9 +90,67 @@ var (
 	WithStuckThreshold    = engine.WithStuckThreshold
 )
 
+// WithTLS makes every connection (group membership, fetches, commits,
+// metadata, the drain heartbeats) use TLS with cfg (cloned; the broker's
+// host is the ServerName when cfg leaves it empty). Default: plaintext. A
+// handshake the certificates fail (unknown authority, wrong host) stops Run
+// with an error wrapping ErrClient. Corresponds to the Java
+// security.protocol=SSL (or SASL_SSL with WithSASL) and the ssl.* settings.
+// A nil cfg is refused by NewConsumer.
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithTLS")
+		if cfg == nil {
+			o.Fail(fmt.Errorf("%w: TLS config is nil", ErrInvalidConfig))
+			return
+		}
+		c.tls = cfg.Clone()
+	}
+}
+
+// WithSASL authenticates every connection (group membership, fetches,
+// commits, metadata, the drain heartbeats) with m, for instance kafka-go's
+// plain.Mechanism or a scram.Mechanism (SCRAM-SHA-256, SCRAM-SHA-512).
+// Default: no authentication. Refused credentials stop Run with an error
+// wrapping ErrClient and kafka.SASLAuthenticationFailed. Corresponds to
+// the Java sasl.mechanism and sasl.jaas.config settings. A nil m is
+// refused by NewConsumer.
+func WithSASL(m sasl.Mechanism) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithSASL")
+		if m == nil {
+			o.Fail(fmt.Errorf("%w: SASL mechanism is nil", ErrInvalidConfig))
+			return
+		}
+		c.sasl = m
+	}
+}
+
+// WithPartitionWatchInterval sets how often the member checks the
+// partition counts of its topics; a change (partitions added, a topic
+// created or deleted) makes it rejoin the group, so that the new
+// partitions are assigned. Default 5s; at least 1ms. Corresponds to the
+// Java metadata.max.age.ms.
+func WithPartitionWatchInterval(d time.Duration) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithPartitionWatchInterval")
+		if d < time.Millisecond {
+			o.Fail(fmt.Errorf("%w: PartitionWatchInterval must be at least 1ms, got %v", ErrInvalidConfig, d))
+			return
+		}
+		c.watchInterval = d
+	}
+}
+
+// DefaultPartitionWatchInterval is the default of WithPartitionWatchInterval.
+const DefaultPartitionWatchInterval = 5 * time.Second
+
 // config is kafka-go's own settings (engine.Options.Adapter).
 type config struct {
-	dialTimeout time.Duration
+	dialTimeout   time.Duration
+	tls           *tls.Config
+	sasl          sasl.Mechanism
+	watchInterval time.Duration
 
 	// Tests only (export_test.go).
 	onGeneration func(member string, generation int32, owned []TopicPartition)
@@ -104,7 +165,7 @@ type config struct {
 func own(o *engine.Options, option string) *config { return engine.Own[config](o, "kafkago", option) }
 
 func newOptions(brokers []string, group string, topics []string, opts []Option) (*engine.Options, *config, error) {
-	cfg := &config{dialTimeout: 5 * time.Second}
+	cfg := &config{dialTimeout: 5 * time.Second, watchInterval: DefaultPartitionWatchInterval}
 	o, err := engine.NewOptions(cfg, opts)
 	if err != nil {
 		return nil, nil, err

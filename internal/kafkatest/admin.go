@@ -7,6 +7,7 @@ package kafkatest
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -191,4 +192,47 @@ func (c *Cluster) LogEnd(ctx context.Context, topic string) (map[int32]int64, er
 		return nil, fmt.Errorf("kafkatest: list offsets %q: %d of %d partitions answered", topic, len(out), n)
 	}
 	return out, nil
+}
+
+// AddPartitions grows topic to total partitions (a CreatePartitions
+// request) and waits until the cluster's own client sees them, so that
+// Produce spreads over the new count.
+func (c *Cluster) AddPartitions(ctx context.Context, topic string, total int32) error {
+	if total < 1 {
+		return fmt.Errorf("%w: partitions %d < 1", ErrBadArgument, total)
+	}
+	cl, err := c.kgoClient()
+	if err != nil {
+		return err
+	}
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	rt := kmsg.NewCreatePartitionsRequestTopic()
+	rt.Topic = topic
+	rt.Count = total
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 10000
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("kafkatest: create partitions %q: %w", topic, err)
+	}
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return fmt.Errorf("kafkatest: create partitions %q: %w", topic, err)
+		}
+	}
+	// The producer's metadata refresh is asynchronous: wait for it.
+	for {
+		if leader, _, err := cl.PartitionLeader(topic, 0); leader < 0 && err == nil {
+			return nil // the producer has not loaded the topic: its first produce will
+		}
+		cl.ForceMetadataRefresh()
+		if leader, _, err := cl.PartitionLeader(topic, total-1); err == nil && leader >= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafkatest: create partitions %q: waiting for the producer to see them: %w", topic, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -3,7 +3,9 @@ package kafkatest
 // This file starts and stops the broker and holds its options.
 
 import (
+	"crypto/tls"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +22,11 @@ type config struct {
 	topics     []seedTopic
 	minSession time.Duration
 	ports      []int
+
+	tlsServer, tlsClient *tls.Config
+	sasl                 []saslUser
+	aclUsers             []aclUser
+	requestHook          func(int16, string)
 }
 
 type seedTopic struct {
@@ -53,6 +60,7 @@ func WithPorts(ports ...int) Option { return func(c *config) { c.ports = ports }
 // Cluster is a running in-process broker. Methods are safe for concurrent use.
 type Cluster struct {
 	fake *kfake.Cluster
+	cfg  config
 
 	mu     sync.Mutex
 	client *kgo.Client // admin + plain producer, created on first use
@@ -81,11 +89,50 @@ func New(opts ...Option) (*Cluster, error) {
 		}
 		kopts = append(kopts, kfake.SeedTopics(t.partitions, t.name))
 	}
+	if (cfg.tlsServer == nil) != (cfg.tlsClient == nil) {
+		return nil, fmt.Errorf("%w: WithTLS needs both a server and a client config", ErrBadArgument)
+	}
+	if cfg.tlsServer != nil {
+		kopts = append(kopts, kfake.TLS(cfg.tlsServer))
+	}
+	if len(cfg.sasl) > 0 {
+		kopts = append(kopts, kfake.EnableSASL())
+		for _, u := range cfg.sasl {
+			if _, err := u.kgo(); err != nil {
+				return nil, err
+			}
+			if u.user == "" {
+				return nil, fmt.Errorf("%w: empty SASL user", ErrBadArgument)
+			}
+			kopts = append(kopts, kfake.Superuser(u.mechanism, u.user, u.pass))
+		}
+	}
+	if len(cfg.aclUsers) > 0 {
+		if len(cfg.sasl) == 0 {
+			return nil, fmt.Errorf("%w: WithACLUser needs a WithSASL superuser for kafkatest's own clients", ErrBadArgument)
+		}
+		kopts = append(kopts, kfake.EnableACLs())
+		for _, u := range cfg.aclUsers {
+			if _, err := u.kgo(); err != nil {
+				return nil, err
+			}
+			kopts = append(kopts, kfake.User(u.mechanism, u.user, u.pass, u.acls...))
+		}
+	}
+	if hook := cfg.requestHook; hook != nil {
+		kopts = append(kopts, kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			l, err := net.Listen(network, address)
+			if err != nil {
+				return nil, err
+			}
+			return hookListener{Listener: l, hook: hook}, nil
+		}))
+	}
 	fake, err := kfake.NewCluster(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafkatest: start kfake: %w", err)
 	}
-	return &Cluster{fake: fake}, nil
+	return &Cluster{fake: fake, cfg: cfg}, nil
 }
 
 // Start starts a cluster for a test and closes it in tb.Cleanup. It fails
@@ -131,12 +178,11 @@ func (c *Cluster) kgoClient() (*kgo.Client, error) {
 		return nil, ErrClosed
 	}
 	if c.client == nil {
-		cl, err := kgo.NewClient(
-			kgo.SeedBrokers(c.fake.ListenAddrs()...),
+		cl, err := kgo.NewClient(append(c.clientOpts(),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.MaxBufferedRecords(1<<16),
 			kgo.ProducerLinger(time.Millisecond),
-		)
+		)...)
 		if err != nil {
 			return nil, fmt.Errorf("kafkatest: client: %w", err)
 		}

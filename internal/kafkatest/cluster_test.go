@@ -3,6 +3,7 @@ package kafkatest_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -172,5 +173,99 @@ func TestOpenTxnHoldsTheLastStableOffset(t *testing.T) {
 	}
 	if hw, lso := latest(kafka.ReadUncommitted), latest(kafka.ReadCommitted); hw != 16 || lso != 16 {
 		t.Fatalf("committed transaction: high watermark %d, last stable %d; want 16, 16 (with the marker)", hw, lso)
+	}
+}
+
+func TestSecuredClusterServesItsOwnClients(t *testing.T) {
+	certs, err := kafkatest.NewTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		opts []kafkatest.Option
+	}{
+		{"TLS", []kafkatest.Option{kafkatest.WithTLS(certs.Server, certs.Client)}},
+		{"SASL PLAIN", []kafkatest.Option{kafkatest.WithSASL(kafkatest.SASLPlain, "u", "p")}},
+		{"SASL SCRAM-SHA-256 over TLS", []kafkatest.Option{kafkatest.WithTLS(certs.Server, certs.Client),
+			kafkatest.WithSASL(kafkatest.SASLScramSHA256, "u", "p")}},
+		{"SASL SCRAM-SHA-512", []kafkatest.Option{kafkatest.WithSASL(kafkatest.SASLScramSHA512, "u", "p")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := kafkatest.Start(t, append(tc.opts, kafkatest.WithTopic("s", 2))...)
+			ctx := ctxFor(t, 30*time.Second)
+			if _, err := c.Produce(ctx, "s", 10); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.ProduceTxn(ctx, "s", []kafkatest.Txn{{Records: 2}}); err != nil {
+				t.Fatal(err)
+			}
+			ends, err := c.LogEnd(ctx, "s")
+			if err != nil || ends[0] != 7 || ends[1] != 7 {
+				t.Fatalf("log ends %v %v, want 7 each (5 + 1 + a marker)", ends, err)
+			}
+		})
+	}
+	t.Run("a plaintext client is refused by a TLS cluster", func(t *testing.T) {
+		c := kafkatest.Start(t, kafkatest.WithTLS(certs.Server, certs.Client), kafkatest.WithTopic("s", 1))
+		ctx := ctxFor(t, 5*time.Second)
+		cl := &kafka.Client{Addr: kafka.TCP(c.Addrs()...), Timeout: 2 * time.Second}
+		if _, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{"s"}}); err == nil {
+			t.Fatal("plaintext metadata request succeeded against a TLS cluster")
+		}
+	})
+}
+
+func TestBadSecurityArguments(t *testing.T) {
+	certs, err := kafkatest.NewTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, opt := range map[string]kafkatest.Option{
+		"unknown mechanism":  kafkatest.WithSASL("GSSAPI", "u", "p"),
+		"empty user":         kafkatest.WithSASL(kafkatest.SASLPlain, "", "p"),
+		"TLS without client": kafkatest.WithTLS(certs.Server, nil),
+	} {
+		if _, err := kafkatest.New(opt); !errors.Is(err, kafkatest.ErrBadArgument) {
+			t.Errorf("%s: %v, want ErrBadArgument", name, err)
+		}
+	}
+}
+
+func TestRequestHookSeesClientIDs(t *testing.T) {
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	c := kafkatest.Start(t, kafkatest.WithTopic("h", 1), kafkatest.WithRequestHook(func(_ int16, id string) {
+		mu.Lock()
+		ids[id] = true
+		mu.Unlock()
+	}))
+	ctx := ctxFor(t, 10*time.Second)
+	cl := &kafka.Client{Addr: kafka.TCP(c.Addrs()...), Timeout: 5 * time.Second, Transport: &kafka.Transport{ClientID: "hooked"}}
+	if _, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{"h"}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !ids["hooked"] {
+		t.Fatalf("client ids seen %v, want hooked among them", ids)
+	}
+}
+
+func TestAddPartitions(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithTopic("g", 2))
+	ctx := ctxFor(t, 10*time.Second)
+	if _, err := c.Produce(ctx, "g", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddPartitions(ctx, "g", 3); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := c.Produce(ctx, "g", 3)
+	if err != nil || counts[2] != 1 {
+		t.Fatalf("produce after growing: %v %v, want one record in partition 2", counts, err)
+	}
+	if err := c.AddPartitions(ctx, "g", 0); !errors.Is(err, kafkatest.ErrBadArgument) {
+		t.Fatalf("0 partitions: %v", err)
 	}
 }

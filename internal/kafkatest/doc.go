@@ -8,6 +8,12 @@
 // sarama clients connect to Addrs like to any cluster. It keeps everything in
 // memory and dies with the process (or Close).
 //
+// Secured clusters: WithTLS (NewTLS makes a self-signed authority and a
+// broker certificate for 127.0.0.1), WithSASL (PLAIN, SCRAM-SHA-256,
+// SCRAM-SHA-512 superusers) and WithACLUser (a user limited by ACLs); the
+// cluster's own clients connect accordingly. WithRequestHook sees the API
+// key and client id of every request (plaintext listeners only).
+//
 // New is for programs (examples, benchmark commands); Start is for tests and
 // registers Close with t.Cleanup. A Cluster is safe for concurrent use.
 //

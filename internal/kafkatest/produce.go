@@ -193,12 +193,11 @@ func (c *Cluster) txnClient(ctx context.Context, topic string, timeout time.Dura
 	if err != nil {
 		return pc, 0, nil, err
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(c.Addrs()...),
+	cl, err := kgo.NewClient(append(c.clientOpts(),
 		kgo.TransactionalID("kafkatest-"+rand.Text()),
 		kgo.TransactionTimeout(timeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)
+	)...)
 	if err != nil {
 		return pc, 0, nil, fmt.Errorf("kafkatest: transactional client: %w", err)
 	}
