@@ -622,8 +622,13 @@ func (g *groupRun) commitFunc(gen *kafka.Generation) engine.CommitFunc {
 				for _, p := range resp.Topics[o.TP.Topic] {
 					if p.Partition == int(o.TP.Partition) {
 						errs[i] = p.Error
-						if errs[i] != nil {
-							errs[i] = fmt.Errorf("offset commit %s[%d]: %w", o.TP.Topic, o.TP.Partition, errs[i])
+						switch {
+						case errors.Is(p.Error, kafka.IllegalGeneration), errors.Is(p.Error, kafka.UnknownMemberId),
+							errors.Is(p.Error, kafka.FencedInstanceID):
+							// The generation is over: retrying cannot land it.
+							errs[i] = fmt.Errorf("%w: offset commit %s[%d]: %w", engine.ErrFenced, o.TP.Topic, o.TP.Partition, p.Error)
+						case p.Error != nil:
+							errs[i] = fmt.Errorf("offset commit %s[%d]: %w", o.TP.Topic, o.TP.Partition, p.Error)
 						}
 					}
 				}
