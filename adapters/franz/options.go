@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -116,12 +117,13 @@ func own(o *engine.Options, option string) *config { return engine.Own[config](o
 // hooks, and anything else that leaves the guarantees alone. Given several
 // times, the lists are concatenated.
 //
-// NewConsumer applies them to a throwaway client (kgo.NewClient, never
-// connected, closed at once; a kgo.HookNewClient sees it) and reads the
+// NewConsumer applies them to throwaway clients (kgo.NewClient, never
+// connected, closed at once; a kgo.HookNewClient sees them) and reads the
 // effective values back with kgo's OptValue. It refuses, naming the kgo
 // option: those the Consumer owns (ConsumerGroup, ConsumeTopics,
 // ConsumeRegex, ConsumePartitions, ConsumeExcludeTopics, SeedBrokers: use
-// the arguments of NewConsumer), those that would commit or move offsets
+// the arguments of NewConsumer; DisableAutoCommit: it is set already),
+// those that would commit or move offsets
 // behind the handlers' back (AutoCommitMarks, GreedyAutoCommit,
 // AutoCommitInterval, AutoCommitCallback, ConsumeStartOffset,
 // ConsumeResetOffset, AdjustFetchOffsetsFn, OnOffsetsFetched,
@@ -133,7 +135,7 @@ func own(o *engine.Options, option string) *config { return engine.Own[config](o
 // shared option) when they differ from it. The Consumer's own settings
 // (DisableAutoCommit, BlockRebalanceOnPoll, KeepControlRecords, its
 // rebalance callbacks) are applied after these, and no kgo option undoes
-// them.
+// them (BlockRebalanceOnPoll and KeepControlRecords may be repeated).
 func WithClientOptions(opts ...kgo.Opt) Option {
 	return func(o *engine.Options) {
 		c := own(o, "WithClientOptions")
@@ -159,7 +161,7 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	if err := o.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if err := checkClientOptions(o, brokers, cfg.extra); err != nil {
+	if err := checkClientOptions(o, brokers, group, cfg.extra); err != nil {
 		return nil, nil, err
 	}
 	return o, cfg, nil
@@ -198,7 +200,7 @@ func retryBackoff(first time.Duration) func(int) time.Duration {
 }
 
 // refused are the kgo options WithClientOptions may not set (to anything
-// but kgo's default), with why.
+// but kgo's default), with why; read back from a client in the group.
 var refused = []struct{ name, why string }{
 	{"ConsumerGroup", "use the group argument of NewConsumer"},
 	{"ShareGroup", "a share group does not commit offsets"},
@@ -207,51 +209,88 @@ var refused = []struct{ name, why string }{
 	{"ConsumeRegex", "use the topics argument of NewConsumer"},
 	{"ConsumePartitions", "use the topics argument of NewConsumer"},
 	{"ConsumeExcludeTopics", "use the topics argument of NewConsumer"},
+	{"DisableAutoCommit", "the Consumer sets it itself: leave it out"},
 	{"AutoCommitMarks", "commits follow the handlers (see WithCommitInterval), never kgo's auto-commit"},
 	{"GreedyAutoCommit", "commits follow the handlers (see WithCommitInterval), never kgo's auto-commit"},
 	{"AutoCommitInterval", "commits follow the handlers: use WithCommitInterval"},
-	{"AutoCommitCallback", "commits follow the handlers (see WithCommitInterval), never kgo's auto-commit"},
-	{"ConsumeStartOffset", "the Consumer picks every start offset: use WithStartOffset"},
 	{"ConsumeResetOffset", "the Consumer picks every start offset: use WithStartOffset"},
+	{"ConsumeStartOffset", "the Consumer picks every start offset: use WithStartOffset"},
 	{"AdjustFetchOffsetsFn", "the Consumer sets the start offsets from the commits and their metadata"},
 	{"OnOffsetsFetched", "the Consumer reads the commits and their metadata itself"},
-	{"OnPartitionsAssigned", "the Consumer handles assignments"},
-	{"OnPartitionsRevoked", "the Consumer drains and commits revoked partitions itself"},
-	{"OnPartitionsLost", "the Consumer drops lost partitions itself"},
 	{"OnPartitionsCallbackBlocked", "the Consumer's poll loop never holds a rebalance"},
 	{"ServerSideBalancer", "the Consumer is tested with the classic group protocol only"},
 }
 
+// callbacks are the partition callbacks kgo wraps in a client in a group
+// (so that they cannot be read back there): each is detected by kgo
+// refusing it in a client without a group.
+var callbacks = []struct {
+	name  string
+	clear kgo.Opt
+	why   string
+}{
+	{"OnPartitionsAssigned", kgo.OnPartitionsAssigned(nil), "the Consumer handles assignments"},
+	{"OnPartitionsRevoked", kgo.OnPartitionsRevoked(nil), "the Consumer drains and commits revoked partitions itself"},
+	{"OnPartitionsLost", kgo.OnPartitionsLost(nil), "the Consumer drops lost partitions itself"},
+}
+
 // checkClientOptions refuses, naming it, a kgo option in extra that
 // breaks the guarantees, is the Consumer's, or contradicts a shared option.
-func checkClientOptions(o *engine.Options, brokers []string, extra []kgo.Opt) error {
+//
+// It reads the options back from throwaway clients that never connect:
+// their context is cancelled before they are created (any request they
+// could start fails at once; none of them consumes topics), and they are
+// closed before it returns.
+func checkClientOptions(o *engine.Options, brokers []string, group string, extra []kgo.Opt) error {
 	if len(extra) == 0 {
 		return nil
 	}
-	// A client that never connects: WithContext(cancelled) makes any
-	// request it could start fail at once (the options refused below would
-	// start one), and it is closed before returning.
 	dead, cancel := context.WithCancel(context.Background())
 	cancel()
+	probe := func(opts ...[]kgo.Opt) (*kgo.Client, error) {
+		return kgo.NewClient(slices.Concat(slices.Concat(opts...), []kgo.Opt{kgo.WithContext(dead)})...)
+	}
+	inGroup := []kgo.Opt{kgo.ConsumerGroup(group)}
 	ours := sharedOpts(o, brokers)
-	probe, err := kgo.NewClient(slices.Concat(ours, extra, []kgo.Opt{kgo.WithContext(dead)})...)
+	cl, err := probe(inGroup, ours, extra)
 	if err != nil {
 		return fmt.Errorf("%w: WithClientOptions: kgo: %w", ErrInvalidConfig, err)
 	}
-	defer probe.Close()
-	def, err := kgo.NewClient(kgo.WithContext(dead))
+	defer cl.Close()
+	def, err := probe(inGroup)
 	if err != nil {
 		return fmt.Errorf("%w: kgo defaults: %w", ErrInvalidConfig, err)
 	}
 	defer def.Close()
 	for _, r := range refused {
-		if !reflect.DeepEqual(probe.OptValues(r.name), def.OptValues(r.name)) {
+		if !reflect.DeepEqual(cl.OptValues(r.name), def.OptValues(r.name)) {
 			return fmt.Errorf("%w: WithClientOptions: kgo option %s may not be set: %s", ErrInvalidConfig, r.name, r.why)
+		}
+	}
+	if funcPointer(cl.OptValue("AutoCommitCallback")) != funcPointer(def.OptValue("AutoCommitCallback")) {
+		return fmt.Errorf("%w: WithClientOptions: kgo option AutoCommitCallback may not be set: "+
+			"commits follow the handlers, never kgo's auto-commit", ErrInvalidConfig)
+	}
+	for i, cb := range callbacks {
+		others := make([]kgo.Opt, 0, len(callbacks)-1)
+		for j, o := range callbacks {
+			if j != i {
+				others = append(others, o.clear)
+			}
+		}
+		// Without a group, kgo refuses a partition callback: the others
+		// cleared, a refusal names this one.
+		if cl, err := probe(extra, others); err != nil {
+			if strings.Contains(err.Error(), "assigned/revoked/lost") {
+				return fmt.Errorf("%w: WithClientOptions: kgo option %s may not be set: %s", ErrInvalidConfig, cb.name, cb.why)
+			}
+		} else {
+			cl.Close()
 		}
 	}
 	// The settings of the shared options: a kgo option may repeat them
 	// but not change them.
-	mine, err := kgo.NewClient(slices.Concat(ours, []kgo.Opt{kgo.WithContext(dead)})...)
+	mine, err := probe(inGroup, ours)
 	if err != nil {
 		return fmt.Errorf("%w: kgo: %w", ErrInvalidConfig, err)
 	}
@@ -266,13 +305,23 @@ func checkClientOptions(o *engine.Options, brokers []string, extra []kgo.Opt) er
 		{"FetchMaxPartitionBytes", "WithFetchMaxBytes"},
 		{"FetchMaxWait", "WithFetchMaxWait"},
 	} {
-		if !reflect.DeepEqual(probe.OptValues(s.kgo), mine.OptValues(s.kgo)) {
+		if !reflect.DeepEqual(cl.OptValues(s.kgo), mine.OptValues(s.kgo)) {
 			return fmt.Errorf("%w: WithClientOptions: kgo option %s differs from what %s sets (%v, not %v): use %s",
-				ErrInvalidConfig, s.kgo, s.option, probe.OptValue(s.kgo), mine.OptValue(s.kgo), s.option)
+				ErrInvalidConfig, s.kgo, s.option, cl.OptValue(s.kgo), mine.OptValue(s.kgo), s.option)
 		}
 	}
-	if reflect.ValueOf(probe.OptValue("RetryBackoffFn")).Pointer() != reflect.ValueOf(mine.OptValue("RetryBackoffFn")).Pointer() {
+	if funcPointer(cl.OptValue("RetryBackoffFn")) != funcPointer(mine.OptValue("RetryBackoffFn")) {
 		return fmt.Errorf("%w: WithClientOptions: kgo option RetryBackoffFn may not be set: use WithRetryBackoff", ErrInvalidConfig)
 	}
 	return nil
+}
+
+// funcPointer returns the code pointer of the function f (0 for nil): the
+// same for every value of one function literal or method value.
+func funcPointer(f any) uintptr {
+	v := reflect.ValueOf(f)
+	if v.Kind() != reflect.Func || v.IsNil() {
+		return 0
+	}
+	return v.Pointer()
 }
