@@ -35,6 +35,8 @@ type pstate struct {
 	part  *engine.Part
 	stash []*kgo.Record // fetched, not yet delivered (did not fit); paused while non-empty
 	epoch *atomic.Int32 // leader epoch of the last record delivered (-1 none); see runner.epochs
+
+	lastEpoch int32 // epoch's value, read without the atomic on the poll loop
 }
 
 type runner struct {
@@ -214,7 +216,7 @@ func (r *runner) onAssigned(ctx context.Context, offsets map[string]map[int32]kg
 		r.epochs[tp] = ep
 		r.epMu.Unlock()
 		r.mu.Lock()
-		r.parts[tp] = &pstate{tp: tp, part: part, epoch: ep}
+		r.parts[tp] = &pstate{tp: tp, part: part, epoch: ep, lastEpoch: -1}
 		r.mu.Unlock()
 		if out[tp.Topic] == nil {
 			out[tp.Topic] = make(map[int32]kgo.Offset)
@@ -301,22 +303,24 @@ func (r *runner) starts(ctx context.Context, tps []TopicPartition, fetched map[T
 func (r *runner) tryStarts(ctx context.Context, tps []TopicPartition, fetched map[TopicPartition]commitInfo) (map[TopicPartition]startPoint, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.RequestTimeout)
 	defer cancel()
-	first, err := r.listOffsets(ctx, tps, -2, 0)
-	if err != nil {
+	// The log starts and ends (and, for Latest under read_committed, the
+	// last stable offsets: starting at the high watermark would skip the
+	// records of transactions still open, once they commit), concurrently.
+	var first, end, latest map[TopicPartition]int64
+	var errFirst, errEnd, errLatest error
+	var wg sync.WaitGroup
+	wg.Go(func() { first, errFirst = r.listOffsets(ctx, tps, -2, 0) })
+	wg.Go(func() { end, errEnd = r.listOffsets(ctx, tps, -1, 0) })
+	stable := r.opts.ReadCommitted && r.opts.StartOffset == Latest
+	if stable {
+		wg.Go(func() { latest, errLatest = r.listOffsets(ctx, tps, -1, 1) })
+	}
+	wg.Wait()
+	if err := errors.Join(errFirst, errEnd, errLatest); err != nil {
 		return nil, err
 	}
-	end, err := r.listOffsets(ctx, tps, -1, 0)
-	if err != nil {
-		return nil, err
-	}
-	latest := end
-	if r.opts.ReadCommitted && r.opts.StartOffset == Latest {
-		// Under read_committed "latest" is the last stable offset:
-		// starting at the high watermark would skip the records of
-		// transactions still open, once they commit.
-		if latest, err = r.listOffsets(ctx, tps, -1, 1); err != nil {
-			return nil, err
-		}
+	if !stable {
+		latest = end
 	}
 	out := make(map[TopicPartition]startPoint, len(tps))
 	for _, tp := range tps {

@@ -155,7 +155,10 @@ func (r *runner) push(st *pstate, rec *kgo.Record) bool {
 	}
 	switch {
 	case err == nil:
-		st.epoch.Store(rec.LeaderEpoch)
+		if rec.LeaderEpoch != st.lastEpoch { // rare: one atomic store per leader change
+			st.lastEpoch = rec.LeaderEpoch
+			st.epoch.Store(rec.LeaderEpoch)
+		}
 		return true
 	case errors.Is(err, watermark.ErrWindowFull):
 		return false
