@@ -85,7 +85,7 @@ func crashChild(idx string) int {
 // record acked before a commit is handled again.
 func TestCrashRestartAtLeastOnceNoRewindNoRedeliveryOfCommitted(t *testing.T) {
 	const (
-		n     = 60000
+		n     = 30000
 		kills = 5
 	)
 	c, ctx := adaptertest.StartProduced(t, crashTopic, 4, n, 150*time.Second)
