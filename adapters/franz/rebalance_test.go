@@ -20,8 +20,9 @@ import (
 // cooperative-sticky one: nothing lost, the offsets the broker accepts
 // never decrease (checked on every accepted commit and by polling the
 // group), every commit on the wire comes from a member that owns the
-// partition at that moment (its assignment minus its revokes, as kgo
-// reported them) in the generation it was sent with, and the partitions,
+// partition in the generation it was sent with (per the assignments the
+// group leader sent the broker; cooperative: or is revoking it), and the
+// partitions,
 // paused all the time by a small window, are resumed after moving away and
 // back (or the test would not finish).
 func TestRebalanceThreeMembersJoinAndLeave(t *testing.T) {
@@ -55,14 +56,41 @@ func testRebalance(t *testing.T, bal string) {
 		revokes  int
 		kept     int // assignments that added partitions to a member that kept others: cooperative only
 	)
-	// Every OffsetCommit the broker receives: its member and generation
-	// must be those of a commit the adapter reports (checked below).
+	// The broker's truth: every generation's assignment, as the leader
+	// sends it in SyncGroup, and every OffsetCommit it receives.
+	assignment := map[memberGen]map[int32]bool{}
+	var commits []*kmsg.OffsetCommitRequest
+	c.Fake().ControlKey(int16(kmsg.SyncGroup), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.Fake().KeepControl()
+		req := kreq.(*kmsg.SyncGroupRequest)
+		if req.Group != group {
+			return nil, nil, false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, a := range req.GroupAssignment {
+			var ma kmsg.ConsumerMemberAssignment
+			if err := ma.ReadFrom(a.MemberAssignment); err != nil {
+				t.Errorf("SyncGroup assignment of %s: %v", a.MemberID, err)
+				continue
+			}
+			owned := map[int32]bool{}
+			for _, tt := range ma.Topics {
+				for _, p := range tt.Partitions {
+					owned[p] = true
+				}
+			}
+			assignment[memberGen{a.MemberID, req.Generation}] = owned
+		}
+		return nil, nil, false
+	})
 	c.Fake().ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		c.Fake().KeepControl()
 		if req := kreq.(*kmsg.OffsetCommitRequest); req.Group == group {
 			mu.Lock()
 			wire++
 			sentBy[memberGen{req.MemberID, req.Generation}] = true
+			commits = append(commits, req)
 			mu.Unlock()
 		}
 		return nil, nil, false
@@ -183,6 +211,45 @@ func testRebalance(t *testing.T, bal string) {
 	if len(notOwned) > 0 {
 		t.Errorf("commits for partitions not owned: %v", notOwned[:min(5, len(notOwned))])
 	}
+	// Every commit on the wire, against the broker's assignments: the
+	// member owns the partition in the generation the commit carries or,
+	// cooperative only, owned it in the generation before and nobody owns
+	// it in this one (it is being revoked: the second rebalance gives it
+	// away only after this member's revoke, and so after its commit).
+	ownedBy := func(p int32, gen int32) []string {
+		var who []string
+		for mg, owned := range assignment {
+			if mg.gen == gen && owned[p] {
+				who = append(who, mg.member)
+			}
+		}
+		return who
+	}
+	var stray []string
+	revoking := 0 // partition commits accepted as "being revoked" (cooperative)
+	for _, req := range commits {
+		mg := memberGen{req.MemberID, req.Generation}
+		for _, tt := range req.Topics {
+			for _, p := range tt.Partitions {
+				if assignment[mg][p.Partition] {
+					continue
+				}
+				prev := memberGen{req.MemberID, req.Generation - 1}
+				if bal == "cooperative-sticky" && assignment[prev][p.Partition] && len(ownedBy(p.Partition, req.Generation)) == 0 {
+					revoking++
+					continue
+				}
+				stray = append(stray, fmt.Sprintf("member %s generation %d committed partition %d at %d; owners then: %v",
+					req.MemberID, req.Generation, p.Partition, p.Offset, ownedBy(p.Partition, req.Generation)))
+			}
+		}
+	}
+	if len(stray) > 0 {
+		t.Errorf("%d of %d commits on the wire for partitions the member did not own: %v", len(stray), len(commits), stray[:min(5, len(stray))])
+	}
+	if len(assignment) == 0 {
+		t.Error("no SyncGroup assignment captured")
+	}
 	for mg := range sentBy {
 		if !reported[mg] {
 			t.Errorf("a commit on the wire from member %s generation %d that no commit of the adapter reported", mg.member, mg.gen)
@@ -203,6 +270,6 @@ func testRebalance(t *testing.T, bal string) {
 	if pauses == 0 {
 		t.Error("no partition was ever paused: the window did not fill")
 	}
-	t.Logf("%d assignments, %d revokes, %d commit requests (%d partition commits refused), %d handled (%d duplicates), %d pauses, %d changes mid-stream",
-		assigns, revokes, wire, refused, rec.Count(), rec.Count()-rec.Distinct(), pauses, midStream)
+	t.Logf("%d assignments, %d revokes, %d commit requests (%d partition commits refused, %d of revoking partitions), %d handled (%d duplicates), %d pauses, %d changes mid-stream",
+		assigns, revokes, wire, refused, revoking, rec.Count(), rec.Count()-rec.Distinct(), pauses, midStream)
 }
