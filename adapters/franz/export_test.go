@@ -17,6 +17,12 @@ func WithRevokeHook(f func(tps []TopicPartition, lost bool)) Option {
 	return func(o *engine.Options) { own(o, "WithRevokeHook").onRevoke = f }
 }
 
+// WithRevokeStartHook calls f as every revoke or loss starts (before its
+// drain and commit) with the partitions. Tests only.
+func WithRevokeStartHook(f func(tps []TopicPartition, lost bool)) Option {
+	return func(o *engine.Options) { own(o, "WithRevokeStartHook").onRevokeStart = f }
+}
+
 // WithCommitHook calls f after every commit with the member id and
 // generation it was sent with, its offsets and per-partition results (all
 // the same error when the request failed). Tests only.

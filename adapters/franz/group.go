@@ -251,6 +251,9 @@ func (r *runner) release(tps []TopicPartition, lost bool) {
 	if len(tps) == 0 {
 		return
 	}
+	if f := r.cfg.onRevokeStart; f != nil {
+		f(tps, lost)
+	}
 	r.mu.Lock()
 	for _, tp := range tps {
 		delete(r.parts, tp)

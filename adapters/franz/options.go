@@ -103,8 +103,11 @@ type config struct {
 	// Tests only (export_test.go).
 	onAssign func(member string, generation int32, tps []TopicPartition)
 	onRevoke func(tps []TopicPartition, lost bool)
-	onCommit func(member string, generation int32, offs []engine.Offset, errs []error)
-	onPause  func(tp TopicPartition, paused bool)
+	// onRevokeStart is called as a revoke or loss starts, before its
+	// drain and commit.
+	onRevokeStart func(tps []TopicPartition, lost bool)
+	onCommit      func(member string, generation int32, offs []engine.Offset, errs []error)
+	onPause       func(tp TopicPartition, paused bool)
 }
 
 // own returns the kgo settings of o, or records that option is not one of
