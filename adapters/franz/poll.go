@@ -65,7 +65,9 @@ func (r *runner) poll(ctx context.Context) {
 		cancel()
 		r.mu.Lock()
 		closed := r.take(ctx, fs)
-		r.pump()
+		if ctx.Err() == nil {
+			r.pump()
+		}
 		waiting = len(r.blocked) > 0
 		r.mu.Unlock()
 		r.cl.AllowRebalance()
