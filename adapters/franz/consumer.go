@@ -1,0 +1,181 @@
+package franz
+
+// This file holds the Consumer: construction, Run, Close and Stats. One
+// Run's group callbacks and commits are in group.go, its poll loop in
+// poll.go.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+// Consumer consumes topics as a member of a consumer group through kgo,
+// handles records on many goroutines and commits, per partition, only
+// offsets below which every record is handled. Create it with NewConsumer;
+// call Run once at a time. Stats and Close may be called concurrently with
+// Run.
+type Consumer struct {
+	brokers []string
+	group   string
+	topics  []string
+	opts    *engine.Options
+	cfg     *config // kgo's own settings (opts.Adapter)
+
+	running atomic.Bool
+	eng     atomic.Pointer[engine.Engine[*kgo.Record]]
+
+	mu     sync.Mutex
+	closed bool               // Close was called: Run refuses to start
+	cancel context.CancelFunc // of the current Run; nil when not running
+	done   chan struct{}      // closed when the current Run returns
+}
+
+// NewConsumer returns a consumer of topics for group, bootstrapping from
+// brokers (host:port). It does not connect. It returns an error wrapping
+// ErrInvalidConfig and naming the field or the kgo option for missing
+// brokers, group or topics, out-of-range options, kgo options that would
+// break the guarantees (see WithClientOptions) and options kgo rejects.
+func NewConsumer(brokers []string, group string, topics []string, opts ...Option) (*Consumer, error) {
+	o, cfg, err := newOptions(brokers, group, topics, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{
+		brokers: slices.Clone(brokers),
+		group:   group,
+		topics:  slices.Clone(topics),
+		opts:    o,
+		cfg:     cfg,
+	}, nil
+}
+
+// Stats returns the statistics of the partitions this member owns now,
+// sorted by topic and partition (nil when not running). Safe for concurrent
+// use.
+func (c *Consumer) Stats() []PartitionStats {
+	if e := c.eng.Load(); e != nil {
+		return e.Stats()
+	}
+	return nil
+}
+
+// newEngine is the one place the engine is created.
+func newEngine(cfg engine.Config, h func(context.Context, *kgo.Record) error) *engine.Engine[*kgo.Record] {
+	return engine.New(cfg, engine.Handler[*kgo.Record](h))
+}
+
+// Run joins the group and consumes until ctx ends, Close is called or,
+// under StopOnError, a handler fails. handler is called concurrently (up to
+// Concurrency calls at once) with the records of the partitions this member
+// owns; a record is done when handler returns. On each revoke and at the
+// end, Run stops handing out the partitions' records, waits at most
+// RevokeTimeout for in-flight ones, commits synchronously and releases the
+// partitions; at the end it leaves the group. It returns nil after a clean
+// shutdown, the handler's error wrapped in ErrHandler under StopOnError,
+// ErrRunning if already running, ErrClosed once Close was called, an error
+// wrapping ErrInvalidConfig for a nil handler, and an error wrapping
+// ErrAssign or ErrClient if a partition cannot be taken or kgo fails for
+// good (authentication, authorization). Unreachable brokers are retried by
+// kgo (and logged) until ctx ends.
+//
+// Handlers get a context that ends only after the final drain, not when
+// ctx ends. A handler still running RevokeTimeout after that is abandoned
+// (logged): Run returns, the goroutine runs on until the handler returns,
+// and its record, not committed, is delivered again later.
+func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, rec *kgo.Record) error) error {
+	if handler == nil {
+		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
+	}
+	if !c.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer c.running.Store(false)
+
+	// Registering the Run and checking for an earlier Close under one lock
+	// orders every Run against every Close.
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cancel()
+		return ErrClosed
+	}
+	c.cancel, c.done = cancel, done
+	c.mu.Unlock()
+	defer func() {
+		cancel()
+		c.mu.Lock()
+		c.cancel, c.done = nil, nil
+		c.mu.Unlock()
+		close(done)
+	}()
+
+	eng := newEngine(c.opts.Config, handler)
+	r := newRunner(c, eng)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	r.stop = stop
+	eng.Start(ctx)
+	r.sess = eng.NewSession(r.commit)
+	// The client starts joining the group at once: everything its
+	// callbacks use is set before, and r.cl by a HookNewClient before kgo
+	// starts its goroutines.
+	if _, err := kgo.NewClient(r.clientOpts()...); err != nil {
+		r.sess.Close(ctx)
+		eng.Stop()
+		return fmt.Errorf("%w: kgo: %w", ErrInvalidConfig, err)
+	}
+	c.eng.Store(eng)
+	defer c.eng.Store(nil)
+	return r.run(runCtx, ctx)
+}
+
+// Close stops a running Run (as if its ctx had ended) and waits until it
+// has returned: in-flight records drained (at most RevokeTimeout), commits
+// made, group left. Close is final: a Run that had not yet started when
+// Close was called returns ErrClosed without joining the group. Close
+// returns nil, also when not running; it may be called any number of
+// times, from any goroutine.
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	cancel, done := c.cancel, c.done
+	c.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	<-done
+	return nil
+}
+
+// kgoLogger sends kgo's log lines to the slog logger: errors and warnings
+// as such, kgo's info and debug lines at Debug (routine chatter).
+type kgoLogger struct{ l *slog.Logger }
+
+func (k kgoLogger) Level() kgo.LogLevel {
+	if k.l.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelInfo
+	}
+	return kgo.LogLevelWarn
+}
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	l := slog.LevelDebug
+	switch level {
+	case kgo.LogLevelError:
+		l = slog.LevelError
+	case kgo.LogLevelWarn:
+		l = slog.LevelWarn
+	}
+	k.l.Log(context.Background(), l, "kgo: "+msg, keyvals...)
+}

@@ -1,0 +1,36 @@
+package franz
+
+import (
+	"errors"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+var (
+	// ErrInvalidConfig is wrapped by NewConsumer's errors, which name the
+	// field (Brokers, Group, Topics, Concurrency, ...) or the kgo option
+	// given to WithClientOptions (ConsumerGroup, AutoCommitMarks, ...).
+	ErrInvalidConfig = engine.ErrConfig
+	// ErrHandler wraps the handler error that stopped Run under the
+	// StopOnError policy; errors.Is(err, ErrHandler) and the handler's own
+	// error both match.
+	ErrHandler = engine.ErrHandler
+	// ErrPanic wraps a recovered handler panic (treated as a handler error).
+	ErrPanic = engine.ErrPanic
+	// ErrRunning is returned by Run when the Consumer is already running.
+	ErrRunning = engine.ErrRunning
+	// ErrClosed is returned by Run when Close was called before Run
+	// started: a closed Consumer does not run again.
+	ErrClosed = engine.ErrClosed
+	// ErrAssign wraps a failure to take an assigned partition (the engine
+	// refusing it); Run stops with it rather than own a partition it does
+	// not consume.
+	ErrAssign = engine.ErrAssign
+	// ErrClient wraps a kgo error that retrying cannot fix (authentication,
+	// authorization) or the client closing under Run: Run stops with it.
+	// The kgo error is wrapped too.
+	ErrClient = engine.ErrClient
+	// errNotCommitted is the per-partition commit result for a partition
+	// missing from the broker's answer.
+	errNotCommitted = errors.New("franz: partition missing from the commit response")
+)

@@ -1,0 +1,491 @@
+package franz
+
+// This file holds one Run's group side: the kgo client's options, the
+// rebalance callbacks (assign, revoke, lose) and the commit function.
+//
+// Goroutines. kgo calls the callbacks on its group goroutine. With
+// BlockRebalanceOnPoll, a revoke or loss waits until the poll loop calls
+// AllowRebalance, which it does after every poll once it has handed the
+// records out (never blocking on a full window), so the callbacks never
+// run while the poll loop touches the partitions; r.mu makes that explicit.
+// The engine's commit loop calls commit on a goroutine of its own; kgo
+// orders commits and stamps each with the current generation and member.
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+// pstate is an owned partition as the poll loop sees it.
+type pstate struct {
+	tp    TopicPartition
+	part  *engine.Part
+	stash []*kgo.Record // fetched, not yet delivered (did not fit); paused while non-empty
+	epoch *atomic.Int32 // leader epoch of the last record delivered (-1 none); see runner.epochs
+
+	lastEpoch int32 // epoch's value, read without the atomic on the poll loop
+}
+
+type runner struct {
+	c    *Consumer
+	cfg  *config
+	opts *engine.Options
+	log  *slog.Logger
+	cl   *kgo.Client
+	eng  *engine.Engine[*kgo.Record]
+	sess *engine.Session[*kgo.Record]
+
+	mu      sync.Mutex                    // the poll loop's state, shared with the callbacks
+	parts   map[TopicPartition]*pstate    // owned partitions
+	blocked map[TopicPartition]*pstate    // partitions with a non-empty stash (paused)
+	fetched map[TopicPartition]commitInfo // the commits read at the assignment in progress
+
+	epMu   sync.Mutex
+	epochs map[TopicPartition]*atomic.Int32 // for commit: outlives the pstate until the revoke's commit
+
+	failOnce sync.Once
+	err      error // why Run stops, besides a handler error; set before stop
+	stop     context.CancelFunc
+}
+
+type commitInfo struct {
+	offset int64
+	meta   string
+}
+
+func newRunner(c *Consumer, eng *engine.Engine[*kgo.Record]) *runner {
+	return &runner{
+		c:       c,
+		cfg:     c.cfg,
+		opts:    c.opts,
+		log:     c.opts.Logger,
+		eng:     eng,
+		parts:   make(map[TopicPartition]*pstate),
+		blocked: make(map[TopicPartition]*pstate),
+		epochs:  make(map[TopicPartition]*atomic.Int32),
+	}
+}
+
+// clientOpts are the kgo client's options: the shared ones, the user's,
+// then the Consumer's own, which no earlier option can undo.
+func (r *runner) clientOpts() []kgo.Opt {
+	return slices.Concat(sharedOpts(r.opts, r.c.brokers), r.cfg.extra, []kgo.Opt{
+		kgo.ConsumerGroup(r.c.group),
+		kgo.ConsumeTopics(r.c.topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		// Transaction markers come back as control records: the exact
+		// offsets to step over, including a marker at the end of a
+		// partition (kgo does not hand out a fetch that holds only a
+		// marker, so the high watermark cannot tell a trailing marker from
+		// a response cut short by its size).
+		kgo.KeepControlRecords(),
+		kgo.OnOffsetsFetched(r.onFetched),
+		kgo.AdjustFetchOffsetsFn(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onLost),
+		kgo.WithHooks(newClientHook{r}),
+	})
+}
+
+// newClientHook sets r.cl when kgo creates the client, before it starts
+// any goroutine (and so before any callback can run).
+type newClientHook struct{ r *runner }
+
+func (h newClientHook) OnNewClient(cl *kgo.Client) { h.r.cl = cl }
+
+// fail makes Run drain, commit, leave the group and return err.
+func (r *runner) fail(err error) {
+	r.failOnce.Do(func() {
+		r.err = err
+		r.log.Error("franz: stopping", "group", r.c.group, "error", err)
+		r.stop()
+	})
+}
+
+func sortTPs(tps []TopicPartition) {
+	slices.SortFunc(tps, func(a, b TopicPartition) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+}
+
+func toTPs(m map[string][]int32) []TopicPartition {
+	var tps []TopicPartition
+	for t, ps := range m {
+		for _, p := range ps {
+			tps = append(tps, TopicPartition{Topic: t, Partition: p})
+		}
+	}
+	sortTPs(tps)
+	return tps
+}
+
+func tpMap(tps ...TopicPartition) map[string][]int32 {
+	m := make(map[string][]int32)
+	for _, tp := range tps {
+		m[tp.Topic] = append(m[tp.Topic], tp.Partition)
+	}
+	return m
+}
+
+// onFetched keeps the committed offsets and their metadata of the
+// partitions being assigned, for onAssigned.
+func (r *runner) onFetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
+	got := make(map[TopicPartition]commitInfo)
+	add := func(t string, p int32, off int64, meta *string, code int16) {
+		if code != 0 || off < 0 {
+			return
+		}
+		ci := commitInfo{offset: off}
+		if meta != nil {
+			ci.meta = *meta
+		}
+		got[TopicPartition{Topic: t, Partition: p}] = ci
+	}
+	for _, g := range resp.Groups {
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				add(t.Topic, p.Partition, p.Offset, p.Metadata, p.ErrorCode)
+			}
+		}
+	}
+	if len(resp.Groups) == 0 {
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				add(t.Topic, p.Partition, p.Offset, p.Metadata, p.ErrorCode)
+			}
+		}
+	}
+	r.mu.Lock()
+	r.fetched = got
+	r.mu.Unlock()
+	return nil
+}
+
+// onAssigned takes the newly assigned partitions (kgo's
+// AdjustFetchOffsetsFn, called after onFetched, before fetching starts):
+// it picks each start (the commit, or the StartOffset policy when there is
+// none or it is outside the log), registers the partition with the engine
+// (which restores the done offsets from the commit metadata) and tells kgo
+// to fetch from exactly there.
+func (r *runner) onAssigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	var tps []TopicPartition
+	for t, ps := range offsets {
+		for p := range ps {
+			tps = append(tps, TopicPartition{Topic: t, Partition: p})
+		}
+	}
+	sortTPs(tps)
+	r.mu.Lock()
+	fetched := r.fetched
+	r.fetched = nil
+	r.mu.Unlock()
+	if len(tps) == 0 {
+		return offsets, nil
+	}
+	starts, err := r.starts(ctx, tps, fetched)
+	if err != nil {
+		r.log.Warn("franz: reading log offsets for an assignment failed, kgo rejoins", "group", r.c.group, "error", err)
+		return nil, err
+	}
+	out := make(map[string]map[int32]kgo.Offset)
+	for _, tp := range tps {
+		sp := starts[tp]
+		part, err := r.sess.Assign(tp, sp.start, sp.meta, sp.logEnd)
+		if err != nil {
+			err = fmt.Errorf("%w: %s[%d]: %w", ErrAssign, tp.Topic, tp.Partition, err)
+			r.fail(err)
+			return nil, err
+		}
+		ep := new(atomic.Int32)
+		ep.Store(-1)
+		r.epMu.Lock()
+		r.epochs[tp] = ep
+		r.epMu.Unlock()
+		r.mu.Lock()
+		r.parts[tp] = &pstate{tp: tp, part: part, epoch: ep, lastEpoch: -1}
+		r.mu.Unlock()
+		if out[tp.Topic] == nil {
+			out[tp.Topic] = make(map[int32]kgo.Offset)
+		}
+		out[tp.Topic][tp.Partition] = kgo.NewOffset().At(sp.start)
+	}
+	// A partition paused when it was revoked stays paused in kgo: a new
+	// assignment starts with room.
+	r.cl.ResumeFetchPartitions(tpMap(tps...))
+	if f := r.cfg.onAssign; f != nil {
+		member, gen := r.cl.GroupMetadata()
+		f(member, gen, tps)
+	}
+	return out, nil
+}
+
+// onRevoked gives up partitions (a rebalance, or the end of Run): it drops
+// the records not handed out yet, waits at most RevokeTimeout for the
+// in-flight ones, commits synchronously and closes the partitions.
+func (r *runner) onRevoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	r.release(toTPs(m), false)
+}
+
+// onLost drops partitions whose assignment was lost (session timeout,
+// fenced generation): another member may own them already, so nothing is
+// committed for them.
+func (r *runner) onLost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	r.release(toTPs(m), true)
+}
+
+func (r *runner) release(tps []TopicPartition, lost bool) {
+	if len(tps) == 0 {
+		return
+	}
+	if f := r.cfg.onRevokeStart; f != nil {
+		f(tps, lost)
+	}
+	r.mu.Lock()
+	for _, tp := range tps {
+		delete(r.parts, tp)
+		delete(r.blocked, tp)
+	}
+	r.mu.Unlock()
+	r.cl.ResumeFetchPartitions(tpMap(tps...))
+	if lost {
+		r.sess.Lose(tps...)
+		r.log.Warn("franz: assignment lost, partitions closed without commit", "group", r.c.group, "partitions", len(tps))
+	} else {
+		r.sess.Revoke(context.Background(), tps...)
+	}
+	r.epMu.Lock()
+	for _, tp := range tps {
+		delete(r.epochs, tp)
+	}
+	r.epMu.Unlock()
+	if f := r.cfg.onRevoke; f != nil {
+		f(tps, lost)
+	}
+}
+
+type startPoint struct {
+	start  int64
+	meta   string
+	logEnd int64
+}
+
+// starts reads the log start and end of tps and picks where each starts,
+// retrying with backoff until ctx (the assignment) ends.
+func (r *runner) starts(ctx context.Context, tps []TopicPartition, fetched map[TopicPartition]commitInfo) (map[TopicPartition]startPoint, error) {
+	backoff := retryBackoff(r.opts.RetryBackoff)
+	for try := 1; ; try++ {
+		out, err := r.tryStarts(ctx, tps, fetched)
+		if err == nil || ctx.Err() != nil {
+			return out, err
+		}
+		r.log.Warn("franz: reading log offsets failed, retrying", "group", r.c.group, "error", err)
+		t := time.NewTimer(backoff(try))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (r *runner) tryStarts(ctx context.Context, tps []TopicPartition, fetched map[TopicPartition]commitInfo) (map[TopicPartition]startPoint, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.RequestTimeout)
+	defer cancel()
+	// The log starts and ends (and, for Latest under read_committed, the
+	// last stable offsets: starting at the high watermark would skip the
+	// records of transactions still open, once they commit), concurrently.
+	var first, end, latest map[TopicPartition]int64
+	var errFirst, errEnd, errLatest error
+	var wg sync.WaitGroup
+	wg.Go(func() { first, errFirst = r.listOffsets(ctx, tps, -2, 0) })
+	wg.Go(func() { end, errEnd = r.listOffsets(ctx, tps, -1, 0) })
+	stable := r.opts.ReadCommitted && r.opts.StartOffset == Latest
+	if stable {
+		wg.Go(func() { latest, errLatest = r.listOffsets(ctx, tps, -1, 1) })
+	}
+	wg.Wait()
+	if err := errors.Join(errFirst, errEnd, errLatest); err != nil {
+		return nil, err
+	}
+	if !stable {
+		latest = end
+	}
+	out := make(map[TopicPartition]startPoint, len(tps))
+	for _, tp := range tps {
+		reset := first[tp]
+		if r.opts.StartOffset == Latest {
+			reset = latest[tp]
+		}
+		sp := startPoint{start: -1, logEnd: end[tp]}
+		if ci, ok := fetched[tp]; ok {
+			sp.start, sp.meta = ci.offset, ci.meta
+		}
+		switch {
+		case sp.start < 0:
+			sp.start, sp.meta = reset, ""
+		case sp.start < first[tp]:
+			r.log.Warn("franz: committed offset below log start, starting at log start",
+				"topic", tp.Topic, "partition", tp.Partition, "committed", sp.start, "log_start", first[tp])
+			sp.start, sp.meta = first[tp], ""
+		case sp.start > end[tp]:
+			r.log.Warn("franz: committed offset above log end (topic recreated or truncated?), applying the start offset policy",
+				"topic", tp.Topic, "partition", tp.Partition, "committed", sp.start, "log_end", end[tp], "start", reset)
+			sp.start, sp.meta = reset, ""
+		}
+		out[tp] = sp
+	}
+	return out, nil
+}
+
+// listOffsets asks the partitions' leaders for the offset at timestamp
+// (-2 log start, -1 log end) under isolation (0 uncommitted, 1 committed).
+func (r *runner) listOffsets(ctx context.Context, tps []TopicPartition, timestamp int64, isolation int8) (map[TopicPartition]int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	req.IsolationLevel = isolation
+	for t, ps := range tpMap(tps...) {
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = t
+		for _, p := range ps {
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition = p
+			rp.Timestamp = timestamp
+			rp.CurrentLeaderEpoch = -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, r.cl)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets: %w", err)
+	}
+	out := make(map[TopicPartition]int64, len(tps))
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, fmt.Errorf("list offsets %s[%d]: %w", t.Topic, p.Partition, err)
+			}
+			out[TopicPartition{Topic: t.Topic, Partition: p.Partition}] = p.Offset
+		}
+	}
+	for _, tp := range tps {
+		if _, ok := out[tp]; !ok {
+			return nil, fmt.Errorf("list offsets %s[%d]: no answer", tp.Topic, tp.Partition)
+		}
+	}
+	return out, nil
+}
+
+// commit is the engine's CommitFunc: one CommitOffsetsSync (fenced by kgo
+// with the current generation and member id), each offset with the leader
+// epoch of the last record delivered from its partition and, through a
+// PreCommitFnContext hook, its own commit metadata (kgo would write the
+// member id). Every per-partition error is read.
+func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, error) {
+	m := make(map[string]map[int32]kgo.EpochOffset)
+	meta := make(map[TopicPartition]string, len(offs))
+	r.epMu.Lock()
+	for _, o := range offs {
+		epoch := int32(-1)
+		if ep := r.epochs[o.TP]; ep != nil {
+			epoch = ep.Load()
+		}
+		if m[o.TP.Topic] == nil {
+			m[o.TP.Topic] = make(map[int32]kgo.EpochOffset)
+		}
+		m[o.TP.Topic][o.TP.Partition] = kgo.EpochOffset{Epoch: epoch, Offset: o.Offset}
+		meta[o.TP] = o.Metadata
+	}
+	r.epMu.Unlock()
+	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			for j := range t.Partitions {
+				if md, ok := meta[TopicPartition{Topic: t.Topic, Partition: t.Partitions[j].Partition}]; ok {
+					t.Partitions[j].Metadata = &md
+				}
+			}
+		}
+		return nil
+	})
+	var (
+		errs           []error
+		rerr           error
+		member         string
+		generation     int32
+		requestedNames = map[[16]byte]string{}
+	)
+	r.cl.CommitOffsetsSync(ctx, m, func(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		member, generation = req.MemberID, req.Generation
+		if err != nil {
+			rerr = err
+			return
+		}
+		for _, t := range req.Topics {
+			requestedNames[t.TopicID] = t.Topic
+		}
+		got := make(map[TopicPartition]error)
+		for _, t := range resp.Topics {
+			name := t.Topic
+			if name == "" {
+				name = requestedNames[t.TopicID]
+			}
+			for _, p := range t.Partitions {
+				got[TopicPartition{Topic: name, Partition: p.Partition}] = kerr.ErrorForCode(p.ErrorCode)
+			}
+		}
+		errs = make([]error, len(offs))
+		for i, o := range offs {
+			e, ok := got[o.TP]
+			switch {
+			case !ok:
+				errs[i] = errNotCommitted
+			case e != nil:
+				errs[i] = fmt.Errorf("offset commit %s[%d]: %w", o.TP.Topic, o.TP.Partition, e)
+			}
+		}
+	})
+	if rerr != nil {
+		rerr = fmt.Errorf("offset commit: %w", rerr)
+	}
+	if f := r.cfg.onCommit; f != nil {
+		hookErrs := errs
+		if rerr != nil {
+			hookErrs = make([]error, len(offs))
+			for i := range hookErrs {
+				hookErrs[i] = rerr
+			}
+		}
+		f(member, generation, offs, hookErrs)
+	}
+	return errs, rerr
+}
+
+// fatal reports whether a fetch or group error cannot be repaired by
+// retrying: Run stops with it.
+func fatal(err error) bool {
+	for _, e := range []error{
+		kerr.SaslAuthenticationFailed, kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed,
+		kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,330 @@
+package franz
+
+// This file holds the Consumer's options: the ones every adapter shares
+// (defined in the engine, re-exported here), kgo's own (WithClientOptions),
+// and the check that the kgo options given keep the guarantees.
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+// Option configures a Consumer. The options below are shared by every
+// adapter of this module (same names, meanings, defaults and validation);
+// each documents its default and the Java setting it corresponds to, which
+// for kgo is the option of the same name unless said otherwise.
+type Option = engine.Option
+
+// ErrorPolicy says what a handler error (or recovered panic) does.
+type ErrorPolicy = engine.ErrorPolicy
+
+const (
+	// LogAndAck logs the error and acks the message: the commit point moves
+	// past it. Default.
+	LogAndAck = engine.LogAndAck
+	// StopOnError makes Run drain, commit (never past the failed message) and
+	// return the error wrapped in ErrHandler.
+	StopOnError = engine.Stop
+)
+
+// StartOffset says where to start a partition without a committed offset,
+// or whose committed offset is outside the log: Earliest or Latest.
+type StartOffset = engine.StartOffset
+
+const (
+	// Earliest starts at the log start. Default.
+	Earliest = engine.Earliest
+	// Latest starts at the log end (the last stable offset when reading
+	// committed).
+	Latest = engine.Latest
+)
+
+// PartitionStats describes one partition the Consumer owns; see Stats.
+type PartitionStats = engine.PartitionStats
+
+// TopicPartition names a partition.
+type TopicPartition = engine.TopicPartition
+
+// Defaults.
+const (
+	DefaultConcurrency       = engine.DefaultConcurrency
+	DefaultCommitInterval    = engine.DefaultCommitInterval
+	DefaultRevokeTimeout     = engine.DefaultRevokeTimeout
+	DefaultMetadataMaxBytes  = engine.DefaultMetadataMaxBytes
+	DefaultSessionTimeout    = engine.DefaultSessionTimeout
+	DefaultRebalanceTimeout  = engine.DefaultRebalanceTimeout
+	DefaultHeartbeatInterval = engine.DefaultHeartbeatInterval
+	DefaultFetchMaxBytes     = engine.DefaultFetchMaxBytes
+	DefaultFetchMaxWait      = engine.DefaultFetchMaxWait
+	DefaultRequestTimeout    = engine.DefaultRequestTimeout
+	DefaultRetryBackoff      = engine.DefaultRetryBackoff
+	DefaultMaxRetryBackoff   = engine.DefaultMaxRetryBackoff
+	DefaultClientID          = engine.DefaultClientID
+)
+
+// The options every adapter shares; see their documentation in the engine
+// package (adapters/internal/engine/options.go) and the README. The kgo
+// options they set: SessionTimeout, RebalanceTimeout, HeartbeatInterval,
+// FetchIsolationLevel (ReadCommitted), FetchMaxPartitionBytes
+// (FetchMaxBytes), FetchMaxWait, RetryBackoffFn (RetryBackoff), ClientID.
+// StartOffset and RequestTimeout are applied by the Consumer itself.
+var (
+	WithConcurrency       = engine.WithConcurrency
+	WithWindow            = engine.WithWindow
+	WithCommitInterval    = engine.WithCommitInterval
+	WithRevokeTimeout     = engine.WithRevokeTimeout
+	WithErrorPolicy       = engine.WithErrorPolicy
+	WithLogger            = engine.WithLogger
+	WithMetadataMaxBytes  = engine.WithMetadataMaxBytes
+	WithSessionTimeout    = engine.WithSessionTimeout
+	WithRebalanceTimeout  = engine.WithRebalanceTimeout
+	WithHeartbeatInterval = engine.WithHeartbeatInterval
+	WithReadCommitted     = engine.WithReadCommitted
+	WithStartOffset       = engine.WithStartOffset
+	WithFetchMaxBytes     = engine.WithFetchMaxBytes
+	WithFetchMaxWait      = engine.WithFetchMaxWait
+	WithRequestTimeout    = engine.WithRequestTimeout
+	WithRetryBackoff      = engine.WithRetryBackoff
+	WithClientID          = engine.WithClientID
+)
+
+// config is kgo's own settings (engine.Options.Adapter).
+type config struct {
+	extra []kgo.Opt // WithClientOptions, in order
+
+	// Tests only (export_test.go).
+	onAssign func(member string, generation int32, tps []TopicPartition)
+	onRevoke func(tps []TopicPartition, lost bool)
+	// onRevokeStart is called as a revoke or loss starts, before its
+	// drain and commit.
+	onRevokeStart func(tps []TopicPartition, lost bool)
+	onCommit      func(member string, generation int32, offs []engine.Offset, errs []error)
+	onPause       func(tp TopicPartition, paused bool)
+}
+
+// own returns the kgo settings of o, or records that option is not one of
+// this package's.
+func own(o *engine.Options, option string) *config { return engine.Own[config](o, "franz", option) }
+
+// WithClientOptions passes kgo options through: TLS (DialTLSConfig), SASL,
+// Dialer, Balancers (kgo's default is the cooperative-sticky balancer;
+// kgo.RangeBalancer is eager), InstanceID, Rack, fetch sizes, metrics
+// hooks, and anything else that leaves the guarantees alone. Given several
+// times, the lists are concatenated.
+//
+// NewConsumer applies them to throwaway clients (kgo.NewClient, never
+// connected, closed at once; a kgo.HookNewClient sees them) and reads the
+// effective values back with kgo's OptValue. It refuses, naming the kgo
+// option: those the Consumer owns (ConsumerGroup, ConsumeTopics,
+// ConsumeRegex, ConsumePartitions, ConsumeExcludeTopics, SeedBrokers: use
+// the arguments of NewConsumer; DisableAutoCommit: it is set already),
+// those that would commit or move offsets
+// behind the handlers' back (AutoCommitMarks, GreedyAutoCommit,
+// AutoCommitInterval, AutoCommitCallback, ConsumeStartOffset,
+// ConsumeResetOffset, AdjustFetchOffsetsFn, OnOffsetsFetched,
+// OnPartitionsAssigned, OnPartitionsRevoked, OnPartitionsLost,
+// OnPartitionsCallbackBlocked, TransactionalID, ShareGroup,
+// ServerSideBalancer), and those a shared option sets (SessionTimeout,
+// RebalanceTimeout, HeartbeatInterval, FetchIsolationLevel,
+// FetchMaxPartitionBytes, FetchMaxWait, RetryBackoffFn, ClientID: use the
+// shared option) when they differ from it. The Consumer's own settings
+// (DisableAutoCommit, BlockRebalanceOnPoll, KeepControlRecords, its
+// rebalance callbacks) are applied after these, and no kgo option undoes
+// them (BlockRebalanceOnPoll and KeepControlRecords may be repeated).
+func WithClientOptions(opts ...kgo.Opt) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithClientOptions")
+		for i, opt := range opts {
+			if opt == nil {
+				o.Fail(fmt.Errorf("%w: WithClientOptions: option %d is nil", ErrInvalidConfig, i))
+				return
+			}
+		}
+		c.extra = append(c.extra, opts...)
+	}
+}
+
+func newOptions(brokers []string, group string, topics []string, opts []Option) (*engine.Options, *config, error) {
+	cfg := &config{}
+	o, err := engine.NewOptions(cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := engine.ValidateTarget(brokers, group, topics, false); err != nil {
+		return nil, nil, err
+	}
+	if err := o.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := checkClientOptions(o, brokers, group, cfg.extra); err != nil {
+		return nil, nil, err
+	}
+	return o, cfg, nil
+}
+
+// sharedOpts are the kgo options the shared options map onto.
+func sharedOpts(o *engine.Options, brokers []string) []kgo.Opt {
+	iso := kgo.ReadUncommitted()
+	if o.ReadCommitted {
+		iso = kgo.ReadCommitted()
+	}
+	return []kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.ClientID(o.ClientID),
+		kgo.SessionTimeout(o.SessionTimeout),
+		kgo.RebalanceTimeout(o.RebalanceTimeout),
+		kgo.HeartbeatInterval(o.HeartbeatInterval),
+		kgo.FetchIsolationLevel(iso),
+		kgo.FetchMaxPartitionBytes(int32(o.FetchMaxBytes)),
+		kgo.FetchMaxWait(o.FetchMaxWait),
+		kgo.RetryBackoffFn(retryBackoff(o.RetryBackoff)),
+		kgo.WithLogger(kgoLogger{o.Logger}),
+	}
+}
+
+// retryBackoff doubles from first up to max(first, DefaultMaxRetryBackoff).
+func retryBackoff(first time.Duration) func(int) time.Duration {
+	limit := max(first, engine.DefaultMaxRetryBackoff)
+	return func(tries int) time.Duration {
+		d := first
+		for i := 1; i < tries && d < limit; i++ {
+			d *= 2
+		}
+		return min(d, limit)
+	}
+}
+
+// refused are the kgo options WithClientOptions may not set (to anything
+// but kgo's default), with why; read back from a client in the group.
+var refused = []struct{ name, why string }{
+	{"ConsumerGroup", "use the group argument of NewConsumer"},
+	{"ShareGroup", "a share group does not commit offsets"},
+	{"TransactionalID", "the Consumer is not a transactional consumer"},
+	{"ConsumeTopics", "use the topics argument of NewConsumer"},
+	{"ConsumeRegex", "use the topics argument of NewConsumer"},
+	{"ConsumePartitions", "use the topics argument of NewConsumer"},
+	{"ConsumeExcludeTopics", "use the topics argument of NewConsumer"},
+	{"DisableAutoCommit", "the Consumer sets it itself: leave it out"},
+	{"AutoCommitMarks", "commits follow the handlers (see WithCommitInterval), never kgo's auto-commit"},
+	{"GreedyAutoCommit", "commits follow the handlers (see WithCommitInterval), never kgo's auto-commit"},
+	{"AutoCommitInterval", "commits follow the handlers: use WithCommitInterval"},
+	{"ConsumeResetOffset", "the Consumer picks every start offset: use WithStartOffset"},
+	{"ConsumeStartOffset", "the Consumer picks every start offset: use WithStartOffset"},
+	{"AdjustFetchOffsetsFn", "the Consumer sets the start offsets from the commits and their metadata"},
+	{"OnOffsetsFetched", "the Consumer reads the commits and their metadata itself"},
+	{"OnPartitionsCallbackBlocked", "the Consumer's poll loop never holds a rebalance"},
+	{"ServerSideBalancer", "the Consumer is tested with the classic group protocol only"},
+}
+
+// callbacks are the partition callbacks kgo wraps in a client in a group
+// (so that they cannot be read back there): each is detected by kgo
+// refusing it in a client without a group.
+var callbacks = []struct {
+	name  string
+	clear kgo.Opt
+	why   string
+}{
+	{"OnPartitionsAssigned", kgo.OnPartitionsAssigned(nil), "the Consumer handles assignments"},
+	{"OnPartitionsRevoked", kgo.OnPartitionsRevoked(nil), "the Consumer drains and commits revoked partitions itself"},
+	{"OnPartitionsLost", kgo.OnPartitionsLost(nil), "the Consumer drops lost partitions itself"},
+}
+
+// checkClientOptions refuses, naming it, a kgo option in extra that
+// breaks the guarantees, is the Consumer's, or contradicts a shared option.
+//
+// It reads the options back from throwaway clients that never connect:
+// their context is cancelled before they are created (any request they
+// could start fails at once; none of them consumes topics), and they are
+// closed before it returns.
+func checkClientOptions(o *engine.Options, brokers []string, group string, extra []kgo.Opt) error {
+	if len(extra) == 0 {
+		return nil
+	}
+	dead, cancel := context.WithCancel(context.Background())
+	cancel()
+	probe := func(opts ...[]kgo.Opt) (*kgo.Client, error) {
+		return kgo.NewClient(slices.Concat(slices.Concat(opts...), []kgo.Opt{kgo.WithContext(dead)})...)
+	}
+	inGroup := []kgo.Opt{kgo.ConsumerGroup(group)}
+	ours := sharedOpts(o, brokers)
+	cl, err := probe(inGroup, ours, extra)
+	if err != nil {
+		return fmt.Errorf("%w: WithClientOptions: kgo: %w", ErrInvalidConfig, err)
+	}
+	defer cl.Close()
+	def, err := probe(inGroup)
+	if err != nil {
+		return fmt.Errorf("%w: kgo defaults: %w", ErrInvalidConfig, err)
+	}
+	defer def.Close()
+	for _, r := range refused {
+		if !reflect.DeepEqual(cl.OptValues(r.name), def.OptValues(r.name)) {
+			return fmt.Errorf("%w: WithClientOptions: kgo option %s may not be set: %s", ErrInvalidConfig, r.name, r.why)
+		}
+	}
+	if funcPointer(cl.OptValue("AutoCommitCallback")) != funcPointer(def.OptValue("AutoCommitCallback")) {
+		return fmt.Errorf("%w: WithClientOptions: kgo option AutoCommitCallback may not be set: "+
+			"commits follow the handlers, never kgo's auto-commit", ErrInvalidConfig)
+	}
+	for i, cb := range callbacks {
+		others := make([]kgo.Opt, 0, len(callbacks)-1)
+		for j, o := range callbacks {
+			if j != i {
+				others = append(others, o.clear)
+			}
+		}
+		// Without a group, kgo refuses a partition callback: the others
+		// cleared, a refusal names this one.
+		if cl, err := probe(extra, others); err != nil {
+			if strings.Contains(err.Error(), "assigned/revoked/lost") {
+				return fmt.Errorf("%w: WithClientOptions: kgo option %s may not be set: %s", ErrInvalidConfig, cb.name, cb.why)
+			}
+		} else {
+			cl.Close()
+		}
+	}
+	// The settings of the shared options: a kgo option may repeat them
+	// but not change them.
+	mine, err := probe(inGroup, ours)
+	if err != nil {
+		return fmt.Errorf("%w: kgo: %w", ErrInvalidConfig, err)
+	}
+	defer mine.Close()
+	for _, s := range []struct{ kgo, option string }{
+		{"SeedBrokers", "the brokers argument of NewConsumer"},
+		{"ClientID", "WithClientID"},
+		{"SessionTimeout", "WithSessionTimeout"},
+		{"RebalanceTimeout", "WithRebalanceTimeout"},
+		{"HeartbeatInterval", "WithHeartbeatInterval"},
+		{"FetchIsolationLevel", "WithReadCommitted"},
+		{"FetchMaxPartitionBytes", "WithFetchMaxBytes"},
+		{"FetchMaxWait", "WithFetchMaxWait"},
+	} {
+		if !reflect.DeepEqual(cl.OptValues(s.kgo), mine.OptValues(s.kgo)) {
+			return fmt.Errorf("%w: WithClientOptions: kgo option %s differs from what %s sets (%v, not %v): use %s",
+				ErrInvalidConfig, s.kgo, s.option, cl.OptValue(s.kgo), mine.OptValue(s.kgo), s.option)
+		}
+	}
+	if funcPointer(cl.OptValue("RetryBackoffFn")) != funcPointer(mine.OptValue("RetryBackoffFn")) {
+		return fmt.Errorf("%w: WithClientOptions: kgo option RetryBackoffFn may not be set: use WithRetryBackoff", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// funcPointer returns the code pointer of the function f (0 for nil): the
+// same for every value of one function literal or method value.
+func funcPointer(f any) uintptr {
+	v := reflect.ValueOf(f)
+	if v.Kind() != reflect.Func || v.IsNil() {
+		return 0
+	}
+	return v.Pointer()
+}

@@ -1,0 +1,162 @@
+package franz_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/inorder/inorder/adapters/franz"
+	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
+)
+
+// warnings records the messages logged at Warn and above.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	w.msgs = append(w.msgs, r.Message)
+	w.mu.Unlock()
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+
+func (w *warnings) has(sub string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, m := range w.msgs {
+		if strings.Contains(m, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// seedCommit commits offset for partition 0 of topic in group, outside any
+// generation.
+func seedCommit(ctx context.Context, t *testing.T, c *kafkatest.Cluster, group, topic string, offset int64) {
+	t.Helper()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.MaxVersions(kversion.V3_8_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.Generation = group, -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Offset, rp.LeaderEpoch = offset, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, admin)
+	if err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("seed commit: %v %+v", err, resp)
+	}
+}
+
+// Issue: the start policy. Without a commit, Earliest starts at the log
+// start and Latest at the log end (only records produced afterwards are
+// handled). A commit outside the log is logged and replaced: above the log
+// end (topic recreated) by the policy, below the log start (retention) by
+// the log start.
+func TestStartOffsetPolicy(t *testing.T) {
+	c, ctx := adaptertest.StartProduced(t, "s", 1, 100, 90*time.Second)
+	// Records 0..29 deleted: the log starts at 30.
+	admin, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	dr := kmsg.NewPtrDeleteRecordsRequest()
+	drt := kmsg.NewDeleteRecordsRequestTopic()
+	drt.Topic = "s"
+	drp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	drp.Offset = 30
+	drt.Partitions = append(drt.Partitions, drp)
+	dr.Topics = append(dr.Topics, drt)
+	dr.TimeoutMillis = 5000
+	if resp, err := dr.RequestWith(ctx, admin); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("delete records: %v %+v", err, resp)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		start  franz.StartOffset
+		commit int64 // -1: none
+		first  int64 // first offset handled; -1: the log end before the run
+		warn   string
+	}{
+		{"earliest without commit starts at the log start", franz.Earliest, -1, 30, ""},
+		{"latest without commit starts at the log end", franz.Latest, -1, -1, ""},
+		{"commit below the log start starts at the log start", franz.Latest, 10, 30, "below log start"},
+		{"commit above the log end applies earliest", franz.Earliest, 500, 30, "above log end"},
+		{"commit above the log end applies latest", franz.Latest, 500, -1, "above log end"},
+		{"commit inside the log is where it starts", franz.Latest, 60, 60, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ends, err := c.LogEnd(ctx, "s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, end := tc.first, ends[0]+10 // each run produces 10 more
+			if first < 0 {
+				first = ends[0]
+			}
+			group := adaptertest.NextGroup("start")
+			if tc.commit >= 0 {
+				seedCommit(ctx, t, c, group, "s", tc.commit)
+			}
+			w := &warnings{}
+			cons, err := franz.NewConsumer(c.Addrs(), group, []string{"s"},
+				append(stableOpts(slog.New(w)), franz.WithStartOffset(tc.start))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder()
+			stop := runConsumer(t, cons, func(_ context.Context, m *kgo.Record) error {
+				rec.add(m)
+				return nil
+			})
+			// Owned and started: then 10 more records arrive.
+			adaptertest.WaitFor(ctx, t, "the partition owned", func() bool { return len(cons.Stats()) == 1 })
+			if _, err := c.Produce(ctx, "s", 10, kafkatest.FirstIndex(int(end))); err != nil {
+				t.Fatal(err)
+			}
+			adaptertest.WaitFor(ctx, t, "commit at the new log end", func() bool {
+				ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, "s")
+				return ok
+			})
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			for o := int64(0); o < end; o++ {
+				want := 0
+				if o >= first {
+					want = 1
+				}
+				if got := rec.Times(0, o); got != want {
+					t.Errorf("offset %d handled %d times, want %d", o, got, want)
+				}
+			}
+			if tc.warn != "" && !w.has(tc.warn) {
+				t.Errorf("no warning containing %q; got %v", tc.warn, w.msgs)
+			}
+			if tc.warn == "" && len(w.msgs) > 0 {
+				t.Errorf("unexpected warnings: %v", w.msgs)
+			}
+		})
+	}
+}
