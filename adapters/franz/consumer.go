@@ -119,13 +119,13 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 		close(done)
 	}()
 
-	eng := newEngine(c.opts.Config, handler)
+	eng := newEngine(c.opts.Config.ForGroup(c.group), handler)
 	r := newRunner(c, eng)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	r.stop = stop
 	eng.Start(ctx)
-	r.sess = eng.NewSession(r.commit)
+	r.sess = eng.NewSession(r.commit, engine.SessionHooks{})
 	// The client starts joining the group at once: everything its
 	// callbacks use is set before, and r.cl by a HookNewClient before kgo
 	// starts its goroutines.

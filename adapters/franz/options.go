@@ -94,6 +94,8 @@ var (
 	WithRequestTimeout    = engine.WithRequestTimeout
 	WithRetryBackoff      = engine.WithRetryBackoff
 	WithClientID          = engine.WithClientID
+	WithStuckThreshold    = engine.WithStuckThreshold
+	WithMeterProvider     = engine.WithMeterProvider
 )
 
 // config is kgo's own settings (engine.Options.Adapter).
