@@ -54,9 +54,10 @@ func NewConsumer(brokers []string, group string, topics []string, opts ...Option
 	probe := cloneMap(cm)
 	probe["bootstrap.servers"] = "" // nothing to dial
 	probe["log_level"] = 0          // nor to log about it
+	delete(probe, "debug")          // which would print to stderr
 	kc, err := kafka.NewConsumer(&probe)
 	if err != nil {
-		return nil, fmt.Errorf("%w: librdkafka: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: librdkafka: %w", ErrInvalidConfig, err)
 	}
 	_ = kc.Close()
 	return &Consumer{
