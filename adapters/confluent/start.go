@@ -35,8 +35,11 @@ const queryParallel = 8
 // with backoff within RequestTimeout; it returns an error naming the
 // partition when a read fails otherwise or for longer.
 func (r *runner) starts(kc *kafka.Consumer, ktps []kafka.TopicPartition) ([]startPoint, error) {
+	// One deadline for every read of the assignment: the callback must
+	// return well within the rebalance timeout.
+	deadline := time.Now().Add(r.opts.RequestTimeout)
 	var committed []kafka.TopicPartition
-	err := r.retry("committed offsets", func(timeoutMs int) error {
+	err := r.retry(deadline, "committed offsets", func(timeoutMs int) error {
 		if r.cfg.onRead != nil {
 			if err := r.cfg.onRead("committed", TopicPartition{}); err != nil {
 				return err
@@ -75,7 +78,7 @@ func (r *runner) starts(kc *kafka.Consumer, ktps []kafka.TopicPartition) ([]star
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			out[i], errs[i] = r.start(kc, ktp)
+			out[i], errs[i] = r.start(kc, ktp, deadline)
 		})
 	}
 	wg.Wait()
@@ -86,10 +89,10 @@ func (r *runner) starts(kc *kafka.Consumer, ktps []kafka.TopicPartition) ([]star
 }
 
 // start applies the start policy to one partition's committed offset.
-func (r *runner) start(kc *kafka.Consumer, ktp kafka.TopicPartition) (startPoint, error) {
+func (r *runner) start(kc *kafka.Consumer, ktp kafka.TopicPartition, deadline time.Time) (startPoint, error) {
 	tp := toTP(ktp)
 	var lo, hi int64
-	err := r.retry(fmt.Sprintf("log start and end of %s[%d]", tp.Topic, tp.Partition), func(timeoutMs int) error {
+	err := r.retry(deadline, fmt.Sprintf("log start and end of %s[%d]", tp.Topic, tp.Partition), func(timeoutMs int) error {
 		if r.cfg.onRead != nil {
 			if err := r.cfg.onRead("watermarks", tp); err != nil {
 				return err
@@ -125,11 +128,10 @@ func (r *runner) start(kc *kafka.Consumer, ktp kafka.TopicPartition) (startPoint
 }
 
 // retry calls f until it succeeds, fails with an error that retrying
-// cannot fix (see permanent), or RequestTimeout has passed, waiting
-// RetryBackoff (doubling) between calls. f gets the time left in
-// milliseconds as its own timeout.
-func (r *runner) retry(what string, f func(timeoutMs int) error) error {
-	deadline := time.Now().Add(r.opts.RequestTimeout)
+// cannot fix (see permanent), or deadline passes, waiting RetryBackoff
+// (doubling) between calls. f gets the time left in milliseconds as its own
+// timeout.
+func (r *runner) retry(deadline time.Time, what string, f func(timeoutMs int) error) error {
 	backoff := r.opts.RetryBackoff
 	for attempt := 1; ; attempt++ {
 		left := time.Until(deadline)
