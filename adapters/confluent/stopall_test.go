@@ -152,9 +152,9 @@ func TestFinalCommitDuringAnotherMembersLeave(t *testing.T) {
 			<-held
 			adaptertest.WaitFor(ctx, t, "every other message handled", func() bool { return rec.Distinct() == n-1 })
 			bDone := make(chan error, 1)
-			go func() { bDone <- stopB() }() // B's poll loop stops; its drain waits for the held message
+			go func() { bDone <- stopB() }()   // B's poll loop stops; its drain waits for the held message
 			time.Sleep(300 * time.Millisecond) // B stops polling (a hang guard would be pointless here)
-			if err := stopA(); err != nil {     // A commits and leaves: the group rebalances
+			if err := stopA(); err != nil {    // A commits and leaves: the group rebalances
 				t.Fatal(err)
 			}
 			adaptertest.WaitFor(ctx, t, "the group to be rebalancing", func() bool {
