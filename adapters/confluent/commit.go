@@ -6,6 +6,7 @@ package confluent
 // alone changed.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,7 +91,7 @@ func (r *runner) store(ctx context.Context, tps []kafka.TopicPartition, idx map[
 	if len(send) == 0 {
 		return nil
 	}
-	res, err := r.call(ctx, r.kc.Commit)
+	res, err := r.commitRetrying(ctx, r.kc.Commit)
 	var kerr kafka.Error
 	switch {
 	case errors.As(err, &kerr) && kerr.Code() == kafka.ErrNoOffset:
@@ -170,7 +171,7 @@ func (r *runner) commitExplicit(ctx context.Context, tps []kafka.TopicPartition,
 	if len(send) == 0 {
 		return nil
 	}
-	res, err := r.call(ctx, func() ([]kafka.TopicPartition, error) { return r.kc.CommitOffsets(send) })
+	res, err := r.commitRetrying(ctx, func() ([]kafka.TopicPartition, error) { return r.kc.CommitOffsets(send) })
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
@@ -191,6 +192,97 @@ func (r *runner) commitExplicit(ctx context.Context, tps []kafka.TopicPartition,
 	for _, tp := range send {
 		if i := idx[toTP(tp)]; !got[toTP(tp)] && errs[i] == nil {
 			errs[i] = errNotCommitted
+		}
+	}
+	return nil
+}
+
+// commitRetrying calls f (Commit or CommitOffsets) through call, and again
+// after a backoff while the coordinator refuses the commit for a reason
+// that passes by itself (see refusedForNow), until ctx ends. It returns the
+// last result of every partition any call answered for, and the last
+// call's error. librdkafka itself waits for a coordinator that moved or is
+// unreachable; the coordinator answers REBALANCE_IN_PROGRESS while a group
+// completes a rebalance, which a COOPERATIVE member can be part of while
+// its poll loop drains (librdkafka rejoins without the application), so a
+// final commit would otherwise be lost to it. Retrying cannot commit for a
+// partition another member owns: the engine revokes a partition (under the
+// commit lock) before the callback gives it up, and a lost assignment stops
+// the retries.
+func (r *runner) commitRetrying(ctx context.Context, f func() ([]kafka.TopicPartition, error)) ([]kafka.TopicPartition, error) {
+	backoff := r.opts.RetryBackoff
+	var (
+		out  []kafka.TopicPartition
+		seen map[TopicPartition]int
+	)
+	for {
+		res, err := r.call(ctx, f)
+		if seen == nil && !refusedForNow(err, res) {
+			return res, err // the common case: one call
+		}
+		if seen == nil {
+			seen = make(map[TopicPartition]int, len(res))
+		}
+		for _, c := range res {
+			if i, ok := seen[toTP(c)]; ok {
+				out[i] = c
+			} else {
+				seen[toTP(c)] = len(out)
+				out = append(out, c)
+			}
+		}
+		// librdkafka treats an ILLEGAL_GENERATION outside a rebalance as
+		// the loss of the assignment: then nothing is retried.
+		if !refusedForNow(err, res) || ctx.Err() != nil || r.kc.AssignmentLost() {
+			return out, err
+		}
+		r.log.Debug("confluent: commit refused for now, retrying", "error", cmp.Or(err, firstError(res)), "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return out, err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, max(r.opts.RetryBackoff, time.Second))
+	}
+}
+
+// refusedForNow reports whether a commit's error, or one of its partitions'
+// errors, is the coordinator refusing it for a moment: a rebalance being
+// completed (REBALANCE_IN_PROGRESS, or ILLEGAL_GENERATION when the commit
+// crossed the JoinGroup answer that carries the member's next generation;
+// librdkafka keeps the assignment then, and marks it lost otherwise), the
+// group's offsets being loaded, a request timed out.
+func refusedForNow(err error, res []kafka.TopicPartition) bool {
+	if err != nil {
+		return retriableCommitError(err)
+	}
+	for _, c := range res {
+		if c.Error != nil && retriableCommitError(c.Error) {
+			return true
+		}
+	}
+	return false
+}
+
+func retriableCommitError(err error) bool {
+	var kerr kafka.Error
+	if !errors.As(err, &kerr) {
+		return false
+	}
+	switch kerr.Code() {
+	case kafka.ErrRebalanceInProgress, kafka.ErrIllegalGeneration,
+		kafka.ErrCoordinatorLoadInProgress, kafka.ErrRequestTimedOut:
+		return true
+	}
+	return false
+}
+
+func firstError(res []kafka.TopicPartition) error {
+	for _, c := range res {
+		if c.Error != nil {
+			return c.Error
 		}
 	}
 	return nil

@@ -73,8 +73,11 @@
 // while librdkafka lists the partition in Assignment, and never while
 // AssignmentLost reports a lost assignment; a coordinator gives the
 // partition to another member only after this member's callback completed
-// (COOPERATIVE) or after it rejoined (EAGER). A commit the coordinator does
-// not answer gives up after the engine's commit timeout (nothing is
+// (COOPERATIVE) or after it rejoined (EAGER). A commit the coordinator
+// refuses for a moment (REBALANCE_IN_PROGRESS, or ILLEGAL_GENERATION while
+// librdkafka rejoins: a COOPERATIVE member rejoins in the background even
+// while Run drains at shutdown) is sent again after a backoff, unless the
+// assignment is lost. A commit the coordinator does not answer gives up after the engine's commit timeout (nothing is
 // recorded as committed; the request may still complete later, and Run
 // waits for it, at most RequestTimeout, before closing the handle).
 //
