@@ -46,11 +46,12 @@
 // IncrementalUnassign). The protocol is read once per assignment, never in
 // the revoke callback nor while closing (both can hang inside librdkafka).
 // On assign, the callback reads the committed offsets and their metadata
-// and each partition's log start and end (transient errors are retried
-// with backoff within RequestTimeout; authorization and configuration
-// errors stop Run with ErrAssign), applies the start policy (StartOffset)
-// to partitions without a commit and to those whose commit is below the log
-// start or above the log end (logged at Warn), Resumes them (the pause flag
+// and the partitions' log starts and ends (batched ListOffsets requests; the
+// last stable offset for Latest when reading committed). Transient errors
+// are retried with backoff within RequestTimeout; authorization and
+// configuration errors stop Run with ErrAssign. It applies the start policy
+// (StartOffset) to partitions without a commit and to those whose commit is
+// below the log start or above the log end (logged at Warn), Resumes them (the pause flag
 // survives an unassign in librdkafka) and assigns them at exactly those
 // offsets. On revoke, the engine stops handing out their messages at once
 // (without waiting for busy workers), waits at most RevokeTimeout for the

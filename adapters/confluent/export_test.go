@@ -49,8 +49,9 @@ func WithPollHook(f func(kc *kafka.Consumer)) Option {
 }
 
 // WithReadHook calls f before every read of an assignment: what is
-// "committed" (the committed offsets) or "watermarks" (tp's log start and
-// end); an error f returns is taken as the read's. Tests only.
+// "committed" (the committed offsets) or "watermarks" (the partitions' log
+// starts or ends; tp is zero); an error f returns is taken as the read's.
+// Tests only.
 func WithReadHook(f func(what string, tp TopicPartition) error) Option {
 	return func(o *engine.Options) { own(o, "WithReadHook").onRead = f }
 }

@@ -112,8 +112,8 @@ type config struct {
 	// librdkafka handle.
 	onPoll func(kc *kafka.Consumer)
 	// onRead is called before every read at an assignment ("committed" for
-	// the committed offsets, "watermarks" with the partition for its log
-	// start and end); an error it returns is the read's.
+	// the committed offsets, "watermarks" for the log starts or ends); an
+	// error it returns is the read's.
 	onRead   func(what string, tp TopicPartition) error
 	onReseek func(tp TopicPartition) // a stalled partition is reseeked
 	// onCommitted sees (and may change) the committed offsets read at an

@@ -6,10 +6,10 @@ package confluent
 // librdkafka's errors: which stop Run and which librdkafka recovers from.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -23,9 +23,6 @@ type startPoint struct {
 	meta   string // commit metadata ("" after the start policy applied)
 	logEnd int64  // the high watermark at assignment
 }
-
-// queryParallel bounds the watermark queries of one assignment in flight.
-const queryParallel = 8
 
 // starts returns where each of ktps starts. A partition without a commit
 // starts by the start policy (StartOffset); so does one whose committed
@@ -70,61 +67,111 @@ func (r *runner) starts(kc *kafka.Consumer, ktps []kafka.TopicPartition) ([]star
 		return nil, err
 	}
 
+	bounds, err := r.logBounds(kc, committed, deadline)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]startPoint, len(committed))
-	errs := make([]error, len(committed))
-	sem := make(chan struct{}, queryParallel)
-	var wg sync.WaitGroup
 	for i, ktp := range committed {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			out[i], errs[i] = r.start(kc, ktp, deadline)
+		out[i] = r.start(ktp, bounds[toTP(ktp)])
+	}
+	return out, nil
+}
+
+// logBound is a partition's log start, end (high watermark) and, when
+// needed, its last stable offset.
+type logBound struct {
+	start, end, stable int64
+}
+
+// logBounds reads the log start and end of ktps with batched ListOffsets
+// requests (one per broker leading some of them, not one per partition),
+// and, for the Latest start policy when reading committed, the last stable
+// offset: starting at the high watermark would skip the records of
+// transactions still open, once they commit.
+func (r *runner) logBounds(kc *kafka.Consumer, ktps []kafka.TopicPartition, deadline time.Time) (map[TopicPartition]logBound, error) {
+	admin, err := kafka.NewAdminClientFromConsumer(kc)
+	if err != nil {
+		return nil, fmt.Errorf("log start and end: %w", err)
+	}
+	defer admin.Close()
+	list := func(what string, spec kafka.OffsetSpec, level kafka.IsolationLevel, set func(*logBound, int64), out map[TopicPartition]logBound) error {
+		return r.retry(deadline, what, func(timeoutMs int) error {
+			if r.cfg.onRead != nil {
+				if err := r.cfg.onRead("watermarks", TopicPartition{}); err != nil {
+					return err
+				}
+			}
+			req := make(map[kafka.TopicPartition]kafka.OffsetSpec, len(ktps))
+			for _, ktp := range ktps {
+				req[kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}] = spec
+			}
+			timeout := time.Duration(timeoutMs) * time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			res, err := admin.ListOffsets(ctx, req, kafka.SetAdminRequestTimeout(timeout),
+				kafka.SetAdminIsolationLevel(level))
+			if err != nil {
+				return err
+			}
+			got := 0
+			for ktp, info := range res.ResultInfos {
+				tp := toTP(ktp)
+				if info.Error.Code() != kafka.ErrNoError {
+					return fmt.Errorf("%s[%d]: %w", tp.Topic, tp.Partition, info.Error)
+				}
+				b := out[tp]
+				set(&b, int64(info.Offset))
+				out[tp] = b
+				got++
+			}
+			if got != len(ktps) {
+				return fmt.Errorf("%d answers for %d partitions", got, len(ktps))
+			}
+			return nil
 		})
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	out := make(map[TopicPartition]logBound, len(ktps))
+	if err := list("log start", kafka.EarliestOffsetSpec, kafka.IsolationLevelReadUncommitted,
+		func(b *logBound, v int64) { b.start = v }, out); err != nil {
 		return nil, err
+	}
+	if err := list("log end", kafka.LatestOffsetSpec, kafka.IsolationLevelReadUncommitted,
+		func(b *logBound, v int64) { b.end, b.stable = v, v }, out); err != nil {
+		return nil, err
+	}
+	if r.opts.ReadCommitted && r.opts.StartOffset == Latest {
+		if err := list("last stable offset", kafka.LatestOffsetSpec, kafka.IsolationLevelReadCommitted,
+			func(b *logBound, v int64) { b.stable = v }, out); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
 
 // start applies the start policy to one partition's committed offset.
-func (r *runner) start(kc *kafka.Consumer, ktp kafka.TopicPartition, deadline time.Time) (startPoint, error) {
+func (r *runner) start(ktp kafka.TopicPartition, b logBound) startPoint {
 	tp := toTP(ktp)
-	var lo, hi int64
-	err := r.retry(deadline, fmt.Sprintf("log start and end of %s[%d]", tp.Topic, tp.Partition), func(timeoutMs int) error {
-		if r.cfg.onRead != nil {
-			if err := r.cfg.onRead("watermarks", tp); err != nil {
-				return err
-			}
-		}
-		var err error
-		lo, hi, err = kc.QueryWatermarkOffsets(tp.Topic, tp.Partition, timeoutMs)
-		return err
-	})
-	if err != nil {
-		return startPoint{}, err
-	}
-	sp := startPoint{offset: int64(ktp.Offset), meta: deref(ktp.Metadata), logEnd: hi}
-	reset := lo
+	sp := startPoint{offset: int64(ktp.Offset), meta: deref(ktp.Metadata), logEnd: b.end}
+	reset := b.start
 	if r.opts.StartOffset == Latest {
-		reset = hi
+		reset = b.stable
 	}
 	switch {
 	case sp.offset < 0:
 		sp.offset, sp.meta = reset, ""
-	case sp.offset < lo:
+	case sp.offset < b.start:
 		r.log.Warn("confluent: committed offset below the log start (deleted by retention?), applying the start offset policy",
 			"topic", tp.Topic, "partition", tp.Partition, "committed", sp.offset,
-			"log_start", lo, "log_end", hi, "policy", r.opts.StartOffset, "start", reset)
+			"log_start", b.start, "log_end", b.end, "policy", r.opts.StartOffset, "start", reset)
 		sp.offset, sp.meta = reset, ""
-	case sp.offset > hi:
+	case sp.offset > b.end:
 		r.log.Warn("confluent: committed offset above the log end (topic recreated or truncated?), applying the start offset policy",
 			"topic", tp.Topic, "partition", tp.Partition, "committed", sp.offset,
-			"log_start", lo, "log_end", hi, "policy", r.opts.StartOffset, "start", reset)
+			"log_start", b.start, "log_end", b.end, "policy", r.opts.StartOffset, "start", reset)
 		sp.offset, sp.meta = reset, ""
 	}
-	return sp, nil
+	return sp
 }
 
 // retry calls f until it succeeds, fails with an error that retrying
@@ -198,14 +245,14 @@ func authFailure(e kafka.Error) bool {
 // transientClientError reports whether e is a routine condition librdkafka
 // recovers from without anyone acting: brokers closing idle connections,
 // a broker not reachable for a moment, a partition's leader or the group's
-// coordinator moving, a topic's metadata not known yet.
+// coordinator moving. A subscribed topic that does not exist is not one: an
+// operator may have to create it (or fix its name).
 func transientClientError(c kafka.ErrorCode) bool {
 	switch c {
 	case kafka.ErrTransport, kafka.ErrTimedOut,
 		kafka.ErrNotLeaderForPartition, kafka.ErrLeaderNotAvailable,
 		kafka.ErrNotCoordinator, kafka.ErrCoordinatorNotAvailable,
 		kafka.ErrCoordinatorLoadInProgress, kafka.ErrRebalanceInProgress,
-		kafka.ErrUnknownTopicOrPart, kafka.ErrUnknownPartition, kafka.ErrUnknownTopic,
 		kafka.ErrPartitionEOF, kafka.ErrFencedLeaderEpoch, kafka.ErrOffsetNotAvailable:
 		return true
 	}

@@ -107,3 +107,46 @@ func span(from, to int64) []int64 {
 	}
 	return out
 }
+
+// Issue: under read_committed, the Latest start policy starts at the last
+// stable offset, not the high watermark: the records of a transaction open
+// at the assignment are handled once it commits (from the high watermark,
+// they would be skipped).
+func TestLatestReadCommittedStartsAtTheLastStableOffset(t *testing.T) {
+	const (
+		topic = "latest-lso"
+		group = "latest-lso-group"
+	)
+	c, ctx := adaptertest.StartProduced(t, topic, 1, 10, 60*time.Second)
+	end, err := c.OpenTxn(ctx, topic, 5, kafkatest.FirstIndex(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(testLogger(t)), confluent.WithStartOffset(confluent.Latest))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+		rec.add(m)
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "the partition to be assigned", func() bool { return len(cons.Stats()) == 1 })
+	if err := end(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	adaptertest.WaitFor(ctx, t, "the transaction's records handled", func() bool { return rec.Distinct() == 5 })
+	adaptertest.WaitFor(ctx, t, "the commit at the log end", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for o := int64(10); o < 15; o++ {
+		if rec.Times(0, o) != 1 {
+			t.Fatalf("offset %d handled %d times, want once", o, rec.Times(0, o))
+		}
+	}
+}
