@@ -122,9 +122,9 @@ func dumpGoroutines() {
 }
 
 // Issue: Run returns after a close without hanging, even when every worker
-// is stuck in a handler that ignores its context, the feeder waits for a
-// worker and the poll loop waits for the feeder: the stuck message and
-// everything after it stay uncommitted.
+// is stuck in a handler that ignores its context and the partition is
+// paused with messages held for room (its window full behind the stuck
+// messages): the stuck message and everything after it stay uncommitted.
 func TestCloseReturnsWhileHandlersHang(t *testing.T) {
 	const (
 		topic = "hang"
@@ -133,15 +133,21 @@ func TestCloseReturnsWhileHandlersHang(t *testing.T) {
 	)
 	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
 	ctx := adaptertest.Timeout(t, 60*time.Second)
-	if _, err := c.Produce(ctx, topic, 5000); err != nil { // more than the hand-off queue holds
+	if _, err := c.Produce(ctx, topic, 5000); err != nil { // far more than the window
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
 	defer close(release) // lets the abandoned handler goroutine end
-	var pollWaits atomic.Int64
+	var paused atomic.Int64
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
-		append(fastOpts(slogDiscard()), confluent.WithConcurrency(2),
-			confluent.WithWaitHook(func() { pollWaits.Add(1) }))...)
+		append(fastOpts(slogDiscard()), confluent.WithConcurrency(2), confluent.WithWindow(64),
+			confluent.WithPauseHook(func(_ confluent.TopicPartition, p bool) {
+				if p {
+					paused.Add(1)
+				} else {
+					paused.Add(-1)
+				}
+			}))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,9 +163,10 @@ func TestCloseReturnsWhileHandlersHang(t *testing.T) {
 			return nil
 		})
 	}()
-	reached.Wait() // both workers are stuck; the feeder waits for one of them
-	// ... and the poll loop, its hand-off queue full, waits for the feeder.
-	adaptertest.WaitFor(ctx, t, "the poll loop to wait for the feeder", func() bool { return pollWaits.Load() > 0 })
+	reached.Wait() // both workers are stuck
+	// ... and the window fills behind them: the partition is paused with
+	// messages held.
+	adaptertest.WaitFor(ctx, t, "the partition to be paused, its window full", func() bool { return paused.Load() > 0 })
 	closed := make(chan struct{})
 	go func() { _ = cons.Close(); close(closed) }()
 	select {

@@ -85,9 +85,10 @@ func TestMetadataOnlyCommitReachesTheBroker(t *testing.T) {
 }
 
 // Issue: a partition whose committed offset librdkafka could not read
-// (a per-partition error in Committed's result) fails the assignment with
-// ErrAssign naming it, rather than start it as if it had no commit (at the
-// log end with OffsetEnd: messages never handled).
+// (a per-partition error in Committed's result), retried for
+// RequestTimeout, fails the assignment with ErrAssign naming it and
+// wrapping librdkafka's error, rather than start it as if it had no commit
+// (at the log end with OffsetEnd: messages never handled).
 func TestCommittedPartitionErrorFailsTheAssignment(t *testing.T) {
 	const (
 		topic = "committed-err"
@@ -97,6 +98,7 @@ func TestCommittedPartitionErrorFailsTheAssignment(t *testing.T) {
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
 		append(stableOpts(testLogger(t)),
 			confluent.WithStartOffset(confluent.Latest),
+			confluent.WithRequestTimeout(time.Second),
 			confluent.WithCommittedHook(func(ktps []kafka.TopicPartition) {
 				for i := range ktps {
 					if ktps[i].Partition == 1 {
@@ -120,8 +122,10 @@ func TestCommittedPartitionErrorFailsTheAssignment(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("Run did not stop on the failed assignment")
 	}
-	if !errors.Is(err, confluent.ErrAssign) || !strings.Contains(err.Error(), topic+"[1]") {
-		t.Fatalf("Run: %v, want ErrAssign naming %s[1]", err, topic)
+	var kerr kafka.Error
+	if !errors.Is(err, confluent.ErrAssign) || !strings.Contains(err.Error(), topic+"[1]") ||
+		!errors.As(err, &kerr) || kerr.Code() != kafka.ErrCoordinatorLoadInProgress {
+		t.Fatalf("Run: %v, want ErrAssign naming %s[1] and wrapping the kafka.Error", err, topic)
 	}
 	if len(handled) != 0 {
 		t.Fatalf("%d messages handled after a failed assignment", len(handled))

@@ -54,9 +54,10 @@ func NewConsumer(brokers []string, group string, topics []string, opts ...Option
 	probe := cloneMap(cm)
 	probe["bootstrap.servers"] = "" // nothing to dial
 	probe["log_level"] = 0          // nor to log about it
+	delete(probe, "debug")          // which would print to stderr
 	kc, err := kafka.NewConsumer(&probe)
 	if err != nil {
-		return nil, fmt.Errorf("%w: librdkafka: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: librdkafka: %w", ErrInvalidConfig, err)
 	}
 	_ = kc.Close()
 	return &Consumer{
@@ -95,9 +96,13 @@ func (c *Consumer) Stats() []PartitionStats {
 // synchronously and releases the partitions; at the end it closes the
 // librdkafka consumer (leaving the group). It returns nil after a clean
 // shutdown, the handler's error wrapped in ErrHandler under StopOnError,
-// ErrRunning if already running, ErrClosed once Close was called, and an
-// error wrapping ErrAssign or ErrClient if librdkafka fails. Unreachable
-// brokers are retried by librdkafka (and logged) until ctx ends.
+// ErrRunning if already running, ErrClosed once Close was called, an error
+// wrapping ErrAssign when an assignment cannot be set up (its reads fail
+// for longer than RequestTimeout, or with an authorization error), and one
+// wrapping ErrClient on a fatal librdkafka error or when the brokers refuse
+// the credentials or the authorization; librdkafka's kafka.Error is wrapped
+// (errors.As finds it). Unreachable brokers are retried by librdkafka (and
+// logged) until ctx ends.
 func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, msg *kafka.Message) error) error {
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)

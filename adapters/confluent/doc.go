@@ -1,7 +1,8 @@
 // Package confluent is a Kafka consumer built on confluent-kafka-go/v2
 // (librdkafka, cgo) that handles messages out of order, on many goroutines,
 // and commits offsets in order: a partition's committed offset never passes
-// a message whose handler has not returned.
+// a message whose handler has not returned. The guarantees are the
+// module's (see the README); this comment says how this adapter keeps them.
 //
 //	c, err := confluent.NewConsumer([]string{"localhost:9092"}, "my-group", []string{"orders"},
 //		confluent.WithConcurrency(64),
@@ -11,60 +12,96 @@
 //		return process(ctx, msg) // called concurrently
 //	})
 //
-// Guarantees (the same as adapters/kafkago). At least once: after a crash,
-// every message not handled before the last commit is delivered again.
-// Commits are issued only for partitions this member owns: offsets are
-// stored with StoreOffsets (which librdkafka refuses for partitions not
-// assigned) and sent by Commit with the member's generation. Commit sends
-// only offsets that moved; a commit whose offset stayed but whose metadata
-// grew (a slow message holds the commit point) is sent by CommitOffsets,
-// only while the engine has not revoked the partition, librdkafka lists it
-// as assigned and the assignment is not lost (see commitExplicit in
-// loop.go). Commits never go below a commit this member made for the
-// same assignment, and happen every CommitInterval and synchronously in the
-// revoke callback and at shutdown. A commit that the coordinator does not
-// answer gives up after the engine's commit timeout (nothing is recorded as
-// committed; the librdkafka request may still complete later). The commit metadata records which
-// messages above the commit point are already handled, so the next owner
-// (or this process after a restart) does not hand them to the handler
-// again. Transaction markers, aborted records and compacted offsets are
-// gaps that never hold the commit point; a marker at the very end of a
-// partition is covered by librdkafka's partition EOF (enable.partition.eof).
+// Threads and who calls what. Run's goroutine is the poll goroutine: it
+// calls Poll, and librdkafka calls the rebalance callback inside Poll (and
+// inside kafka.Consumer.Close) on it. Every librdkafka call that changes a
+// partition's fetch state (Assign, Unassign, IncrementalAssign,
+// IncrementalUnassign, Pause, Resume, Seek) is made there, so none of them
+// race; so is every Track and Skip of a partition's watermark (through the
+// engine's TryDeliver, which never waits). The engine's Concurrency workers
+// (adapters/internal/engine) run the handler; its commit loop, every
+// CommitInterval, calls StoreOffsets, Commit and CommitOffsets, which
+// librdkafka allows from any thread. One more goroutine forwards
+// librdkafka's log lines to the Logger. Whether a partition is being
+// revoked is the engine's state (Part.Revoked); the poll goroutine keeps
+// only what it needs to route a partition's messages and to hold those that
+// do not fit, dropped at the revoke.
+//
+// A message's path. The poll goroutine hands each message to the engine
+// with TryDeliver. When the partition's window is full, the message is
+// held, the partition is Paused, and after every Poll (which then waits at
+// most 10ms) the held messages are retried; once they fit the partition is
+// Resumed and Sought to where it stands (librdkafka otherwise refetches a
+// resumed partition only after about a second). A partition EOF lets the
+// commit point pass trailing transaction markers (enable.partition.eof).
+// Every CommitInterval the poll goroutine refreshes each partition's log
+// end from librdkafka's cached high watermark (no request), so Stats' Lag
+// is fresh, and a watchdog reseeks (Resume and Seek) a partition that is
+// assigned, not paused, has room, is behind its log end and received
+// nothing for several fetch waits and ticks: librdkafka can leave a
+// partition assigned and never fetched (#5591).
 //
 // Rebalances. Both protocols work: EAGER (range, roundrobin: Assign and
-// Unassign of everything) and COOPERATIVE (cooperative-sticky:
-// IncrementalAssign and IncrementalUnassign of what moves). The protocol is
-// read once per assignment, never in the revoke callback nor while closing
-// (both can hang inside librdkafka); until then it is the one the
-// configuration selects. On assign, the committed offsets and their
-// metadata are read and the partitions are assigned at exactly those
-// offsets; a partition whose committed offset cannot be read fails Run
-// with ErrAssign. On revoke, the partitions' messages stop being handed out
-// at once (without waiting for busy workers: queued ones are dropped, a
-// hand-off waiting for a worker is cancelled), in-flight ones get at most
-// RevokeTimeout, the commit points are stored and committed, then the
-// partitions are closed (late acks are ignored). A lost assignment (AssignmentLost) is closed
-// without committing: another member may own it already.
+// Unassign) and COOPERATIVE (cooperative-sticky: IncrementalAssign and
+// IncrementalUnassign). The protocol is read once per assignment, never in
+// the revoke callback nor while closing (both can hang inside librdkafka).
+// On assign, the callback reads the committed offsets and their metadata
+// and the partitions' log starts and ends (batched ListOffsets requests; the
+// last stable offset for Latest when reading committed). Transient errors
+// are retried with backoff within RequestTimeout; authorization and
+// configuration errors stop Run with ErrAssign. It applies the start policy
+// (StartOffset) to partitions without a commit and to those whose commit is
+// below the log start or above the log end (logged at Warn), Resumes them (the pause flag
+// survives an unassign in librdkafka) and assigns them at exactly those
+// offsets. On revoke, the engine stops handing out their messages at once
+// (without waiting for busy workers), waits at most RevokeTimeout for the
+// in-flight ones, stores and commits the commit points synchronously and
+// closes them (late acks are ignored); then the poll goroutine drops the
+// held messages, Resumes them if paused and unassigns them. A lost
+// assignment (AssignmentLost: session or poll timeout) is released without
+// waiting or committing (Session.Lose): another member may own it already.
+// The callback waits for nothing else.
 //
-// Design. librdkafka delivers every partition through one Poll loop, run
-// by Run's goroutine, which also runs the rebalance callback; it is the
-// consumer's critical path, so it only polls and hands messages, in batches,
-// to a feeder goroutine. The feeder tracks each message in its partition's
-// watermark.Partition and queues it to the Concurrency workers of the
-// shared engine (adapters/internal/engine), which also runs the commit
-// loop. A partition whose window is full must not stall the others: its
-// message is kept, the partition is Paused, and the feeder delivers it once
-// the window has room, then Resumes (and Seeks to where the partition
-// stands, which makes librdkafka fetch it again at once). A newly assigned
-// partition is always Resumed (a partition that moved away while paused
-// comes back with room).
+// Commits. Offsets are stored with StoreOffsets, which librdkafka refuses
+// for partitions not assigned to this member, and sent by Commit with the
+// member's generation. Commit leaves out a partition whose offset did not
+// move; when only its metadata changed (a slow message holds the commit
+// point while the done-set above it grows), the partition is sent by
+// CommitOffsets, which librdkafka does not check against the assignment.
+// That commit stays fenced because it runs under the engine's commit lock,
+// only for partitions the engine has not revoked (the callback revokes a
+// partition in the engine, under that lock, before it unassigns it), only
+// while librdkafka lists the partition in Assignment, and never while
+// AssignmentLost reports a lost assignment; a coordinator gives the
+// partition to another member only after this member's callback completed
+// (COOPERATIVE) or after it rejoined (EAGER). A commit the coordinator
+// refuses for a moment (REBALANCE_IN_PROGRESS, or ILLEGAL_GENERATION while
+// librdkafka rejoins: a COOPERATIVE member rejoins in the background even
+// while Run drains at shutdown) is sent again after a backoff, unless the
+// assignment is lost. A commit the coordinator does not answer gives up after the engine's commit timeout (nothing is
+// recorded as committed; the request may still complete later, and Run
+// waits for it, at most RequestTimeout, before closing the handle).
 //
-// Cost per message: one Poll (cgo), 1/256 of a channel send to the feeder,
-// one Track (lock-free), one channel send to the workers, one Ack (one
-// atomic CompareAndSwap); per commit tick and
-// partition, a snapshot of the window, the metadata encoding, one
-// StoreOffsets and one Commit for all partitions (plus one CommitOffsets
-// for those whose metadata alone changed).
+// Shutdown. When ctx ends or Close is called, the poll goroutine stops
+// polling, drops the held messages (never tracked: delivered again to the
+// next owner), and the session drains, stores and commits every partition
+// while they are still assigned; then kafka.Consumer.Close revokes the
+// assignment through the callback (nothing is left to commit) and leaves
+// the group.
+//
+// Errors. librdkafka retries most errors itself; they are logged (routine
+// ones such as a connection closed by a broker at Debug). Fatal librdkafka
+// errors and authentication and authorization errors stop Run with
+// ErrClient, as do repeated SASL authentication failures that a broker
+// reports by closing the connection. Errors wrap librdkafka's kafka.Error
+// (errors.As finds it). librdkafka's own log lines go to the Logger at
+// Debug, except its warnings and errors.
+//
+// Cost per message: one Poll (cgo), one Track (lock-free), one push to the
+// engine's queue, one Ack (one atomic CompareAndSwap). Per commit tick and
+// partition: a snapshot of the window, the metadata encoding, one cached
+// watermark read; one StoreOffsets and one Commit for all partitions (plus
+// one CommitOffsets for those whose metadata alone changed).
 //
 // Settings. Options cover the common settings and name the librdkafka
 // property each sets; WithConfigMap passes any other property through and

@@ -2,6 +2,7 @@ package confluent
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/inorder/inorder/adapters/internal/engine"
 )
@@ -30,10 +31,10 @@ var (
 	ErrClient = engine.ErrClient
 	// errLost is the per-partition commit result for a partition whose
 	// assignment was lost: it is closed without committing.
-	errLost = errors.New("confluent: assignment lost, not committing")
+	errLost = fmt.Errorf("%w: confluent: assignment lost, not committing", engine.ErrFenced)
 	// errNotAssigned is the per-partition commit result for a metadata-only
 	// commit of a partition librdkafka no longer lists as assigned.
-	errNotAssigned = errors.New("confluent: partition not assigned, not committing its metadata")
+	errNotAssigned = fmt.Errorf("%w: confluent: partition not assigned, not committing its metadata", engine.ErrFenced)
 	// errNotCommitted is the per-partition commit result for a partition
 	// missing from librdkafka's commit result.
 	errNotCommitted = errors.New("confluent: partition missing from the commit result")

@@ -41,10 +41,25 @@ func WithPauseHook(f func(tp TopicPartition, paused bool)) Option {
 	return func(o *engine.Options) { own(o, "WithPauseHook").onPause = f }
 }
 
-// WithWaitHook calls f whenever the poll goroutine has to wait for the
-// feeder because the hand-off queue is full. Tests only.
-func WithWaitHook(f func()) Option {
-	return func(o *engine.Options) { own(o, "WithWaitHook").onWait = f }
+// WithPollHook calls f on the poll goroutine after every Poll, with the
+// librdkafka handle (to stall the poll loop, or pause a partition behind
+// the Consumer's back). Tests only.
+func WithPollHook(f func(kc *kafka.Consumer)) Option {
+	return func(o *engine.Options) { own(o, "WithPollHook").onPoll = f }
+}
+
+// WithReadHook calls f before every read of an assignment: what is
+// "committed" (the committed offsets) or "watermarks" (the partitions' log
+// starts or ends; tp is zero); an error f returns is taken as the read's.
+// Tests only.
+func WithReadHook(f func(what string, tp TopicPartition) error) Option {
+	return func(o *engine.Options) { own(o, "WithReadHook").onRead = f }
+}
+
+// WithReseekHook calls f whenever the poll loop reseeks a partition it
+// found stalled. Tests only.
+func WithReseekHook(f func(tp TopicPartition)) Option {
+	return func(o *engine.Options) { own(o, "WithReseekHook").onReseek = f }
 }
 
 // CooperativeByConfig exposes the protocol a configuration selects.

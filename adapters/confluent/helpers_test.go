@@ -3,6 +3,9 @@ package confluent_test
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,4 +63,80 @@ func (r recorder) add(m *kafka.Message) {
 // it and returns Run's error (bounded: a hang fails the test).
 func runConsumer(t testing.TB, cons *confluent.Consumer, h func(context.Context, *kafka.Message) error) (stop func() error) {
 	return adaptertest.Run(t, func(ctx context.Context) error { return cons.Run(ctx, h) })
+}
+
+// logRecord is one line a captureHandler saw.
+type logRecord struct {
+	level slog.Level
+	msg   string
+	attrs map[string]any
+}
+
+// captureHandler is a slog.Handler that records every line (at any level).
+// Safe for concurrent use.
+type captureHandler struct {
+	mu    *sync.Mutex
+	recs  *[]logRecord
+	attrs []slog.Attr
+}
+
+func newCapture() *captureHandler {
+	return &captureHandler{mu: new(sync.Mutex), recs: new([]logRecord)}
+}
+
+func (h *captureHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *captureHandler) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{level: r.Level, msg: r.Message, attrs: map[string]any{}}
+	for _, a := range h.attrs {
+		rec.attrs[a.Key] = a.Value.Any()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.attrs[a.Key] = a.Value.Any()
+		return true
+	})
+	h.mu.Lock()
+	*h.recs = append(*h.recs, rec)
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *captureHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &captureHandler{mu: h.mu, recs: h.recs, attrs: append(slices.Clone(h.attrs), as...)}
+}
+
+func (h *captureHandler) WithGroup(string) slog.Handler { return h }
+
+// records returns the lines seen so far that match keep.
+func (h *captureHandler) records(keep func(logRecord) bool) []logRecord {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []logRecord
+	for _, r := range *h.recs {
+		if keep(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// commitAt sets group's committed offset of topic's partition p to off, as
+// a client outside the group would (the group must have no members).
+func commitAt(t testing.TB, addrs []string, group, topic string, p int32, off int64) {
+	t.Helper()
+	kc, err := kafka.NewConsumer(&kafka.ConfigMap{
+		"bootstrap.servers": strings.Join(addrs, ","), "group.id": group,
+		"enable.auto.commit": false, "log_level": 3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	res, err := kc.CommitOffsets([]kafka.TopicPartition{{Topic: &topic, Partition: p, Offset: kafka.Offset(off)}})
+	if err == nil && len(res) == 1 && res[0].Error != nil {
+		err = res[0].Error
+	}
+	if err != nil {
+		t.Fatalf("commit %s[%d] at %d: %v", topic, p, off, err)
+	}
 }

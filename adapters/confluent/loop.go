@@ -1,15 +1,17 @@
 package confluent
 
-// This file holds one Run: the poll loop, the rebalance callback, and the
-// commit function (StoreOffsets + Commit). The tracking of messages and the
-// pause/resume of full partitions are the feeder's (feed.go).
+// This file holds one Run: the poll loop, the rebalance callback (assign,
+// revoke) and librdkafka's log lines. The commit function is in commit.go,
+// what happens to each partition's messages in flow.go.
 //
-// Threads. The Run goroutine polls; librdkafka calls the rebalance
-// callback inside Poll (and inside Close), on the same goroutine. The
-// feeder tracks and pauses. The engine's commit loop calls StoreOffsets and
-// Commit, which librdkafka allows from any thread; StoreOffsets refuses
-// partitions that are not assigned, and the engine serialises commits with
-// revokes, so no commit is issued for a partition after its revoke.
+// Threads. Run's goroutine polls, and librdkafka calls the rebalance
+// callback inside Poll (and inside Close) on that same goroutine: every
+// librdkafka call that changes a partition's fetch state (Assign,
+// Unassign, IncrementalAssign, IncrementalUnassign, Pause, Resume, Seek) is
+// made there, and so is every Track and Skip. The engine's workers run the
+// handler; its commit loop calls the commit function (StoreOffsets, Commit,
+// CommitOffsets: librdkafka allows them from any thread). A goroutine
+// forwards librdkafka's log lines to the Logger.
 
 import (
 	"context"
@@ -18,7 +20,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -39,56 +40,38 @@ type runner struct {
 	logs chan kafka.LogEvent
 
 	// Poll goroutine only (the rebalance callback runs inside Poll).
-	batch       []item // messages received, not yet handed to the feeder
-	cooperative bool   // protocol: from the configuration, then as read at each assign outside shutdown
-	closing     bool   // the feeder and the session are done: the callback only completes rebalances
-	err         error  // set by the callback: stops Run
-	// owned are the pstates handed to the feeder, so that a revoke can
-	// mark them revoked and cancel their deliveries without waiting for it.
-	owned map[TopicPartition]*pstate
-	fctx  context.Context // the feeder's context, parent of each pstate's
-
-	// Between the poll loop and the feeder.
-	in       chan cmd
-	free     chan []item
-	feedDone chan struct{}
-	stopped  <-chan struct{} // Run's ctx.Done(): the poll goroutine stops waiting for the feeder
-	stopping atomic.Bool     // set by the poll goroutine at shutdown: the feeder tracks nothing more
-
-	// Feeder only (see feed.go).
-	parts   map[TopicPartition]*pstate
-	blocked map[TopicPartition]*pstate // partitions with a non-empty queue
-	last    *pstate                    // the partition of the last message (a cache of parts)
-
-	lostMu sync.Mutex
-	lost   map[TopicPartition]bool // partitions being closed without commit
+	parts        map[TopicPartition]*pstate // assigned partitions, for routing messages; dropped at revoke
+	last         *pstate                    // the partition of the last message (a cache of parts)
+	waiting      []*pstate                  // partitions holding messages that did not fit (paused)
+	cooperative  bool                       // protocol: from the configuration, then as read at each assign outside shutdown
+	closing      bool                       // Run is stopping: the callback commits and releases everything it revokes
+	err          error                      // set by the callback: stops Run
+	stallAfter   time.Duration              // how long a partition behind its log end may go unfetched (see reseek)
+	authFailures int                        // SASL authentication failures since anything was received
 
 	calls sync.WaitGroup // librdkafka commit calls running (see call)
 }
 
 func newRunner(c *Consumer, eng *engine.Engine[*kafka.Message]) (*runner, error) {
 	r := &runner{
-		c:        c,
-		cfg:      c.cfg,
-		opts:     c.opts,
-		log:      c.opts.Logger,
-		eng:      eng,
-		logs:     make(chan kafka.LogEvent, 256),
-		batch:    make([]item, 0, batchSize),
-		in:       make(chan cmd, feedDepth),
-		free:     make(chan []item, feedDepth+1),
-		feedDone: make(chan struct{}),
-		parts:    make(map[TopicPartition]*pstate),
-		blocked:  make(map[TopicPartition]*pstate),
-		lost:     make(map[TopicPartition]bool),
-		owned:    make(map[TopicPartition]*pstate),
+		c:     c,
+		cfg:   c.cfg,
+		opts:  c.opts,
+		log:   c.opts.Logger,
+		eng:   eng,
+		logs:  make(chan kafka.LogEvent, 256),
+		parts: make(map[TopicPartition]*pstate),
+		// A fetch returns within FetchMaxWait; a partition with more to
+		// read and nothing fetched for several of them and several ticks
+		// is not being fetched.
+		stallAfter: max(5*c.opts.FetchMaxWait, 3*c.opts.CommitInterval, time.Second),
 	}
 	cm := cloneMap(c.cm)
 	cm["go.logs.channel.enable"] = true
 	cm["go.logs.channel"] = r.logs
 	kc, err := kafka.NewConsumer(&cm)
 	if err != nil {
-		return nil, fmt.Errorf("%w: librdkafka: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: librdkafka: %w", ErrInvalidConfig, err)
 	}
 	r.kc = kc
 	r.cooperative = cooperativeByConfig(cm)
@@ -122,48 +105,42 @@ func (r *runner) run(ctx context.Context) error {
 	logDone := make(chan struct{})
 	go r.forwardLogs(logStop, logDone)
 
-	r.stopped = ctx.Done()
 	r.eng.Start(ctx)
+	// Lag and the stall watchdog run on the poll goroutine (flow.go), which
+	// owns every librdkafka partition call: no session hooks.
 	r.sess = r.eng.NewSession(r.commit, engine.SessionHooks{})
-	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer fcancel()
-	r.fctx = fctx
-	go r.feed()
 	var err error
 	if serr := r.kc.SubscribeTopics(r.c.topics, r.rebalance); serr != nil {
-		err = fmt.Errorf("%w: subscribe: %v", ErrClient, serr)
+		err = fmt.Errorf("%w: subscribe: %w", ErrClient, serr)
 	} else {
 		err = r.poll(ctx)
 	}
 
-	// Shutdown: stop the feeder, then drain and commit while the partitions
-	// are still assigned (StoreOffsets needs that), then let librdkafka
-	// revoke (the callback only completes it now) and leave the group.
+	// Shutdown. Messages held for room are dropped (not tracked: not
+	// committed, delivered again). The session's Close drains, stores and
+	// commits every partition while it is still assigned, and stops the
+	// engine's commit loop; then kafka.Consumer.Close revokes the
+	// assignment through the rebalance callback (which finds nothing left
+	// to commit and only unassigns) and leaves the group.
 	r.closing = true
 	t0 := time.Now()
-	r.stopping.Store(true)
-	close(r.in)
-	select {
-	case <-r.feedDone:
-	case <-time.After(r.opts.RevokeTimeout):
-		// Every worker is stuck in a handler: give up the message the
-		// feeder waits to hand out (it is not committed).
-		fcancel()
-		<-r.feedDone
+	for _, ps := range r.waiting {
+		clear(ps.queue)
+		ps.queue = nil
 	}
-	t1 := time.Now()
+	r.waiting = nil
 	r.sess.Close(context.WithoutCancel(ctx))
 	r.eng.Stop()
-	// A commit abandoned at its timeout still holds the librdkafka
-	// handle: give it the request timeout to complete before closing it.
+	// A commit abandoned at its timeout may still be in a librdkafka call:
+	// give it the request timeout before the handle is destroyed.
 	if !waitGroup(&r.calls, r.opts.RequestTimeout) {
 		r.log.Error("confluent: a commit call is still running at close", "waited", r.opts.RequestTimeout)
 	}
-	t2 := time.Now()
+	t1 := time.Now()
 	if cerr := r.kc.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("%w: close: %v", ErrClient, cerr)
+		err = fmt.Errorf("%w: close: %w", ErrClient, cerr)
 	}
-	r.log.Debug("confluent: closed", "feeder", t1.Sub(t0), "drain_commit", t2.Sub(t1), "librdkafka_close", time.Since(t2))
+	r.log.Debug("confluent: closed", "drain_commit", t1.Sub(t0), "librdkafka_close", time.Since(t1))
 	close(logStop)
 	<-logDone
 	if herr := r.eng.Err(); herr != nil {
@@ -172,12 +149,15 @@ func (r *runner) run(ctx context.Context) error {
 	return err
 }
 
-// poll is the loop: Poll, and hand the messages to the feeder in batches.
-// It returns nil when ctx ends or a handler failed (Run returns the
-// engine's error), or the error that must stop Run.
+// poll is the loop: Poll, hand each message to its partition (flow.go),
+// retry the partitions waiting for room, and every CommitInterval refresh
+// the log ends and look for stalled partitions. It returns nil when ctx
+// ends or a handler failed (Run returns the engine's error), or the error
+// that must stop Run.
 func (r *runner) poll(ctx context.Context) error {
 	fatal := r.eng.Fatal()
 	done := ctx.Done()
+	nextTick := time.Now().Add(r.opts.CommitInterval)
 	for turn := 0; ; turn++ {
 		// Checked every 32 messages and whenever Poll comes back without
 		// one: a select per message is a measurable share of the loop.
@@ -192,44 +172,78 @@ func (r *runner) poll(ctx context.Context) error {
 			if r.err != nil {
 				return r.err
 			}
+			if now := time.Now(); now.After(nextTick) {
+				nextTick = now.Add(r.opts.CommitInterval)
+				r.tick()
+			}
 		}
 		timeout := pollTimeout
-		if len(r.batch) > 0 {
-			timeout = 0 // hand over what we have rather than wait with it
+		if len(r.waiting) > 0 {
+			timeout = waitPoll
 		}
-		switch e := r.kc.Poll(timeout).(type) {
+		ev := r.kc.Poll(timeout)
+		if r.cfg.onPoll != nil {
+			r.cfg.onPoll(r.kc)
+		}
+		switch e := ev.(type) {
 		case *kafka.Message:
+			r.authFailures = 0
 			if e.TopicPartition.Error != nil {
-				r.log.Warn("confluent: message error", "topic", deref(e.TopicPartition.Topic),
-					"partition", e.TopicPartition.Partition, "error", e.TopicPartition.Error)
-				continue
+				r.messageError(e)
+				turn = -1
+				break
 			}
-			r.batch = append(r.batch, item{msg: e})
-			if len(r.batch) == cap(r.batch) && !r.flush() {
-				return nil
-			}
+			r.deliver(e)
 		case kafka.PartitionEOF:
-			r.batch = append(r.batch, item{eof: kafka.TopicPartition(e)})
-			if !r.flush() {
-				return nil
-			}
+			r.authFailures = 0
+			r.eof(kafka.TopicPartition(e))
 			turn = -1
 		case kafka.Error:
-			if !r.flush() {
-				return nil
+			if fatalError(e) {
+				return fmt.Errorf("%w: %w", ErrClient, e)
 			}
-			if e.IsFatal() {
-				return fmt.Errorf("%w: %v", ErrClient, e)
+			if authFailure(e) {
+				// A broker that refuses the credentials may just close the
+				// connection: librdkafka reports a transport failure and
+				// retries for ever. Several in a row with nothing received
+				// in between are the credentials'.
+				if r.authFailures++; r.authFailures >= maxAuthFailures {
+					return fmt.Errorf("%w: SASL authentication failed %d times in a row (wrong credentials or mechanism?): %w",
+						ErrClient, r.authFailures, e)
+				}
 			}
-			r.log.Warn("confluent: librdkafka error", "code", e.Code(), "error", e)
+			r.clientError(e)
 			turn = -1
 		default: // nil (nothing to poll now), a rebalance handled in the callback, stats
-			if !r.flush() {
-				return nil
-			}
 			turn = -1
 		}
+		if len(r.waiting) > 0 {
+			r.pump()
+		}
 	}
+}
+
+// messageError logs a per-partition fetch error. librdkafka retries them
+// itself (a deleted topic is followed by a rebalance that revokes it).
+func (r *runner) messageError(m *kafka.Message) {
+	level := slog.LevelWarn
+	var kerr kafka.Error
+	if errors.As(m.TopicPartition.Error, &kerr) && transientClientError(kerr.Code()) {
+		level = slog.LevelDebug
+	}
+	r.log.Log(context.Background(), level, "confluent: fetch error", "topic", deref(m.TopicPartition.Topic),
+		"partition", m.TopicPartition.Partition, "error", m.TopicPartition.Error)
+}
+
+// clientError logs an error librdkafka recovers from by itself: at Debug
+// for the routine ones (a connection closed by the broker, a broker not
+// reachable yet, all of which it retries), at Warn otherwise.
+func (r *runner) clientError(e kafka.Error) {
+	level := slog.LevelWarn
+	if transientClientError(e.Code()) {
+		level = slog.LevelDebug
+	}
+	r.log.Log(context.Background(), level, "confluent: librdkafka error (retried by librdkafka)", "code", e.Code(), "error", e)
 }
 
 func deref(s *string) string {
@@ -244,6 +258,7 @@ func deref(s *string) string {
 // or Unassign/IncrementalUnassign itself: otherwise confluent-kafka-go does,
 // and reads the rebalance protocol inside the revoke (a known hang in Close).
 func (r *runner) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
+	r.authFailures = 0
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
 		r.assign(kc, e.Partitions)
@@ -258,9 +273,10 @@ func toTP(ktp kafka.TopicPartition) TopicPartition {
 }
 
 // assign sets up newly assigned partitions: it reads their committed
-// offsets and commit metadata, picks the start of those without a commit,
-// registers them with the engine, and assigns them to librdkafka at exactly
-// those offsets. The rebalance protocol is read here, once per assignment.
+// offsets and commit metadata (retrying transient errors), picks the start
+// of those without a commit or whose commit is outside the log, registers
+// them with the engine, and assigns them to librdkafka at exactly those
+// offsets. The rebalance protocol is read here, once per assignment.
 //
 // Not while closing: an assignment that completes as Run stops (Close
 // called mid-join) is delivered by librdkafka inside kafka.Consumer.Close,
@@ -268,7 +284,7 @@ func toTP(ktp kafka.TopicPartition) TopicPartition {
 // can wait for ever (librdkafka #4041, confluent-kafka-go #1016), and
 // answers "" while the group terminates, which would turn a COOPERATIVE
 // member's last unassign into an EAGER one. The protocol already known is
-// used instead.
+// used instead, and the partitions are assigned only to be given back.
 func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 	if r.closing {
 		r.ack(kc, ktps, true)
@@ -284,89 +300,45 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		r.ack(kc, ktps, true)
 		return
 	}
-	timeoutMs := int(r.opts.RequestTimeout.Milliseconds())
-	committed, err := kc.Committed(ktps, timeoutMs)
-	if err == nil && len(committed) != len(ktps) {
-		err = fmt.Errorf("%d committed offsets for %d partitions", len(committed), len(ktps))
-	}
-	if err == nil && r.cfg.onCommitted != nil {
-		r.cfg.onCommitted(committed)
-	}
-	if err == nil {
-		// A partition whose commit could not be read is not one without a
-		// commit: starting it at the log end (OffsetEnd) would skip
-		// messages never handled.
-		for _, ktp := range committed {
-			if ktp.Error != nil {
-				err = fmt.Errorf("%s[%d]: %v", deref(ktp.Topic), ktp.Partition, ktp.Error)
-				break
-			}
-		}
-	}
+	starts, err := r.starts(kc, ktps)
 	if err != nil {
-		r.err = fmt.Errorf("%w: committed offsets: %v", ErrAssign, err)
+		r.err = fmt.Errorf("%w: %w", ErrAssign, err)
 		r.ack(kc, ktps, true)
 		return
 	}
-	at := make([]kafka.TopicPartition, len(committed))
-	tps := make([]TopicPartition, len(committed))
-	states := make([]*pstate, 0, len(committed))
-	for i, ktp := range committed {
+	at := make([]kafka.TopicPartition, len(ktps))
+	tps := make([]TopicPartition, len(ktps))
+	for i, ktp := range ktps {
 		tp := toTP(ktp)
-		tps[i] = tp
-		start, meta, logEnd := int64(ktp.Offset), deref(ktp.Metadata), int64(-1)
-		if start < 0 || meta != "" {
-			lo, hi, qerr := kc.QueryWatermarkOffsets(tp.Topic, tp.Partition, timeoutMs)
-			if qerr != nil {
-				r.err = fmt.Errorf("%w: watermarks of %s[%d]: %v", ErrAssign, tp.Topic, tp.Partition, qerr)
-				r.ack(kc, ktps, true)
-				return
-			}
-			logEnd = hi
-			if start < 0 {
-				start = lo
-				if r.opts.StartOffset == Latest {
-					start = hi
-				}
-			}
-		}
-		part, aerr := r.sess.Assign(tp, start, meta, logEnd)
+		sp := starts[i]
+		part, aerr := r.sess.Assign(tp, sp.offset, sp.meta, sp.logEnd)
 		if aerr != nil {
-			r.err = fmt.Errorf("%w: %v", ErrAssign, aerr)
+			// Undo the partitions registered so far: they are not assigned.
+			r.sess.Lose(tps[:i]...)
+			for _, t := range tps[:i] {
+				r.forget(t)
+			}
+			r.err = fmt.Errorf("%w: %w", ErrAssign, aerr)
 			r.ack(kc, ktps, true)
 			return
 		}
-		ktp.Offset = kafka.Offset(start)
-		ktp.Metadata = nil
-		at[i] = ktp
+		tps[i] = tp
 		bare := kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}
-		pctx, pcancel := context.WithCancel(r.fctx)
-		ps := &pstate{tp: tp, ktp: bare, part: part, wm: part.Watermark(),
-			next: start, ctx: pctx, cancel: pcancel}
-		states = append(states, ps)
-		r.owned[tp] = ps
+		r.parts[tp] = &pstate{part: part, ktp: bare, next: sp.offset, logEnd: sp.logEnd,
+			eofAt: -1, idleFrom: sp.offset}
+		at[i] = kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition, Offset: kafka.Offset(sp.offset)}
 	}
-	// Not run if Run is stopping: the feeder then drops these partitions'
-	// messages, and the shutdown releases them with the session.
-	_ = r.post(func() {
-		for _, ps := range states {
-			r.parts[ps.tp] = ps
-			if b := r.blocked[ps.tp]; b != nil && b != ps {
-				delete(r.blocked, ps.tp) // of an earlier, revoked assignment
-			}
-		}
-		r.last = nil
-	})
-	r.ack(kc, at, true)
-	// A partition paused before it moved away comes back paused in some
-	// librdkafka versions: a new assignment starts with room.
-	bare := make([]kafka.TopicPartition, len(states))
-	for i, ps := range states {
-		bare[i] = ps.ktp
+	// librdkafka keeps a partition's pause flag across an unassign (#5591):
+	// a partition paused by anyone before it moved away would come back
+	// paused. Resume before assigning, so the assignment starts fetching.
+	bare := make([]kafka.TopicPartition, len(at))
+	for i, a := range at {
+		bare[i] = kafka.TopicPartition{Topic: a.Topic, Partition: a.Partition}
 	}
 	if err := kc.Resume(bare); err != nil {
-		r.log.Warn("confluent: resume after assign", "error", err)
+		r.log.Debug("confluent: resume before assign", "error", err)
 	}
+	r.ack(kc, at, true)
 	if r.cfg.onAssign != nil {
 		proto := "EAGER"
 		if r.cooperative {
@@ -376,22 +348,16 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 	}
 }
 
-// revoke gives up partitions: it stops handing out their messages (the
-// feeder drops what it queued for them, and a hand-off to the workers that
-// waits for a busy one is cancelled), waits at most RevokeTimeout for the
-// in-flight ones, stores and commits the commit points synchronously and
-// closes them, then unassigns. A lost assignment (session timeout: another
-// member may own the partitions already) is closed without waiting or
-// committing.
-//
-// It does not wait for the feeder: the feeder can be blocked for as long
-// as a handler runs (it waits for a free worker to hand out a message of a
-// partition this member keeps), and the callback must return well within
-// max.poll.interval.ms. The feeder sees the revoked flag and drops the
-// partitions' messages; one it was tracking at that moment may still be
-// handed out, which is safe: the drain waits for it (at most
-// RevokeTimeout), the commit point does not pass it unless it is handled,
-// and once the partition is closed a worker does not run it.
+// revoke gives up partitions: the engine stops handing out their messages
+// at once (without waiting for busy workers), waits at most RevokeTimeout
+// for the in-flight ones, stores and commits the commit points
+// synchronously and closes them; then the poll goroutine forgets them
+// (dropping the messages held for room, resuming them if paused) and
+// unassigns them. A lost assignment (session or poll timeout: another
+// member may own the partitions already) is dropped without waiting or
+// committing. At shutdown (inside kafka.Consumer.Close) the revoke is the
+// final commit: the partitions are still assigned and the generation is
+// still this member's, as with the Java client's onPartitionsRevoked.
 func (r *runner) revoke(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 	lost := kc.AssignmentLost()
 	tps := make([]TopicPartition, 0, len(ktps))
@@ -401,30 +367,15 @@ func (r *runner) revoke(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 	if r.cfg.onRevokeStart != nil {
 		r.cfg.onRevokeStart(tps, lost)
 	}
-	if !r.closing {
-		for _, tp := range tps {
-			if ps := r.owned[tp]; ps != nil {
-				ps.revoked.Store(true)
-				ps.cancel()
-				delete(r.owned, tp)
-			}
-		}
-		if lost {
-			r.lostMu.Lock()
-			for _, tp := range tps {
-				r.lost[tp] = true
-			}
-			r.lostMu.Unlock()
-			r.sess.Lose(tps...)
-			r.lostMu.Lock()
-			for _, tp := range tps {
-				delete(r.lost, tp)
-			}
-			r.lostMu.Unlock()
-			r.log.Warn("confluent: assignment lost, partitions closed without commit", "partitions", len(tps))
-		} else {
-			r.sess.Revoke(context.Background(), tps...)
-		}
+	if lost {
+		r.sess.Lose(tps...)
+		r.log.Warn("confluent: assignment lost (session or poll timeout), partitions released without commit",
+			"partitions", len(tps))
+	} else {
+		r.sess.Revoke(context.Background(), tps...)
+	}
+	for _, tp := range tps {
+		r.forget(tp)
 	}
 	r.ack(kc, ktps, false)
 	if r.cfg.onRevoke != nil {
@@ -449,230 +400,15 @@ func (r *runner) ack(kc *kafka.Consumer, ktps []kafka.TopicPartition, assign boo
 	if err != nil {
 		r.log.Error("confluent: completing rebalance", "assign", assign, "error", err)
 		if r.err == nil && assign && !r.closing {
-			r.err = fmt.Errorf("%w: %v", ErrAssign, err)
+			r.err = fmt.Errorf("%w: %w", ErrAssign, err)
 		}
-	}
-}
-
-// commit is the engine's CommitFunc: StoreOffsets (refused by librdkafka
-// for partitions not assigned to this member) then Commit, which sends the
-// stored offsets with this member's generation. Called by the engine's
-// commit loop and, during a revoke, from the rebalance callback; the engine
-// serialises the calls (under its commit mutex).
-//
-// Commit sends a stored offset only when it is greater than the committed
-// one: a commit whose offset did not move but whose metadata (the done-set
-// above the commit point) grew is left out of Commit's result (or Commit
-// answers ErrNoOffset). Those partitions are sent with CommitOffsets, see
-// commitExplicit.
-//
-// The librdkafka calls run on a goroutine of their own: when ctx ends
-// first, commit returns ctx's error (nothing is recorded as committed), and
-// the call may still complete later.
-func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, error) {
-	errs := make([]error, len(offs))
-	tps := make([]kafka.TopicPartition, 0, len(offs))
-	idx := make(map[TopicPartition]int, len(offs))
-	r.lostMu.Lock()
-	for i, o := range offs {
-		if r.lost[o.TP] {
-			errs[i] = errLost
-			continue
-		}
-		topic, meta := o.TP.Topic, o.Metadata
-		tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: o.TP.Partition,
-			Offset: kafka.Offset(o.Offset), Metadata: &meta})
-		idx[o.TP] = i
-	}
-	r.lostMu.Unlock()
-	if len(tps) > 0 {
-		if err := r.store(ctx, tps, idx, errs); err != nil {
-			if r.cfg.onCommit != nil {
-				for i := range errs {
-					errs[i] = err
-				}
-				r.cfg.onCommit(offs, errs)
-			}
-			return nil, err
-		}
-	}
-	if r.cfg.onCommit != nil {
-		r.cfg.onCommit(offs, errs)
-	}
-	return errs, nil
-}
-
-// store stores and commits tps (errs[idx[tp]] nil so far) and sets their
-// per-partition errors.
-func (r *runner) store(ctx context.Context, tps []kafka.TopicPartition, idx map[TopicPartition]int, errs []error) error {
-	stored, err := r.kc.StoreOffsets(tps)
-	if err != nil && len(stored) == 0 {
-		return fmt.Errorf("store offsets: %w", err)
-	}
-	// rd_kafka_offsets_store answers NO_ERROR when at least one partition
-	// was stored: the per-partition errors are read whatever err is.
-	for _, s := range stored {
-		if i, ok := idx[toTP(s)]; ok && s.Error != nil {
-			errs[i] = fmt.Errorf("store offset: %w", s.Error)
-		}
-	}
-	send := tps[:0:0]
-	for _, tp := range tps {
-		if errs[idx[toTP(tp)]] == nil {
-			send = append(send, tp)
-		}
-	}
-	if len(send) == 0 {
-		return nil
-	}
-	res, err := r.call(ctx, r.kc.Commit)
-	var kerr kafka.Error
-	switch {
-	case errors.As(err, &kerr) && kerr.Code() == kafka.ErrNoOffset:
-		res = nil // nothing sent: every partition is metadata-only
-	case err != nil:
-		if ctx.Err() != nil {
-			return err
-		}
-		for _, tp := range send {
-			errs[idx[toTP(tp)]] = fmt.Errorf("commit: %w", err)
-		}
-		return nil
-	}
-	sent := make(map[TopicPartition]bool, len(res))
-	for _, c := range res {
-		tp := toTP(c)
-		sent[tp] = true
-		if i, ok := idx[tp]; ok && c.Error != nil && errs[i] == nil {
-			errs[i] = fmt.Errorf("commit: %w", c.Error)
-		}
-	}
-	var metaOnly []kafka.TopicPartition
-	for _, tp := range send {
-		if !sent[toTP(tp)] {
-			metaOnly = append(metaOnly, tp)
-		}
-	}
-	if len(metaOnly) > 0 {
-		return r.commitExplicit(ctx, metaOnly, idx, errs)
-	}
-	return nil
-}
-
-// commitExplicit sends tps, whose offsets Commit left out because they
-// equal the committed ones (only their metadata changed), with
-// CommitOffsets.
-//
-// An explicit CommitOffsets is not checked against the assignment by
-// librdkafka, and a broker that does not check ownership (kfake; a real
-// one within a COOPERATIVE generation) accepts it for a partition another
-// member owns, rewinding it. It is safe here because it runs under the
-// engine's commit mutex, for partitions the engine has not revoked: the
-// rebalance callback revokes a partition in the engine (under that mutex)
-// before it unassigns it from librdkafka, so the partition is still this
-// member's assignment now, and the coordinator gives it to another member
-// only after this member's callback completed (COOPERATIVE), or after every
-// member rejoined, which this one does after the callback (EAGER). The one
-// exception is an assignment lost to a session or poll timeout, when the
-// coordinator reassigns without waiting: AssignmentLost is checked, and a
-// partition librdkafka no longer lists in Assignment is refused too. What
-// remains is a loss between that check and the request: a real broker
-// fences it by generation (the loss means a new one); kfake would not.
-func (r *runner) commitExplicit(ctx context.Context, tps []kafka.TopicPartition, idx map[TopicPartition]int, errs []error) error {
-	assigned, err := r.kc.Assignment()
-	if err != nil {
-		for _, tp := range tps {
-			errs[idx[toTP(tp)]] = fmt.Errorf("commit metadata: assignment: %w", err)
-		}
-		return nil
-	}
-	owned := make(map[TopicPartition]bool, len(assigned))
-	for _, a := range assigned {
-		owned[toTP(a)] = true
-	}
-	lost := r.kc.AssignmentLost()
-	send := tps[:0:0]
-	for _, tp := range tps {
-		switch i := idx[toTP(tp)]; {
-		case lost:
-			errs[i] = errLost
-		case !owned[toTP(tp)]:
-			errs[i] = errNotAssigned
-		default:
-			send = append(send, tp)
-		}
-	}
-	if len(send) == 0 {
-		return nil
-	}
-	res, err := r.call(ctx, func() ([]kafka.TopicPartition, error) { return r.kc.CommitOffsets(send) })
-	if err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		for _, tp := range send {
-			errs[idx[toTP(tp)]] = fmt.Errorf("commit metadata: %w", err)
-		}
-		return nil
-	}
-	got := make(map[TopicPartition]bool, len(res))
-	for _, c := range res {
-		tp := toTP(c)
-		got[tp] = true
-		if i, ok := idx[tp]; ok && c.Error != nil {
-			errs[i] = fmt.Errorf("commit metadata: %w", c.Error)
-		}
-	}
-	for _, tp := range send {
-		if i := idx[toTP(tp)]; !got[toTP(tp)] && errs[i] == nil {
-			errs[i] = errNotCommitted
-		}
-	}
-	return nil
-}
-
-// call runs f (a librdkafka commit, which waits for the coordinator's
-// answer without a bound) on a goroutine of its own and returns its result,
-// or ctx's error if ctx ends first. Then the call may still complete later:
-// run waits for it (bounded) before closing the librdkafka handle.
-func (r *runner) call(ctx context.Context, f func() ([]kafka.TopicPartition, error)) ([]kafka.TopicPartition, error) {
-	type result struct {
-		res []kafka.TopicPartition
-		err error
-	}
-	ch := make(chan result, 1)
-	r.calls.Add(1)
-	go func() {
-		defer r.calls.Done()
-		res, err := f()
-		ch <- result{res, err}
-	}()
-	select {
-	case x := <-ch:
-		return x.res, x.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("commit not confirmed, it may still complete: %w", ctx.Err())
-	}
-}
-
-// waitGroup waits for wg at most d and reports whether it is done.
-func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
 	}
 }
 
 // forwardLogs sends librdkafka's log lines to the logger until stop.
+// librdkafka logs routine events (connections, the group's state, the
+// telemetry instance id, ...) at its notice and info levels; only its
+// warnings and errors reach the Logger above Debug.
 func (r *runner) forwardLogs(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	for {
@@ -686,8 +422,6 @@ func (r *runner) forwardLogs(stop <-chan struct{}, done chan<- struct{}) {
 				level = slog.LevelError
 			case ev.Level == 4:
 				level = slog.LevelWarn
-			case ev.Level <= 6:
-				level = slog.LevelInfo
 			}
 			r.log.Log(context.Background(), level, "librdkafka: "+ev.Message, "tag", ev.Tag, "client", ev.Name)
 		}

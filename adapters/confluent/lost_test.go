@@ -14,11 +14,12 @@ import (
 	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
-// Issue: AssignmentLost: close without committing. A handler that stalls
-// the only worker past max.poll.interval.ms makes librdkafka leave the
-// group; the revoke that follows reports the assignment lost, and the
-// Consumer closes the partitions without committing them (another member
-// may own them). It then rejoins and finishes the topic.
+// Issue: AssignmentLost: close without committing. The poll goroutine
+// stalled once past max.poll.interval.ms (a test hook sleeps in it) makes
+// librdkafka leave the group; the revoke that follows reports the
+// assignment lost, and the Consumer drops the partitions without
+// committing them (another member may own them). It then rejoins and
+// finishes the topic.
 func TestLostAssignmentIsClosedWithoutCommit(t *testing.T) {
 	const (
 		topic = "lost"
@@ -32,6 +33,9 @@ func TestLostAssignmentIsClosedWithoutCommit(t *testing.T) {
 		lostCommits int // commits attempted for lost partitions, refused
 		acceptedAft int // commits accepted for a partition between its loss and its next assignment
 		isLost      = map[confluent.TopicPartition]bool{}
+		rec         = newRecorder()
+		handled     atomic.Int64
+		stalled     atomic.Bool
 	)
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
 		confluent.WithSessionTimeout(time.Second),
@@ -42,6 +46,11 @@ func TestLostAssignmentIsClosedWithoutCommit(t *testing.T) {
 		confluent.WithFetchMaxWait(50*time.Millisecond),
 		confluent.WithLogger(slogDiscard()),
 		confluent.WithConcurrency(1),
+		confluent.WithPollHook(func(*kafka.Consumer) {
+			if handled.Load() >= 20 && stalled.CompareAndSwap(false, true) {
+				time.Sleep(3 * time.Second) // > max.poll.interval.ms
+			}
+		}),
 		confluent.WithAssignHook(func(_ string, tps []confluent.TopicPartition) {
 			mu.Lock()
 			for _, tp := range tps {
@@ -77,13 +86,9 @@ func TestLostAssignmentIsClosedWithoutCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
-	var stalled atomic.Bool
 	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		if m.TopicPartition.Offset == 20 && stalled.CompareAndSwap(false, true) {
-			time.Sleep(3 * time.Second) // > max.poll.interval.ms: the poll loop stalls behind it
-		}
 		rec.add(m)
+		handled.Add(1)
 		return nil
 	})
 	adaptertest.WaitFor(ctx, t, "everything handled and committed after the rejoin", func() bool {

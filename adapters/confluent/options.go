@@ -109,7 +109,14 @@ type config struct {
 	onRevokeStart func(tps []TopicPartition, lost bool)
 	onCommit      func(offs []engine.Offset, errs []error)
 	onPause       func(tp TopicPartition, paused bool)
-	onWait        func() // the poll goroutine waits for the feeder (hand-off queue full)
+	// onPoll is called on the poll goroutine after every Poll, with the
+	// librdkafka handle.
+	onPoll func(kc *kafka.Consumer)
+	// onRead is called before every read at an assignment ("committed" for
+	// the committed offsets, "watermarks" for the log starts or ends); an
+	// error it returns is the read's.
+	onRead   func(what string, tp TopicPartition) error
+	onReseek func(tp TopicPartition) // a stalled partition is reseeked
 	// onCommitted sees (and may change) the committed offsets read at an
 	// assignment, before they are used.
 	onCommitted func(ktps []kafka.TopicPartition)

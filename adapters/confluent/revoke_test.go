@@ -13,12 +13,12 @@ import (
 )
 
 // Issue: a revoke does not wait for busy workers. With one worker stuck in
-// a handler that waits for its context, the feeder waits for that worker to
-// hand out the next message; a second member joins (range: every partition
-// of the first is revoked). The revoke must complete within RevokeTimeout
-// (plus the commit), not wait for the feeder: otherwise librdkafka exceeds
-// max.poll.interval.ms, leaves the group, and the commits come back
-// "Unknown member". Then Close returns.
+// a handler that waits for its context and more messages queued behind it,
+// a second member joins (range: every partition of the first is revoked).
+// The revoke must complete within RevokeTimeout (plus the commit), not wait
+// for the worker: otherwise librdkafka exceeds max.poll.interval.ms, leaves
+// the group, and the commits come back "Unknown member". Then Close
+// returns.
 func TestRevokeDoesNotWaitForBusyWorkers(t *testing.T) {
 	const (
 		topic = "revoke-busy"

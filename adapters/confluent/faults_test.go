@@ -1,0 +1,348 @@
+package confluent_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/inorder/inorder/adapters/confluent"
+	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
+)
+
+// Issue: the reads of an assignment (committed offsets, log start and end)
+// that fail for a transient reason are retried with backoff: the member
+// consumes everything, and Run does not stop.
+func TestTransientAssignReadErrorsAreRetried(t *testing.T) {
+	const (
+		topic = "read-retry"
+		group = "read-retry-group"
+		n     = 100
+	)
+	c, ctx := adaptertest.StartProduced(t, topic, 2, n, 60*time.Second)
+	var committedReads, watermarkReads atomic.Int64
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(testLogger(t)), confluent.WithRetryBackoff(10*time.Millisecond),
+			confluent.WithReadHook(func(what string, _ confluent.TopicPartition) error {
+				switch {
+				case what == "committed" && committedReads.Add(1) <= 2:
+					return kafka.NewError(kafka.ErrTimedOut, "injected", false)
+				case what == "watermarks" && watermarkReads.Add(1) <= 2:
+					return kafka.NewError(kafka.ErrNotLeaderForPartition, "injected", false)
+				}
+				return nil
+			}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+		rec.add(m)
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok && rec.Distinct() == n
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if committedReads.Load() < 3 || watermarkReads.Load() < 3 {
+		t.Fatalf("reads: %d committed, %d watermarks; want the failed ones retried", committedReads.Load(), watermarkReads.Load())
+	}
+}
+
+// Issue: an authorization error at an assignment stops Run at once with
+// ErrAssign, wrapping librdkafka's error so that errors.As finds it.
+func TestAuthorizationErrorAtAssignStopsRun(t *testing.T) {
+	const (
+		topic = "read-denied"
+		group = "read-denied-group"
+	)
+	c, ctx := adaptertest.StartProduced(t, topic, 1, 10, 60*time.Second)
+	var reads atomic.Int64
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(slogDiscard()),
+			confluent.WithReadHook(func(what string, _ confluent.TopicPartition) error {
+				reads.Add(1)
+				return kafka.NewError(kafka.ErrGroupAuthorizationFailed, "injected", false)
+			}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- cons.Run(ctx, func(context.Context, *kafka.Message) error { return nil }) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		t.Fatal("Run did not stop")
+	}
+	var kerr kafka.Error
+	if !errors.Is(err, confluent.ErrAssign) || !errors.As(err, &kerr) || kerr.Code() != kafka.ErrGroupAuthorizationFailed {
+		t.Fatalf("Run = %v, want ErrAssign wrapping a kafka.Error GROUP_AUTHORIZATION_FAILED", err)
+	}
+	if reads.Load() != 1 {
+		t.Fatalf("%d reads, want 1: an authorization error is not retried", reads.Load())
+	}
+}
+
+// Issue: a broker refusing commits (REBALANCE_IN_PROGRESS, several times
+// in a row) loses nothing: the commits are made again, the group ends
+// committed at the log end, every message handled once.
+func TestRefusedCommitsAreRetried(t *testing.T) {
+	const (
+		topic = "commit-refused"
+		group = "commit-refused-group"
+		n     = 200
+	)
+	c, ctx := adaptertest.StartProduced(t, topic, 2, n, 60*time.Second)
+	refused := c.Fake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Group: group,
+		Err: kerr.RebalanceInProgress, Count: 6})
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(slogDiscard()), confluent.WithRetryBackoff(20*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+		rec.add(m)
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "the commit at the log end", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if refused.Hits() != 6 {
+		t.Fatalf("the broker refused %d commits, want 6", refused.Hits())
+	}
+	if rec.Distinct() != n || rec.Dups() != 0 {
+		t.Fatalf("%d handled, %d duplicates, want %d and 0", rec.Distinct(), rec.Dups(), n)
+	}
+}
+
+// Issue: a topic deleted while consumed does not stop Run: its partitions
+// are revoked, the other subscribed topic goes on being consumed.
+func TestTopicDeletedWhileConsumed(t *testing.T) {
+	const (
+		gone  = "deleted"
+		kept  = "kept"
+		group = "deleted-group"
+	)
+	c := kafkatest.Start(t, kafkatest.WithTopic(gone, 2), kafkatest.WithTopic(kept, 2))
+	ctx := adaptertest.Timeout(t, 90*time.Second)
+	for _, topic := range []string{gone, kept} {
+		if _, err := c.Produce(ctx, topic, 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{gone, kept},
+		append(stableOpts(testLogger(t)),
+			confluent.WithConfigMap(kafka.ConfigMap{"topic.metadata.refresh.interval.ms": 500}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keptHandled atomic.Int64
+	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+		if *m.TopicPartition.Topic == kept {
+			keptHandled.Add(1)
+		}
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "both topics committed at their end", func() bool {
+		a, _ := adaptertest.CommittedAtEnd(ctx, c, group, gone)
+		b, _ := adaptertest.CommittedAtEnd(ctx, c, group, kept)
+		return a && b
+	})
+	if err := c.Fake().DeleteTopic(gone); err != nil {
+		t.Fatal(err)
+	}
+	adaptertest.WaitFor(ctx, t, "the deleted topic's partitions revoked", func() bool {
+		for _, s := range cons.Stats() {
+			if s.Topic == gone {
+				return false
+			}
+		}
+		return len(cons.Stats()) == 2
+	})
+	if _, err := c.Produce(ctx, kept, 50, kafkatest.FirstIndex(50)); err != nil {
+		t.Fatal(err)
+	}
+	adaptertest.WaitFor(ctx, t, "the kept topic consumed to its end", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, kept)
+		return ok && keptHandled.Load() >= 100
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+// Issue: partitions added to a topic while it is consumed are consumed
+// after the next rebalance (librdkafka sees them at its metadata refresh).
+func TestPartitionsAddedWhileConsumed(t *testing.T) {
+	const (
+		topic = "grown"
+		group = "grown-group"
+	)
+	c, ctx := adaptertest.StartProduced(t, topic, 2, 40, 90*time.Second)
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(testLogger(t)),
+			confluent.WithConfigMap(kafka.ConfigMap{"topic.metadata.refresh.interval.ms": 500}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+		rec.add(m)
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "the first partitions consumed", func() bool { return rec.Distinct() == 40 })
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": strings.Join(c.Addrs(), ","), "log_level": 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	res, err := admin.CreatePartitions(ctx, []kafka.PartitionsSpecification{{Topic: topic, IncreaseTo: 4}})
+	if err == nil && res[0].Error.Code() != kafka.ErrNoError {
+		err = res[0].Error
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 more to each of the 4 partitions (the cluster's own producer
+	// would not know the new partitions yet).
+	prod, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": strings.Join(c.Addrs(), ","), "log_level": 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	reports := make(chan kafka.Event, 40)
+	for i := range 40 {
+		tp := kafka.TopicPartition{Topic: new(topic), Partition: int32(i % 4)}
+		if err := prod.Produce(&kafka.Message{TopicPartition: tp, Value: []byte(strconv.Itoa(40 + i))}, reports); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 40 {
+		select {
+		case ev := <-reports:
+			if m := ev.(*kafka.Message); m.TopicPartition.Error != nil {
+				t.Fatalf("produce to %v: %v", m.TopicPartition, m.TopicPartition.Error)
+			}
+		case <-ctx.Done():
+			t.Fatal("produce: no delivery report")
+		}
+	}
+	adaptertest.WaitFor(ctx, t, "the new partitions assigned and everything consumed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok && len(cons.Stats()) == 4 && rec.Distinct() == 80
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+// Issue: a SASL authentication failure (wrong password) stops Run with a
+// clear error wrapping librdkafka's, instead of retrying silently for ever.
+// The same setup with the right password consumes, so the failure is the
+// password's.
+func TestSASLWrongPasswordStopsRun(t *testing.T) {
+	const (
+		topic = "sasl"
+		user  = "alice"
+		pass  = "right"
+	)
+	fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(),
+		kfake.Superuser("PLAIN", user, pass), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	ctx := adaptertest.Timeout(t, 60*time.Second)
+	sasl := func(password string) confluent.Option {
+		return confluent.WithConfigMap(kafka.ConfigMap{"security.protocol": "SASL_PLAINTEXT",
+			"sasl.mechanism": "PLAIN", "sasl.username": user, "sasl.password": password})
+	}
+
+	cons, err := confluent.NewConsumer(fake.ListenAddrs(), "sasl-group", []string{topic},
+		append(stableOpts(slogDiscard()), sasl("wrong"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- cons.Run(ctx, func(context.Context, *kafka.Message) error { return nil }) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		t.Fatal("Run kept retrying a wrong password")
+	}
+	var kerr kafka.Error
+	if !errors.Is(err, confluent.ErrClient) || !errors.As(err, &kerr) {
+		t.Fatalf("Run = %v, want ErrClient wrapping a kafka.Error", err)
+	}
+	if !strings.Contains(err.Error(), "SASL authentication") {
+		t.Fatalf("Run = %v, want an error naming the SASL authentication", err)
+	}
+
+	good, err := confluent.NewConsumer(fake.ListenAddrs(), "sasl-group", []string{topic},
+		append(stableOpts(testLogger(t)), sasl(pass))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runConsumer(t, good, func(context.Context, *kafka.Message) error { return nil })
+	adaptertest.WaitFor(ctx, t, "the right password to get the partition assigned", func() bool { return len(good.Stats()) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Issue: a normal consume (join, consume, commit, close) logs librdkafka's
+// routine chatter at Debug only, and nothing at all at Warn or above.
+func TestNormalConsumeLogsNothingAboveDebug(t *testing.T) {
+	const (
+		topic = "quiet"
+		group = "quiet-group"
+		n     = 200
+	)
+	c, ctx := adaptertest.StartProduced(t, topic, 3, n, 60*time.Second)
+	logs := newCapture()
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(slog.New(logs)),
+			// librdkafka's telemetry, group and fetch chatter, all of it.
+			confluent.WithConfigMap(kafka.ConfigMap{"debug": "cgrp,topic,fetch,telemetry"}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+		rec.add(m)
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "everything handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok && rec.Distinct() == n
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(logs.records(func(r logRecord) bool { return strings.HasPrefix(r.msg, "librdkafka: ") })) == 0 {
+		t.Fatal("no librdkafka line captured at all: the test sees nothing")
+	}
+	for _, r := range logs.records(func(r logRecord) bool {
+		return r.level > slog.LevelDebug && (strings.HasPrefix(r.msg, "librdkafka: ") || r.level >= slog.LevelWarn)
+	}) {
+		t.Errorf("%v %s %v", r.level, r.msg, r.attrs)
+	}
+}
