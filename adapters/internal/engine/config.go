@@ -50,7 +50,14 @@ type Config struct {
 	RevokeTimeout    time.Duration // longest drain on revoke or shutdown
 	ErrorPolicy      ErrorPolicy
 	MetadataMaxBytes int // 0 disables commit metadata
-	Logger           *slog.Logger
+	// Ordering says which handler calls of a partition may overlap
+	// (default Unordered).
+	Ordering Ordering
+	// KeylessOrdered, with ByKey, makes the messages without a key (nil or
+	// empty) one key, handled one at a time in offset order. Off (default),
+	// keyless messages are not ordered with each other.
+	KeylessOrdered bool
+	Logger         *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
@@ -80,6 +87,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: RevokeTimeout must be positive, got %v", ErrConfig, c.RevokeTimeout)
 	case c.ErrorPolicy != LogAndAck && c.ErrorPolicy != Stop:
 		return fmt.Errorf("%w: ErrorPolicy unknown: %v", ErrConfig, c.ErrorPolicy)
+	case c.Ordering != Unordered && c.Ordering != ByKey && c.Ordering != ByPartition:
+		return fmt.Errorf("%w: Ordering unknown: %v", ErrConfig, c.Ordering)
 	case c.MetadataMaxBytes < 0:
 		return fmt.Errorf("%w: MetadataMaxBytes must not be negative, got %d", ErrConfig, c.MetadataMaxBytes)
 	case c.Logger == nil:

@@ -7,7 +7,7 @@
 //
 // Life cycle, as an adapter drives it:
 //
-//	e := engine.New(cfg, handler)   // once per Run
+//	e := engine.New(cfg, handler, key) // once per Run; key reads a message's key
 //	e.Start(ctx)                    // workers
 //	s := e.NewSession(commitFunc)   // per assignment (kafka-go: per generation); starts the commit loop
 //	p, _ := s.Assign(tp, committed, metadata, logEnd)  // restore from commit metadata
@@ -24,13 +24,33 @@
 // committed for that partition, and is never issued for a partition after
 // it was revoked.
 //
-// Messages flow through one shared FIFO queue of Concurrency slots to the
-// workers, in the order the fetch loops deliver them. There is no
-// per-partition fairness: a partition with a large backlog gets a share of
-// the workers in proportion to how fast its fetch loop fills the queue, so
-// it can slow the others down (up to its window), though it cannot take
-// the workers for itself indefinitely, since a full window blocks its fetch
-// loop (TrackWait): that is the back-pressure, and it is per partition.
+// Scheduling. Deliver and TryDeliver never wait for a worker: they queue
+// the message in its partition's queue, which the partition's window bounds
+// (a full window makes Deliver wait and TryDeliver refuse: that is the
+// back-pressure, per partition). What a queue lets start depends on
+// Config.Ordering: Unordered, any queued message (a FIFO); ByPartition, the
+// oldest, once the partition's previous call returned; ByKey, for each key
+// (compared by bytes) with no call running, its oldest message, and any
+// keyless message unless KeylessOrdered (then the keyless messages are one
+// key). A key has a queue only while it has messages queued or running.
+//
+// A free worker takes from the partition with the fewest handler calls
+// running among those with a message that may start, round-robin among
+// equals; within the partition, the lowest offset that may start (which
+// also moves the commit point soonest). So a partition of slow handlers
+// holds at most its share of the workers while another partition has work
+// ready, and a backlog in one partition delays another's new message by at
+// most one handler call per worker. The choice is not preemptive: workers
+// that went to a partition while nothing else was ready stay until their
+// calls return. Each decision costs O(1), plus O(log k) for ByKey with k
+// keys ready in the partition, under one lock shared with the deliveries;
+// a worker releases its finished message and takes the next in one critical
+// section. Unordered allocates nothing per message.
+//
+// On revoke or loss the session marks the partition revoking and its queue
+// is dropped (Engine.dropPart, or the first worker that reaches it): queued messages are never handed out afterwards,
+// count as unackable so the drain does not wait for them, and are
+// redelivered to the next owner.
 // Handlers that ignore their context are abandoned by Stop after
 // RevokeTimeout (logged): their goroutines run until they return.
 package engine

@@ -24,12 +24,6 @@ type Handler[M any] func(ctx context.Context, msg M) error
 // TopicPartition names a partition.
 type TopicPartition = watermark.TopicPartition
 
-type job[M any] struct {
-	p      *Part
-	offset int64
-	msg    M
-}
-
 // Engine runs the handler on Concurrency workers for the partitions of its
 // sessions. Create one per Run with New; Start, then Stop once every
 // session is closed. Safe for concurrent use.
@@ -38,7 +32,7 @@ type Engine[M any] struct {
 	log     *slog.Logger
 	handler Handler[M]
 
-	queue    jobQueue[M] // ready messages; never blocks the fetch side (the window bounds it)
+	queue    *runq[M] // ready messages; never blocks the fetch side (the windows bound it)
 	quit     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -58,19 +52,25 @@ type Engine[M any] struct {
 	busy    atomic.Int64 // handler calls running now
 }
 
-// New returns an engine; cfg must be valid (see Config.Validate).
-func New[M any](cfg Config, h Handler[M]) *Engine[M] {
+// New returns an engine; cfg must be valid (see Config.Validate). key
+// returns a message's key (ByKey ordering compares keys by bytes; nil and
+// empty keys are keyless); it may be nil unless cfg.Ordering is ByKey. It
+// is called on the delivering goroutine and must not keep the slice.
+func New[M any](cfg Config, h Handler[M], key func(M) []byte) *Engine[M] {
 	if err := cfg.Validate(); err != nil {
 		panic(err) // programmer error: adapters validate in their constructor
 	}
 	if h == nil {
 		panic("engine: nil handler")
 	}
+	if key == nil && cfg.Ordering == ByKey {
+		panic("engine: ByKey ordering without a key function")
+	}
 	return &Engine[M]{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		handler: h,
-		queue:   newJobQueue[M](cfg.Concurrency),
+		queue:   newRunq(cfg, key),
 		quit:    make(chan struct{}),
 		fatal:   make(chan struct{}),
 		parts:   make(map[TopicPartition]*Part),
@@ -99,6 +99,7 @@ func (e *Engine[M]) Start(ctx context.Context) {
 func (e *Engine[M]) Stop() {
 	e.stopOnce.Do(func() {
 		close(e.quit)
+		e.queue.stop()
 		if e.hcancel != nil {
 			e.hcancel()
 		}
@@ -140,16 +141,19 @@ func (e *Engine[M]) Errors() int64 { return e.errs.Load() }
 
 func (e *Engine[M]) worker() {
 	defer e.wg.Done()
+	var t task[M]
+	var prev *task[M]
 	for {
-		j, ok := e.queue.pop(e.quit)
-		if !ok {
+		var ok bool
+		if t, ok = e.queue.next(prev); !ok {
 			return
 		}
-		e.run(j)
+		e.run(&t.job)
+		prev = &t
 	}
 }
 
-func (e *Engine[M]) run(j job[M]) {
+func (e *Engine[M]) run(j *job[M]) {
 	p := j.p
 	if p.revoking.Load() || e.failed.Load() {
 		// Revoked (or lost) before a worker took it, or Run is stopping on
@@ -214,19 +218,28 @@ func (e *Engine[M]) fail(err error) {
 }
 
 // dispatch queues a tracked message for the workers. It never waits: the
-// queue holds at most the windows of the owned partitions. After Stop the
-// message stays tracked and unacked: it is counted as unackable so the
-// drain does not wait for it.
+// queue holds at most the windows of the owned partitions. A message not
+// queued (p is revoked, or the engine stopped) stays tracked and unacked:
+// it is counted as unackable so the drain does not wait for it.
 func (e *Engine[M]) dispatch(p *Part, offset int64, msg M) error {
+	if e.queue.push(p, offset, msg) {
+		return nil
+	}
+	p.addUnackable()
 	select {
 	case <-e.quit:
-		p.addUnackable()
 		return ErrStopped
 	default:
+		return nil // revoked: dropped like the messages queued before
 	}
-	e.queue.push(job[M]{p: p, offset: offset, msg: msg})
-	return nil
 }
+
+// dropPart drops the messages of p still queued, for good: they are never
+// handed to a worker, are counted as unackable (the drain does not wait for
+// them) and their memory is released; later deliveries to p are dropped
+// too. The session calls it when it revokes or loses p, after setting
+// p.revoking. Running handler calls are not affected. Any goroutine.
+func (e *Engine[M]) dropPart(p *Part) { e.queue.drop(p) }
 
 func (e *Engine[M]) register(p *Part) {
 	e.mu.Lock()
@@ -240,6 +253,7 @@ func (e *Engine[M]) unregister(p *Part) {
 		delete(e.parts, p.TP)
 	}
 	e.mu.Unlock()
+	e.dropPart(p) // releases the queue if the revoke did not drop it yet
 }
 
 // Stats returns the statistics of the partitions currently owned, sorted by

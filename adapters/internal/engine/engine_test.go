@@ -58,7 +58,7 @@ func TestCommitsOnlyMovedNeverLowerNeverAfterRevoke(t *testing.T) {
 			<-release
 		}
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
@@ -138,7 +138,7 @@ func TestMetadataMissIsCountedAndNeverStalls(t *testing.T) {
 			<-block
 		}
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	released := false
 	defer func() {
@@ -188,7 +188,7 @@ func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 			<-block
 		}
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	defer func() { go e.Stop() }() // the blocked handler would hold Stop
 	fb := &fakeBroker{}
@@ -235,7 +235,7 @@ func TestStopAbandonsHandlersThatIgnoreCtx(t *testing.T) {
 		close(started)
 		<-block // ignores ctx
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	fb := &fakeBroker{}
 	s := e.NewSession(fb.commit)
@@ -292,7 +292,7 @@ func TestHandlerErrorLogsAreRateLimited(t *testing.T) {
 	h := &countWarn{}
 	c := cfg()
 	c.Logger = slog.New(h)
-	e := engine.New(c, func(context.Context, int64) error { return errors.New("boom") })
+	e := engine.New(c, func(context.Context, int64) error { return errors.New("boom") }, nil)
 	e.Start(context.Background())
 	defer e.Stop()
 	s := e.NewSession((&fakeBroker{}).commit)
@@ -337,7 +337,7 @@ func TestDrainEndsWhenOnlyUnackableMessagesRemain(t *testing.T) {
 			<-release
 		}
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
@@ -381,7 +381,7 @@ func TestTryDeliverRefusesAFullWindowWithoutChange(t *testing.T) {
 			<-release
 		}
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	defer e.Stop()
 	s := e.NewSession((&fakeBroker{}).commit)

@@ -28,6 +28,8 @@ type Part struct {
 
 	revoking atomic.Bool // set first thing at revoke or loss: queued messages are dropped; session writes
 
+	sq any // the scheduler's queue of the partition (*partQ[M]); under the scheduler's lock
+
 	lastErrLog     atomic.Int64 // unix nanos of the last handler error logged; workers write
 	errLogsSkipped atomic.Int64 // handler errors not logged since (rate limit)
 

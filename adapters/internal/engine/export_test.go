@@ -1,0 +1,85 @@
+package engine
+
+// This file exposes the scheduler alone to the external tests: the model
+// test and FuzzScheduler drive it step by step, with no goroutine.
+
+// TestSched is a scheduler of messages that are their own offset.
+type TestSched struct {
+	s    *sched[int64]
+	hash func([]byte) uint64
+}
+
+// TestTask is a message handed out by TestSched.Take.
+type TestTask struct{ t task[int64] }
+
+// NewTestSched returns a scheduler for workers workers whose keys hash with
+// hash (a weak one provokes collisions).
+func NewTestSched(mode Ordering, keylessOrdered bool, workers int, hash func([]byte) uint64) *TestSched {
+	return &TestSched{s: newSched[int64](mode, keylessOrdered, workers), hash: hash}
+}
+
+// NewTestPart returns a partition that was never assigned.
+func NewTestPart(partition int32) *Part {
+	return &Part{TP: TopicPartition{Topic: "t", Partition: partition}}
+}
+
+// SetRevoking marks p revoked, as the session does first thing at revoke.
+func SetRevoking(p *Part) { p.revoking.Store(true) }
+
+// Unackable returns how many of p's tracked offsets will never be acked.
+func Unackable(p *Part) int64 { return p.unackable.Load() }
+
+// Push queues message offset with key k (ByKey).
+func (s *TestSched) Push(p *Part, offset int64, k []byte) bool {
+	return s.s.push(p, offset, offset, s.hash(k), k)
+}
+
+// Take hands out the next message.
+func (s *TestSched) Take() (TestTask, bool) {
+	t, ok := s.s.take()
+	return TestTask{t}, ok
+}
+
+// Done releases a message handed out by Take.
+func (s *TestSched) Done(t TestTask) { s.s.done(&t.t) }
+
+// Drop drops p's queue and counts what it held as unackable.
+func (s *TestSched) Drop(p *Part) int64 {
+	n := s.s.drop(s.s.partOf(p))
+	addUnackable(p, n)
+	return n
+}
+
+// Ready returns how many messages a worker may take now.
+func (s *TestSched) Ready() int { return s.s.nready }
+
+// Keys returns how many key queues p holds.
+func (s *TestSched) Keys(p *Part) int {
+	q, _ := p.sq.(*partQ[int64])
+	if q == nil {
+		return 0
+	}
+	n := 0
+	for _, kq := range q.keys {
+		for ; kq != nil; kq = kq.chain {
+			n++
+		}
+	}
+	return n
+}
+
+// Part returns the task's partition.
+func (t TestTask) Part() *Part { return t.t.p }
+
+// Offset returns the task's offset.
+func (t TestTask) Offset() int64 { return t.t.offset }
+
+// ReadyOf returns how many of p's messages a worker may take now (a revoked
+// partition counts until it is dropped).
+func (s *TestSched) ReadyOf(p *Part) int {
+	q, _ := p.sq.(*partQ[int64])
+	if q == nil {
+		return 0
+	}
+	return q.ready
+}

@@ -1,0 +1,541 @@
+package engine
+
+// This file holds the scheduler between the deliveries and the workers: the
+// ready messages of each partition, kept by ordering mode, and the choice of
+// the next message for a free worker (the partition with the fewest handler
+// calls running first, round-robin among equals; within a partition the
+// lowest offset that may start). sched is the data structure alone, with no
+// lock and no goroutine, so that the model test and the fuzz target can drive
+// it step by step; runq adds the lock and the parking of idle workers.
+
+import (
+	"bytes"
+	"fmt"
+	"hash/maphash"
+	"sync"
+)
+
+// Ordering says which handler calls of one partition may overlap. Handler
+// calls of different partitions always may.
+type Ordering int
+
+const (
+	// Unordered lets any messages of a partition be handled at the same
+	// time, in any order. Default.
+	Unordered Ordering = iota
+	// ByKey handles the messages of one key (compared by bytes) of a
+	// partition one at a time, in offset order; different keys run
+	// concurrently. See Config.KeylessOrdered for messages without a key.
+	ByKey
+	// ByPartition handles the messages of a partition one at a time, in
+	// offset order.
+	ByPartition
+)
+
+func (o Ordering) String() string {
+	switch o {
+	case Unordered:
+		return "Unordered"
+	case ByKey:
+		return "ByKey"
+	case ByPartition:
+		return "ByPartition"
+	}
+	return fmt.Sprintf("Ordering(%d)", int(o))
+}
+
+type job[M any] struct {
+	p      *Part
+	offset int64
+	msg    M
+}
+
+// task is a job handed to a worker, with what done needs to release.
+type task[M any] struct {
+	job[M]
+	q  *partQ[M]
+	kq *keyQ[M] // ByKey, keyed message: the key it holds
+}
+
+// fifo is a ring-buffer queue; its buffer is kept when it empties.
+type fifo[T any] struct {
+	buf  []T // length a power of two, or nil
+	head int
+	n    int
+}
+
+func (f *fifo[T]) push(v T) {
+	if f.n == len(f.buf) {
+		nb := make([]T, max(2, 2*len(f.buf)))
+		k := copy(nb, f.buf[f.head:])
+		copy(nb[k:], f.buf[:f.head])
+		f.buf, f.head = nb, 0
+	}
+	f.buf[(f.head+f.n)&(len(f.buf)-1)] = v
+	f.n++
+}
+
+func (f *fifo[T]) peek() *T { return &f.buf[f.head] }
+
+func (f *fifo[T]) pop() T {
+	var zero T
+	v := f.buf[f.head]
+	f.buf[f.head] = zero
+	f.head = (f.head + 1) & (len(f.buf) - 1)
+	f.n--
+	return v
+}
+
+// reset empties f, releasing its messages, and its buffer if larger than
+// keep.
+func (f *fifo[T]) reset(keep int) {
+	if len(f.buf) > keep {
+		f.buf = nil
+	} else {
+		clear(f.buf)
+	}
+	f.head, f.n = 0, 0
+}
+
+// keyQ is the queue of one key of a partition (ByKey). It exists only while
+// the key has a message queued or running.
+type keyQ[M any] struct {
+	hash    uint64
+	key     []byte
+	chain   *keyQ[M] // next key of the partition with the same hash
+	jobs    fifo[job[M]]
+	head    int64 // offset of jobs' head while idx >= 0
+	idx     int   // index in the partition's heap of runnable keys; -1 if not in it
+	running bool
+}
+
+// keyQs returned to the pool keep buffers up to these sizes.
+const (
+	keepJobs = 16
+	keepKey  = 256
+)
+
+// partQ is the ready work of one partition.
+type partQ[M any] struct {
+	p          *Part
+	next, prev *partQ[M] // ring of the bucket it is in
+	bucket     int       // handler calls running when it was placed; -1: in no bucket
+	running    int       // handler calls running
+	ready      int       // messages a worker may take now (its share of sched.nready)
+	dropped    bool      // revoked: nothing is queued or taken any more
+
+	// Unordered, ByPartition: every queued message. ByKey: messages
+	// without a key when KeylessOrdered is off (each may start at once).
+	fifo fifo[job[M]]
+
+	// ByKey.
+	keys map[uint64]*keyQ[M] // by hash of the key; equal hashes chained
+	heap []*keyQ[M]          // keys that may start, by the offset of their head
+}
+
+// sched is the scheduler's state; the caller serialises every call.
+//
+// Ready partitions sit in buckets by the number of their handler calls
+// running: take serves the lowest non-empty bucket, from its head, and puts
+// the partition back at the tail of its new bucket. So a free worker goes to
+// a partition with the fewest calls running, round-robin among equals: a
+// partition of slow handlers cannot hold more than its share of the workers
+// while others have work ready, and a partition with a backlog cannot delay
+// a quieter one by more than one message per worker.
+type sched[M any] struct {
+	mode    Ordering
+	keyless bool // KeylessOrdered
+	buckets []*partQ[M]
+	minB    int // no bucket below it is non-empty
+	nready  int // sum of the partitions' ready
+	keyPool sync.Pool
+}
+
+func newSched[M any](mode Ordering, keylessOrdered bool, workers int) *sched[M] {
+	return &sched[M]{
+		mode:    mode,
+		keyless: keylessOrdered,
+		buckets: make([]*partQ[M], workers+1),
+	}
+}
+
+// partOf returns p's queue, creating it at p's first message.
+func (s *sched[M]) partOf(p *Part) *partQ[M] {
+	q, _ := p.sq.(*partQ[M])
+	if q == nil {
+		q = &partQ[M]{p: p, bucket: -1}
+		p.sq = q
+	}
+	return q
+}
+
+// push queues a message whose key is k with hash h (ByKey only). It returns
+// false, queueing nothing, if p is revoked.
+func (s *sched[M]) push(p *Part, offset int64, msg M, h uint64, k []byte) bool {
+	q := s.partOf(p)
+	if q.dropped || p.revoking.Load() {
+		return false
+	}
+	j := job[M]{p: p, offset: offset, msg: msg}
+	if s.mode != ByKey || (len(k) == 0 && !s.keyless) {
+		q.fifo.push(j)
+		s.place(q)
+		return true
+	}
+	kq := q.lookup(h, k)
+	if kq == nil {
+		kq = s.newKey(h, k)
+		q.insertKey(kq)
+	}
+	kq.jobs.push(j)
+	if kq.jobs.n == 1 && !kq.running {
+		kq.head = offset
+		q.heapPush(kq)
+	}
+	s.place(q)
+	return true
+}
+
+// take hands out the next message, or returns false if no message may start.
+// A revoked partition met on the way is dropped (see drop).
+func (s *sched[M]) take() (task[M], bool) {
+	for {
+		for s.minB < len(s.buckets) && s.buckets[s.minB] == nil {
+			s.minB++
+		}
+		if s.minB == len(s.buckets) {
+			return task[M]{}, false
+		}
+		q := s.buckets[s.minB]
+		if q.p.revoking.Load() {
+			addUnackable(q.p, s.drop(q))
+			continue
+		}
+		var t task[M]
+		if s.mode == ByKey && len(q.heap) > 0 && (q.fifo.n == 0 || q.heap[0].head < q.fifo.peek().offset) {
+			kq := q.heapPop()
+			kq.running = true
+			t = task[M]{job: kq.jobs.pop(), q: q, kq: kq}
+		} else {
+			t = task[M]{job: q.fifo.pop(), q: q}
+		}
+		q.running++
+		s.place(q)
+		return t, true
+	}
+}
+
+// done releases what t held once its handler call is over.
+func (s *sched[M]) done(t *task[M]) {
+	q := t.q
+	q.running--
+	if kq := t.kq; kq != nil {
+		kq.running = false
+		switch {
+		case q.dropped:
+			s.freeKey(kq) // drop already took it out of the partition
+		case kq.jobs.n > 0:
+			kq.head = kq.jobs.peek().offset
+			q.heapPush(kq)
+		default:
+			q.removeKey(kq)
+			s.freeKey(kq)
+		}
+	}
+	s.place(q)
+}
+
+// drop empties p's queue for good (p is revoked) and returns how many
+// messages it held; they are never handed out. Later pushes are refused.
+func (s *sched[M]) drop(q *partQ[M]) int64 {
+	if q.dropped {
+		return 0
+	}
+	n := int64(q.fifo.n)
+	q.fifo = fifo[job[M]]{}
+	for _, kq := range q.keys {
+		for kq != nil {
+			next := kq.chain
+			n += int64(kq.jobs.n)
+			kq.chain, kq.idx = nil, -1
+			kq.jobs.reset(keepJobs)
+			if !kq.running { // a running key is freed by done
+				s.freeKey(kq)
+			}
+			kq = next
+		}
+	}
+	q.keys, q.heap = nil, nil
+	q.dropped = true
+	s.place(q)
+	return n
+}
+
+// place recounts q's ready messages and moves q to the bucket they call
+// for; q keeps its place in the ring if the bucket does not change.
+func (s *sched[M]) place(q *partQ[M]) {
+	r := 0
+	if !q.dropped {
+		switch s.mode {
+		case Unordered:
+			r = q.fifo.n
+		case ByKey:
+			r = len(q.heap) + q.fifo.n
+		case ByPartition:
+			if q.running == 0 && q.fifo.n > 0 {
+				r = 1
+			}
+		}
+	}
+	s.nready += r - q.ready
+	q.ready = r
+	want := -1
+	if r > 0 {
+		want = q.running
+	}
+	if want == q.bucket {
+		return
+	}
+	if q.bucket >= 0 {
+		s.unlink(q)
+	}
+	if want >= 0 {
+		s.link(q, want)
+	}
+}
+
+func (s *sched[M]) link(q *partQ[M], b int) {
+	for b >= len(s.buckets) {
+		s.buckets = append(s.buckets, nil)
+	}
+	if h := s.buckets[b]; h == nil {
+		q.next, q.prev = q, q
+		s.buckets[b] = q
+	} else { // at the tail
+		q.next, q.prev = h, h.prev
+		h.prev.next = q
+		h.prev = q
+	}
+	q.bucket = b
+	s.minB = min(s.minB, b)
+}
+
+func (s *sched[M]) unlink(q *partQ[M]) {
+	b := q.bucket
+	if q.next == q {
+		s.buckets[b] = nil
+	} else {
+		q.prev.next, q.next.prev = q.next, q.prev
+		if s.buckets[b] == q {
+			s.buckets[b] = q.next
+		}
+	}
+	q.next, q.prev, q.bucket = nil, nil, -1
+}
+
+func (s *sched[M]) newKey(h uint64, k []byte) *keyQ[M] {
+	kq, _ := s.keyPool.Get().(*keyQ[M])
+	if kq == nil {
+		kq = &keyQ[M]{}
+	}
+	kq.hash, kq.key, kq.idx = h, append(kq.key[:0], k...), -1
+	return kq
+}
+
+func (s *sched[M]) freeKey(kq *keyQ[M]) {
+	kq.jobs.reset(keepJobs)
+	if cap(kq.key) > keepKey {
+		kq.key = nil
+	}
+	kq.chain, kq.idx, kq.running = nil, -1, false
+	s.keyPool.Put(kq)
+}
+
+func (q *partQ[M]) lookup(h uint64, k []byte) *keyQ[M] {
+	for kq := q.keys[h]; kq != nil; kq = kq.chain {
+		if bytes.Equal(kq.key, k) {
+			return kq
+		}
+	}
+	return nil
+}
+
+func (q *partQ[M]) insertKey(kq *keyQ[M]) {
+	if q.keys == nil {
+		q.keys = make(map[uint64]*keyQ[M])
+	}
+	if first := q.keys[kq.hash]; first != nil {
+		kq.chain, first.chain = first.chain, kq // a hash collision: chain it
+		return
+	}
+	q.keys[kq.hash] = kq
+}
+
+func (q *partQ[M]) removeKey(kq *keyQ[M]) {
+	first := q.keys[kq.hash]
+	if first == kq {
+		if kq.chain == nil {
+			delete(q.keys, kq.hash)
+		} else {
+			q.keys[kq.hash] = kq.chain
+		}
+		return
+	}
+	for c := first; c != nil; c = c.chain {
+		if c.chain == kq {
+			c.chain = kq.chain
+			return
+		}
+	}
+}
+
+func (q *partQ[M]) heapPush(kq *keyQ[M]) {
+	kq.idx = len(q.heap)
+	q.heap = append(q.heap, kq)
+	h := q.heap
+	for i := kq.idx; i > 0; {
+		parent := (i - 1) / 2
+		if h[parent].head <= kq.head {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		h[i].idx, kq.idx = i, parent
+		i = parent
+	}
+}
+
+func (q *partQ[M]) heapPop() *keyQ[M] {
+	h := q.heap
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h[0].idx = 0
+	h[last] = nil
+	h = h[:last]
+	q.heap = h
+	for i := 0; ; {
+		small := i
+		if l := 2*i + 1; l < last && h[l].head < h[small].head {
+			small = l
+		}
+		if r := 2*i + 2; r < last && h[r].head < h[small].head {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		h[i], h[small] = h[small], h[i]
+		h[i].idx, h[small].idx = i, small
+		i = small
+	}
+	top.idx = -1
+	return top
+}
+
+// addUnackable counts n queued messages of p that were dropped.
+func addUnackable(p *Part, n int64) {
+	if n > 0 {
+		p.unackable.Add(n - 1)
+		p.addUnackable() // the last one wakes a waiting drain
+	}
+}
+
+// runq is the scheduler behind a lock, with the idle workers parked on a
+// condition variable. A push wakes one idle worker per message it makes
+// ready; a worker's done and its next take share one critical section.
+type runq[M any] struct {
+	mu       sync.Mutex
+	cond     sync.Cond
+	s        *sched[M]
+	key      func(M) []byte
+	seed     maphash.Seed
+	idle     int // workers parked and not signalled
+	signaled int // workers signalled that have not taken the lock again
+	stopped  bool
+}
+
+func newRunq[M any](cfg Config, key func(M) []byte) *runq[M] {
+	r := &runq[M]{
+		s:    newSched[M](cfg.Ordering, cfg.KeylessOrdered, cfg.Concurrency),
+		key:  key,
+		seed: maphash.MakeSeed(),
+	}
+	r.cond.L = &r.mu
+	return r
+}
+
+// push queues a message; it never waits for a worker. It returns false if
+// the message was not queued: p is revoked, or the engine stopped.
+func (r *runq[M]) push(p *Part, offset int64, msg M) bool {
+	var h uint64
+	var k []byte
+	if r.s.mode == ByKey {
+		k = r.key(msg)
+		if len(k) > 0 || r.s.keyless {
+			h = maphash.Bytes(r.seed, k) // outside the lock
+		}
+	}
+	r.mu.Lock()
+	ok := !r.stopped && r.s.push(p, offset, msg, h, k)
+	n := r.wakes()
+	r.mu.Unlock()
+	for range n {
+		r.cond.Signal()
+	}
+	return ok
+}
+
+// wakes reserves the idle workers the ready messages need (under mu).
+func (r *runq[M]) wakes() int {
+	n := min(r.idle, r.s.nready-r.signaled)
+	if n <= 0 {
+		return 0
+	}
+	r.idle -= n
+	r.signaled += n
+	return n
+}
+
+// next releases prev (if not nil) and returns the next message, waiting for
+// one; it returns false once the engine stopped.
+func (r *runq[M]) next(prev *task[M]) (task[M], bool) {
+	r.mu.Lock()
+	if prev != nil {
+		r.s.done(prev)
+	}
+	for !r.stopped {
+		if t, ok := r.s.take(); ok {
+			n := r.wakes()
+			r.mu.Unlock()
+			for range n {
+				r.cond.Signal()
+			}
+			return t, true
+		}
+		r.idle++
+		r.cond.Wait()
+		if r.stopped {
+			break
+		}
+		r.signaled--
+	}
+	r.mu.Unlock()
+	return task[M]{}, false
+}
+
+// drop drops p's queued messages (p is revoked) and counts them unackable.
+func (r *runq[M]) drop(p *Part) {
+	r.mu.Lock()
+	n := r.s.drop(r.s.partOf(p))
+	r.mu.Unlock()
+	addUnackable(p, n)
+}
+
+// stop makes every worker return from next; queued messages stay queued.
+func (r *runq[M]) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.idle = 0
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
