@@ -104,9 +104,14 @@ type keyQ[M any] struct {
 	key     []byte
 	chain   *keyQ[M] // next key of the partition with the same hash
 	jobs    fifo[job[M]]
-	head    int64 // offset of jobs' head while idx >= 0
-	idx     int   // index in the partition's heap of runnable keys; -1 if not in it
 	running bool
+}
+
+// heapEnt is a key that may start, in a partition's heap: the offset of its
+// head beside it, so that sifting reads only the heap's array.
+type heapEnt[M any] struct {
+	head int64
+	kq   *keyQ[M]
 }
 
 // keyQs returned to the pool keep buffers up to these sizes.
@@ -130,7 +135,7 @@ type partQ[M any] struct {
 
 	// ByKey.
 	keys map[uint64]*keyQ[M] // by hash of the key; equal hashes chained
-	heap []*keyQ[M]          // keys that may start, by the offset of their head
+	heap []heapEnt[M]        // keys that may start, by the offset of their head
 }
 
 // sched is the scheduler's state; the caller serialises every call.
@@ -189,8 +194,7 @@ func (s *sched[M]) push(p *Part, offset int64, msg M, h uint64, k []byte) bool {
 	}
 	kq.jobs.push(j)
 	if kq.jobs.n == 1 && !kq.running {
-		kq.head = offset
-		q.heapPush(kq)
+		q.heapPush(heapEnt[M]{offset, kq})
 	}
 	s.place(q)
 	return true
@@ -235,8 +239,7 @@ func (s *sched[M]) done(t *task[M]) {
 		case q.dropped:
 			s.freeKey(kq) // drop already took it out of the partition
 		case kq.jobs.n > 0:
-			kq.head = kq.jobs.peek().offset
-			q.heapPush(kq)
+			q.heapPush(heapEnt[M]{kq.jobs.peek().offset, kq})
 		default:
 			q.removeKey(kq)
 			s.freeKey(kq)
@@ -257,7 +260,7 @@ func (s *sched[M]) drop(q *partQ[M]) int64 {
 		for kq != nil {
 			next := kq.chain
 			n += int64(kq.jobs.n)
-			kq.chain, kq.idx = nil, -1
+			kq.chain = nil
 			kq.jobs.reset(keepJobs)
 			if !kq.running { // a running key is freed by done
 				s.freeKey(kq)
@@ -338,7 +341,7 @@ func (s *sched[M]) newKey(h uint64, k []byte) *keyQ[M] {
 	if kq == nil {
 		kq = &keyQ[M]{}
 	}
-	kq.hash, kq.key, kq.idx = h, append(kq.key[:0], k...), -1
+	kq.hash, kq.key = h, append(kq.key[:0], k...)
 	return kq
 }
 
@@ -347,7 +350,7 @@ func (s *sched[M]) freeKey(kq *keyQ[M]) {
 	if cap(kq.key) > keepKey {
 		kq.key = nil
 	}
-	kq.chain, kq.idx, kq.running = nil, -1, false
+	kq.chain, kq.running = nil, false
 	s.keyPool.Put(kq)
 }
 
@@ -389,46 +392,48 @@ func (q *partQ[M]) removeKey(kq *keyQ[M]) {
 	}
 }
 
-func (q *partQ[M]) heapPush(kq *keyQ[M]) {
-	kq.idx = len(q.heap)
-	q.heap = append(q.heap, kq)
+func (q *partQ[M]) heapPush(x heapEnt[M]) {
+	q.heap = append(q.heap, x)
 	h := q.heap
-	for i := kq.idx; i > 0; {
+	i := len(h) - 1
+	for i > 0 {
 		parent := (i - 1) / 2
-		if h[parent].head <= kq.head {
+		if h[parent].head <= x.head {
 			break
 		}
-		h[i], h[parent] = h[parent], h[i]
-		h[i].idx, kq.idx = i, parent
+		h[i] = h[parent]
 		i = parent
 	}
+	h[i] = x
 }
 
 func (q *partQ[M]) heapPop() *keyQ[M] {
 	h := q.heap
-	top := h[0]
+	top := h[0].kq
 	last := len(h) - 1
-	h[0] = h[last]
-	h[0].idx = 0
-	h[last] = nil
+	x := h[last]
+	h[last] = heapEnt[M]{}
 	h = h[:last]
 	q.heap = h
-	for i := 0; ; {
-		small := i
-		if l := 2*i + 1; l < last && h[l].head < h[small].head {
-			small = l
-		}
-		if r := 2*i + 2; r < last && h[r].head < h[small].head {
-			small = r
-		}
-		if small == i {
+	if last == 0 {
+		return top
+	}
+	i := 0
+	for {
+		small := 2*i + 1
+		if small >= last {
 			break
 		}
-		h[i], h[small] = h[small], h[i]
-		h[i].idx, h[small].idx = i, small
+		if r := small + 1; r < last && h[r].head < h[small].head {
+			small = r
+		}
+		if x.head <= h[small].head {
+			break
+		}
+		h[i] = h[small]
 		i = small
 	}
-	top.idx = -1
+	h[i] = x
 	return top
 }
 

@@ -1,0 +1,148 @@
+package engine_test
+
+// Throughput of the ordering modes, each beside its baseline in the same
+// run: Unordered, and the physical limits (a hot key's serial time, one
+// sequential loop per partition). Compare the msgs/s of the sub-benchmarks
+// of one case; the x_bound metrics are already ratios.
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+const benchKeys = 10_000
+
+var benchKeySet = func() [][]byte {
+	ks := make([][]byte, benchKeys)
+	for i := range ks {
+		ks[i] = []byte("key-" + strconv.Itoa(i))
+	}
+	return ks
+}()
+
+// runOrdering delivers b.N messages over parts partitions (one delivering
+// goroutine each, as kafka-go's fetch loops) and waits until all are
+// handled. keyOf picks the key of the i-th message of a partition.
+func runOrdering(b *testing.B, mode engine.Ordering, parts, workers int, work time.Duration,
+	keyOf func(rng *rand.Rand, i int) []byte) time.Duration {
+	c := cfg()
+	c.Concurrency = workers
+	c.Ordering = mode
+	e := engine.New(c, func(context.Context, kmsg) error {
+		if work > 0 {
+			time.Sleep(work)
+		}
+		return nil
+	}, msgKey)
+	e.Start(context.Background())
+	defer e.Stop()
+	s := e.NewSession((&fakeBroker{}).commit)
+	defer s.Close(context.Background())
+	ps := make([]*engine.Part, parts)
+	for i := range ps {
+		ps[i], _ = s.Assign(engine.TopicPartition{Topic: "t", Partition: int32(i)}, 0, "", -1)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	begin := time.Now()
+	var wg sync.WaitGroup
+	for pi, p := range ps {
+		n := b.N / parts
+		if pi < b.N%parts {
+			n++
+		}
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(pi), 9))
+			for o := range n {
+				m := kmsg{part: int32(pi), off: int64(o), key: keyOf(rng, o)}
+				if err := s.Deliver(context.Background(), p, int64(o), m); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for e.Handled() < int64(b.N) {
+		time.Sleep(50 * time.Microsecond)
+	}
+	elapsed := time.Since(begin)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	return elapsed
+}
+
+func uniformKey(rng *rand.Rand, _ int) []byte { return benchKeySet[rng.IntN(benchKeys)] }
+
+// hotKey: one message in ten has the key "hot", the others are uniform.
+func hotKey(rng *rand.Rand, i int) []byte {
+	if i%10 == 0 {
+		return hotKeyBytes
+	}
+	return uniformKey(rng, i)
+}
+
+var hotKeyBytes = []byte("hot")
+
+// sleepCost measures what time.Sleep(d) takes here, for the bounds.
+func sleepCost(d time.Duration) time.Duration {
+	const n = 50
+	begin := time.Now()
+	for range n {
+		time.Sleep(d)
+	}
+	return time.Since(begin) / n
+}
+
+func BenchmarkOrdering(b *testing.B) {
+	modes := []engine.Ordering{engine.Unordered, engine.ByKey}
+	for _, mode := range modes {
+		b.Run("case=1part-1ms-10kkeys/mode="+mode.String(), func(b *testing.B) {
+			runOrdering(b, mode, 1, 64, time.Millisecond, uniformKey)
+		})
+	}
+	for _, mode := range modes {
+		b.Run("case=1part-1ms-hotkey/mode="+mode.String(), func(b *testing.B) {
+			elapsed := runOrdering(b, mode, 1, 64, time.Millisecond, hotKey)
+			// The hot key's serial time: one call after the other.
+			hot := (b.N + 9) / 10
+			b.ReportMetric(elapsed.Seconds()/(float64(hot)*time.Millisecond.Seconds()), "x_bound")
+			b.ReportMetric(elapsed.Seconds()/(float64(hot)*sleepCost(time.Millisecond).Seconds()), "x_sleepbound")
+		})
+	}
+	for _, mode := range modes {
+		b.Run("case=8parts-noop-10kkeys/mode="+mode.String(), func(b *testing.B) {
+			runOrdering(b, mode, 8, engine.DefaultConcurrency, 0, uniformKey)
+		})
+	}
+	b.Run("case=8parts-1ms/mode=ByPartition", func(b *testing.B) {
+		elapsed := runOrdering(b, engine.ByPartition, 8, 64, time.Millisecond, uniformKey)
+		b.ReportMetric(elapsed.Seconds()/(float64((b.N+7)/8)*time.Millisecond.Seconds()), "x_bound")
+	})
+	b.Run("case=8parts-1ms/mode=8SequentialLoops", func(b *testing.B) {
+		// The physical limit: each partition handled by its own loop.
+		begin := time.Now()
+		var wg sync.WaitGroup
+		for pi := range 8 {
+			n := b.N / 8
+			if pi < b.N%8 {
+				n++
+			}
+			wg.Go(func() {
+				for range n {
+					time.Sleep(time.Millisecond)
+				}
+			})
+		}
+		wg.Wait()
+		elapsed := time.Since(begin)
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+		b.ReportMetric(elapsed.Seconds()/(float64((b.N+7)/8)*time.Millisecond.Seconds()), "x_bound")
+	})
+}
