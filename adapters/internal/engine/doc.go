@@ -47,10 +47,23 @@
 // a worker releases its finished message and takes the next in one critical
 // section. Unordered allocates nothing per message.
 //
+// Retries (Config.Retry). A failed handler call is retried up to
+// Retry.MaxAttempts calls in all, unless its error is wrapped with
+// Permanent, after exponential waits with jitter. While it waits the message
+// sits in the scheduler's timer heap, not in a worker, and keeps holding
+// what its mode holds: its key (ByKey), its partition (ByPartition), only
+// itself (Unordered); when due it is queued again at its offset's place.
+// After the last attempt, Config.DeadLetter (if set) gets the message and
+// the error: the message is acked only once it returned nil, and a failing
+// dead letter is retried with the same waits, never dropped. Without a dead
+// letter the ErrorPolicy applies. The watermark is untouched by all this:
+// the message stays tracked, holding the commit point, until it is acked.
+//
 // On revoke or loss the session marks the partition revoking and its queue
 // is dropped (Engine.dropPart, or the first worker that reaches it): queued messages are never handed out afterwards,
 // count as unackable so the drain does not wait for them, and are
-// redelivered to the next owner.
+// redelivered to the next owner. Messages waiting for a retry are dropped
+// with them.
 // Handlers that ignore their context are abandoned by Stop after
 // RevokeTimeout (logged): their goroutines run until they return.
 package engine

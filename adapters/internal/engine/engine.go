@@ -153,6 +153,9 @@ func (e *Engine[M]) worker() {
 	}
 }
 
+// run handles j once: the handler, or the dead letter if the handler is
+// done with. A failure to retry marks j.rt pending: the scheduler then holds
+// the message for its wait when the worker reports it done.
 func (e *Engine[M]) run(j *job[M]) {
 	p := j.p
 	if p.revoking.Load() || e.failed.Load() {
@@ -162,24 +165,86 @@ func (e *Engine[M]) run(j *job[M]) {
 		p.addUnackable()
 		return
 	}
+	if j.rt != nil && j.rt.dead {
+		e.deadLetter(j, j.rt.err)
+		return
+	}
 	e.busy.Add(1)
 	err := e.call(j.msg)
 	e.busy.Add(-1)
 	e.handled.Add(1)
-	if err != nil {
-		e.errs.Add(1)
-		p.errors.Add(1)
-		if e.cfg.ErrorPolicy == Stop {
-			p.addUnackable()
-			e.fail(fmt.Errorf("%w: %s[%d] offset %d: %w", ErrHandler, p.TP.Topic, p.TP.Partition, j.offset, err))
-			return
-		}
+	if err == nil {
+		_ = p.wm.Ack(j.offset) // ErrClosed: a late ack after revoke, ignored by design
+		return
 	}
-	// ErrClosed: a late ack after revoke, ignored by design.
+	e.errs.Add(1)
+	p.errors.Add(1)
+	attempts := 1
+	if j.rt != nil {
+		attempts = j.rt.attempts + 1
+	}
+	if attempts < e.cfg.Retry.MaxAttempts && !isPermanent(err) {
+		rt := j.retry()
+		rt.attempts, rt.err = attempts, err
+		rt.pending, rt.wait = true, e.cfg.Retry.wait(attempts)
+		p.retries.Add(1)
+		return
+	}
+	if e.cfg.DeadLetter != nil {
+		e.deadLetter(j, err)
+		return
+	}
+	if e.cfg.ErrorPolicy == Stop {
+		p.addUnackable()
+		e.fail(fmt.Errorf("%w: %s[%d] offset %d: %w", ErrHandler, p.TP.Topic, p.TP.Partition, j.offset, err))
+		return
+	}
 	ackErr := p.wm.Ack(j.offset)
-	if err != nil {
-		e.logHandlerError(p, j.offset, err, ackErr)
+	e.logHandlerError(p, j.offset, err, ackErr)
+}
+
+// retry returns j's retry bookkeeping, allocating it at the first failure.
+func (j *job[M]) retry() *retry[M] {
+	if j.rt == nil {
+		j.rt = &retry[M]{}
 	}
+	return j.rt
+}
+
+// deadLetter hands j, whose handler failed for the last time with err, to
+// Config.DeadLetter, and acks it once that returned nil; an error from it
+// (or a panic) is retried with the retry waits, never dropped.
+func (e *Engine[M]) deadLetter(j *job[M], err error) {
+	p := j.p
+	dlErr := e.callDeadLetter(j.msg, err)
+	if dlErr == nil {
+		p.dead.Add(1)
+		_ = p.wm.Ack(j.offset)
+		return
+	}
+	p.deadFails.Add(1)
+	rt := j.retry()
+	rt.dead, rt.err = true, err
+	rt.dlCalls++
+	rt.pending, rt.wait = true, e.cfg.Retry.wait(rt.dlCalls)
+	now := time.Now().UnixNano()
+	last := p.lastErrLog.Load()
+	if now-last < int64(time.Second) || !p.lastErrLog.CompareAndSwap(last, now) {
+		p.errLogsSkipped.Add(1)
+		return
+	}
+	e.log.Warn("inorder: dead letter failed, retrying it (the message is not acked until it succeeds)",
+		"topic", p.TP.Topic, "partition", p.TP.Partition, "offset", j.offset, "error", dlErr,
+		"handler_error", err, "dead_letter_calls", rt.dlCalls, "errors_not_logged", p.errLogsSkipped.Swap(0))
+}
+
+func (e *Engine[M]) callDeadLetter(msg M, err error) (dlErr error) {
+	defer func() {
+		if r := recover(); r != nil {
+			dlErr = fmt.Errorf("%w: dead letter: %v", ErrPanic, r)
+		}
+	}()
+	return e.cfg.DeadLetter(e.hctx, msg, err)
 }
 
 // logHandlerError logs a handler error under LogAndAck, at most once per

@@ -199,6 +199,8 @@ func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Offsets 0 and 2 handled first: a revoke drops what is still queued.
+	waitUntil(t, func() bool { return e.Handled() == 2 })
 	done := make(chan struct{})
 	go func() { s.Close(context.Background()); close(done) }()
 	select {

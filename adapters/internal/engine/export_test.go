@@ -3,10 +3,13 @@ package engine
 // This file exposes the scheduler alone to the external tests: the model
 // test and FuzzScheduler drive it step by step, with no goroutine.
 
+import "time"
+
 // TestSched is a scheduler of messages that are their own offset.
 type TestSched struct {
 	s    *sched[int64]
 	hash func([]byte) uint64
+	now  int64 // the scheduler's clock
 }
 
 // TestTask is a message handed out by TestSched.Take.
@@ -41,7 +44,25 @@ func (s *TestSched) Take() (TestTask, bool) {
 }
 
 // Done releases a message handed out by Take.
-func (s *TestSched) Done(t TestTask) { s.s.done(&t.t) }
+func (s *TestSched) Done(t TestTask) { s.s.done(&t.t, s.now) }
+
+// Fail releases a message handed out by Take whose handler failed: it waits
+// wait ticks of the clock for its retry.
+func (s *TestSched) Fail(t TestTask, wait int64) {
+	rt := t.t.retry()
+	rt.pending, rt.wait = true, time.Duration(wait)
+	s.s.done(&t.t, s.now)
+}
+
+// Advance moves the clock on by d and queues the retries then due; it
+// returns how many.
+func (s *TestSched) Advance(d int64) int {
+	s.now += d
+	return s.s.expire(s.now)
+}
+
+// Waiting returns how many messages wait for a retry.
+func (s *TestSched) Waiting() int { return len(s.s.timers) }
 
 // Drop drops p's queue and counts what it held as unackable.
 func (s *TestSched) Drop(p *Part) int64 {
@@ -83,3 +104,6 @@ func (s *TestSched) ReadyOf(p *Part) int {
 	}
 	return q.ready
 }
+
+// RetryWait returns the n-th wait of r, jittered.
+func RetryWait(r Retry, n int) time.Duration { return r.wait(n) }

@@ -83,7 +83,7 @@ func (c *laneCheck) count() int {
 // Every mode: handler calls of one key (ByKey) or partition (ByPartition)
 // never overlap and start in offset order; every message is handled once.
 func TestOrderingModesHoldThroughTheEngine(t *testing.T) {
-	const parts, perPart = 4, 1500
+	const parts, perPart = 4, 800
 	for _, mode := range []engine.Ordering{engine.Unordered, engine.ByKey, engine.ByPartition} {
 		for _, keyless := range []bool{false, true} {
 			t.Run(fmt.Sprintf("ordering=%v/keyless_ordered=%v", mode, keyless), func(t *testing.T) {

@@ -24,6 +24,9 @@ type Part struct {
 	misses    atomic.Int64 // commits whose metadata did not fit
 	restored  atomic.Int64 // deliveries skipped thanks to commit metadata
 	errors    atomic.Int64 // handler errors and panics
+	retries   atomic.Int64 // failed handler calls retried
+	dead      atomic.Int64 // messages the dead letter took
+	deadFails atomic.Int64 // dead letter calls that failed
 	unackable atomic.Int64 // tracked offsets that will never be acked (Stop policy, undispatched); see addUnackable
 
 	revoking atomic.Bool // set first thing at revoke or loss: queued messages are dropped; session writes
@@ -99,6 +102,12 @@ type PartitionStats struct {
 	Restored int64
 	// Errors: handler errors and panics.
 	Errors int64
+	// Retries: failed handler calls followed by another attempt.
+	Retries int64
+	// DeadLettered: messages acked after the dead letter took them.
+	DeadLettered int64
+	// DeadLetterFailures: dead letter calls that failed (and were retried).
+	DeadLetterFailures int64
 }
 
 func (p *Part) stats() PartitionStats {
@@ -117,6 +126,10 @@ func (p *Part) stats() PartitionStats {
 		MetadataMisses: p.misses.Load(),
 		Restored:       p.restored.Load(),
 		Errors:         p.errors.Load(),
+
+		Retries:            p.retries.Load(),
+		DeadLettered:       p.dead.Load(),
+		DeadLetterFailures: p.deadFails.Load(),
 	}
 	if le >= 0 {
 		s.Lag = max(0, le-ws.Committable)

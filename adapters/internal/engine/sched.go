@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"time"
 )
 
 // Ordering says which handler calls of one partition may overlap. Handler
@@ -48,6 +49,7 @@ type job[M any] struct {
 	p      *Part
 	offset int64
 	msg    M
+	rt     *retry[M] // nil until the message fails
 }
 
 // task is a job handed to a worker, with what done needs to release.
@@ -66,13 +68,38 @@ type fifo[T any] struct {
 
 func (f *fifo[T]) push(v T) {
 	if f.n == len(f.buf) {
-		nb := make([]T, max(2, 2*len(f.buf)))
-		k := copy(nb, f.buf[f.head:])
-		copy(nb[k:], f.buf[:f.head])
-		f.buf, f.head = nb, 0
+		f.grow()
 	}
 	f.buf[(f.head+f.n)&(len(f.buf)-1)] = v
 	f.n++
+}
+
+func (f *fifo[T]) grow() {
+	nb := make([]T, max(2, 2*len(f.buf)))
+	k := copy(nb, f.buf[f.head:])
+	copy(nb[k:], f.buf[:f.head])
+	f.buf, f.head = nb, 0
+}
+
+// insert puts v before the first element that is not before it: near the
+// front for a retried message, which is older than most of the queue.
+func (f *fifo[T]) insert(v T, before func(a, b *T) bool) {
+	if f.n == len(f.buf) {
+		f.grow()
+	}
+	mask := len(f.buf) - 1
+	f.head = (f.head - 1) & mask
+	f.n++
+	i := f.head
+	for k := 1; k < f.n; k++ {
+		next := (i + 1) & mask
+		if !before(&f.buf[next], &v) {
+			break
+		}
+		f.buf[i] = f.buf[next]
+		i = next
+	}
+	f.buf[i] = v
 }
 
 func (f *fifo[T]) peek() *T { return &f.buf[f.head] }
@@ -104,7 +131,8 @@ type keyQ[M any] struct {
 	key     []byte
 	chain   *keyQ[M] // next key of the partition with the same hash
 	jobs    fifo[job[M]]
-	running bool
+	running bool // a message of the key is in a worker
+	waiting bool // a message of the key waits for its retry
 }
 
 // heapEnt is a key that may start, in a partition's heap: the offset of its
@@ -128,6 +156,8 @@ type partQ[M any] struct {
 	running    int       // handler calls running
 	ready      int       // messages a worker may take now (its share of sched.nready)
 	dropped    bool      // revoked: nothing is queued or taken any more
+	held       int       // ByPartition: messages waiting for a retry (at most one)
+	waiting    []*retry[M]
 
 	// Unordered, ByPartition: every queued message. ByKey: messages
 	// without a key when KeylessOrdered is off (each may start at once).
@@ -154,6 +184,7 @@ type sched[M any] struct {
 	minB    int // no bucket below it is non-empty
 	nready  int // sum of the partitions' ready
 	keyPool sync.Pool
+	timers  []*retry[M] // messages waiting for a retry, by due time
 }
 
 func newSched[M any](mode Ordering, keylessOrdered bool, workers int) *sched[M] {
@@ -193,7 +224,7 @@ func (s *sched[M]) push(p *Part, offset int64, msg M, h uint64, k []byte) bool {
 		q.insertKey(kq)
 	}
 	kq.jobs.push(j)
-	if kq.jobs.n == 1 && !kq.running {
+	if kq.jobs.n == 1 && !kq.running && !kq.waiting {
 		q.heapPush(heapEnt[M]{offset, kq})
 	}
 	s.place(q)
@@ -229,10 +260,20 @@ func (s *sched[M]) take() (task[M], bool) {
 	}
 }
 
-// done releases what t held once its handler call is over.
-func (s *sched[M]) done(t *task[M]) {
+// done releases what t held once its handler call is over, or, if the
+// worker marked it pending a retry, makes it wait until now plus its wait
+// (the message keeps holding its key or partition).
+func (s *sched[M]) done(t *task[M], now int64) {
 	q := t.q
 	q.running--
+	if rt := t.rt; rt != nil && rt.pending {
+		rt.pending = false
+		if !q.dropped {
+			s.hold(t, now)
+			return
+		}
+		addUnackable(q.p, 1) // revoked while it ran: dropped like the queue
+	}
 	if kq := t.kq; kq != nil {
 		kq.running = false
 		switch {
@@ -248,14 +289,87 @@ func (s *sched[M]) done(t *task[M]) {
 	s.place(q)
 }
 
+func (s *sched[M]) hold(t *task[M], now int64) {
+	q, rt := t.q, t.rt
+	rt.due = now + int64(rt.wait)
+	rt.t = *t
+	if t.kq != nil {
+		t.kq.running, t.kq.waiting = false, true
+	}
+	if s.mode == ByPartition {
+		q.held++
+	}
+	rt.pidx = len(q.waiting)
+	q.waiting = append(q.waiting, rt)
+	s.timerPush(rt)
+	s.place(q)
+}
+
+// expire queues again the messages whose retry is due at now, and returns
+// how many.
+func (s *sched[M]) expire(now int64) int {
+	n := 0
+	for len(s.timers) > 0 && s.timers[0].due <= now {
+		rt := s.timers[0]
+		s.timerRemove(rt)
+		s.unwait(rt)
+		t := rt.t
+		rt.t = task[M]{}
+		q := t.q
+		switch {
+		case t.kq != nil:
+			t.kq.waiting = false
+			t.kq.jobs.insert(t.job, jobBefore)
+			q.heapPush(heapEnt[M]{t.offset, t.kq})
+		case s.mode == ByPartition:
+			q.held--
+			q.fifo.insert(t.job, jobBefore)
+		default:
+			q.fifo.insert(t.job, jobBefore)
+		}
+		s.place(q)
+		n++
+	}
+	return n
+}
+
+func jobBefore[M any](a, b *job[M]) bool { return a.offset < b.offset }
+
+// nextDue returns when the first retry is due.
+func (s *sched[M]) nextDue() (int64, bool) {
+	if len(s.timers) == 0 {
+		return 0, false
+	}
+	return s.timers[0].due, true
+}
+
+// unwait removes rt from its partition's waiting list.
+func (s *sched[M]) unwait(rt *retry[M]) {
+	q := rt.t.q
+	last := len(q.waiting) - 1
+	q.waiting[rt.pidx] = q.waiting[last]
+	q.waiting[rt.pidx].pidx = rt.pidx
+	q.waiting[last] = nil
+	q.waiting = q.waiting[:last]
+}
+
 // drop empties p's queue for good (p is revoked) and returns how many
-// messages it held; they are never handed out. Later pushes are refused.
+// messages it held, those waiting for a retry included; they are never
+// handed out. Later pushes are refused.
 func (s *sched[M]) drop(q *partQ[M]) int64 {
 	if q.dropped {
 		return 0
 	}
-	n := int64(q.fifo.n)
+	n := int64(q.fifo.n + len(q.waiting))
 	q.fifo = fifo[job[M]]{}
+	for _, rt := range q.waiting {
+		s.timerRemove(rt)
+		if kq := rt.t.kq; kq != nil {
+			kq.waiting = false // freed with the other keys below
+		}
+		rt.t = task[M]{}
+	}
+	q.waiting, q.held = nil, 0
 	for _, kq := range q.keys {
 		for kq != nil {
 			next := kq.chain
@@ -285,7 +399,7 @@ func (s *sched[M]) place(q *partQ[M]) {
 		case ByKey:
 			r = len(q.heap) + q.fifo.n
 		case ByPartition:
-			if q.running == 0 && q.fifo.n > 0 {
+			if q.running == 0 && q.held == 0 && q.fifo.n > 0 {
 				r = 1
 			}
 		}
@@ -350,7 +464,7 @@ func (s *sched[M]) freeKey(kq *keyQ[M]) {
 	if cap(kq.key) > keepKey {
 		kq.key = nil
 	}
-	kq.chain, kq.running = nil, false
+	kq.chain, kq.running, kq.waiting = nil, false, false
 	s.keyPool.Put(kq)
 }
 
@@ -437,6 +551,59 @@ func (q *partQ[M]) heapPop() *keyQ[M] {
 	return top
 }
 
+func (s *sched[M]) timerPush(rt *retry[M]) {
+	rt.hidx = len(s.timers)
+	s.timers = append(s.timers, rt)
+	s.timerUp(rt.hidx)
+}
+
+func (s *sched[M]) timerRemove(rt *retry[M]) {
+	h := s.timers
+	i, last := rt.hidx, len(h)-1
+	if i != last {
+		h[i] = h[last]
+		h[i].hidx = i
+	}
+	h[last] = nil
+	s.timers = h[:last]
+	if i != last {
+		s.timerDown(i)
+		s.timerUp(i)
+	}
+}
+
+func (s *sched[M]) timerUp(i int) {
+	h := s.timers
+	for i > 0 {
+		parent := (i - 1) / 2
+		if h[parent].due <= h[i].due {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		h[i].hidx, h[parent].hidx = i, parent
+		i = parent
+	}
+}
+
+func (s *sched[M]) timerDown(i int) {
+	h := s.timers
+	for {
+		small := 2*i + 1
+		if small >= len(h) {
+			return
+		}
+		if r := small + 1; r < len(h) && h[r].due < h[small].due {
+			small = r
+		}
+		if h[i].due <= h[small].due {
+			return
+		}
+		h[i], h[small] = h[small], h[i]
+		h[i].hidx, h[small].hidx = i, small
+		i = small
+	}
+}
+
 // addUnackable counts n queued messages of p that were dropped.
 func addUnackable(p *Part, n int64) {
 	if n > 0 {
@@ -457,6 +624,11 @@ type runq[M any] struct {
 	idle     int // workers parked and not signalled
 	signaled int // workers signalled that have not taken the lock again
 	stopped  bool
+
+	t0       time.Time   // the scheduler's clock counts from it
+	timer    *time.Timer // fires when the first retry is due; nil until one waits
+	armed    bool
+	armedDue int64
 }
 
 func newRunq[M any](cfg Config, key func(M) []byte) *runq[M] {
@@ -464,6 +636,7 @@ func newRunq[M any](cfg Config, key func(M) []byte) *runq[M] {
 		s:    newSched[M](cfg.Ordering, cfg.KeylessOrdered, cfg.Concurrency),
 		key:  key,
 		seed: maphash.MakeSeed(),
+		t0:   time.Now(),
 	}
 	r.cond.L = &r.mu
 	return r
@@ -506,7 +679,8 @@ func (r *runq[M]) wakes() int {
 func (r *runq[M]) next(prev *task[M]) (task[M], bool) {
 	r.mu.Lock()
 	if prev != nil {
-		r.s.done(prev)
+		r.s.done(prev, r.now())
+		r.arm()
 	}
 	for !r.stopped {
 		if t, ok := r.s.take(); ok {
@@ -528,6 +702,41 @@ func (r *runq[M]) next(prev *task[M]) (task[M], bool) {
 	return task[M]{}, false
 }
 
+func (r *runq[M]) now() int64 { return int64(time.Since(r.t0)) }
+
+// arm sets the timer for the first retry due, if it is not set for it or
+// earlier (under mu).
+func (r *runq[M]) arm() {
+	due, ok := r.s.nextDue()
+	if !ok || r.stopped || r.armed && r.armedDue <= due {
+		return
+	}
+	d := time.Duration(due - r.now())
+	if r.timer == nil {
+		r.timer = time.AfterFunc(d, r.fire)
+	} else {
+		r.timer.Reset(d)
+	}
+	r.armed, r.armedDue = true, due
+}
+
+// fire queues the retries that are due and wakes workers for them.
+func (r *runq[M]) fire() {
+	r.mu.Lock()
+	r.armed = false
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
+	r.s.expire(r.now())
+	r.arm()
+	n := r.wakes()
+	r.mu.Unlock()
+	for range n {
+		r.cond.Signal()
+	}
+}
+
 // drop drops p's queued messages (p is revoked) and counts them unackable.
 func (r *runq[M]) drop(p *Part) {
 	r.mu.Lock()
@@ -541,6 +750,9 @@ func (r *runq[M]) stop() {
 	r.mu.Lock()
 	r.stopped = true
 	r.idle = 0
+	if r.timer != nil {
+		r.timer.Stop()
+	}
 	r.mu.Unlock()
 	r.cond.Broadcast()
 }

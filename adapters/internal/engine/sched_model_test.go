@@ -21,6 +21,7 @@ const (
 	handled
 	dropped
 	refused
+	waiting // for its retry
 )
 
 type modelMsg struct {
@@ -28,6 +29,7 @@ type modelMsg struct {
 	off   int64
 	key   []byte
 	state msgState
+	due   int64 // while waiting
 }
 
 // schedModel runs a TestSched with simulated workers: a worker is busy from
@@ -46,7 +48,9 @@ type schedModel struct {
 	queue          [][]*modelMsg // per partition, queued, by offset
 	running        []engine.TestTask
 	partRun        []int
-	keyRun         map[string]bool // "part/key" of the keys running (ByKey)
+	keyRun         map[string]bool // lanes with a message running or waiting for its retry
+	clock          int64
+	waits          []*modelMsg // waiting for their retry
 	ops            int
 }
 
@@ -199,6 +203,55 @@ func (m *schedModel) complete(i int) {
 	m.s.Done(t)
 }
 
+// fail ends the handler call of running[i] with a failure: the message
+// waits wait ticks for its retry, holding its lane.
+func (m *schedModel) fail(i int, wait int64) {
+	t := m.running[i]
+	m.running = append(m.running[:i], m.running[i+1:]...)
+	pi := int(t.Part().TP.Partition)
+	msg := m.msgs[pi][t.Offset()]
+	m.partRun[pi]--
+	m.s.Fail(t, wait)
+	if m.revoked[pi] { // dropped: counted as unackable, now or when dropped
+		msg.state = dropped
+		m.queuedAtRevoke[pi]++
+		if l := m.lane(msg); l != "" {
+			delete(m.keyRun, l)
+		}
+		return
+	}
+	msg.state, msg.due = waiting, m.clock+wait
+	m.waits = append(m.waits, msg)
+}
+
+// advance moves the clock on: the retries due are queued again, in offset
+// order among their partition's queue, and free their lane.
+func (m *schedModel) advance(d int64) {
+	m.clock += d
+	m.s.Advance(d)
+	kept := m.waits[:0]
+	for _, msg := range m.waits {
+		if msg.state != waiting {
+			continue // dropped by a revoke
+		}
+		if msg.due > m.clock {
+			kept = append(kept, msg)
+			continue
+		}
+		msg.state = queued
+		q := m.queue[msg.part]
+		i := 0
+		for i < len(q) && q[i].off < msg.off {
+			i++
+		}
+		m.queue[msg.part] = append(q[:i], append([]*modelMsg{msg}, q[i:]...)...)
+		if l := m.lane(msg); l != "" {
+			delete(m.keyRun, l)
+		}
+	}
+	m.waits = kept
+}
+
 // revoke revokes partition pi; eager drops its queue at once, as the
 // session does, else the scheduler drops it when it meets it.
 func (m *schedModel) revoke(pi int, eager bool) {
@@ -212,6 +265,15 @@ func (m *schedModel) revoke(pi int, eager bool) {
 	}
 	m.queuedAtRevoke[pi] = int64(len(m.queue[pi]))
 	m.queue[pi] = nil
+	for _, msg := range m.waits {
+		if msg.part == pi && msg.state == waiting {
+			msg.state = dropped
+			m.queuedAtRevoke[pi]++
+			if l := m.lane(msg); l != "" {
+				delete(m.keyRun, l)
+			}
+		}
+	}
 	if eager {
 		m.eager[pi] = true
 		if n := m.s.Drop(m.parts[pi]); n != m.queuedAtRevoke[pi] {
@@ -272,12 +334,13 @@ func (m *schedModel) checkCounts() {
 func (m *schedModel) finish() {
 	for {
 		m.fill()
-		if len(m.running) == 0 {
+		if len(m.running) == 0 && len(m.waits) == 0 {
 			break
 		}
 		for len(m.running) > 0 {
 			m.complete(0)
 		}
+		m.advance(1 << 20)
 	}
 	for pi, p := range m.parts {
 		if m.revoked[pi] {
@@ -330,14 +393,21 @@ func runOps(t testing.TB, data []byte) {
 			m.deliver(arg%parts, k)
 		case 4:
 			m.fill()
-		case 5, 6:
+		case 5:
 			if len(m.running) > 0 {
 				m.complete(arg % len(m.running))
 			}
+		case 6:
+			if len(m.running) > 0 {
+				m.fail(arg%len(m.running), int64(arg%4))
+			}
 		case 7:
-			if arg%4 == 0 {
+			switch arg % 4 {
+			case 0:
 				m.revoke(arg/4%parts, arg&0x10 != 0)
-			} else {
+			case 1:
+				m.advance(int64(arg / 4 % 3))
+			default:
 				for len(m.running) > 0 {
 					m.complete(len(m.running) - 1)
 				}
