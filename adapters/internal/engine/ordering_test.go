@@ -288,3 +288,59 @@ func TestUnorderedDeliverAndHandleDoNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per message, want 0", allocs)
 	}
 }
+
+// Workers are woken for every message that may start: with handlers that
+// block, every worker ends up busy when there is enough allowed work.
+func TestEveryWorkerTakesAllowedWork(t *testing.T) {
+	for _, mode := range []engine.Ordering{engine.Unordered, engine.ByKey, engine.ByPartition} {
+		t.Run(fmt.Sprintf("ordering=%v", mode), func(t *testing.T) {
+			const workers, parts = 4, 4
+			c := cfg()
+			c.Concurrency = workers
+			c.Ordering = mode
+			gate := make(chan struct{})
+			var mu sync.Mutex
+			running := 0
+			e := engine.New(c, func(ctx context.Context, m kmsg) error {
+				mu.Lock()
+				running++
+				mu.Unlock()
+				<-gate
+				return nil
+			}, msgKey)
+			e.Start(context.Background())
+			defer e.Stop()
+			s := e.NewSession((&fakeBroker{}).commit)
+			defer s.Close(context.Background())
+			defer close(gate)
+			busy := func(n int) func() bool {
+				return func() bool {
+					mu.Lock()
+					defer mu.Unlock()
+					return running == n
+				}
+			}
+			// One message at a time, each taken before the next is
+			// delivered: the other workers are parked by then and must be
+			// woken.
+			for pi := range int32(parts) {
+				p, _ := s.Assign(engine.TopicPartition{Topic: "t", Partition: pi}, 0, "", -1)
+				if err := s.Deliver(context.Background(), p, 0, kmsg{pi, 0, []byte("k")}); err != nil {
+					t.Fatal(err)
+				}
+				waitUntil(t, busy(int(pi)+1))
+			}
+		})
+	}
+}
+
+func TestNewRefusesByKeyWithoutAKeyFunction(t *testing.T) {
+	c := cfg()
+	c.Ordering = engine.ByKey
+	defer func() {
+		if recover() == nil {
+			t.Fatal("New(ByKey, nil key function) did not panic")
+		}
+	}()
+	engine.New(c, func(context.Context, kmsg) error { return nil }, nil)
+}
