@@ -32,20 +32,26 @@
 // oldest, once the partition's previous call returned; ByKey, for each key
 // (compared by bytes) with no call running, its oldest message, and any
 // keyless message unless KeylessOrdered (then the keyless messages are one
-// key). A key has a queue only while it has messages queued or running.
+// key). ByKey keeps the partition's messages in one arrival queue; a key
+// gets a queue of its own only while it is busy (a call running or a retry
+// waiting), for the messages met behind it, and loses it when it is idle
+// and empty: the uniform-keys case stays as cache-friendly as Unordered.
 //
 // A free worker takes from the partition with the fewest handler calls
 // running among those with a message that may start, round-robin among
 // equals; within the partition, the lowest offset that may start (which
 // also moves the commit point soonest). So a partition of slow handlers
 // holds at most its share of the workers while another partition has work
-// ready, and a backlog in one partition delays another's new message by at
-// most one handler call per worker. The choice is not preemptive: workers
-// that went to a partition while nothing else was ready stay until their
-// calls return. Each decision costs O(1), plus O(log k) for ByKey with k
-// keys ready in the partition, under one lock shared with the deliveries;
+// ready, and a new message of a quiet partition gets the next worker that
+// frees up, whatever the backlog of the others. The choice is not
+// preemptive: workers that went to a partition while nothing else was ready
+// stay until their calls return. Each decision costs O(1) (amortised: ByKey
+// parks each message met behind a busy key once), plus O(log k) for ByKey
+// with k idle keys holding parked messages, under one lock shared with the
+// deliveries;
 // a worker releases its finished message and takes the next in one critical
-// section. Unordered allocates nothing per message.
+// section. Unordered allocates nothing per message; ByKey takes a pooled
+// key record per running key.
 //
 // Retries (Config.Retry). A failed handler call is retried up to
 // Retry.MaxAttempts calls in all, unless its error is wrapped with

@@ -5,20 +5,26 @@ package engine
 
 import "time"
 
-// TestSched is a scheduler of messages that are their own offset.
+// TestSched is a scheduler of messages that are their offset and key.
 type TestSched struct {
-	s    *sched[int64]
+	s    *sched[testMsg]
 	hash func([]byte) uint64
 	now  int64 // the scheduler's clock
 }
 
+type testMsg struct {
+	off int64
+	key []byte
+}
+
 // TestTask is a message handed out by TestSched.Take.
-type TestTask struct{ t task[int64] }
+type TestTask struct{ t task[testMsg] }
 
 // NewTestSched returns a scheduler for workers workers whose keys hash with
 // hash (a weak one provokes collisions).
 func NewTestSched(mode Ordering, keylessOrdered bool, workers int, hash func([]byte) uint64) *TestSched {
-	return &TestSched{s: newSched[int64](mode, keylessOrdered, workers), hash: hash}
+	key := func(m testMsg) []byte { return m.key }
+	return &TestSched{s: newSched(mode, keylessOrdered, workers, key), hash: hash}
 }
 
 // NewTestPart returns a partition that was never assigned.
@@ -34,7 +40,7 @@ func Unackable(p *Part) int64 { return p.unackable.Load() }
 
 // Push queues message offset with key k (ByKey).
 func (s *TestSched) Push(p *Part, offset int64, k []byte) bool {
-	return s.s.push(p, offset, offset, s.hash(k), k)
+	return s.s.push(p, offset, testMsg{offset, k}, s.hash(k))
 }
 
 // Take hands out the next message.
@@ -76,7 +82,7 @@ func (s *TestSched) Ready() int { return s.s.nready }
 
 // Keys returns how many key queues p holds.
 func (s *TestSched) Keys(p *Part) int {
-	q, _ := p.sq.(*partQ[int64])
+	q, _ := p.sq.(*partQ[testMsg])
 	if q == nil {
 		return 0
 	}
@@ -98,7 +104,7 @@ func (t TestTask) Offset() int64 { return t.t.offset }
 // ReadyOf returns how many of p's messages a worker may take now (a revoked
 // partition counts until it is dropped).
 func (s *TestSched) ReadyOf(p *Part) int {
-	q, _ := p.sq.(*partQ[int64])
+	q, _ := p.sq.(*partQ[testMsg])
 	if q == nil {
 		return 0
 	}

@@ -50,6 +50,7 @@ type job[M any] struct {
 	offset int64
 	msg    M
 	rt     *retry[M] // nil until the message fails
+	h      uint64    // ByKey: hash of the key
 }
 
 // task is a job handed to a worker, with what done needs to release.
@@ -124,15 +125,16 @@ func (f *fifo[T]) reset(keep int) {
 	f.head, f.n = 0, 0
 }
 
-// keyQ is the queue of one key of a partition (ByKey). It exists only while
-// the key has a message queued or running.
+// keyQ is a busy key of a partition (ByKey): a message of it is running or
+// waits for its retry, or messages of it met while it was busy are parked
+// behind. It exists only while the key is busy.
 type keyQ[M any] struct {
 	hash    uint64
 	key     []byte
-	chain   *keyQ[M] // next key of the partition with the same hash
-	jobs    fifo[job[M]]
-	running bool // a message of the key is in a worker
-	waiting bool // a message of the key waits for its retry
+	chain   *keyQ[M]     // next key of the partition with the same hash
+	jobs    fifo[job[M]] // parked messages, by offset
+	running bool         // a message of the key is in a worker
+	waiting bool         // a message of the key waits for its retry
 }
 
 // heapEnt is a key that may start, in a partition's heap: the offset of its
@@ -159,13 +161,13 @@ type partQ[M any] struct {
 	held       int       // ByPartition: messages waiting for a retry (at most one)
 	waiting    []*retry[M]
 
-	// Unordered, ByPartition: every queued message. ByKey: messages
-	// without a key when KeylessOrdered is off (each may start at once).
+	// Every queued message, by offset; with ByKey, but those parked
+	// behind their busy key.
 	fifo fifo[job[M]]
 
 	// ByKey.
-	keys map[uint64]*keyQ[M] // by hash of the key; equal hashes chained
-	heap []heapEnt[M]        // keys that may start, by the offset of their head
+	keys map[uint64]*keyQ[M] // busy keys, by hash; equal hashes chained
+	heap []heapEnt[M]        // idle keys with parked messages, by the offset of their head
 }
 
 // sched is the scheduler's state; the caller serialises every call.
@@ -175,11 +177,12 @@ type partQ[M any] struct {
 // the partition back at the tail of its new bucket. So a free worker goes to
 // a partition with the fewest calls running, round-robin among equals: a
 // partition of slow handlers cannot hold more than its share of the workers
-// while others have work ready, and a partition with a backlog cannot delay
-// a quieter one by more than one message per worker.
+// while others have work ready, and a quiet partition's new message gets the
+// next worker that frees up.
 type sched[M any] struct {
 	mode    Ordering
 	keyless bool // KeylessOrdered
+	key     func(M) []byte
 	buckets []*partQ[M]
 	minB    int // no bucket below it is non-empty
 	nready  int // sum of the partitions' ready
@@ -187,10 +190,11 @@ type sched[M any] struct {
 	timers  []*retry[M] // messages waiting for a retry, by due time
 }
 
-func newSched[M any](mode Ordering, keylessOrdered bool, workers int) *sched[M] {
+func newSched[M any](mode Ordering, keylessOrdered bool, workers int, key func(M) []byte) *sched[M] {
 	return &sched[M]{
 		mode:    mode,
 		keyless: keylessOrdered,
+		key:     key,
 		buckets: make([]*partQ[M], workers+1),
 	}
 }
@@ -205,28 +209,14 @@ func (s *sched[M]) partOf(p *Part) *partQ[M] {
 	return q
 }
 
-// push queues a message whose key is k with hash h (ByKey only). It returns
+// push queues a message whose key hashes to h (ByKey only). It returns
 // false, queueing nothing, if p is revoked.
-func (s *sched[M]) push(p *Part, offset int64, msg M, h uint64, k []byte) bool {
+func (s *sched[M]) push(p *Part, offset int64, msg M, h uint64) bool {
 	q := s.partOf(p)
 	if q.dropped || p.revoking.Load() {
 		return false
 	}
-	j := job[M]{p: p, offset: offset, msg: msg}
-	if s.mode != ByKey || (len(k) == 0 && !s.keyless) {
-		q.fifo.push(j)
-		s.place(q)
-		return true
-	}
-	kq := q.lookup(h, k)
-	if kq == nil {
-		kq = s.newKey(h, k)
-		q.insertKey(kq)
-	}
-	kq.jobs.push(j)
-	if kq.jobs.n == 1 && !kq.running && !kq.waiting {
-		q.heapPush(heapEnt[M]{offset, kq})
-	}
+	q.fifo.push(job[M]{p: p, offset: offset, msg: msg, h: h})
 	s.place(q)
 	return true
 }
@@ -247,10 +237,12 @@ func (s *sched[M]) take() (task[M], bool) {
 			continue
 		}
 		var t task[M]
-		if s.mode == ByKey && len(q.heap) > 0 && (q.fifo.n == 0 || q.heap[0].head < q.fifo.peek().offset) {
-			kq := q.heapPop()
-			kq.running = true
-			t = task[M]{job: kq.jobs.pop(), q: q, kq: kq}
+		if s.mode == ByKey {
+			var ok bool
+			if t, ok = s.takeByKey(q); !ok {
+				s.place(q) // it had nothing that may start after all
+				continue
+			}
 		} else {
 			t = task[M]{job: q.fifo.pop(), q: q}
 		}
@@ -258,6 +250,37 @@ func (s *sched[M]) take() (task[M], bool) {
 		s.place(q)
 		return t, true
 	}
+}
+
+// takeByKey returns the lowest offset of q that may start: the first
+// message of q.fifo whose key is not busy, or the head of the idle key with
+// the oldest parked message. Messages met at the head of q.fifo whose key is
+// busy are parked behind it on the way (each message at most once).
+func (s *sched[M]) takeByKey(q *partQ[M]) (task[M], bool) {
+	for q.fifo.n > 0 {
+		j := q.fifo.peek()
+		if len(q.heap) > 0 && q.heap[0].head < j.offset {
+			break
+		}
+		k := s.key(j.msg)
+		if len(k) == 0 && !s.keyless {
+			return task[M]{job: q.fifo.pop(), q: q}, true // not ordered
+		}
+		kq := q.lookup(j.h, k)
+		if kq == nil { // idle key: it runs now
+			kq = s.newKey(j.h, k)
+			q.insertKey(kq)
+			kq.running = true
+			return task[M]{job: q.fifo.pop(), q: q, kq: kq}, true
+		}
+		kq.jobs.push(q.fifo.pop()) // busy, or older messages parked: behind them
+	}
+	if len(q.heap) == 0 {
+		return task[M]{}, false
+	}
+	kq := q.heapPop()
+	kq.running = true
+	return task[M]{job: kq.jobs.pop(), q: q, kq: kq}, true
 }
 
 // done releases what t held once its handler call is over, or, if the
@@ -397,6 +420,9 @@ func (s *sched[M]) place(q *partQ[M]) {
 		case Unordered:
 			r = q.fifo.n
 		case ByKey:
+			// An upper bound: messages of q.fifo whose key is busy are
+			// parked when a take meets them, and q leaves its bucket if
+			// nothing may start.
 			r = len(q.heap) + q.fifo.n
 		case ByPartition:
 			if q.running == 0 && q.held == 0 && q.fifo.n > 0 {
@@ -619,7 +645,6 @@ type runq[M any] struct {
 	mu       sync.Mutex
 	cond     sync.Cond
 	s        *sched[M]
-	key      func(M) []byte
 	seed     maphash.Seed
 	idle     int // workers parked and not signalled
 	signaled int // workers signalled that have not taken the lock again
@@ -633,8 +658,7 @@ type runq[M any] struct {
 
 func newRunq[M any](cfg Config, key func(M) []byte) *runq[M] {
 	r := &runq[M]{
-		s:    newSched[M](cfg.Ordering, cfg.KeylessOrdered, cfg.Concurrency),
-		key:  key,
+		s:    newSched(cfg.Ordering, cfg.KeylessOrdered, cfg.Concurrency, key),
 		seed: maphash.MakeSeed(),
 		t0:   time.Now(),
 	}
@@ -646,15 +670,11 @@ func newRunq[M any](cfg Config, key func(M) []byte) *runq[M] {
 // the message was not queued: p is revoked, or the engine stopped.
 func (r *runq[M]) push(p *Part, offset int64, msg M) bool {
 	var h uint64
-	var k []byte
 	if r.s.mode == ByKey {
-		k = r.key(msg)
-		if len(k) > 0 || r.s.keyless {
-			h = maphash.Bytes(r.seed, k) // outside the lock
-		}
+		h = maphash.Bytes(r.seed, r.s.key(msg)) // outside the lock
 	}
 	r.mu.Lock()
-	ok := !r.stopped && r.s.push(p, offset, msg, h, k)
+	ok := !r.stopped && r.s.push(p, offset, msg, h)
 	n := r.wakes()
 	r.mu.Unlock()
 	for range n {
