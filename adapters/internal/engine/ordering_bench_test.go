@@ -4,12 +4,14 @@ package engine_test
 // run: Unordered, and the physical limits (a hot key's serial time, one
 // sequential loop per partition). Compare the msgs/s of the sub-benchmarks
 // of one case; the x_ metrics are already ratios: x_bound to the nominal
-// bound (1 ms per call), x_hotbusy to the hot key's handler calls as timed
-// (the sleeps overshoot 1 ms under load).
+// bound (1 ms per call), x_hotbusy and x_busy to the serial handler calls
+// (of the hot key, of the busiest partition) as timed: the sleeps overshoot
+// 1 ms under load.
 
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,13 +40,18 @@ func runOrdering(b *testing.B, mode engine.Ordering, parts, workers int, work ti
 	c.Concurrency = workers
 	c.Ordering = mode
 	hotBusy.Store(0)
+	for i := range partBusy {
+		partBusy[i].Store(0)
+	}
 	e := engine.New(c, func(_ context.Context, m kmsg) error {
 		if work > 0 {
 			begin := time.Now()
 			time.Sleep(work)
+			took := int64(time.Since(begin))
 			if &m.key[0] == &hotKeyBytes[0] {
-				hotBusy.Add(int64(time.Since(begin)))
+				hotBusy.Add(took)
 			}
+			partBusy[m.part%8].Add(took)
 		}
 		return nil
 	}, msgKey)
@@ -102,6 +109,19 @@ var hotKeyBytes = []byte("hot")
 // as measured, under the machine's load.
 var hotBusy atomic.Int64
 
+// partBusy sums the time the handler calls of each partition took.
+var partBusy [8]atomic.Int64
+
+// maxPartBusy returns the largest partBusy: with ByPartition, the serial
+// time of the busiest partition as measured.
+func maxPartBusy() time.Duration {
+	var m int64
+	for i := range partBusy {
+		m = max(m, partBusy[i].Load())
+	}
+	return time.Duration(m)
+}
+
 func BenchmarkOrdering(b *testing.B) {
 	modes := []engine.Ordering{engine.Unordered, engine.ByKey}
 	for _, mode := range modes {
@@ -126,11 +146,13 @@ func BenchmarkOrdering(b *testing.B) {
 	b.Run("case=8parts-1ms/mode=ByPartition", func(b *testing.B) {
 		elapsed := runOrdering(b, engine.ByPartition, 8, 64, time.Millisecond, uniformKey)
 		b.ReportMetric(elapsed.Seconds()/(float64((b.N+7)/8)*time.Millisecond.Seconds()), "x_bound")
+		b.ReportMetric(elapsed.Seconds()/maxPartBusy().Seconds(), "x_busy")
 	})
 	b.Run("case=8parts-1ms/mode=8SequentialLoops", func(b *testing.B) {
 		// The physical limit: each partition handled by its own loop.
 		begin := time.Now()
 		var wg sync.WaitGroup
+		var busy [8]time.Duration
 		for pi := range 8 {
 			n := b.N / 8
 			if pi < b.N%8 {
@@ -138,12 +160,15 @@ func BenchmarkOrdering(b *testing.B) {
 			}
 			wg.Go(func() {
 				for range n {
+					t := time.Now()
 					time.Sleep(time.Millisecond)
+					busy[pi] += time.Since(t)
 				}
 			})
 		}
 		wg.Wait()
 		elapsed := time.Since(begin)
+		b.ReportMetric(elapsed.Seconds()/slices.Max(busy[:]).Seconds(), "x_busy")
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 		b.ReportMetric(elapsed.Seconds()/(float64((b.N+7)/8)*time.Millisecond.Seconds()), "x_bound")
 	})
