@@ -184,9 +184,9 @@ type sched[M any] struct {
 	keyless bool // KeylessOrdered
 	key     func(M) []byte
 	buckets []*partQ[M]
-	minB    int // no bucket below it is non-empty
-	nready  int // sum of the partitions' ready
-	keyPool sync.Pool
+	minB    int         // no bucket below it is non-empty
+	nready  int         // sum of the partitions' ready
+	free    []*keyQ[M]  // key records for reuse, at most maxFree
 	timers  []*retry[M] // messages waiting for a retry, by due time
 }
 
@@ -476,9 +476,16 @@ func (s *sched[M]) unlink(q *partQ[M]) {
 	q.next, q.prev, q.bucket = nil, nil, -1
 }
 
+// maxFree bounds the key records kept for reuse.
+const maxFree = 1024
+
 func (s *sched[M]) newKey(h uint64, k []byte) *keyQ[M] {
-	kq, _ := s.keyPool.Get().(*keyQ[M])
-	if kq == nil {
+	var kq *keyQ[M]
+	if n := len(s.free); n > 0 {
+		kq = s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
+	} else {
 		kq = &keyQ[M]{}
 	}
 	kq.hash, kq.key = h, append(kq.key[:0], k...)
@@ -491,7 +498,9 @@ func (s *sched[M]) freeKey(kq *keyQ[M]) {
 		kq.key = nil
 	}
 	kq.chain, kq.running, kq.waiting = nil, false, false
-	s.keyPool.Put(kq)
+	if len(s.free) < maxFree {
+		s.free = append(s.free, kq)
+	}
 }
 
 func (q *partQ[M]) lookup(h uint64, k []byte) *keyQ[M] {
@@ -699,8 +708,12 @@ func (r *runq[M]) wakes() int {
 func (r *runq[M]) next(prev *task[M]) (task[M], bool) {
 	r.mu.Lock()
 	if prev != nil {
-		r.s.done(prev, r.now())
-		r.arm()
+		if prev.rt != nil && prev.rt.pending {
+			r.s.done(prev, r.now())
+			r.arm()
+		} else {
+			r.s.done(prev, 0) // no clock needed
+		}
 	}
 	for !r.stopped {
 		if t, ok := r.s.take(); ok {
