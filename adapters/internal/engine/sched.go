@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -648,8 +649,11 @@ func addUnackable(p *Part, n int64) {
 }
 
 // runq is the scheduler behind a lock, with the idle workers parked on a
-// condition variable. A push wakes one idle worker per message it makes
-// ready; a worker's done and its next take share one critical section.
+// condition variable. A push wakes one parked worker per message it makes
+// ready, unless a worker that found nothing is still looking (it yields a
+// few times before it parks: fewer futex wake-ups when messages trickle in
+// one by one); a worker's done and its next take share one critical
+// section.
 type runq[M any] struct {
 	mu       sync.Mutex
 	cond     sync.Cond
@@ -657,6 +661,7 @@ type runq[M any] struct {
 	seed     maphash.Seed
 	idle     int // workers parked and not signalled
 	signaled int // workers signalled that have not taken the lock again
+	spinning int // workers that found nothing and look again before parking
 	stopped  bool
 
 	t0       time.Time   // the scheduler's clock counts from it
@@ -694,7 +699,7 @@ func (r *runq[M]) push(p *Part, offset int64, msg M) bool {
 
 // wakes reserves the idle workers the ready messages need (under mu).
 func (r *runq[M]) wakes() int {
-	n := min(r.idle, r.s.nready-r.signaled)
+	n := min(r.idle, r.s.nready-r.signaled-r.spinning)
 	if n <= 0 {
 		return 0
 	}
@@ -715,14 +720,34 @@ func (r *runq[M]) next(prev *task[M]) (task[M], bool) {
 			r.s.done(prev, 0) // no clock needed
 		}
 	}
+	spun := 0
 	for !r.stopped {
 		if t, ok := r.s.take(); ok {
+			if spun > 0 {
+				r.spinning--
+			}
 			n := r.wakes()
 			r.mu.Unlock()
 			for range n {
 				r.cond.Signal()
 			}
 			return t, true
+		}
+		if spun < spins {
+			// Yield and look again before parking: a message pushed
+			// meanwhile is taken here, without waking a parked worker.
+			if spun == 0 {
+				r.spinning++
+			}
+			spun++
+			r.mu.Unlock()
+			runtime.Gosched()
+			r.mu.Lock()
+			continue
+		}
+		if spun > 0 {
+			r.spinning--
+			spun = 0
 		}
 		r.idle++
 		r.cond.Wait()
@@ -734,6 +759,10 @@ func (r *runq[M]) next(prev *task[M]) (task[M], bool) {
 	r.mu.Unlock()
 	return task[M]{}, false
 }
+
+// spins is how many times a worker that found nothing yields and looks
+// again before it parks.
+const spins = 2
 
 func (r *runq[M]) now() int64 { return int64(time.Since(r.t0)) }
 
