@@ -133,7 +133,8 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		close(done)
 	}()
 
-	eng := engine.New(c.opts.Config.ForGroup(c.group), engine.Handler[*kafka.Message](handler))
+	eng := engine.New(c.opts.Config.ForGroup(c.group), engine.Handler[*kafka.Message](handler),
+		func(m *kafka.Message) []byte { return m.Key })
 	r, err := newRunner(c, eng)
 	if err != nil {
 		return err

@@ -69,7 +69,7 @@ func (c *Consumer) Stats() []PartitionStats {
 
 // newEngine is the one place the engine is created.
 func newEngine(cfg engine.Config, h func(context.Context, *kgo.Record) error) *engine.Engine[*kgo.Record] {
-	return engine.New(cfg, engine.Handler[*kgo.Record](h))
+	return engine.New(cfg, engine.Handler[*kgo.Record](h), func(r *kgo.Record) []byte { return r.Key })
 }
 
 // Run joins the group and consumes until ctx ends, Close is called or,

@@ -131,7 +131,8 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: transport}
 
-	eng := engine.New(c.opts.Config.ForGroup(c.group), engine.Handler[kafka.Message](handler))
+	eng := engine.New(c.opts.Config.ForGroup(c.group), engine.Handler[kafka.Message](handler),
+		func(m kafka.Message) []byte { return m.Key })
 	eng.Start(ctx)
 	c.eng.Store(eng)
 	defer func() {

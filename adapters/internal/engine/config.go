@@ -4,6 +4,7 @@ package engine
 // their validation.
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -55,6 +56,22 @@ type Config struct {
 	RevokeTimeout    time.Duration // longest drain on revoke or shutdown
 	ErrorPolicy      ErrorPolicy
 	MetadataMaxBytes int // 0 disables commit metadata
+	// Ordering says which handler calls of a partition may overlap
+	// (default Unordered).
+	Ordering Ordering
+	// KeylessOrdered, with ByKey, makes the messages without a key (nil or
+	// empty) one key, handled one at a time in offset order. Off (default),
+	// keyless messages are not ordered with each other.
+	KeylessOrdered bool
+	// Retry says how often a failing message is handled again, and how
+	// long it waits between attempts (default: never retried).
+	Retry Retry
+	// DeadLetter, if not nil, is called with a message (the adapter's
+	// message type) whose last attempt failed, and the handler's error; the
+	// message is acked once it returned nil. An error from it is retried
+	// with the Retry waits, never dropped. Nil (default): the ErrorPolicy
+	// applies after the last attempt.
+	DeadLetter func(ctx context.Context, msg any, err error) error
 	Logger           *slog.Logger
 
 	// CommitTimeout bounds one periodic commit (and each attempt of the
@@ -83,6 +100,7 @@ func DefaultConfig() Config {
 		CommitInterval:   DefaultCommitInterval,
 		RevokeTimeout:    DefaultRevokeTimeout,
 		ErrorPolicy:      LogAndAck,
+		Retry:            Retry{MaxAttempts: DefaultMaxAttempts, Backoff: DefaultBackoff, MaxBackoff: DefaultMaxBackoff},
 		MetadataMaxBytes: DefaultMetadataMaxBytes,
 		Logger:           slog.Default(),
 		CommitTimeout:    DefaultCommitTimeout,
@@ -105,6 +123,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: RevokeTimeout must be positive, got %v", ErrConfig, c.RevokeTimeout)
 	case c.ErrorPolicy != LogAndAck && c.ErrorPolicy != Stop:
 		return fmt.Errorf("%w: ErrorPolicy unknown: %v", ErrConfig, c.ErrorPolicy)
+	case c.Ordering != Unordered && c.Ordering != ByKey && c.Ordering != ByPartition:
+		return fmt.Errorf("%w: Ordering unknown: %v", ErrConfig, c.Ordering)
+	case c.Retry.MaxAttempts < 1:
+		return fmt.Errorf("%w: Retry.MaxAttempts must be at least 1, got %d", ErrConfig, c.Retry.MaxAttempts)
+	case c.Retry.Backoff <= 0:
+		return fmt.Errorf("%w: Retry.Backoff must be positive, got %v", ErrConfig, c.Retry.Backoff)
+	case c.Retry.MaxBackoff < c.Retry.Backoff:
+		return fmt.Errorf("%w: Retry.MaxBackoff %v is below Retry.Backoff %v", ErrConfig, c.Retry.MaxBackoff, c.Retry.Backoff)
 	case c.MetadataMaxBytes < 0:
 		return fmt.Errorf("%w: MetadataMaxBytes must not be negative, got %d", ErrConfig, c.MetadataMaxBytes)
 	case c.Logger == nil:

@@ -7,7 +7,7 @@
 //
 // Life cycle, as an adapter drives it:
 //
-//	e := engine.New(cfg, handler)   // once per Run
+//	e := engine.New(cfg, handler, key) // once per Run; key reads a message's key
 //	e.Start(ctx)                    // workers
 //	s := e.NewSession(commitFunc, engine.SessionHooks{Refresh: ..., Stalled: ...})
 //	                                // per assignment (kafka-go: per generation); starts the commit loop
@@ -54,13 +54,52 @@
 // committed for that partition, and is never issued for a partition after
 // it was closed or lost.
 //
-// Messages flow through one shared FIFO queue of Concurrency slots to the
-// workers, in the order the fetch loops deliver them. There is no
-// per-partition fairness: a partition with a large backlog gets a share of
-// the workers in proportion to how fast its fetch loop fills the queue, so
-// it can slow the others down (up to its window), though it cannot take
-// the workers for itself indefinitely, since a full window blocks its fetch
-// loop (TrackWait): that is the back-pressure, and it is per partition.
+// Scheduling. Deliver and TryDeliver never wait for a worker: they queue
+// the message in its partition's queue, which the partition's window bounds
+// (a full window makes Deliver wait and TryDeliver refuse: that is the
+// back-pressure, per partition). What a queue lets start depends on
+// Config.Ordering: Unordered, any queued message (a FIFO); ByPartition, the
+// oldest, once the partition's previous call returned; ByKey, for each key
+// (compared by bytes) with no call running, its oldest message, and any
+// keyless message unless KeylessOrdered (then the keyless messages are one
+// key). ByKey keeps the partition's messages in one arrival queue; a key
+// gets a queue of its own only while it is busy (a call running or a retry
+// waiting), for the messages met behind it, and loses it when it is idle
+// and empty: the uniform-keys case stays as cache-friendly as Unordered.
+//
+// A free worker takes from the partition with the fewest handler calls
+// running among those with a message that may start, round-robin among
+// equals; within the partition, the lowest offset that may start (which
+// also moves the commit point soonest). So a partition of slow handlers
+// holds at most its share of the workers while another partition has work
+// ready, and a new message of a quiet partition gets the next worker that
+// frees up, whatever the backlog of the others. The choice is not
+// preemptive: workers that went to a partition while nothing else was ready
+// stay until their calls return. Each decision costs O(1) (amortised: ByKey
+// parks each message met behind a busy key once), plus O(log k) for ByKey
+// with k idle keys holding parked messages, under one lock shared with the
+// deliveries;
+// a worker releases its finished message and takes the next in one critical
+// section. Unordered allocates nothing per message; ByKey takes a pooled
+// key record per running key.
+//
+// Retries (Config.Retry). A failed handler call is retried up to
+// Retry.MaxAttempts calls in all, unless its error is wrapped with
+// Permanent, after exponential waits with jitter. While it waits the message
+// sits in the scheduler's timer heap, not in a worker, and keeps holding
+// what its mode holds: its key (ByKey), its partition (ByPartition), only
+// itself (Unordered); when due it is queued again at its offset's place.
+// After the last attempt, Config.DeadLetter (if set) gets the message and
+// the error: the message is acked only once it returned nil, and a failing
+// dead letter is retried with the same waits, never dropped. Without a dead
+// letter the ErrorPolicy applies. The watermark is untouched by all this:
+// the message stays tracked, holding the commit point, until it is acked.
+//
+// On revoke or loss the session marks the partition revoking and its queue
+// is dropped (Engine.dropPart, or the first worker that reaches it): queued messages are never handed out afterwards,
+// count as unackable so the drain does not wait for them, and are
+// redelivered to the next owner. Messages waiting for a retry are dropped
+// with them.
 // Handlers that ignore their context are abandoned by Stop after
 // RevokeTimeout (logged): their goroutines run until they return.
 package engine

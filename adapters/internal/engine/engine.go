@@ -24,12 +24,6 @@ type Handler[M any] func(ctx context.Context, msg M) error
 // TopicPartition names a partition.
 type TopicPartition = watermark.TopicPartition
 
-type job[M any] struct {
-	p      *Part
-	offset int64
-	msg    M
-}
-
 // Engine runs the handler on Concurrency workers for the partitions of its
 // sessions. Create one per Run with New; Start, then Stop once every
 // session is closed. Safe for concurrent use.
@@ -38,7 +32,7 @@ type Engine[M any] struct {
 	log     *slog.Logger
 	handler Handler[M]
 
-	queue    jobQueue[M] // ready messages; never blocks the fetch side (the window bounds it)
+	queue    *runq[M] // ready messages; never blocks the fetch side (the windows bound it)
 	quit     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -60,19 +54,25 @@ type Engine[M any] struct {
 	m *metrics // metrics.go
 }
 
-// New returns an engine; cfg must be valid (see Config.Validate).
-func New[M any](cfg Config, h Handler[M]) *Engine[M] {
+// New returns an engine; cfg must be valid (see Config.Validate). key
+// returns a message's key (ByKey ordering compares keys by bytes; nil and
+// empty keys are keyless); it may be nil unless cfg.Ordering is ByKey. It
+// is called on the delivering goroutine and must not keep the slice.
+func New[M any](cfg Config, h Handler[M], key func(M) []byte) *Engine[M] {
 	if err := cfg.Validate(); err != nil {
 		panic(err) // programmer error: adapters validate in their constructor
 	}
 	if h == nil {
 		panic("engine: nil handler")
 	}
+	if key == nil && cfg.Ordering == ByKey {
+		panic("engine: ByKey ordering without a key function")
+	}
 	return &Engine[M]{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		handler: h,
-		queue:   newJobQueue[M](cfg.Concurrency),
+		queue:   newRunq(cfg, key),
 		quit:    make(chan struct{}),
 		fatal:   make(chan struct{}),
 		parts:   make(map[TopicPartition]*Part),
@@ -103,6 +103,7 @@ func (e *Engine[M]) Stop() {
 	e.stopOnce.Do(func() {
 		close(e.quit)
 		e.m.close()
+		e.queue.stop()
 		if e.hcancel != nil {
 			e.hcancel()
 		}
@@ -144,16 +145,22 @@ func (e *Engine[M]) Errors() int64 { return e.errs.Load() }
 
 func (e *Engine[M]) worker() {
 	defer e.wg.Done()
+	var t task[M]
+	var prev *task[M]
 	for {
-		j, ok := e.queue.pop(e.quit)
-		if !ok {
+		var ok bool
+		if t, ok = e.queue.next(prev); !ok {
 			return
 		}
-		e.run(j)
+		e.run(&t.job)
+		prev = &t
 	}
 }
 
-func (e *Engine[M]) run(j job[M]) {
+// run handles j once: the handler, or the dead letter if the handler is
+// done with. A failure to retry marks j.rt pending: the scheduler then holds
+// the message for its wait when the worker reports it done.
+func (e *Engine[M]) run(j *job[M]) {
 	p := j.p
 	if p.revoking.Load() || e.failed.Load() {
 		// Revoked (or lost) before a worker took it, or Run is stopping on
@@ -162,26 +169,94 @@ func (e *Engine[M]) run(j job[M]) {
 		p.addUnackable()
 		return
 	}
+	if j.rt != nil && j.rt.dead {
+		e.deadLetter(j, j.rt.err)
+		return
+	}
 	e.busy.Add(1)
 	start := e.m.start(p)
 	err := e.call(j.msg)
 	e.m.handled(p, start, err)
 	e.busy.Add(-1)
 	e.handled.Add(1)
-	if err != nil {
-		e.errs.Add(1)
-		p.errors.Add(1)
-		if e.cfg.ErrorPolicy == Stop {
-			p.addUnackable()
-			e.fail(fmt.Errorf("%w: %s[%d] offset %d: %w", ErrHandler, p.TP.Topic, p.TP.Partition, j.offset, err))
-			return
+	if err == nil {
+		_ = p.wm.Ack(j.offset) // ErrClosed: a late ack after revoke, ignored by design
+		return
+	}
+	e.errs.Add(1)
+	p.errors.Add(1)
+	attempts := 1
+	if j.rt != nil {
+		attempts = j.rt.attempts + 1
+	}
+	if attempts < e.cfg.Retry.MaxAttempts && !isPermanent(err) {
+		rt := j.retry()
+		rt.attempts, rt.err = attempts, err
+		rt.pending, rt.wait = true, e.cfg.Retry.wait(attempts)
+		p.retries.Add(1)
+		if p.m != nil {
+			p.m.retries.Add(1)
 		}
+		return
 	}
-	// ErrClosed: a late ack after revoke, ignored by design.
+	if e.cfg.DeadLetter != nil {
+		e.deadLetter(j, err)
+		return
+	}
+	if e.cfg.ErrorPolicy == Stop {
+		p.addUnackable()
+		e.fail(fmt.Errorf("%w: %s[%d] offset %d: %w", ErrHandler, p.TP.Topic, p.TP.Partition, j.offset, err))
+		return
+	}
 	ackErr := p.wm.Ack(j.offset)
-	if err != nil {
-		e.logHandlerError(p, j.offset, err, ackErr)
+	e.logHandlerError(p, j.offset, err, ackErr)
+}
+
+// retry returns j's retry bookkeeping, allocating it at the first failure.
+func (j *job[M]) retry() *retry[M] {
+	if j.rt == nil {
+		j.rt = &retry[M]{}
 	}
+	return j.rt
+}
+
+// deadLetter hands j, whose handler failed for the last time with err, to
+// Config.DeadLetter, and acks it once that returned nil; an error from it
+// (or a panic) is retried with the retry waits, never dropped.
+func (e *Engine[M]) deadLetter(j *job[M], err error) {
+	p := j.p
+	dlErr := e.callDeadLetter(j.msg, err)
+	if dlErr == nil {
+		p.dead.Add(1)
+		if p.m != nil {
+			p.m.dlq.Add(1)
+		}
+		_ = p.wm.Ack(j.offset)
+		return
+	}
+	p.deadFails.Add(1)
+	rt := j.retry()
+	rt.dead, rt.err = true, err
+	rt.dlCalls++
+	rt.pending, rt.wait = true, e.cfg.Retry.wait(rt.dlCalls)
+	now := time.Now().UnixNano()
+	last := p.lastErrLog.Load()
+	if now-last < int64(time.Second) || !p.lastErrLog.CompareAndSwap(last, now) {
+		p.errLogsSkipped.Add(1)
+		return
+	}
+	e.log.Warn("inorder: dead letter failed, retrying it (the message is not acked until it succeeds)",
+		"topic", p.TP.Topic, "partition", p.TP.Partition, "offset", j.offset, "error", dlErr,
+		"handler_error", err, "dead_letter_calls", rt.dlCalls, "errors_not_logged", p.errLogsSkipped.Swap(0))
+}
+
+func (e *Engine[M]) callDeadLetter(msg M, err error) (dlErr error) {
+	defer func() {
+		if r := recover(); r != nil {
+			dlErr = fmt.Errorf("%w: dead letter: %v", ErrPanic, r)
+		}
+	}()
+	return e.cfg.DeadLetter(e.hctx, msg, err)
 }
 
 // logHandlerError logs a handler error under LogAndAck, at most once per
@@ -220,19 +295,28 @@ func (e *Engine[M]) fail(err error) {
 }
 
 // dispatch queues a tracked message for the workers. It never waits: the
-// queue holds at most the windows of the owned partitions. After Stop the
-// message stays tracked and unacked: it is counted as unackable so the
-// drain does not wait for it.
+// queue holds at most the windows of the owned partitions. A message not
+// queued (p is revoked, or the engine stopped) stays tracked and unacked:
+// it is counted as unackable so the drain does not wait for it.
 func (e *Engine[M]) dispatch(p *Part, offset int64, msg M) error {
+	if e.queue.push(p, offset, msg) {
+		return nil
+	}
+	p.addUnackable()
 	select {
 	case <-e.quit:
-		p.addUnackable()
 		return ErrStopped
 	default:
+		return nil // revoked: dropped like the messages queued before
 	}
-	e.queue.push(job[M]{p: p, offset: offset, msg: msg})
-	return nil
 }
+
+// dropPart drops the messages of p still queued, for good: they are never
+// handed to a worker, are counted as unackable (the drain does not wait for
+// them) and their memory is released; later deliveries to p are dropped
+// too. The session calls it when it revokes or loses p, after setting
+// p.revoking. Running handler calls are not affected. Any goroutine.
+func (e *Engine[M]) dropPart(p *Part) { e.queue.drop(p) }
 
 func (e *Engine[M]) register(p *Part) {
 	e.mu.Lock()
@@ -246,6 +330,7 @@ func (e *Engine[M]) unregister(p *Part) {
 		delete(e.parts, p.TP)
 	}
 	e.mu.Unlock()
+	e.dropPart(p) // releases the queue if the revoke did not drop it yet
 }
 
 // Stats returns the statistics of the partitions currently owned, sorted by

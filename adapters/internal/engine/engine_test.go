@@ -58,7 +58,7 @@ func TestCommitsOnlyMovedNeverLowerNeverAfterRevoke(t *testing.T) {
 			<-release
 		}
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
@@ -138,7 +138,7 @@ func TestMetadataMissIsCountedAndNeverStalls(t *testing.T) {
 			<-block
 		}
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	released := false
 	defer func() {
@@ -190,7 +190,7 @@ func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 			<-block
 		}
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	defer func() { go e.Stop() }() // the blocked handler would hold Stop
 	fb := &fakeBroker{}
@@ -201,10 +201,8 @@ func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Offset 1 running and 0 done before the revoke: queued messages would
-	// be dropped by it, not handled.
-	<-running
-	waitUntil(t, func() bool { return p.Watermark().Committable() == 1 })
+	// Offsets 0 and 2 handled first: a revoke drops what is still queued.
+	waitUntil(t, func() bool { return e.Handled() == 2 })
 	done := make(chan struct{})
 	go func() { s.Close(context.Background()); close(done) }()
 	select {
@@ -241,7 +239,7 @@ func TestStopAbandonsHandlersThatIgnoreCtx(t *testing.T) {
 		close(started)
 		<-block // ignores ctx
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	fb := &fakeBroker{}
 	s := e.NewSession(fb.commit, engine.SessionHooks{})
@@ -298,7 +296,7 @@ func TestHandlerErrorLogsAreRateLimited(t *testing.T) {
 	h := &countWarn{}
 	c := cfg()
 	c.Logger = slog.New(h)
-	e := engine.New(c, func(context.Context, int64) error { return errors.New("boom") })
+	e := engine.New(c, func(context.Context, int64) error { return errors.New("boom") }, nil)
 	e.Start(context.Background())
 	defer e.Stop()
 	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
@@ -343,7 +341,7 @@ func TestDrainEndsWhenOnlyUnackableMessagesRemain(t *testing.T) {
 			<-release
 		}
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
@@ -387,7 +385,7 @@ func TestTryDeliverRefusesAFullWindowWithoutChange(t *testing.T) {
 			<-release
 		}
 		return nil
-	})
+	}, nil)
 	e.Start(context.Background())
 	defer e.Stop()
 	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
@@ -418,10 +416,11 @@ func TestRefusedMetadataOnlyCommitIsSentAgain(t *testing.T) {
 	defer close(release)
 	e := engine.New(cfg(), func(_ context.Context, o int64) error {
 		if o == 0 {
-			<-release // holds the commit point at 0
+			<-release
 		}
 		return nil
-	})
+	}, nil)
+
 	e.Start(context.Background())
 	defer func() { go e.Stop() }()
 	fb := &fakeBroker{}

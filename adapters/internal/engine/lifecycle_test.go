@@ -116,7 +116,7 @@ var errRebalancing = errors.New("rebalance in progress")
 // started returns an engine with c and handler h, stopped at cleanup.
 func started(t *testing.T, c engine.Config, h engine.Handler[int64]) *engine.Engine[int64] {
 	t.Helper()
-	e := engine.New(c, h)
+	e := engine.New(c, h, nil)
 	e.Start(context.Background())
 	t.Cleanup(e.Stop)
 	return e
@@ -216,7 +216,8 @@ func TestRevokeCommitFitsTheBudget(t *testing.T) {
 			<-block
 		}
 		return nil
-	})
+	}, nil)
+
 	e.Start(context.Background())
 	t.Cleanup(func() { go e.Stop() }) // the blocked handler would hold Stop
 	sc := &scripted{answer: func(_ int, ctx context.Context, _ []engine.Offset) ([]error, error) {

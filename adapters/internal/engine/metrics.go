@@ -79,12 +79,11 @@ const (
 	// MetricHandlerErrors counts handler errors and panics. Counter,
 	// {message}.
 	MetricHandlerErrors = "inorder.handler.errors"
-	// MetricRetries counts handler retries. Counter, {retry}. Always 0 for
-	// now: the engine does not retry yet.
+	// MetricRetries counts failed handler calls followed by another attempt
+	// (Config.Retry). Counter, {retry}.
 	MetricRetries = "inorder.handler.retries"
-	// MetricDeadLettered counts messages handed to the dead-letter topic.
-	// Counter, {message}. Always 0 for now: there is no dead-letter
-	// hand-off yet.
+	// MetricDeadLettered counts messages acked after the dead letter took
+	// them (Config.DeadLetter). Counter, {message}.
 	MetricDeadLettered = "inorder.messages.dead_lettered"
 	// MetricRebalancePartitions counts partitions gained and given up, with
 	// inorder.rebalance.event "assigned", "revoked" (including at shutdown
@@ -145,8 +144,8 @@ type metrics struct {
 // counters go on across assignments (counters never go down).
 type partMetrics struct {
 	consumed  atomic.Int64 // handler calls; workers write
-	retries   atomic.Int64 // not written yet (no retries)
-	dlq       atomic.Int64 // not written yet (no dead-letter hand-off)
+	retries   atomic.Int64 // failed handler calls followed by another attempt; workers write
+	dlq       atomic.Int64 // messages acked after the dead letter took them; workers write
 	metaBytes atomic.Int64 // metadata of the last accepted commit; commit path writes
 
 	// Counts of released Parts, folded in under metrics.mu.
@@ -221,8 +220,8 @@ func newMetrics(cfg Config) *metrics {
 	m.misses = ocounter(MetricMetadataMisses, "Commits whose done set did not fit the metadata budget.", "{commit}")
 	m.restored = ocounter(MetricRestored, "Messages skipped because commit metadata marked them done.", "{message}")
 	m.errs = ocounter(MetricHandlerErrors, "Handler errors and panics.", "{message}")
-	m.retries = ocounter(MetricRetries, "Handler retries (none yet: the engine does not retry).", "{retry}")
-	m.dlq = ocounter(MetricDeadLettered, "Messages dead-lettered (none yet: no dead-letter hand-off).", "{message}")
+	m.retries = ocounter(MetricRetries, "Failed handler calls followed by another attempt.", "{retry}")
+	m.dlq = ocounter(MetricDeadLettered, "Messages acked after the dead letter took them.", "{message}")
 
 	m.commitPoint = gauge(MetricCommitPoint, "Offset below which every message is handled.", "{offset}")
 	m.committed = gauge(MetricCommitted, "Last offset the broker accepted from this member.", "{offset}")

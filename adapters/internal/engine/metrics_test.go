@@ -119,12 +119,13 @@ func TestMetricsFollowTheEngine(t *testing.T) {
 	e := engine.New(c, func(_ context.Context, o int64) error {
 		switch o {
 		case 3:
-			<-release // slow: holds the commit point
+			<-release
 		case 5:
 			return errBoom
 		}
 		return nil
-	})
+	}, nil)
+
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
@@ -240,10 +241,11 @@ func TestMetricsCountPausesRestoresAndLosses(t *testing.T) {
 	var first atomic.Bool
 	e := engine.New(c, func(_ context.Context, o int64) error {
 		if o == 0 && !first.Swap(true) {
-			<-block // the first delivery of 0 never ends: it holds the window
+			<-block
 		}
 		return nil
-	})
+	}, nil)
+
 	e.Start(context.Background())
 	defer func() { go e.Stop() }() // the blocked handler would hold Stop
 	fb := &fakeBroker{}
@@ -301,11 +303,12 @@ func TestProcessDurationSamplesOneCallInDurationSampleEvery(t *testing.T) {
 	c.Concurrency = 1 // handler calls in offset order: call n is offset n-1
 	const n = 2*engine.DurationSampleEvery + 3
 	e := engine.New(c, func(_ context.Context, o int64) error {
-		if o == engine.DurationSampleEvery { // call DurationSampleEvery+1: sampled
+		if o == engine.DurationSampleEvery {
 			return errors.New("boom")
 		}
 		return nil
-	})
+	}, nil)
+
 	e.Start(context.Background())
 	defer e.Stop()
 	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
@@ -347,7 +350,7 @@ type hotPath struct {
 }
 
 func newHotPath(b *testing.B, c engine.Config) *hotPath {
-	e := engine.New(c, func(context.Context, int64) error { return nil })
+	e := engine.New(c, func(context.Context, int64) error { return nil }, nil)
 	e.Start(context.Background())
 	s := e.NewSession(func(context.Context, []engine.Offset) ([]error, error) { return nil, nil }, engine.SessionHooks{})
 	p, err := s.Assign(tp, 0, "", -1)

@@ -25,6 +25,9 @@ type Part struct {
 	misses    atomic.Int64 // commits whose metadata did not fit
 	restored  atomic.Int64 // deliveries skipped thanks to commit metadata
 	errors    atomic.Int64 // handler errors and panics
+	retries   atomic.Int64 // failed handler calls retried
+	dead      atomic.Int64 // messages the dead letter took
+	deadFails atomic.Int64 // dead letter calls that failed
 	unackable atomic.Int64 // tracked offsets that will never be acked (Stop policy, undispatched); see addUnackable
 
 	// state is the partition's life cycle (see State); written only by
@@ -34,6 +37,8 @@ type Part struct {
 	revoking atomic.Bool
 
 	m *partMetrics // metrics.go; set by Session.Assign before the first delivery
+
+	sq any // the scheduler's queue of the partition (*partQ[M]); under the scheduler's lock
 
 	lastErrLog     atomic.Int64 // unix nanos of the last handler error logged; workers write
 	errLogsSkipped atomic.Int64 // handler errors not logged since (rate limit)
@@ -227,6 +232,12 @@ type PartitionStats struct {
 	Errors int64
 	// State: where the partition is in its life cycle.
 	State State
+	// Retries: failed handler calls followed by another attempt.
+	Retries int64
+	// DeadLettered: messages acked after the dead letter took them.
+	DeadLettered int64
+	// DeadLetterFailures: dead letter calls that failed (and were retried).
+	DeadLetterFailures int64
 }
 
 func (p *Part) stats() PartitionStats {
@@ -246,6 +257,10 @@ func (p *Part) stats() PartitionStats {
 		Restored:       p.restored.Load(),
 		Errors:         p.errors.Load(),
 		State:          p.State(),
+
+		Retries:            p.retries.Load(),
+		DeadLettered:       p.dead.Load(),
+		DeadLetterFailures: p.deadFails.Load(),
 	}
 	if le >= 0 {
 		s.Lag = max(0, le-ws.Committable)

@@ -253,6 +253,7 @@ func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part
 	mine := parts[:0:0]
 	for _, p := range parts {
 		if p.move(to) { // first thing: queued messages are no longer handed out
+			s.e.dropPart(p) // and released now, counted unackable (the drain skips them)
 			mine = append(mine, p)
 		}
 	}

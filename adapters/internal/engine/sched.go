@@ -1,0 +1,820 @@
+package engine
+
+// This file holds the scheduler between the deliveries and the workers: the
+// ready messages of each partition, kept by ordering mode, and the choice of
+// the next message for a free worker (the partition with the fewest handler
+// calls running first, round-robin among equals; within a partition the
+// lowest offset that may start). sched is the data structure alone, with no
+// lock and no goroutine, so that the model test and the fuzz target can drive
+// it step by step; runq adds the lock and the parking of idle workers.
+
+import (
+	"bytes"
+	"fmt"
+	"hash/maphash"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Ordering says which handler calls of one partition may overlap. Handler
+// calls of different partitions always may.
+type Ordering int
+
+const (
+	// Unordered lets any messages of a partition be handled at the same
+	// time, in any order. Default.
+	Unordered Ordering = iota
+	// ByKey handles the messages of one key (compared by bytes) of a
+	// partition one at a time, in offset order; different keys run
+	// concurrently. See Config.KeylessOrdered for messages without a key.
+	ByKey
+	// ByPartition handles the messages of a partition one at a time, in
+	// offset order.
+	ByPartition
+)
+
+func (o Ordering) String() string {
+	switch o {
+	case Unordered:
+		return "Unordered"
+	case ByKey:
+		return "ByKey"
+	case ByPartition:
+		return "ByPartition"
+	}
+	return fmt.Sprintf("Ordering(%d)", int(o))
+}
+
+type job[M any] struct {
+	p      *Part
+	offset int64
+	msg    M
+	rt     *retry[M] // nil until the message fails
+	h      uint64    // ByKey: hash of the key
+}
+
+// task is a job handed to a worker, with what done needs to release.
+type task[M any] struct {
+	job[M]
+	q  *partQ[M]
+	kq *keyQ[M] // ByKey, keyed message: the key it holds
+}
+
+// fifo is a ring-buffer queue; its buffer is kept when it empties.
+type fifo[T any] struct {
+	buf  []T // length a power of two, or nil
+	head int
+	n    int
+}
+
+func (f *fifo[T]) push(v T) {
+	if f.n == len(f.buf) {
+		f.grow()
+	}
+	f.buf[(f.head+f.n)&(len(f.buf)-1)] = v
+	f.n++
+}
+
+func (f *fifo[T]) grow() {
+	nb := make([]T, max(2, 2*len(f.buf)))
+	k := copy(nb, f.buf[f.head:])
+	copy(nb[k:], f.buf[:f.head])
+	f.buf, f.head = nb, 0
+}
+
+// insert puts v before the first element that is not before it: near the
+// front for a retried message, which is older than most of the queue.
+func (f *fifo[T]) insert(v T, before func(a, b *T) bool) {
+	if f.n == len(f.buf) {
+		f.grow()
+	}
+	mask := len(f.buf) - 1
+	f.head = (f.head - 1) & mask
+	f.n++
+	i := f.head
+	for k := 1; k < f.n; k++ {
+		next := (i + 1) & mask
+		if !before(&f.buf[next], &v) {
+			break
+		}
+		f.buf[i] = f.buf[next]
+		i = next
+	}
+	f.buf[i] = v
+}
+
+func (f *fifo[T]) peek() *T { return &f.buf[f.head] }
+
+func (f *fifo[T]) pop() T {
+	var zero T
+	v := f.buf[f.head]
+	f.buf[f.head] = zero
+	f.head = (f.head + 1) & (len(f.buf) - 1)
+	f.n--
+	return v
+}
+
+// reset empties f, releasing its messages, and its buffer if larger than
+// keep.
+func (f *fifo[T]) reset(keep int) {
+	if len(f.buf) > keep {
+		f.buf = nil
+	} else {
+		clear(f.buf)
+	}
+	f.head, f.n = 0, 0
+}
+
+// keyQ is a busy key of a partition (ByKey): a message of it is running or
+// waits for its retry, or messages of it met while it was busy are parked
+// behind. It exists only while the key is busy.
+type keyQ[M any] struct {
+	hash    uint64
+	key     []byte
+	chain   *keyQ[M]     // next key of the partition with the same hash
+	jobs    fifo[job[M]] // parked messages, by offset
+	running bool         // a message of the key is in a worker
+	waiting bool         // a message of the key waits for its retry
+}
+
+// heapEnt is a key that may start, in a partition's heap: the offset of its
+// head beside it, so that sifting reads only the heap's array.
+type heapEnt[M any] struct {
+	head int64
+	kq   *keyQ[M]
+}
+
+// keyQs returned to the pool keep buffers up to these sizes.
+const (
+	keepJobs = 16
+	keepKey  = 256
+)
+
+// partQ is the ready work of one partition.
+type partQ[M any] struct {
+	p          *Part
+	next, prev *partQ[M] // ring of the bucket it is in
+	bucket     int       // handler calls running when it was placed; -1: in no bucket
+	running    int       // handler calls running
+	ready      int       // messages a worker may take now (its share of sched.nready)
+	dropped    bool      // revoked: nothing is queued or taken any more
+	held       int       // ByPartition: messages waiting for a retry (at most one)
+	waiting    []*retry[M]
+
+	// Every queued message, by offset; with ByKey, but those parked
+	// behind their busy key.
+	fifo fifo[job[M]]
+
+	// ByKey.
+	keys map[uint64]*keyQ[M] // busy keys, by hash; equal hashes chained
+	heap []heapEnt[M]        // idle keys with parked messages, by the offset of their head
+}
+
+// sched is the scheduler's state; the caller serialises every call.
+//
+// Ready partitions sit in buckets by the number of their handler calls
+// running: take serves the lowest non-empty bucket, from its head, and puts
+// the partition back at the tail of its new bucket. So a free worker goes to
+// a partition with the fewest calls running, round-robin among equals: a
+// partition of slow handlers cannot hold more than its share of the workers
+// while others have work ready, and a quiet partition's new message gets the
+// next worker that frees up.
+type sched[M any] struct {
+	mode    Ordering
+	keyless bool // KeylessOrdered
+	key     func(M) []byte
+	buckets []*partQ[M]
+	minB    int         // no bucket below it is non-empty
+	nready  int         // sum of the partitions' ready
+	free    []*keyQ[M]  // key records for reuse, at most maxFree
+	timers  []*retry[M] // messages waiting for a retry, by due time
+}
+
+func newSched[M any](mode Ordering, keylessOrdered bool, workers int, key func(M) []byte) *sched[M] {
+	return &sched[M]{
+		mode:    mode,
+		keyless: keylessOrdered,
+		key:     key,
+		buckets: make([]*partQ[M], workers+1),
+	}
+}
+
+// partOf returns p's queue, creating it at p's first message.
+func (s *sched[M]) partOf(p *Part) *partQ[M] {
+	q, _ := p.sq.(*partQ[M])
+	if q == nil {
+		q = &partQ[M]{p: p, bucket: -1}
+		p.sq = q
+	}
+	return q
+}
+
+// push queues a message whose key hashes to h (ByKey only). It returns
+// false, queueing nothing, if p is revoked.
+func (s *sched[M]) push(p *Part, offset int64, msg M, h uint64) bool {
+	q := s.partOf(p)
+	if q.dropped || p.revoking.Load() {
+		return false
+	}
+	q.fifo.push(job[M]{p: p, offset: offset, msg: msg, h: h})
+	s.place(q)
+	return true
+}
+
+// take hands out the next message, or returns false if no message may start.
+// A revoked partition met on the way is dropped (see drop).
+func (s *sched[M]) take() (task[M], bool) {
+	for {
+		for s.minB < len(s.buckets) && s.buckets[s.minB] == nil {
+			s.minB++
+		}
+		if s.minB == len(s.buckets) {
+			return task[M]{}, false
+		}
+		q := s.buckets[s.minB]
+		if q.p.revoking.Load() {
+			addUnackable(q.p, s.drop(q))
+			continue
+		}
+		var t task[M]
+		if s.mode == ByKey {
+			var ok bool
+			if t, ok = s.takeByKey(q); !ok {
+				s.place(q) // it had nothing that may start after all
+				continue
+			}
+		} else {
+			t = task[M]{job: q.fifo.pop(), q: q}
+		}
+		q.running++
+		s.place(q)
+		return t, true
+	}
+}
+
+// takeByKey returns the lowest offset of q that may start: the first
+// message of q.fifo whose key is not busy, or the head of the idle key with
+// the oldest parked message. Messages met at the head of q.fifo whose key is
+// busy are parked behind it on the way (each message at most once).
+func (s *sched[M]) takeByKey(q *partQ[M]) (task[M], bool) {
+	for q.fifo.n > 0 {
+		j := q.fifo.peek()
+		if len(q.heap) > 0 && q.heap[0].head < j.offset {
+			break
+		}
+		k := s.key(j.msg)
+		if len(k) == 0 && !s.keyless {
+			return task[M]{job: q.fifo.pop(), q: q}, true // not ordered
+		}
+		kq := q.lookup(j.h, k)
+		if kq == nil { // idle key: it runs now
+			kq = s.newKey(j.h, k)
+			q.insertKey(kq)
+			kq.running = true
+			return task[M]{job: q.fifo.pop(), q: q, kq: kq}, true
+		}
+		kq.jobs.push(q.fifo.pop()) // busy, or older messages parked: behind them
+	}
+	if len(q.heap) == 0 {
+		return task[M]{}, false
+	}
+	kq := q.heapPop()
+	kq.running = true
+	return task[M]{job: kq.jobs.pop(), q: q, kq: kq}, true
+}
+
+// done releases what t held once its handler call is over, or, if the
+// worker marked it pending a retry, makes it wait until now plus its wait
+// (the message keeps holding its key or partition).
+func (s *sched[M]) done(t *task[M], now int64) {
+	q := t.q
+	q.running--
+	if rt := t.rt; rt != nil && rt.pending {
+		rt.pending = false
+		if !q.dropped {
+			s.hold(t, now)
+			return
+		}
+		addUnackable(q.p, 1) // revoked while it ran: dropped like the queue
+	}
+	if kq := t.kq; kq != nil {
+		kq.running = false
+		switch {
+		case q.dropped:
+			s.freeKey(kq) // drop already took it out of the partition
+		case kq.jobs.n > 0:
+			q.heapPush(heapEnt[M]{kq.jobs.peek().offset, kq})
+		default:
+			q.removeKey(kq)
+			s.freeKey(kq)
+		}
+	}
+	s.place(q)
+}
+
+func (s *sched[M]) hold(t *task[M], now int64) {
+	q, rt := t.q, t.rt
+	rt.due = now + int64(rt.wait)
+	rt.t = *t
+	if t.kq != nil {
+		t.kq.running, t.kq.waiting = false, true
+	}
+	if s.mode == ByPartition {
+		q.held++
+	}
+	rt.pidx = len(q.waiting)
+	q.waiting = append(q.waiting, rt)
+	s.timerPush(rt)
+	s.place(q)
+}
+
+// expire queues again the messages whose retry is due at now, and returns
+// how many.
+func (s *sched[M]) expire(now int64) int {
+	n := 0
+	for len(s.timers) > 0 && s.timers[0].due <= now {
+		rt := s.timers[0]
+		s.timerRemove(rt)
+		s.unwait(rt)
+		t := rt.t
+		rt.t = task[M]{}
+		q := t.q
+		switch {
+		case t.kq != nil:
+			t.kq.waiting = false
+			t.kq.jobs.insert(t.job, jobBefore)
+			q.heapPush(heapEnt[M]{t.offset, t.kq})
+		case s.mode == ByPartition:
+			q.held--
+			q.fifo.insert(t.job, jobBefore)
+		default:
+			q.fifo.insert(t.job, jobBefore)
+		}
+		s.place(q)
+		n++
+	}
+	return n
+}
+
+func jobBefore[M any](a, b *job[M]) bool { return a.offset < b.offset }
+
+// nextDue returns when the first retry is due.
+func (s *sched[M]) nextDue() (int64, bool) {
+	if len(s.timers) == 0 {
+		return 0, false
+	}
+	return s.timers[0].due, true
+}
+
+// unwait removes rt from its partition's waiting list.
+func (s *sched[M]) unwait(rt *retry[M]) {
+	q := rt.t.q
+	last := len(q.waiting) - 1
+	q.waiting[rt.pidx] = q.waiting[last]
+	q.waiting[rt.pidx].pidx = rt.pidx
+	q.waiting[last] = nil
+	q.waiting = q.waiting[:last]
+}
+
+// drop empties p's queue for good (p is revoked) and returns how many
+// messages it held, those waiting for a retry included; they are never
+// handed out. Later pushes are refused.
+func (s *sched[M]) drop(q *partQ[M]) int64 {
+	if q.dropped {
+		return 0
+	}
+	n := int64(q.fifo.n + len(q.waiting))
+	q.fifo = fifo[job[M]]{}
+	for _, rt := range q.waiting {
+		s.timerRemove(rt)
+		if kq := rt.t.kq; kq != nil {
+			kq.waiting = false // freed with the other keys below
+		}
+		rt.t = task[M]{}
+	}
+	q.waiting, q.held = nil, 0
+	for _, kq := range q.keys {
+		for kq != nil {
+			next := kq.chain
+			n += int64(kq.jobs.n)
+			kq.chain = nil
+			kq.jobs.reset(keepJobs)
+			if !kq.running { // a running key is freed by done
+				s.freeKey(kq)
+			}
+			kq = next
+		}
+	}
+	q.keys, q.heap = nil, nil
+	q.dropped = true
+	s.place(q)
+	return n
+}
+
+// place recounts q's ready messages and moves q to the bucket they call
+// for; q keeps its place in the ring if the bucket does not change.
+func (s *sched[M]) place(q *partQ[M]) {
+	r := 0
+	if !q.dropped {
+		switch s.mode {
+		case Unordered:
+			r = q.fifo.n
+		case ByKey:
+			// An upper bound: messages of q.fifo whose key is busy are
+			// parked when a take meets them, and q leaves its bucket if
+			// nothing may start.
+			r = len(q.heap) + q.fifo.n
+		case ByPartition:
+			if q.running == 0 && q.held == 0 && q.fifo.n > 0 {
+				r = 1
+			}
+		}
+	}
+	s.nready += r - q.ready
+	q.ready = r
+	want := -1
+	if r > 0 {
+		want = q.running
+	}
+	if want == q.bucket {
+		return
+	}
+	if q.bucket >= 0 {
+		s.unlink(q)
+	}
+	if want >= 0 {
+		s.link(q, want)
+	}
+}
+
+func (s *sched[M]) link(q *partQ[M], b int) {
+	for b >= len(s.buckets) {
+		s.buckets = append(s.buckets, nil)
+	}
+	if h := s.buckets[b]; h == nil {
+		q.next, q.prev = q, q
+		s.buckets[b] = q
+	} else { // at the tail
+		q.next, q.prev = h, h.prev
+		h.prev.next = q
+		h.prev = q
+	}
+	q.bucket = b
+	s.minB = min(s.minB, b)
+}
+
+func (s *sched[M]) unlink(q *partQ[M]) {
+	b := q.bucket
+	if q.next == q {
+		s.buckets[b] = nil
+	} else {
+		q.prev.next, q.next.prev = q.next, q.prev
+		if s.buckets[b] == q {
+			s.buckets[b] = q.next
+		}
+	}
+	q.next, q.prev, q.bucket = nil, nil, -1
+}
+
+// maxFree bounds the key records kept for reuse.
+const maxFree = 1024
+
+func (s *sched[M]) newKey(h uint64, k []byte) *keyQ[M] {
+	var kq *keyQ[M]
+	if n := len(s.free); n > 0 {
+		kq = s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
+	} else {
+		kq = &keyQ[M]{}
+	}
+	kq.hash, kq.key = h, append(kq.key[:0], k...)
+	return kq
+}
+
+func (s *sched[M]) freeKey(kq *keyQ[M]) {
+	kq.jobs.reset(keepJobs)
+	if cap(kq.key) > keepKey {
+		kq.key = nil
+	}
+	kq.chain, kq.running, kq.waiting = nil, false, false
+	if len(s.free) < maxFree {
+		s.free = append(s.free, kq)
+	}
+}
+
+func (q *partQ[M]) lookup(h uint64, k []byte) *keyQ[M] {
+	for kq := q.keys[h]; kq != nil; kq = kq.chain {
+		if bytes.Equal(kq.key, k) {
+			return kq
+		}
+	}
+	return nil
+}
+
+func (q *partQ[M]) insertKey(kq *keyQ[M]) {
+	if q.keys == nil {
+		q.keys = make(map[uint64]*keyQ[M])
+	}
+	if first := q.keys[kq.hash]; first != nil {
+		kq.chain, first.chain = first.chain, kq // a hash collision: chain it
+		return
+	}
+	q.keys[kq.hash] = kq
+}
+
+func (q *partQ[M]) removeKey(kq *keyQ[M]) {
+	first := q.keys[kq.hash]
+	if first == kq {
+		if kq.chain == nil {
+			delete(q.keys, kq.hash)
+		} else {
+			q.keys[kq.hash] = kq.chain
+		}
+		return
+	}
+	for c := first; c != nil; c = c.chain {
+		if c.chain == kq {
+			c.chain = kq.chain
+			return
+		}
+	}
+}
+
+func (q *partQ[M]) heapPush(x heapEnt[M]) {
+	q.heap = append(q.heap, x)
+	h := q.heap
+	i := len(h) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if h[parent].head <= x.head {
+			break
+		}
+		h[i] = h[parent]
+		i = parent
+	}
+	h[i] = x
+}
+
+func (q *partQ[M]) heapPop() *keyQ[M] {
+	h := q.heap
+	top := h[0].kq
+	last := len(h) - 1
+	x := h[last]
+	h[last] = heapEnt[M]{}
+	h = h[:last]
+	q.heap = h
+	if last == 0 {
+		return top
+	}
+	i := 0
+	for {
+		small := 2*i + 1
+		if small >= last {
+			break
+		}
+		if r := small + 1; r < last && h[r].head < h[small].head {
+			small = r
+		}
+		if x.head <= h[small].head {
+			break
+		}
+		h[i] = h[small]
+		i = small
+	}
+	h[i] = x
+	return top
+}
+
+func (s *sched[M]) timerPush(rt *retry[M]) {
+	rt.hidx = len(s.timers)
+	s.timers = append(s.timers, rt)
+	s.timerUp(rt.hidx)
+}
+
+func (s *sched[M]) timerRemove(rt *retry[M]) {
+	h := s.timers
+	i, last := rt.hidx, len(h)-1
+	if i != last {
+		h[i] = h[last]
+		h[i].hidx = i
+	}
+	h[last] = nil
+	s.timers = h[:last]
+	if i != last {
+		s.timerDown(i)
+		s.timerUp(i)
+	}
+}
+
+func (s *sched[M]) timerUp(i int) {
+	h := s.timers
+	for i > 0 {
+		parent := (i - 1) / 2
+		if h[parent].due <= h[i].due {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		h[i].hidx, h[parent].hidx = i, parent
+		i = parent
+	}
+}
+
+func (s *sched[M]) timerDown(i int) {
+	h := s.timers
+	for {
+		small := 2*i + 1
+		if small >= len(h) {
+			return
+		}
+		if r := small + 1; r < len(h) && h[r].due < h[small].due {
+			small = r
+		}
+		if h[i].due <= h[small].due {
+			return
+		}
+		h[i], h[small] = h[small], h[i]
+		h[i].hidx, h[small].hidx = i, small
+		i = small
+	}
+}
+
+// addUnackable counts n queued messages of p that were dropped.
+func addUnackable(p *Part, n int64) {
+	if n > 0 {
+		p.unackable.Add(n - 1)
+		p.addUnackable() // the last one wakes a waiting drain
+	}
+}
+
+// runq is the scheduler behind a lock, with the idle workers parked on a
+// condition variable. A push wakes one parked worker per message it makes
+// ready, unless a worker that found nothing is still looking (it yields a
+// few times before it parks: fewer futex wake-ups when messages trickle in
+// one by one); a worker's done and its next take share one critical
+// section.
+type runq[M any] struct {
+	mu       sync.Mutex
+	cond     sync.Cond
+	s        *sched[M]
+	seed     maphash.Seed
+	idle     int // workers parked and not signalled
+	signaled int // workers signalled that have not taken the lock again
+	spinning int // workers that found nothing and look again before parking
+	stopped  bool
+
+	t0       time.Time   // the scheduler's clock counts from it
+	timer    *time.Timer // fires when the first retry is due; nil until one waits
+	armed    bool
+	armedDue int64
+}
+
+func newRunq[M any](cfg Config, key func(M) []byte) *runq[M] {
+	r := &runq[M]{
+		s:    newSched(cfg.Ordering, cfg.KeylessOrdered, cfg.Concurrency, key),
+		seed: maphash.MakeSeed(),
+		t0:   time.Now(),
+	}
+	r.cond.L = &r.mu
+	return r
+}
+
+// push queues a message; it never waits for a worker. It returns false if
+// the message was not queued: p is revoked, or the engine stopped.
+func (r *runq[M]) push(p *Part, offset int64, msg M) bool {
+	var h uint64
+	if r.s.mode == ByKey {
+		h = maphash.Bytes(r.seed, r.s.key(msg)) // outside the lock
+	}
+	r.mu.Lock()
+	ok := !r.stopped && r.s.push(p, offset, msg, h)
+	n := r.wakes()
+	r.mu.Unlock()
+	for range n {
+		r.cond.Signal()
+	}
+	return ok
+}
+
+// wakes reserves the idle workers the ready messages need (under mu).
+func (r *runq[M]) wakes() int {
+	n := min(r.idle, r.s.nready-r.signaled-r.spinning)
+	if n <= 0 {
+		return 0
+	}
+	r.idle -= n
+	r.signaled += n
+	return n
+}
+
+// next releases prev (if not nil) and returns the next message, waiting for
+// one; it returns false once the engine stopped.
+func (r *runq[M]) next(prev *task[M]) (task[M], bool) {
+	r.mu.Lock()
+	if prev != nil {
+		if prev.rt != nil && prev.rt.pending {
+			r.s.done(prev, r.now())
+			r.arm()
+		} else {
+			r.s.done(prev, 0) // no clock needed
+		}
+	}
+	spun := 0
+	for !r.stopped {
+		if t, ok := r.s.take(); ok {
+			if spun > 0 {
+				r.spinning--
+			}
+			n := r.wakes()
+			r.mu.Unlock()
+			for range n {
+				r.cond.Signal()
+			}
+			return t, true
+		}
+		if spun < spins {
+			// Yield and look again before parking: a message pushed
+			// meanwhile is taken here, without waking a parked worker.
+			if spun == 0 {
+				r.spinning++
+			}
+			spun++
+			r.mu.Unlock()
+			runtime.Gosched()
+			r.mu.Lock()
+			continue
+		}
+		if spun > 0 {
+			r.spinning--
+			spun = 0
+		}
+		r.idle++
+		r.cond.Wait()
+		if r.stopped {
+			break
+		}
+		r.signaled--
+	}
+	r.mu.Unlock()
+	return task[M]{}, false
+}
+
+// spins is how many times a worker that found nothing yields and looks
+// again before it parks.
+const spins = 2
+
+func (r *runq[M]) now() int64 { return int64(time.Since(r.t0)) }
+
+// arm sets the timer for the first retry due, if it is not set for it or
+// earlier (under mu).
+func (r *runq[M]) arm() {
+	due, ok := r.s.nextDue()
+	if !ok || r.stopped || r.armed && r.armedDue <= due {
+		return
+	}
+	d := time.Duration(due - r.now())
+	if r.timer == nil {
+		r.timer = time.AfterFunc(d, r.fire)
+	} else {
+		r.timer.Reset(d)
+	}
+	r.armed, r.armedDue = true, due
+}
+
+// fire queues the retries that are due and wakes workers for them.
+func (r *runq[M]) fire() {
+	r.mu.Lock()
+	r.armed = false
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
+	r.s.expire(r.now())
+	r.arm()
+	n := r.wakes()
+	r.mu.Unlock()
+	for range n {
+		r.cond.Signal()
+	}
+}
+
+// drop drops p's queued messages (p is revoked) and counts them unackable.
+func (r *runq[M]) drop(p *Part) {
+	r.mu.Lock()
+	n := r.s.drop(r.s.partOf(p))
+	r.mu.Unlock()
+	addUnackable(p, n)
+}
+
+// stop makes every worker return from next; queued messages stay queued.
+func (r *runq[M]) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.idle = 0
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
