@@ -72,7 +72,7 @@ type Config struct {
 	// with the Retry waits, never dropped. Nil (default): the ErrorPolicy
 	// applies after the last attempt.
 	DeadLetter func(ctx context.Context, msg any, err error) error
-	Logger           *slog.Logger
+	Logger     *slog.Logger
 
 	// CommitTimeout bounds one periodic commit (and each attempt of the
 	// commit at revoke, which the revoke's budget bounds too). Default 10s;
