@@ -95,6 +95,9 @@ var (
 	WithRetryBackoff      = engine.WithRetryBackoff
 	WithClientID          = engine.WithClientID
 	WithStuckThreshold    = engine.WithStuckThreshold
+	WithOrdering          = engine.WithOrdering
+	WithKeylessOrdered    = engine.WithKeylessOrdered
+	WithRetry             = engine.WithRetry
 	WithMeterProvider     = engine.WithMeterProvider
 )
 
@@ -329,4 +332,33 @@ func funcPointer(f any) uintptr {
 		return 0
 	}
 	return v.Pointer()
+}
+
+// Ordering says which handler calls of a partition may overlap; see
+// WithOrdering.
+type Ordering = engine.Ordering
+
+const (
+	// Unordered lets any handler calls overlap. Default.
+	Unordered = engine.Unordered
+	// ByKey runs the calls for one key one at a time, in offset order.
+	ByKey = engine.ByKey
+	// ByPartition runs one call at a time per partition, in offset order.
+	ByPartition = engine.ByPartition
+)
+
+// Retry says how often a failing message is handled again; see WithRetry.
+type Retry = engine.Retry
+
+// Permanent wraps a handler error so that the message is not retried: the
+// dead letter or the error policy applies at once. errors.Is and errors.As
+// see through it. Permanent(nil) is nil.
+func Permanent(err error) error { return engine.Permanent(err) }
+
+// WithDeadLetterFunc hands a message whose last attempt failed (see
+// WithRetry) to f, with the handler's error; the message is acked only once
+// f returned nil. An error (or panic) from f is retried with the Retry
+// waits, never dropped: the commit point holds meanwhile. Not nil.
+func WithDeadLetterFunc(f func(ctx context.Context, msg *kgo.Record, err error) error) Option {
+	return engine.WithDeadLetterFunc(f)
 }

@@ -6,6 +6,7 @@ package engine
 // only what their client needs, as options over the same Options.
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -348,4 +349,48 @@ func ValidateTarget(brokers []string, group string, topics []string, brokersOpti
 // equivalent is its JMX metrics (metric.reporters).
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return mark("MeterProvider", func(o *Options) { o.MeterProvider = mp })
+}
+
+// WithOrdering sets which handler calls of a partition may overlap:
+// Unordered (default: any, the fastest), ByKey (calls for messages with
+// equal key bytes never overlap and start in offset order; different keys
+// run concurrently) or ByPartition (one call at a time per partition, in
+// offset order). Commits are the same in every mode: the contiguous done
+// prefix. (Parallel Consumer's ordering: UNORDERED, KEY, PARTITION.)
+func WithOrdering(o Ordering) Option { return mark("Ordering", func(op *Options) { op.Ordering = o }) }
+
+// WithKeylessOrdered makes, under ByKey, the messages without a key (nil or
+// empty) one key, handled one at a time in offset order. Without it they
+// are not ordered with each other, as Kafka's producers spread keyless
+// records without order.
+func WithKeylessOrdered() Option {
+	return mark("KeylessOrdered", func(o *Options) { o.KeylessOrdered = true })
+}
+
+// WithRetry retries a failing message: MaxAttempts counts every handler
+// call (1 = no retry, the default), waiting Backoff before the second,
+// doubling up to MaxBackoff, each wait jittered. The wait holds no worker;
+// it holds only what the ordering requires (the message's key under ByKey,
+// its partition under ByPartition, only itself under Unordered). After the
+// last attempt the dead letter (WithDeadLetter, WithDeadLetterFunc) takes
+// the message or, without one, the error policy applies. A handler returns
+// Permanent(err) to skip the remaining attempts. Invalid values
+// (MaxAttempts < 1, Backoff <= 0, MaxBackoff < Backoff) are refused by
+// NewConsumer, naming the field. (Spring Kafka: DefaultErrorHandler with an
+// ExponentialBackOff.)
+func WithRetry(r Retry) Option { return mark("Retry", func(o *Options) { o.Retry = r }) }
+
+// WithDeadLetterFunc hands a message whose last attempt failed to f, with
+// the handler's error; the message is acked only once f returned nil. An
+// error (or panic) from f is retried with the Retry waits, never dropped:
+// the commit point holds meanwhile. M is the adapter's message type; the
+// adapters define their own WithDeadLetterFunc over it.
+func WithDeadLetterFunc[M any](f func(ctx context.Context, msg M, err error) error) Option {
+	return mark("DeadLetter", func(o *Options) {
+		if f == nil {
+			o.Fail(fmt.Errorf("%w: WithDeadLetterFunc: nil function", ErrConfig))
+			return
+		}
+		o.DeadLetter = func(ctx context.Context, msg any, err error) error { return f(ctx, msg.(M), err) }
+	})
 }
