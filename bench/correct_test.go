@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/inorder/inorder/bench"
 	"github.com/inorder/inorder/watermark"
@@ -154,6 +155,37 @@ func TestEndToEndWindowSmallerThanInFlight(t *testing.T) {
 	}
 	if c := im.Committable(0); c != 50_000 {
 		t.Fatalf("commit point %d, want 50000", c)
+	}
+}
+
+// TestEndToEndBatchReachesTotal runs the batch and range forms of the
+// harness, with a partial last chunk, and for the watermark also with a
+// window smaller than a chunk, so that a batch is tracked in parts.
+func TestEndToEndBatchReachesTotal(t *testing.T) {
+	const total = 20_000 + 17
+	for _, run := range []struct {
+		name string
+		f    func(bench.Impl, int, int64) (time.Duration, int, error)
+	}{{"batch", bench.EndToEndBatch}, {"range", bench.EndToEndRange}} {
+		for _, name := range bench.BatchImpls {
+			for _, window := range []int{watermark.DefaultWindow, 100} {
+				if window != watermark.DefaultWindow && name != "watermark" {
+					continue
+				}
+				im := bench.New(name, 1, window)
+				if _, _, err := run.f(im, 3, total); err != nil {
+					t.Errorf("%s/%s/window=%d: %v", run.name, name, window, err)
+				} else if c := im.Committable(0); c >= 0 && c != total {
+					t.Errorf("%s/%s/window=%d: commit point %d, want %d", run.name, name, window, c, total)
+				}
+				im.Close()
+			}
+		}
+	}
+	actor := bench.New("actor", 1, 1000)
+	defer actor.Close()
+	if _, _, err := bench.EndToEndBatch(actor, 2, 100); err == nil {
+		t.Error("EndToEndBatch of the actor, which has no batch form: no error")
 	}
 }
 

@@ -71,6 +71,17 @@ func partitionProgram(t *testing.T, prog []byte) {
 					}
 					batch[j] = o
 				}
+				if arg&0x80 != 0 { // TrackRange over the batch's span instead
+					lo, hi := batch[0], batch[len(batch)-1]+1
+					name = "TrackRange"
+					n, err := p.TrackRange(lo, hi)
+					wn, werr := m.TrackRange(lo, hi)
+					if n != wn {
+						t.Fatalf("step %d: TrackRange(%d, %d) tracked %d, model %d (window %d, high %d, commit %d)", i, lo, hi, n, wn, window, m.High, m.Commit())
+					}
+					got, want = err, werr
+					break
+				}
 				name = "TrackBatch"
 				n, err := p.TrackBatch(batch)
 				wn, werr := m.TrackBatch(batch)

@@ -160,6 +160,58 @@ func TestTrackBatch(t *testing.T) {
 	})
 }
 
+func TestTrackRange(t *testing.T) {
+	t.Run("a range is tracked as its offsets one by one", func(t *testing.T) {
+		p := watermark.NewPartition(5, watermark.WithWindow(1000))
+		if n, err := p.TrackRange(7, 500); n != 493 || err != nil {
+			t.Fatalf("TrackRange(7, 500) = %d, %v; want 493, nil", n, err)
+		}
+		if p.High() != 500 || p.Pending() != 493 {
+			t.Fatalf("High %d Pending %d, want 500 and 493", p.High(), p.Pending())
+		}
+		wantCommit(t, p, 7) // 5 and 6 are gaps
+		for o := int64(499); o >= 7; o-- {
+			must(t, p.Ack(o))
+		}
+		wantCommit(t, p, 500)
+		wantErr(t, p.Ack(500), watermark.ErrNotTracked)
+	})
+	t.Run("an empty range does nothing", func(t *testing.T) {
+		p := watermark.NewPartition(0)
+		if n, err := p.TrackRange(3, 3); n != 0 || err != nil {
+			t.Fatalf("TrackRange(3, 3) = %d, %v", n, err)
+		}
+		if p.High() != 0 {
+			t.Fatalf("High = %d", p.High())
+		}
+	})
+	t.Run("a range that fits in part tracks the part that fits", func(t *testing.T) {
+		p := watermark.NewPartition(0, watermark.WithWindow(100))
+		n, err := p.TrackRange(0, 150)
+		if n != 100 || !errors.Is(err, watermark.ErrWindowFull) {
+			t.Fatalf("TrackRange(0, 150) = %d, %v; want 100, ErrWindowFull", n, err)
+		}
+		if n, err := p.TrackRange(50, 60); n != 0 || !errors.Is(err, watermark.ErrOutOfOrder) {
+			t.Fatalf("TrackRange(50, 60) = %d, %v; want 0, ErrOutOfOrder", n, err)
+		}
+	})
+	t.Run("a restored offset stops the range, tracked and done", func(t *testing.T) {
+		done := ordset.New()
+		done.Add(3)
+		p := watermark.NewPartition(0)
+		must(t, p.Restore(done))
+		if n, err := p.TrackRange(0, 10); n != 3 || !errors.Is(err, watermark.ErrRestored) {
+			t.Fatalf("TrackRange(0, 10) = %d, %v; want 3, ErrRestored", n, err)
+		}
+		if n, err := p.TrackRange(4, 10); n != 6 || err != nil {
+			t.Fatalf("TrackRange(4, 10) = %d, %v; want 6, nil", n, err)
+		}
+		if p.Pending() != 9 {
+			t.Fatalf("Pending = %d, want 9", p.Pending())
+		}
+	})
+}
+
 func TestTrackBatchDoesNotAllocate(t *testing.T) {
 	p := watermark.NewPartition(0, watermark.WithWindow(1<<20))
 	batch := make([]int64, 256)
@@ -175,6 +227,14 @@ func TestTrackBatchDoesNotAllocate(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("TrackBatch allocates %v times per call", n)
+	}
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := p.TrackRange(next, next+256); err != nil {
+			panic(err)
+		}
+		next += 300
+	}); n != 0 {
+		t.Errorf("TrackRange allocates %v times per call", n)
 	}
 }
 
@@ -240,15 +300,33 @@ func TestTrackBatchPublishesInitialisedWords(t *testing.T) {
 			for k := 1 + r.IntN(256); k > 0 && o < total; k-- {
 				batch = append(batch, o)
 				o++
-				switch r.IntN(8) {
-				case 0:
+				switch r.IntN(40) {
+				case 0, 1, 2, 3, 4:
 					o += 39 + r.Int64N(3) // into the next word
-				case 1:
+				case 5, 6, 7, 8, 9:
 					o += r.Int64N(90)
+				case 10: // no gap in the rest of this batch: TrackRange may take it
+					k = min(k, 1+r.IntN(200))
+					for ; k > 1 && o < total; k-- {
+						batch = append(batch, o)
+						o++
+					}
 				}
 			}
 			for b := batch; len(b) > 0; {
-				n, err := p.TrackBatch(b)
+				var n int
+				var err error
+				run := 1 // the leading run without gaps
+				for run < len(b) && b[run] == b[0]+int64(run) {
+					run++
+				}
+				if run > 1 && r.IntN(2) == 0 {
+					var n64 int64
+					n64, err = p.TrackRange(b[0], b[0]+int64(run))
+					n = int(n64)
+				} else {
+					n, err = p.TrackBatch(b)
+				}
 				b = b[n:]
 				if errors.Is(err, watermark.ErrWindowFull) {
 					allAcked()

@@ -62,6 +62,17 @@ func TestPartitionAgainstModel(t *testing.T) {
 					}
 					batch[j] = o
 				}
+				if r.IntN(3) == 0 { // TrackRange over the batch's span instead
+					lo, hi := batch[0], batch[len(batch)-1]+1
+					op = "TrackRange"
+					n, err := p.TrackRange(lo, hi)
+					wn, werr := m.TrackRange(lo, hi)
+					if n != wn {
+						t.Fatalf("seed %d step %d: TrackRange(%d, %d) tracked %d, model %d", seed, step, lo, hi, n, wn)
+					}
+					got, want = err, werr
+					break
+				}
 				op = "TrackBatch"
 				n, err := p.TrackBatch(batch)
 				wn, werr := m.TrackBatch(batch)

@@ -57,8 +57,9 @@ func wordTag(w uint64) uint64 { return w >> tagShift & tagMask }
 // with a CompareAndSwap, so the commit point never decreases. A word is reused
 // for a newer lap only after the base has passed it.
 //
-// Concurrency: Track, TrackWait, TrackBatch, Skip, WaitRoom and Restore must
-// be called by one goroutine at a time (the partition's fetch loop). Every other method is safe for concurrent use. Ack, Track,
+// Concurrency: Track, TrackWait, TrackBatch, TrackRange, Skip, WaitRoom and
+// Restore must be called by one goroutine at a time (the partition's fetch
+// loop). Every other method is safe for concurrent use. Ack, Track,
 // TrackBatch and Committable do not allocate or lock.
 //
 // Memory: 8 bytes per 40 offsets of window (rounded up to a power of two
@@ -264,12 +265,18 @@ func (p *Partition) TrackBatch(offsets []int64) (int, error) {
 	n := 0
 	var err error
 	for n < len(offsets) {
-		o := offsets[n]
-		if o == p.hi && o < fe {
-			p.hi = o + 1
+		// The fast path: the next offset, in an initialised word, with
+		// room, nothing restored, the partition open (as trackFast).
+		hi := p.hi
+		for n < len(offsets) && offsets[n] == hi && hi < fe {
+			hi++
 			n++
-			continue
 		}
+		p.hi = hi
+		if n == len(offsets) {
+			break
+		}
+		o := offsets[n]
 		err = p.stage(o)
 		if err == ErrWindowFull && p.hi != published {
 			// Room is measured from the published high mark: publish what
@@ -302,6 +309,55 @@ func (p *Partition) TrackBatch(offsets []int64) (int, error) {
 		p.publish(sealFrom)
 	}
 	return n, err
+}
+
+// TrackRange is TrackBatch for the contiguous offsets [lo, hi) (a fetch batch
+// without gaps): same rules, results and goroutine contract, with n counted
+// from lo, but its cost is per ring word (40 offsets), not per offset. An
+// empty range (hi <= lo) returns 0, nil.
+func (p *Partition) TrackRange(lo, hi int64) (int64, error) {
+	if hi <= lo {
+		return 0, nil
+	}
+	published := p.hi
+	sealFrom := int64(-1) // as in TrackBatch
+	fe := p.fastEnd.Load()
+	o := lo
+	var err error
+	for o < hi {
+		if o == p.hi && o < fe {
+			// The fast path over the rest of the initialised words.
+			o = min(hi, fe)
+			p.hi = o
+			continue
+		}
+		err = p.stage(o)
+		if err == ErrWindowFull && p.hi != published {
+			p.publish(sealFrom)
+			published, sealFrom = p.hi, -1
+			err = p.stage(o)
+		}
+		if err != nil && err != ErrRestored {
+			break
+		}
+		if sealFrom < 0 {
+			if sealFrom = p.frontier; sealFrom < 0 {
+				sealFrom = o / dataBits
+			}
+		}
+		if err != nil {
+			break
+		}
+		o++
+		fe = min(p.initWord*dataBits, p.roomEnd)
+		if p.restLive {
+			fe = 0
+		}
+	}
+	if p.hi != published {
+		p.publish(sealFrom)
+	}
+	return o - lo, err
 }
 
 // publish stores p.hi in the high mark, handing the staged offsets to acking
