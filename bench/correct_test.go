@@ -234,3 +234,21 @@ func TestWatermarkHotPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Track+Ack+Committable: %v allocs per run, want 0", n)
 	}
 }
+
+// TestScalingCurvesRun runs one point of each scaling curve: Rounds checks
+// every partition's commit point after each round, and ns/msg is reported.
+func TestScalingCurvesRun(t *testing.T) {
+	for name, f := range map[string]func(b *testing.B){
+		"partitions": func(b *testing.B) { bench.ByPartitions(b, "watermark", 100) },
+		"window":     func(b *testing.B) { bench.ByWindow(b, "btree", 1000) },
+		"ackers":     func(b *testing.B) { bench.ByAckers(b, "watermark", 64) },
+	} {
+		r := testing.Benchmark(f)
+		if r.N == 0 || r.Extra["ns/msg"] <= 0 {
+			t.Errorf("%s: N=%d ns/msg=%v (the benchmark failed)", name, r.N, r.Extra["ns/msg"])
+		}
+	}
+	if m := bench.PartitionMemory("watermark", 10); m < 8*watermark.DefaultWindow/40 {
+		t.Errorf("watermark: %.0f bytes per partition, below its ring", m)
+	}
+}
