@@ -243,11 +243,14 @@ func (p *Partition) stage(offset int64) error {
 //
 // It returns the number n of offsets it consumed and, when it stopped early,
 // the error about offsets[n]: every offset of offsets[:n] is tracked either
-// way. ErrOutOfOrder, ErrWindowFull (wait with WaitRoom, then retry with
-// offsets[n:]) and ErrClosed mean offsets[n] and the rest were not tracked.
-// ErrRestored means offsets[n] was tracked and is done (commit metadata given
-// to Restore marks it): do not process it, and continue with offsets[n+1:].
-// An empty batch returns 0, nil.
+// way. ErrOutOfOrder, ErrWindowFull and ErrClosed mean offsets[n] and the
+// rest were not tracked. On ErrWindowFull (a batch that fits only in part),
+// hand offsets[:n] to the handlers, wait with WaitRoom(ctx, offsets[n]) and
+// go on with offsets[n:]: the room comes from acks of what is tracked, so a
+// caller that held the batch back until all of it was tracked would wait
+// forever. ErrRestored means offsets[n] was tracked and is done (commit
+// metadata given to Restore marks it): do not process it, and go on with
+// offsets[n+1:]. An empty batch returns 0, nil.
 //
 // Same goroutine rules as Track. It does not block or allocate.
 func (p *Partition) TrackBatch(offsets []int64) (int, error) {
