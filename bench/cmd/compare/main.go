@@ -22,6 +22,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,6 +46,7 @@ func main() {
 	cpuList := flag.String("cpu", "1,2,4", "comma-separated GOMAXPROCS values (acking goroutines) for the parallel benchmarks")
 	out := flag.String("out", "bench/results", "directory for results.md and chart.png (empty: do not write)")
 	only := flag.String("run", "", "run only the cases whose group/name matches this regular expression (e.g. 'E2E'; 'Scaling' selects the curves); skips memory")
+	count := flag.Int("count", 1, "run every case this many times, round-robin, and report the median (and the spread of the ratios)")
 	scaling := flag.Bool("scaling", true, "measure the scaling curves (partitions, window, ackers) and draw scaling.png")
 	flag.Parse()
 	log.SetFlags(0)
@@ -65,7 +68,10 @@ func main() {
 		}
 	}
 	begin := time.Now()
-	res, err := run(cpus, filter, os.Stderr)
+	if *count < 1 {
+		log.Fatalf("compare: -count must be positive, got %d", *count)
+	}
+	res, err := run(cpus, *count, filter, os.Stderr)
 	if err != nil {
 		log.Fatalf("compare: %v", err)
 	}
@@ -125,34 +131,50 @@ type rowKey struct {
 // results holds every measurement of one run.
 type results struct {
 	rows   []rowKey
-	cell   map[rowKey]map[string]testing.BenchmarkResult
+	cell   map[rowKey]map[string]testing.BenchmarkResult   // the median of the rounds
+	rounds map[rowKey]map[string][]testing.BenchmarkResult // every round, in order
+	count  int
 	memory map[string]float64 // bytes per in-flight offset
 }
 
-func run(cpus []int, filter *regexp.Regexp, progress io.Writer) (*results, error) {
-	res := &results{cell: map[rowKey]map[string]testing.BenchmarkResult{}, memory: map[string]float64{}}
+func run(cpus []int, count int, filter *regexp.Regexp, progress io.Writer) (*results, error) {
+	res := &results{cell: map[rowKey]map[string]testing.BenchmarkResult{},
+		rounds: map[rowKey]map[string][]testing.BenchmarkResult{}, count: count, memory: map[string]float64{}}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	for _, c := range bench.Suite() {
-		if filter != nil && !filter.MatchString(c.Group+"/"+c.Name()) {
-			continue
-		}
-		procsList := cpus
-		if !c.Parallel {
-			procsList = []int{1}
-		}
-		for _, procs := range procsList {
-			runtime.GOMAXPROCS(procs)
-			k := rowKey{c.Group, c.Workload, procs}
-			if res.cell[k] == nil {
-				res.cell[k] = map[string]testing.BenchmarkResult{}
-				res.rows = append(res.rows, k)
+	// Round-robin: each round runs every case once, a row's implementations
+	// one after the other, so that each round's ratios compare runs made
+	// close in time on a machine whose load changes.
+	for round := range count {
+		for _, c := range bench.Suite() {
+			if filter != nil && !filter.MatchString(c.Group+"/"+c.Name()) {
+				continue
 			}
-			r := testing.Benchmark(c.F)
-			if r.N == 0 {
-				return nil, fmt.Errorf("benchmark %s/%s at procs=%d failed (run go test -bench to see why)", c.Group, c.Name(), procs)
+			procsList := cpus
+			if !c.Parallel {
+				procsList = []int{1}
 			}
-			res.cell[k][c.Impl] = r
-			fmt.Fprintf(progress, "%-12s %-36s procs=%d %12.2f ns/op %4d allocs/op\n", c.Group, c.Name(), procs, nsPerOp(r), r.AllocsPerOp())
+			for _, procs := range procsList {
+				runtime.GOMAXPROCS(procs)
+				k := rowKey{c.Group, c.Workload, procs}
+				if res.rounds[k] == nil {
+					res.rounds[k] = map[string][]testing.BenchmarkResult{}
+					res.rows = append(res.rows, k)
+				}
+				r := testing.Benchmark(c.F)
+				if r.N == 0 {
+					return nil, fmt.Errorf("benchmark %s/%s at procs=%d failed (run go test -bench to see why)", c.Group, c.Name(), procs)
+				}
+				res.rounds[k][c.Impl] = append(res.rounds[k][c.Impl], r)
+				fmt.Fprintf(progress, "%-12s %-36s procs=%d round %d %12.2f ns/op %4d allocs/op\n", c.Group, c.Name(), procs, round+1, nsPerOp(r), r.AllocsPerOp())
+			}
+		}
+	}
+	for k, byImpl := range res.rounds {
+		res.cell[k] = map[string]testing.BenchmarkResult{}
+		for im, rs := range byImpl {
+			sorted := slices.Clone(rs)
+			slices.SortFunc(sorted, func(a, b testing.BenchmarkResult) int { return cmp.Compare(nsPerOp(a), nsPerOp(b)) })
+			res.cell[k][im] = sorted[len(sorted)/2]
 		}
 	}
 	runtime.GOMAXPROCS(cpus[len(cpus)-1])
@@ -170,6 +192,22 @@ func run(cpus []int, filter *regexp.Regexp, progress io.Writer) (*results, error
 	return res, nil
 }
 
+// spread returns the smallest and largest ratio num/den (ns/op) over the
+// rounds of row k.
+func (res *results) spread(k rowKey, num, den string) (lo, hi float64) {
+	a, b := res.rounds[k][num], res.rounds[k][den]
+	for i := range min(len(a), len(b)) {
+		r := nsPerOp(a[i]) / nsPerOp(b[i])
+		if i == 0 || r < lo {
+			lo = r
+		}
+		if i == 0 || r > hi {
+			hi = r
+		}
+	}
+	return lo, hi
+}
+
 // nsPerOp is NsPerOp with sub-nanosecond precision.
 func nsPerOp(r testing.BenchmarkResult) float64 {
 	if r.N == 0 {
@@ -184,9 +222,9 @@ func writeReport(w io.Writer, res *results, benchtime, took time.Duration) {
 	fmt.Fprintf(w, "# inorder: watermark vs baselines\n\n")
 	fmt.Fprintf(w, "- CPU: %s, %d cores (GOMAXPROCS per row: procs)\n", cpuModel(), runtime.NumCPU())
 	fmt.Fprintf(w, "- Go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(w, "- Date: %s; benchtime %v per benchmark; run took %v; load average at end: %s\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchtime, took.Round(time.Second), loadAvg())
-	fmt.Fprintf(w, "- Command: `go run ./bench/cmd/compare`\n\n")
+	fmt.Fprintf(w, "- Date: %s; benchtime %v per benchmark, %d round(s) (median shown); run took %v; load average at end: %s\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), benchtime, res.count, took.Round(time.Second), loadAvg())
+	fmt.Fprintf(w, "- Command: `%s`\n\n", strings.Join(append([]string{"go run ./bench/cmd/compare"}, os.Args[1:]...), " "))
 	fmt.Fprintf(w, "ns/op: Ack = one Ack by one of procs goroutines; Track = one Track; Committable = one read while the head is stuck; ")
 	fmt.Fprintf(w, "E2E = one offset tracked by one producer, acked by procs ackers, committed (or: the same harness with a bare atomic store per Track and Or per Ack). Memory row: bits per in-flight offset. ")
 	fmt.Fprintf(w, "x/wm = baseline ns / watermark ns (higher: watermark faster); wm/or, wm/add = watermark ns / bare atomic ns (the physical limit).\n\n")
@@ -247,8 +285,8 @@ func writeFigures(w io.Writer, res *results) {
 	for _, k := range res.rows {
 		c := res.cell[k]
 		wm := nsPerOp(c["watermark"])
-		switch k.group {
-		case "E2E":
+		switch {
+		case k.group == "E2E" && k.workload == "-":
 			r := nsPerOp(c["btree"]) / wm
 			fmt.Fprintf(w, "- end to end, procs=%d: watermark %.1fx mutex+btree (%.1f vs %.1f Moffsets/s; want >= 10x): %s",
 				k.procs, r, 1e3/wm, 1e3/nsPerOp(c["btree"]), check(r >= 10))
@@ -257,7 +295,7 @@ func writeFigures(w io.Writer, res *results) {
 					nsPerOp(c["btree"])/or, wm/or)
 			}
 			fmt.Fprintln(w)
-		case "Ack":
+		case k.group == "Ack":
 			if k.procs > 1 {
 				r := wm / nsPerOp(c["or"])
 				fmt.Fprintf(w, "- parallel Ack %s, procs=%d: %.2fx the bare Or loop (want <= 2x): %s\n", k.workload, k.procs, r, check(r <= 2))
@@ -278,9 +316,11 @@ func writeFigures(w io.Writer, res *results) {
 		each := res.cell[rowKey{"E2E", "-", k.procs}]
 		vsBatch, vsEach := nsPerOp(c["btree"])/wm, nsPerOp(each["btree"])/wm
 		vsOr := wm / nsPerOp(c["or"])
-		fmt.Fprintf(w, "- end to end, %s, procs=%d: watermark %.1f Moffsets/s, %.1fx mutex+btree batched (%.1fx its per-offset row; want >= 15x): %s; "+
-			"%.2fx the bare limit for the same batches (want <= 1.3x): %s; %.2fx faster per offset than its per-offset Track row\n",
-			k.workload, k.procs, 1e3/wm, vsBatch, vsEach, check(vsBatch >= 15), vsOr, check(vsOr <= 1.3), nsPerOp(each["watermark"])/wm)
+		loB, hiB := res.spread(k, "btree", "watermark")
+		loO, hiO := res.spread(k, "watermark", "or")
+		fmt.Fprintf(w, "- end to end, %s, procs=%d: watermark %.1f Moffsets/s; %.1fx mutex+btree batched (rounds %.1f-%.1fx; %.1fx its per-offset row; want >= 15x): %s; "+
+			"%.2fx the bare limit for the same batches (rounds %.2f-%.2fx; want <= 1.3x): %s; %.2fx faster per offset than per-offset Track\n",
+			k.workload, k.procs, 1e3/wm, vsBatch, loB, hiB, vsEach, check(vsBatch >= 15), vsOr, loO, hiO, check(vsOr <= 1.3), nsPerOp(each["watermark"])/wm)
 	}
 	allocs := int64(0)
 	for _, k := range res.rows {
