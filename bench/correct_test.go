@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/inorder/inorder/bench"
 	"github.com/inorder/inorder/watermark"
@@ -157,6 +158,37 @@ func TestEndToEndWindowSmallerThanInFlight(t *testing.T) {
 	}
 }
 
+// TestEndToEndBatchReachesTotal runs the batch and range forms of the
+// harness, with a partial last chunk, and for the watermark also with a
+// window smaller than a chunk, so that a batch is tracked in parts.
+func TestEndToEndBatchReachesTotal(t *testing.T) {
+	const total = 20_000 + 17
+	for _, run := range []struct {
+		name string
+		f    func(bench.Impl, int, int64) (time.Duration, int, error)
+	}{{"batch", bench.EndToEndBatch}, {"range", bench.EndToEndRange}} {
+		for _, name := range bench.BatchImpls {
+			for _, window := range []int{watermark.DefaultWindow, 100} {
+				if window != watermark.DefaultWindow && name != "watermark" {
+					continue
+				}
+				im := bench.New(name, 1, window)
+				if _, _, err := run.f(im, 3, total); err != nil {
+					t.Errorf("%s/%s/window=%d: %v", run.name, name, window, err)
+				} else if c := im.Committable(0); c >= 0 && c != total {
+					t.Errorf("%s/%s/window=%d: commit point %d, want %d", run.name, name, window, c, total)
+				}
+				im.Close()
+			}
+		}
+	}
+	actor := bench.New("actor", 1, 1000)
+	defer actor.Close()
+	if _, _, err := bench.EndToEndBatch(actor, 2, 100); err == nil {
+		t.Error("EndToEndBatch of the actor, which has no batch form: no error")
+	}
+}
+
 // TestWatermarkWithinTwoBitsPerOffset checks issue 2's memory figure: a
 // full default window costs at most 2 bits per in-flight offset, far less
 // than the baselines.
@@ -200,5 +232,23 @@ func TestWatermarkHotPathDoesNotAllocate(t *testing.T) {
 		o++
 	}); n != 0 {
 		t.Fatalf("Track+Ack+Committable: %v allocs per run, want 0", n)
+	}
+}
+
+// TestScalingCurvesRun runs one point of each scaling curve: Rounds checks
+// every partition's commit point after each round, and ns/msg is reported.
+func TestScalingCurvesRun(t *testing.T) {
+	for name, f := range map[string]func(b *testing.B){
+		"partitions": func(b *testing.B) { bench.ByPartitions(b, "watermark", 100) },
+		"window":     func(b *testing.B) { bench.ByWindow(b, "btree", 1000) },
+		"ackers":     func(b *testing.B) { bench.ByAckers(b, "watermark", 64) },
+	} {
+		r := testing.Benchmark(f)
+		if r.N == 0 || r.Extra["ns/msg"] <= 0 {
+			t.Errorf("%s: N=%d ns/msg=%v (the benchmark failed)", name, r.N, r.Extra["ns/msg"])
+		}
+	}
+	if m := bench.PartitionMemory("watermark", 10); m < 8*watermark.DefaultWindow/40 {
+		t.Errorf("watermark: %.0f bytes per partition, below its ring", m)
 	}
 }

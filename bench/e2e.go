@@ -43,6 +43,47 @@ func (w *wmImpl) trackWaitRange(ctx context.Context, lo, hi int64) error {
 	return nil
 }
 
+// batchTracker is implemented by the implementations that track a fetch
+// batch at once (the watermark's TrackBatch, a baseline taking its lock once
+// per batch, the or limit publishing the high mark once per batch).
+type batchTracker interface {
+	// trackBatch tracks the increasing offsets offs of partition 0 and
+	// returns how many it tracked: fewer than len(offs) only when the
+	// window is full (the caller hands those out, waits with waitRoom and
+	// calls again with the rest), or on an error.
+	trackBatch(offs []int64) (int, error)
+	// waitRoom waits until offset fits in partition 0's window.
+	waitRoom(ctx context.Context, offset int64) error
+}
+
+func (w *wmImpl) trackBatch(offs []int64) (int, error) {
+	n, err := w.ps[0].TrackBatch(offs)
+	if err == watermark.ErrWindowFull {
+		err = nil
+	}
+	return n, err
+}
+
+func (w *wmImpl) waitRoom(ctx context.Context, o int64) error { return w.ps[0].WaitRoom(ctx, o) }
+
+// trackRange is trackBatch for the offsets [lo, hi): TrackRange, which does
+// not look at each offset.
+func (w *wmImpl) trackRange(lo, hi int64) (int64, error) {
+	n, err := w.ps[0].TrackRange(lo, hi)
+	if err == watermark.ErrWindowFull {
+		err = nil
+	}
+	return n, err
+}
+
+// rangeTracker is implemented by the implementations that track a batch
+// without gaps from its bounds alone (the watermark's TrackRange; the or
+// limit, whose trackBatch reads only the last offset, and the baselines,
+// which insert each offset anyway, go through trackBatch).
+type rangeTracker interface {
+	trackRange(lo, hi int64) (int64, error)
+}
+
 // chunkOrder is the order in which an acker acks the offsets of a full
 // chunk: a fixed random permutation (out of order within the chunk, as
 // handlers of different durations finish).
@@ -72,19 +113,54 @@ var inOrder = func() []ref {
 // from the first Track until the committer saw the commit point reach total,
 // and how many times the committer read it.
 func EndToEnd(im Impl, ackers int, total int64) (time.Duration, int, error) {
+	return endToEnd(im, ackers, total, modeEach)
+}
+
+// EndToEndBatch is EndToEnd with each chunk tracked as one fetch batch: the
+// producer writes the chunk's offsets into a slice, as a fetch loop reads
+// them from a fetch response, and hands it to the implementation's batch
+// form (TrackBatch for the watermark). When the window is full mid-chunk,
+// the tracked part goes to an acker before the producer waits for room. It
+// returns an error for an implementation without a batch form.
+func EndToEndBatch(im Impl, ackers int, total int64) (time.Duration, int, error) {
+	return endToEnd(im, ackers, total, modeBatch)
+}
+
+// EndToEndRange is EndToEndBatch without the slice: each chunk is a batch
+// without gaps, tracked from its bounds (TrackRange for the watermark).
+func EndToEndRange(im Impl, ackers int, total int64) (time.Duration, int, error) {
+	return endToEnd(im, ackers, total, modeRange)
+}
+
+// How the producer tracks a chunk.
+const (
+	modeEach  = iota // Track (TrackWait) per offset
+	modeBatch        // the offsets in a slice, one batch call
+	modeRange        // one range call from the bounds
+)
+
+// span is a run [lo, hi) of offsets handed to an acker.
+type span struct{ lo, hi int64 }
+
+func endToEnd(im Impl, ackers int, total int64, mode int) (time.Duration, int, error) {
+	bt, canBatch := im.(batchTracker)
+	if mode != modeEach && !canBatch {
+		return 0, 0, fmt.Errorf("%s: no batch form", im.Name())
+	}
+	rt, canRange := im.(rangeTracker)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	queues := make([]chan int64, ackers)
+	queues := make([]chan span, ackers)
 	ackErr := make(chan int, ackers)
 	for g := range queues {
-		queues[g] = make(chan int64, ackerQueue)
-		go func(q chan int64) {
+		queues[g] = make(chan span, ackerQueue)
+		go func(q chan span) {
 			errs := 0
-			for lo := range q {
-				if n := total - lo; n < chunk {
-					errs += im.ackAll(lo, inOrder[:n])
+			for s := range q {
+				if n := s.hi - s.lo; n < chunk {
+					errs += im.ackAll(s.lo, inOrder[:n])
 				} else {
-					errs += im.ackAll(lo, chunkOrder)
+					errs += im.ackAll(s.lo, chunkOrder)
 				}
 			}
 			ackErr <- errs
@@ -113,17 +189,64 @@ func EndToEnd(im Impl, ackers int, total int64) (time.Duration, int, error) {
 	begin := time.Now()
 	var err error
 	wt, canWait := im.(waitTracker)
-	for lo, i := int64(0), 0; lo < total; lo, i = lo+chunk, i+1 {
+	offs := make([]int64, chunk)
+	q := 0
+	send := func(lo, hi int64) {
+		queues[q%ackers] <- span{lo, hi}
+		q++
+	}
+	for lo := int64(0); lo < total && err == nil; lo += chunk {
 		hi := min(lo+chunk, total)
-		if canWait {
+		switch {
+		case mode == modeRange && canRange:
+			for l := lo; l < hi; {
+				var n int64
+				if n, err = rt.trackRange(l, hi); err != nil {
+					break
+				}
+				if n > 0 {
+					send(l, l+n)
+				}
+				if l += n; l < hi {
+					if err = bt.waitRoom(ctx, l); err != nil {
+						break
+					}
+				}
+			}
+			continue
+		case mode != modeEach:
+			b := offs[:hi-lo]
+			for i := range b {
+				b[i] = lo + int64(i)
+			}
+			for len(b) > 0 {
+				var n int
+				if n, err = bt.trackBatch(b); err != nil {
+					break
+				}
+				if n == len(b) {
+					send(b[0], hi)
+					break
+				}
+				if n > 0 {
+					send(b[0], b[n])
+				}
+				b = b[n:]
+				if err = bt.waitRoom(ctx, b[0]); err != nil {
+					break
+				}
+			}
+			continue
+		case canWait:
 			err = wt.trackWaitRange(ctx, lo, hi)
-		} else if errs := im.trackAll(lo, inOrder[:hi-lo]); errs != 0 {
-			err = fmt.Errorf("%d Track errors", errs)
+		default:
+			if errs := im.trackAll(lo, inOrder[:hi-lo]); errs != 0 {
+				err = fmt.Errorf("%d Track errors", errs)
+			}
 		}
-		if err != nil {
-			break
+		if err == nil {
+			send(lo, hi)
 		}
-		queues[i%ackers] <- lo
 	}
 	for _, q := range queues {
 		close(q)
@@ -150,12 +273,24 @@ func EndToEnd(im Impl, ackers int, total int64) (time.Duration, int, error) {
 // point per million offsets. For the or limit (an atomic store of the high
 // mark per Track, a bare Or per Ack, no commit point) it measures what the
 // harness and the hardware cost: no tracker can beat it.
-func E2E(b *testing.B, impl string) {
+func E2E(b *testing.B, impl string) { e2e(b, impl, modeEach) }
+
+// E2EBatch is E2E through EndToEndBatch: each chunk of 256 offsets is tracked
+// as one fetch batch. Its or limit stores the high mark once per batch (and
+// initialises each new word), then one bare Or per Ack.
+func E2EBatch(b *testing.B, impl string) { e2e(b, impl, modeBatch) }
+
+// E2ERange is E2E through EndToEndRange: each chunk is a batch without gaps,
+// tracked from its bounds (the watermark's TrackRange; the or limit is the
+// same as in E2EBatch, the baselines insert each offset under one lock).
+func E2ERange(b *testing.B, impl string) { e2e(b, impl, modeRange) }
+
+func e2e(b *testing.B, impl string, mode int) {
 	im := New(impl, 1, watermark.DefaultWindow)
 	defer im.Close()
 	b.ReportAllocs()
 	b.ResetTimer()
-	d, reads, err := EndToEnd(im, runtime.GOMAXPROCS(0), int64(b.N))
+	d, reads, err := endToEnd(im, runtime.GOMAXPROCS(0), int64(b.N), mode)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ package bench
 
 import (
 	"container/heap"
+	"context"
 	"fmt"
 	"math/bits"
 	"sync"
@@ -201,6 +202,24 @@ func (b *btreeImpl) ackAll(base int64, refs []ref) (errs int) {
 	return errs
 }
 
+// trackBatch is Track of each offset under one lock acquisition (a fetch
+// batch). The tree has no window: it never waits for room.
+func (b *btreeImpl) trackBatch(offs []int64) (int, error) {
+	p := &b.ps[0]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, o := range offs {
+		if o < p.high {
+			return i, watermark.ErrOutOfOrder
+		}
+		p.t.ReplaceOrInsert(o)
+		p.high = o + 1
+	}
+	return len(offs), nil
+}
+
+func (b *btreeImpl) waitRoom(context.Context, int64) error { return nil }
+
 // --- mutex + container/heap with lazy deletion ---
 
 // offHeap is a min-heap of offsets for container/heap.
@@ -298,6 +317,23 @@ func (h *heapImpl) ackAll(base int64, refs []ref) (errs int) {
 	}
 	return errs
 }
+
+// trackBatch is Track of each offset under one lock acquisition.
+func (h *heapImpl) trackBatch(offs []int64) (int, error) {
+	p := &h.ps[0]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, o := range offs {
+		if o < p.high {
+			return i, watermark.ErrOutOfOrder
+		}
+		heap.Push(&p.h, o)
+		p.high = o + 1
+	}
+	return len(offs), nil
+}
+
+func (h *heapImpl) waitRoom(context.Context, int64) error { return nil }
 
 // --- single owner goroutine fed by a channel (actor / GenServer) ---
 
@@ -438,6 +474,20 @@ func (o *orImpl) Ack(part int, off int64) error {
 	o.rings[part][uint64(off/wordBits)&o.mask].Or(1 << uint64(off%wordBits))
 	return nil
 }
+
+// trackBatch is the limit of a batch: initialise the new words, one store of
+// the high mark.
+func (o *orImpl) trackBatch(offs []int64) (int, error) {
+	ring, last := o.rings[0], offs[len(offs)-1]/wordBits
+	for k := o.init[0]; k <= last; k++ {
+		ring[uint64(k)&o.mask].Store(0)
+	}
+	o.init[0] = max(o.init[0], last+1)
+	o.high[0].Store(offs[len(offs)-1] + 1)
+	return len(offs), nil
+}
+
+func (o *orImpl) waitRoom(context.Context, int64) error { return nil }
 
 func (o *orImpl) Committable(int) int64 { return -1 }
 func (o *orImpl) Sync()                 {}

@@ -10,6 +10,12 @@ import (
 	"github.com/inorder/inorder/watermark"
 )
 
+// BatchImpls are the implementations with a batch form, run by E2EBatch:
+// the watermark's TrackBatch, the baselines taking their lock once per
+// batch, and the or limit storing the high mark once per batch. (The
+// actor has none: its owner goroutine takes one message per offset.)
+var BatchImpls = []string{"watermark", "btree", "heap", "or"}
+
 // Case is one benchmark of the suite.
 type Case struct {
 	Group    string // Ack, Track, Committable or E2E
@@ -47,6 +53,12 @@ func Suite() []Case {
 	}
 	for _, im := range append(append([]string{}, Trackers...), "or") {
 		cs = append(cs, Case{"E2E", "-", im, true, func(b *testing.B) { E2E(b, im) }})
+	}
+	for _, im := range BatchImpls {
+		cs = append(cs, Case{"E2E", "batch", im, true, func(b *testing.B) { E2EBatch(b, im) }})
+	}
+	for _, im := range BatchImpls {
+		cs = append(cs, Case{"E2E", "range", im, true, func(b *testing.B) { E2ERange(b, im) }})
 	}
 	return cs
 }

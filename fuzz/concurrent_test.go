@@ -5,6 +5,7 @@ package fuzz_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,7 +18,9 @@ import (
 const concMaxOffsets = 3000
 
 // FuzzPartitionConcurrent interprets the input as: window (1 + b%64),
-// ackers (2 + b%3), then one byte per offset, repeated until
+// ackers (2 + b%3; with b&0x10, the offsets are tracked with TrackBatch
+// in batches of up to 1+4*(b>>5)^2, dealt to the ackers round-robin), then
+// one byte per offset, repeated until
 // concMaxOffsets or 16 times the input: b%11 == 0 makes the offset a gap
 // (a Skip over it when b&0x20 is set, else an untracked hole), (b>>2)%ackers
 // picks the goroutine that acks it, b&0x80 makes that goroutine replay an old
@@ -30,6 +33,10 @@ func FuzzPartitionConcurrent(f *testing.F) {
 		}
 		window := 1 + int(prog[0]%64)
 		ackers := 2 + int(prog[1]%3)
+		batchMax := 0 // 0: Track each offset; else TrackBatch batches of up to batchMax
+		if prog[1]&0x10 != 0 {
+			batchMax = 1 + int(prog[1]>>5)*int(prog[1]>>5)*4
+		}
 		body := prog[2:]
 		n := min(concMaxOffsets, 16*len(body))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // catches hangs only
@@ -128,23 +135,54 @@ func FuzzPartitionConcurrent(f *testing.F) {
 		}()
 
 		var trackErr error
+		var batch []int64
+		var batchJobs []job
+		flush := func() {
+			// Hand out each tracked prefix before waiting for room: the room
+			// comes from its acks.
+			for b, js := batch, batchJobs; len(b) > 0 && trackErr == nil; {
+				k, err := p.TrackBatch(b)
+				for _, j := range js[:k] {
+					queues[int(j.off)%ackers] <- j
+				}
+				b, js = b[k:], js[k:]
+				switch {
+				case err == watermark.ErrWindowFull:
+					trackErr = p.WaitRoom(ctx, b[0])
+				case err != nil:
+					trackErr = fmt.Errorf("TrackBatch(%v) = %d, %w", b, k, err)
+				}
+			}
+			batch, batchJobs = batch[:0], batchJobs[:0]
+		}
 		for o := int64(0); o < int64(n) && trackErr == nil; o++ {
 			b := body[int(o)%len(body)]
 			if b%11 == 0 {
 				gap[o].Store(true)
 				if b&0x20 != 0 {
 					// Declare the gap now, waiting for room if needed.
-					if trackErr = p.WaitRoom(ctx, o); trackErr == nil {
-						trackErr = p.Skip(o + 1)
+					if flush(); trackErr == nil {
+						if trackErr = p.WaitRoom(ctx, o); trackErr == nil {
+							trackErr = p.Skip(o + 1)
+						}
 					}
+				}
+				continue
+			}
+			j := job{off: o, hold: b&0x40 != 0, replay: b&0x80 != 0}
+			if batchMax > 0 {
+				batch, batchJobs = append(batch, o), append(batchJobs, j)
+				if len(batch) >= batchMax {
+					flush()
 				}
 				continue
 			}
 			if trackErr = p.TrackWait(ctx, o); trackErr != nil {
 				break
 			}
-			queues[int(b>>2)%ackers] <- job{off: o, hold: b&0x40 != 0, replay: b&0x80 != 0}
+			queues[int(b>>2)%ackers] <- j
 		}
+		flush()
 		for _, q := range queues {
 			close(q)
 		}

@@ -56,6 +56,13 @@ func FuzzMetadataRoundTrip(f *testing.F) {
 	f.Add([]byte{0x40, 0x42, 0x0F, 0x00, 1, 0xFF}, uint16(0))
 	f.Add([]byte{0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, uint16(12))
 	f.Add([]byte{7, 0, 0, 0, 0, 5, 3, 0xF5, 0xF1, 2, 1, 1, 9, 200}, uint16(20))
+	// Single holes between runs of about a hundred: the rice form's case.
+	random := []byte{0, 0, 0, 0, 1, 90}
+	for i := 0; i < 60; i++ {
+		random = append(random, 1+byte(i%7/6), byte(60+i*37%90))
+	}
+	f.Add(random, uint16(0))
+	f.Add(random, uint16(40)) // a prefix of it
 	f.Fuzz(func(t *testing.T, b []byte, budget uint16) {
 		commit, done := metadataSetFromBytes(b)
 		maxBytes := int(budget % 8193) // 0 is the default budget
@@ -100,6 +107,24 @@ func FuzzMetadataDecode(f *testing.F) {
 	if meta, _, err := metadata.Encode(1000, done, 0); err == nil {
 		f.Add(meta, int64(1000))
 		f.Add(meta, int64(1001))
+	}
+	// The rice form (version 2): offsets left undone at random, in both kinds.
+	holes, runs := ordset.New(), ordset.New()
+	for o := int64(1); o < 3000; o++ {
+		if (o*7919)%97 != 0 { // about 1% undone
+			holes.Add(1000 + o)
+		}
+		if (o*31)%17 < 9 { // runs of mixed lengths
+			runs.Add(1000 + o)
+		}
+	}
+	for _, s := range []*ordset.Set{holes, runs} {
+		if meta, _, err := metadata.Encode(1000, s, 0); err == nil {
+			f.Add(meta, int64(1000))
+		}
+		if meta, _, err := metadata.Encode(1000, s, 200); err == nil {
+			f.Add(meta, int64(1000)) // a prefix
+		}
 	}
 	f.Fuzz(func(t *testing.T, meta string, commit int64) {
 		s, err := metadata.Decode(meta, commit)

@@ -60,6 +60,29 @@ func (m *PartitionModel) Track(o int64) error {
 	return nil
 }
 
+// TrackBatch is the model of Partition.TrackBatch: Track of each offset in
+// turn, stopping at the first error, whose index it returns (an offset
+// answered ErrRestored is tracked and done).
+func (m *PartitionModel) TrackBatch(offsets []int64) (int, error) {
+	for i, o := range offsets {
+		if err := m.Track(o); err != nil {
+			return i, err
+		}
+	}
+	return len(offsets), nil
+}
+
+// TrackRange is the model of Partition.TrackRange: TrackBatch of lo, lo+1,
+// ..., hi-1.
+func (m *PartitionModel) TrackRange(lo, hi int64) (int64, error) {
+	for o := lo; o < hi; o++ {
+		if err := m.Track(o); err != nil {
+			return o - lo, err
+		}
+	}
+	return max(hi-lo, 0), nil
+}
+
 // Skip is the model of Partition.Skip.
 func (m *PartitionModel) Skip(to int64) error {
 	switch {

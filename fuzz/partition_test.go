@@ -21,7 +21,8 @@ func sameErr(got, want error) bool {
 }
 
 // FuzzPartition interprets the input as: window (1 + b%150, small so that
-// the ring wraps), start (0..255), then 2-byte instructions (op, arg).
+// the ring wraps), start (0..255), then 2-byte instructions (op, arg); a
+// TrackBatch instruction also reads the bytes after it as the batch's steps.
 func FuzzPartition(f *testing.F) {
 	f.Fuzz(partitionProgram)
 }
@@ -47,10 +48,47 @@ func partitionProgram(t *testing.T, prog []byte) {
 			var name string
 			var got, want error
 			switch op % 16 {
-			case 0, 1, 2, 3: // Track with a small gap
+			case 0, 1, 2: // Track with a small gap
 				o := m.High + arg%4
 				name = "Track"
 				got, want = p.Track(o), m.Track(o)
+			case 3: // TrackBatch of 1 + arg%16 offsets, steps from the next bytes
+				batch := make([]int64, 1+arg%16)
+				o := m.High + arg%3
+				for j := range batch {
+					b := byte(j*53) ^ byte(arg)
+					if i+2+j < len(prog) {
+						b = prog[i+2+j]
+					}
+					switch {
+					case j == 0:
+					case b%31 == 0: // not increasing
+						o -= int64(b % 3)
+					case b%23 == 0: // a long gap, often past the window
+						o += int64(b) * (3*window + 50) / 255
+					default:
+						o += 1 + int64(b%4)
+					}
+					batch[j] = o
+				}
+				if arg&0x80 != 0 { // TrackRange over the batch's span instead
+					lo, hi := batch[0], batch[len(batch)-1]+1
+					name = "TrackRange"
+					n, err := p.TrackRange(lo, hi)
+					wn, werr := m.TrackRange(lo, hi)
+					if n != wn {
+						t.Fatalf("step %d: TrackRange(%d, %d) tracked %d, model %d (window %d, high %d, commit %d)", i, lo, hi, n, wn, window, m.High, m.Commit())
+					}
+					got, want = err, werr
+					break
+				}
+				name = "TrackBatch"
+				n, err := p.TrackBatch(batch)
+				wn, werr := m.TrackBatch(batch)
+				if n != wn {
+					t.Fatalf("step %d: TrackBatch(%v) tracked %d, model %d (window %d, high %d, commit %d)", i, batch, n, wn, window, m.High, m.Commit())
+				}
+				got, want = err, werr
 			case 4: // Track after a long gap, often past the window
 				o := m.High + arg*(3*window+50)/255
 				name = "Track(jump)"

@@ -94,6 +94,12 @@ func (s *Set) AddRange(lo, hi int64) {
 	if hi <= lo {
 		return
 	}
+	if m, ok := s.t.Max(); !ok || m.hi < lo {
+		// Past every range (how decoders build a set): nothing to merge.
+		s.t.ReplaceOrInsert(span{lo, hi})
+		s.n += hi - lo
+		return
+	}
 	// Extend to the left over a range that touches or overlaps lo.
 	if r, ok := s.floor(lo); ok && r.hi >= lo {
 		if r.hi >= hi {

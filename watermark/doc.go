@@ -28,12 +28,16 @@
 // Ack is a tag-checked CompareAndSwap on one word plus two loads of a
 // read-mostly cache line (and of the high mark, only for the newest word); it
 // never locks or allocates. Track is a few comparisons and one atomic store
-// (plus one store per 40 offsets). Committable moves over done words, 40
-// offsets per step. See Partition for the algorithm.
+// (plus one store per 40 offsets); TrackBatch tracks a fetch batch with a
+// comparison per offset and one atomic store of the high mark per batch, and
+// TrackRange a batch without gaps in a few operations per 40 offsets.
+// Committable moves over done words, 40 offsets per step. See Partition for
+// the algorithm.
 //
 // # Concurrency
 //
-// One goroutine per partition calls Track, TrackWait, Skip, WaitRoom and
-// Restore; any goroutine may call the rest. A Tracker maps topic-partitions to
-// their Partition for a consumer with many partitions.
+// One goroutine per partition calls Track, TrackWait, TrackBatch,
+// TrackRange, Skip, WaitRoom and Restore; any goroutine may call the rest.
+// A Tracker maps topic-partitions to their Partition for a consumer with
+// many partitions.
 package watermark

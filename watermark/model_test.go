@@ -47,6 +47,39 @@ func TestPartitionAgainstModel(t *testing.T) {
 				}
 				op = "Track"
 				got, want = p.Track(o), m.Track(o)
+			case k < 40 && k >= 36: // a batch: small gaps, sometimes long ones or out of order
+				batch := make([]int64, 1+r.IntN(12))
+				o := m.High + r.Int64N(3)
+				for j := range batch {
+					switch x := r.IntN(40); {
+					case j == 0:
+					case x == 0:
+						o -= r.Int64N(3) // not increasing
+					case x == 1:
+						o += r.Int64N(3*int64(window) + 50)
+					default:
+						o += 1 + r.Int64N(3)
+					}
+					batch[j] = o
+				}
+				if r.IntN(3) == 0 { // TrackRange over the batch's span instead
+					lo, hi := batch[0], batch[len(batch)-1]+1
+					op = "TrackRange"
+					n, err := p.TrackRange(lo, hi)
+					wn, werr := m.TrackRange(lo, hi)
+					if n != wn {
+						t.Fatalf("seed %d step %d: TrackRange(%d, %d) tracked %d, model %d", seed, step, lo, hi, n, wn)
+					}
+					got, want = err, werr
+					break
+				}
+				op = "TrackBatch"
+				n, err := p.TrackBatch(batch)
+				wn, werr := m.TrackBatch(batch)
+				if n != wn {
+					t.Fatalf("seed %d step %d: TrackBatch(%v) tracked %d, model %d", seed, step, batch, n, wn)
+				}
+				got, want = err, werr
 			case k < 40:
 				to := m.High + r.Int64N(2*int64(window)+3) - 2
 				op = "Skip"

@@ -57,9 +57,10 @@ func wordTag(w uint64) uint64 { return w >> tagShift & tagMask }
 // with a CompareAndSwap, so the commit point never decreases. A word is reused
 // for a newer lap only after the base has passed it.
 //
-// Concurrency: Track, TrackWait, Skip, WaitRoom and Restore must be called by
-// one goroutine at a time (the partition's fetch loop). Every other method is
-// safe for concurrent use. Ack, Track and Committable do not allocate or lock.
+// Concurrency: Track, TrackWait, TrackBatch, TrackRange, Skip, WaitRoom and
+// Restore must be called by one goroutine at a time (the partition's fetch
+// loop). Every other method is safe for concurrent use. Ack, Track,
+// TrackBatch and Committable do not allocate or lock.
 //
 // Memory: 8 bytes per 40 offsets of window (rounded up to a power of two
 // words), plus O(ranges) for a restored set; about 16 KiB with the default
@@ -185,6 +186,23 @@ func (p *Partition) trackFast(offset int64) bool {
 }
 
 func (p *Partition) track(offset int64) error {
+	err := p.stage(offset)
+	if err != nil && err != ErrRestored {
+		return err
+	}
+	p.refreshFast()
+	p.high.Store(offset + 1)
+	p.seal(offset)
+	return err
+}
+
+// stage does Track's work but for publishing the high mark: it initialises
+// the words up to offset's, marks the gap before it (and offset itself, if
+// restored) done and moves p.hi past it. It returns nil or ErrRestored when
+// offset is staged, else the error that left everything unchanged. The
+// staged offsets reach acking goroutines only when the caller stores p.hi in
+// the high mark. Track goroutine only.
+func (p *Partition) stage(offset int64) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
@@ -193,6 +211,9 @@ func (p *Partition) track(offset int64) error {
 	}
 	from := p.hi
 	if offset >= p.roomEnd {
+		// makeRoom sees only the published high mark: while offsets staged
+		// by this batch are unpublished, p.hi is above it and the base
+		// cannot jump over them.
 		jumped, ok := p.makeRoom(offset, offset)
 		if !ok {
 			return ErrWindowFull
@@ -208,13 +229,166 @@ func (p *Partition) track(offset int64) error {
 	}
 	p.mark(from, end, offset)
 	p.hi = offset + 1
-	p.refreshFast()
-	p.high.Store(offset + 1)
-	p.seal(offset)
 	if done {
 		return ErrRestored
 	}
 	return nil
+}
+
+// TrackBatch is Track for a fetch batch: it tracks offsets in order and
+// publishes them to acking goroutines with one store of the high mark, so it
+// costs a comparison per offset plus Track's per-word work. The offsets must
+// be strictly increasing and above the last tracked or skipped offset;
+// offsets between them are gaps, as with Track.
+//
+// It returns the number n of offsets it consumed and, when it stopped early,
+// the error about offsets[n]: every offset of offsets[:n] is tracked either
+// way. ErrOutOfOrder, ErrWindowFull and ErrClosed mean offsets[n] and the
+// rest were not tracked. On ErrWindowFull (a batch that fits only in part),
+// hand offsets[:n] to the handlers, wait with WaitRoom(ctx, offsets[n]) and
+// go on with offsets[n:]: the room comes from acks of what is tracked, so a
+// caller that held the batch back until all of it was tracked would wait
+// forever. ErrRestored means offsets[n] was tracked and is done (commit
+// metadata given to Restore marks it): do not process it, and go on with
+// offsets[n+1:]. An empty batch returns 0, nil.
+//
+// Same goroutine rules as Track. It does not block or allocate.
+func (p *Partition) TrackBatch(offsets []int64) (int, error) {
+	if len(offsets) == 0 {
+		return 0, nil
+	}
+	// Between calls the published high mark is p.hi.
+	published := p.hi
+	// sealFrom is the first word that the publication may seal: the
+	// frontier left by the previous one (it holds the offsets the fast path
+	// takes), or, if there is none or the base jumped, the first staged
+	// offset's word. -1 until the first stage.
+	sealFrom := int64(-1)
+	fe := p.fastEnd.Load()
+	n := 0
+	var err error
+	for n < len(offsets) {
+		// The fast path: the next offset, in an initialised word, with
+		// room, nothing restored, the partition open (as trackFast).
+		hi := p.hi
+		for n < len(offsets) && offsets[n] == hi && hi < fe {
+			hi++
+			n++
+		}
+		p.hi = hi
+		if n == len(offsets) {
+			break
+		}
+		o := offsets[n]
+		err = p.stage(o)
+		if err == ErrWindowFull && p.hi != published {
+			// Room is measured from the published high mark: publish what
+			// is staged (the commit point may then move over its gaps, as
+			// it would after Track) and try again.
+			p.publish(sealFrom)
+			published, sealFrom = p.hi, -1
+			err = p.stage(o)
+		}
+		if err != nil && err != ErrRestored {
+			break
+		}
+		if sealFrom < 0 {
+			// A jump (makeRoom) can only happen here, with nothing staged
+			// before o; it resets the frontier.
+			if sealFrom = p.frontier; sealFrom < 0 {
+				sealFrom = o / dataBits
+			}
+		}
+		if err != nil { // ErrRestored: offsets[n] is staged, and done
+			break
+		}
+		n++
+		fe = min(p.initWord*dataBits, p.roomEnd)
+		if p.restLive {
+			fe = 0
+		}
+	}
+	if p.hi != published {
+		p.publish(sealFrom)
+	}
+	return n, err
+}
+
+// TrackRange is TrackBatch for the contiguous offsets [lo, hi) (a fetch batch
+// without gaps): same rules, results and goroutine contract, with n counted
+// from lo, but its cost is per ring word (40 offsets), not per offset. An
+// empty range (hi <= lo) returns 0, nil.
+func (p *Partition) TrackRange(lo, hi int64) (int64, error) {
+	if hi <= lo {
+		return 0, nil
+	}
+	published := p.hi
+	sealFrom := int64(-1) // as in TrackBatch
+	fe := p.fastEnd.Load()
+	o := lo
+	var err error
+	for o < hi {
+		if o == p.hi && o < fe {
+			// The fast path over the rest of the initialised words.
+			o = min(hi, fe)
+			p.hi = o
+			continue
+		}
+		err = p.stage(o)
+		if err == ErrWindowFull && p.hi != published {
+			p.publish(sealFrom)
+			published, sealFrom = p.hi, -1
+			err = p.stage(o)
+		}
+		if err != nil && err != ErrRestored {
+			break
+		}
+		if sealFrom < 0 {
+			if sealFrom = p.frontier; sealFrom < 0 {
+				sealFrom = o / dataBits
+			}
+		}
+		if err != nil {
+			break
+		}
+		o++
+		fe = min(p.initWord*dataBits, p.roomEnd)
+		if p.restLive {
+			fe = 0
+		}
+	}
+	if p.hi != published {
+		p.publish(sealFrom)
+	}
+	return o - lo, err
+}
+
+// publish stores p.hi in the high mark, handing the staged offsets to acking
+// goroutines (their words are initialised), and seals the words it passed
+// from sealFrom on. Track goroutine only.
+func (p *Partition) publish(sealFrom int64) {
+	p.refreshFast()
+	p.high.Store(p.hi)
+	p.sealBatch(sealFrom, p.hi-1)
+}
+
+// sealBatch seals the initialised words from first (if >= 0) up to the word
+// before last's, which the high mark just published has passed, and makes
+// last's word the frontier. Track goroutine only, after publishing the high
+// mark last+1.
+func (p *Partition) sealBatch(first, last int64) {
+	kLast := last / dataBits
+	for k := first; k >= 0 && k < kLast; k++ {
+		w := &p.ring[uint64(k)&p.mask]
+		tag := p.tag(uint64(k))
+		for {
+			old := w.Load()
+			if wordTag(old) != tag || old&sealedBit != 0 || w.CompareAndSwap(old, old|sealedBit) {
+				break
+			}
+		}
+	}
+	p.frontier = kLast
 }
 
 // TrackWait is Track that waits for room instead of returning ErrWindowFull.

@@ -114,7 +114,9 @@ func FormOf(meta string) string {
 		return "?"
 	}
 	names := map[byte]string{0: "runs", 1: "bitmap"}
-	if f := raw[1] & 3; f != 3 {
+	if f := raw[1] & 3; f == 2 {
+		return map[byte]string{0: "rice(holes)", 1: "rice(runs)"}[raw[2]&3]
+	} else if f != 3 {
 		return names[f]
 	}
 	b, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw[2:len(raw)-4])), 1))

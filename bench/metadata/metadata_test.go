@@ -147,3 +147,22 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestIssue14Ratios pins issue 14's size figures: our string against
+// Parallel Consumer's best on random holes (deterministic sizes).
+func TestIssue14Ratios(t *testing.T) {
+	want := map[string]float64{"random-1pct": 0.8, "random-10pct-20k": 0.9, "random-0.1pct-1M": 0.9}
+	for _, p := range m.Patterns {
+		limit, ok := want[p.Name]
+		if !ok {
+			continue
+		}
+		r, err := m.Compare(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := float64(r.Ours) / float64(r.PCBest); got > limit {
+			t.Errorf("%s: ours %d characters, %.3fx Parallel Consumer's %d, want at most %.1fx", p.Name, r.Ours, got, r.PCBest, limit)
+		}
+	}
+}

@@ -75,15 +75,19 @@ func Decode(meta string, commit int64) (*ordset.Set, error) {
 		}
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	if v := payload[1] >> 2 & 3; v != version {
-		return nil, fmt.Errorf("%w: version %d, this reader knows %d", ErrVersion, v, version)
+	v := payload[1] >> 2 & 3
+	if v != version1 && v != version2 {
+		return nil, fmt.Errorf("%w: version %d, this reader knows %d and %d", ErrVersion, v, version1, version2)
 	}
 	form, body := payload[1]&3, payload[headerLen:]
+	if form == formRice && v < version2 {
+		return nil, fmt.Errorf("%w: form %d in version %d", ErrCorrupt, form, v)
+	}
 	if form == formDeflate {
 		if body, err = d.inflate(body); err != nil {
 			return nil, err
 		}
-		if len(body) == 0 || body[0] == formDeflate {
+		if len(body) == 0 || body[0] == formDeflate || body[0] == formRice {
 			return nil, fmt.Errorf("%w: bad form inside deflate", ErrCorrupt)
 		}
 		form, body = body[0], body[1:]
@@ -95,6 +99,8 @@ func Decode(meta string, commit int64) (*ordset.Set, error) {
 		err = decodeRuns(s, commit, limit, body)
 	case formBitmap:
 		err = decodeBitmap(s, commit, limit, body)
+	case formRice:
+		err = decodeRice(s, commit, limit, body)
 	default:
 		err = fmt.Errorf("%w: unknown form %d", ErrCorrupt, form)
 	}

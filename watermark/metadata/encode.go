@@ -34,6 +34,11 @@ type span struct{ lo, hi int64 }
 type encoder struct {
 	spans   []span
 	runs    []byte
+	rice    []byte
+	bits    []byte  // rice's bit stream, before its header
+	rlens   []int64 // rice's scratch: run lengths
+	rgaps   []int64 // and gaps
+	noRice  bool    // best skips rice (bestPrefix's search: rice is cut exactly apart)
 	bitmap  []byte
 	inner   []byte
 	zbuf    bytes.Buffer
@@ -134,6 +139,15 @@ func (e *encoder) best(spans []span, budget int) (byte, []byte) {
 			form, body = formBitmap, e.bitmap
 		}
 	}
+	// Rice codes of the gaps: near the entropy of random holes.
+	var rp riceParams
+	if !e.noRice {
+		rp, e.rlens, e.rgaps = chooseRice(spans, e.rlens, e.rgaps)
+	}
+	if !e.noRice && rp.bodyLen() < len(body) {
+		e.rice, e.bits, _ = appendRice(e.rice[:0], e.bits, spans, rp, -1)
+		form, body = formRice, e.rice
+	}
 	if len(body) < deflateMin || len(body) > deflateRatio*budget {
 		return form, body
 	}
@@ -152,6 +166,13 @@ func (e *encoder) best(spans []span, budget int) (byte, []byte) {
 				raw = e.bitmap
 			}
 			if len(raw) >= maxInflated {
+				continue
+			}
+			if form == formRice && 2*len(raw) > 3*len(body) {
+				// Rice codes are within a few percent of the entropy of
+				// random gaps; DEFLATE of the raw forms beats them only on
+				// repeated structure, which leaves the raw forms less than
+				// 1.5 times larger. Spare the pass (most of Encode's time).
 				continue
 			}
 			// Keep the best deflated body at the start of zbuf.
@@ -215,6 +236,17 @@ func (e *encoder) bestPrefix(budget int) (byte, []byte) {
 	if h > 0 {
 		take(formRuns, runs, h)
 	}
+	// Rice, with the whole set's parameters, cut exactly.
+	var rp riceParams
+	rp, e.rlens, e.rgaps = chooseRice(spans, e.rlens, e.rgaps)
+	hdr := rp.bodyLen() - (rp.bits+7)/8 // the prefix's header is no longer
+	if avail := (budget - hdr) * 8; avail > 0 {
+		body, stream, h := appendRice(e.rice[:0], e.bits, spans, rp, avail)
+		e.rice, e.bits = body, stream
+		if h > 0 {
+			take(formRice, body, h)
+		}
+	}
 	// Raw bitmap: the first budget bytes.
 	end := spans[len(spans)-1].hi
 	if nb := min(int64(budget), (end+7)/8); nb > 0 {
@@ -236,7 +268,8 @@ func (e *encoder) bestPrefix(budget int) (byte, []byte) {
 	// Stop within 1/256 of the answer: each probe costs a DEFLATE pass over
 	// as much as deflateRatio budgets.
 	// After the first probe, only the DEFLATE variant that won it is tried.
-	defer func() { e.only = -1 }()
+	defer func() { e.only, e.noRice = -1, false }()
+	e.noRice = true
 	for lo+1 < hi && hi-lo > lo/256 {
 		mid := int(uint(lo+hi) / 2)
 		f, b := e.best(spans[:mid], budget)
@@ -274,7 +307,11 @@ func trimZeros(b []byte) []byte {
 
 // finish frames the body and returns the metadata string.
 func (e *encoder) finish(commit int64, form byte, body []byte) string {
-	e.payload = append(e.payload[:0], magic0, magic1|version<<2|form)
+	v := byte(version1)
+	if form == formRice {
+		v = version2 // the lowest version that reads the form
+	}
+	e.payload = append(e.payload[:0], magic0, magic1|v<<2|form)
 	e.payload = append(e.payload, body...)
 	e.payload = appendTrailer(e.payload, commit)
 	n := encodedLen(len(e.payload))

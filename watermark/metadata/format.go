@@ -7,14 +7,17 @@ import (
 	"math"
 )
 
-// The format, version 1. The metadata string is the unpadded base64url
-// (RFC 4648 §5) encoding of
+// The format, versions 1 and 2. The metadata string is the unpadded
+// base64url (RFC 4648 §5) encoding of
 //
 //	header(2) body trailer(4)
 //
 //	header[0] = 0x8A, header[1] = 0x80 | version<<2 | form
-//	  The fixed 12 bits make every string start with "io"; version is 1 (2 bits);
-//	  form (2 bits): 0 runs, 1 bitmap, 2 reserved, 3 deflate.
+//	  The fixed 12 bits make every string start with "io"; version (2 bits) is
+//	  the lowest that reads the form: 1 for runs, bitmap and deflate, 2 for
+//	  rice (so that readers of version 1 read every string but rice ones,
+//	  and report those as a newer version);
+//	  form (2 bits): 0 runs, 1 bitmap, 2 rice (version 2), 3 deflate.
 //	trailer = commit&0xFF, then the high 3 bytes (big-endian) of
 //	  CRC-32C(commit as 8 bytes big-endian || header || body).
 //	  Every version keeps this trailer: a reader checks it before it looks at the
@@ -31,14 +34,18 @@ import (
 //	  position i is done.
 //	deflate: raw DEFLATE (RFC 1951) of one byte (the inner form, runs or
 //	  bitmap) followed by that form's body.
+//	rice: Golomb-Rice codes of the positions of the offsets not done, or of
+//	  the lengths of the done and not-done runs (see rice.go).
 //
 // Offsets after the last done run are unknown, not "not done": a prefix cut
 // (when the set does not fit the budget) simply ends the body early.
 const (
-	version = 1
+	version1 = 1
+	version2 = 2 // adds the rice form
 
 	formRuns    = 0
 	formBitmap  = 1
+	formRice    = 2 // version 2 only
 	formDeflate = 3
 
 	magic0     = 0x8A

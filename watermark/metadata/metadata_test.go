@@ -279,6 +279,7 @@ const (
 	hdrRuns    = 0x80 | 1<<2 // form 0
 	hdrBitmap  = 0x80 | 1<<2 | 1
 	hdrDeflate = 0x80 | 1<<2 | 3
+	hdrRice    = 0x80 | 2<<2 | 2 // version 2
 )
 
 func deflateBytes(b []byte) []byte {
@@ -326,9 +327,19 @@ func TestDecodeBadInput(t *testing.T) {
 		{"truncated payload", good[:len(good)-3], c, metadata.ErrCorrupt, metadata.ErrMismatch},
 		{"another commit point (low byte differs)", good, c + 1, metadata.ErrMismatch, nil},
 		{"another commit point (low byte equal)", good, c + 256, metadata.ErrCorrupt, nil},
-		{"a newer version", frame(c, 0x80|2<<2, []byte{1, 2, 3}), c, metadata.ErrVersion, nil},
+		{"a newer version", frame(c, 0x80|3<<2, []byte{1, 2, 3}), c, metadata.ErrVersion, nil},
 		{"version 0", frame(c, 0x80, []byte{1}), c, metadata.ErrVersion, nil},
-		{"reserved form", frame(c, 0x80|1<<2|2, []byte{1}), c, metadata.ErrCorrupt, nil},
+		{"the rice form in version 1", frame(c, 0x80|1<<2|2, []byte{1}), c, metadata.ErrCorrupt, nil},
+		{"rice: empty body", frame(c, hdrRice, nil), c, metadata.ErrCorrupt, nil},
+		{"rice: unknown kind", frame(c, hdrRice, []byte{2 | 3<<2, 0, 0}), c, metadata.ErrCorrupt, nil},
+		{"rice: parameter out of range", frame(c, hdrRice, []byte{31 << 2, 1, 5, 0}), c, metadata.ErrCorrupt, nil},
+		{"rice: count past the stream", frame(c, hdrRice, []byte{0, 9, 100, 0}), c, metadata.ErrCorrupt, nil},
+		{"rice: end past MaxSpan", frame(c, hdrRice, append([]byte{0, 0}, uv(1<<31)...)), c, metadata.ErrCorrupt, nil},
+		{"rice: hole past the end", frame(c, hdrRice, []byte{0, 1, 3, 0x07}), c, metadata.ErrCorrupt, nil},
+		{"rice: stream cut short", frame(c, hdrRice, []byte{1, 0, 2, 0, 0xFF}), c, metadata.ErrCorrupt, nil},
+		{"rice: runs past MaxSpan", frame(c, hdrRice, append(append([]byte{1, 0, 1}, uv(uint64(metadata.MaxSpan))...), 0)), c, metadata.ErrCorrupt, nil},
+		{"rice: trailing bytes", frame(c, hdrRice, []byte{0, 1, 3, 0x00, 0x00}), c, metadata.ErrCorrupt, nil},
+		{"rice inside deflate", frame(c, hdrDeflate, deflateBytes([]byte{2, 0, 0, 0})), c, metadata.ErrCorrupt, nil},
 		{"bad varint", frame(c, hdrRuns, []byte{0xFF, 0xFF}), c, metadata.ErrCorrupt, nil},
 		{"varint overflow", frame(c, hdrRuns, bytes.Repeat([]byte{0xFF}, 11)), c, metadata.ErrCorrupt, nil},
 		{"run longer than MaxSpan", frame(c, hdrRuns, uv(uint64(metadata.MaxSpan)<<2)), c, metadata.ErrCorrupt, nil},
@@ -385,6 +396,22 @@ func TestDecodeHandBuiltForms(t *testing.T) {
 	if got := mustDecode(t, frame(c, hdrDeflate, deflateBytes(append([]byte{1}, bm...))), c); !equal(got, want2) {
 		t.Fatalf("deflated bitmap: decoded %d offsets in %d ranges", got.Len(), got.NumRanges())
 	}
+	// Rice, holes: parameter 0, 2 holes, end 6; codes 0 ("0") and 2 ("110"),
+	// least significant bit first.
+	want3 := ordset.New()
+	want3.AddRange(c+1, c+3)
+	want3.AddRange(c+4, c+6)
+	if got := mustDecode(t, frame(c, hdrRice, []byte{0, 2, 6, 0b0110}), c); !equal(got, want3) {
+		t.Fatalf("rice holes: decoded %d offsets in %d ranges", got.Len(), got.NumRanges())
+	}
+	// Rice, runs: run parameter 1, gap parameter 0, 2 runs, first gap 2;
+	// run 3 ("1" "0" "0"), gap 1 ("0"), run 1 ("0" "0").
+	want4 := ordset.New()
+	want4.AddRange(c+2, c+5)
+	want4.Add(c + 6)
+	if got := mustDecode(t, frame(c, hdrRice, []byte{1 | 1<<2, 0, 2, 2, 0b000001}), c); !equal(got, want4) {
+		t.Fatalf("rice runs: decoded %d offsets in %d ranges", got.Len(), got.NumRanges())
+	}
 }
 
 func TestDecodeBelow(t *testing.T) {
@@ -415,5 +442,66 @@ func TestEncodeAllocations(t *testing.T) {
 	})
 	if allocs > 3 && !raceEnabled {
 		t.Fatalf("Encode allocates %.1f times per call, want at most 3 (the string and the range iterator)", allocs)
+	}
+}
+
+// TestVersion1StringsStillDecode: strings written by the version 1 encoder
+// (before the rice form) decode to the sets they were written for.
+func TestVersion1StringsStillDecode(t *testing.T) {
+	const c = 5000
+	r := rand.New(rand.NewPCG(3, 4))
+	for i, tc := range []struct {
+		p    float64
+		meta string
+	}{
+		{0.01, "ioS0A1TQBXiMAqAFoAKMArgFAIQBsAKEBIACwAFw0AE0KNgCDGBklAL8BLwC5AOwAYAIoAG4BKQB6AWAAtwBSKwCgAOIL7Jc"}, // deflate(runs)
+		{0.3, "ioWQz-vP3_pvfvXy3RuX7z_l3nkX__P8zzniXfv8y3v-_-_F_n6tWfv1_39P_beq3K5H7X7nW-f_XjTWmmDvv3vf-o_fh-7f7P92Xc9c8hnd36748f_vbof-13Tz7VV-v6f5ffhfbpH_f-9s_-1XeN58fW_9f4r7AR_39rnV_P8n9NnaZpLf5d_DWe24-7__959Wt7ordr_v2_n_XYnz3j_bNf6_xf3z-tficsvhsh7yk_vcL_Qnz99_64H16q_ZM1z2lpf3n_n_327_vq_xTjvrb5_0tubm32Fv3eXnm577__b7bq5J-_mZjD577fu93-26__-f7v1131r8fS_9_98t2prn693mp__b97cTdj9q3PV96f1_e3_eebfva-t22WjqPK5_z9fDf9_z7_zn8c-37_5mtP9rn_2L8wT_3j57_f-W7_G-vcL3uOe2Xdl_dcU_n9z1ruX_ff_3mw-yev-6-S-wd3Wd57jx7_-Web_u4_B996fNW_WI1gUk"}, // bitmap
+	} {
+		want := ordset.New()
+		for o := int64(1); o < 3000; o++ {
+			if r.Float64() >= tc.p {
+				want.Add(c + o)
+			}
+		}
+		if got := mustDecode(t, tc.meta, c); !equal(got, want) {
+			t.Errorf("string %d: decoded %d offsets in %d ranges, want %d in %d", i, got.Len(), got.NumRanges(), want.Len(), want.NumRanges())
+		}
+	}
+	want := ordset.New()
+	want.AddRange(c+1, c+100)
+	want.AddRange(c+102, c+200)
+	if got := mustDecode(t, "ioSIA4UDAoggqz0", c); !equal(got, want) { // runs
+		t.Errorf("runs: decoded %d offsets in %d ranges", got.Len(), got.NumRanges())
+	}
+}
+
+// TestRiceNearEntropy: offsets left undone at random, with probability p,
+// encode in at most 4% more than the entropy of the set (n·H(p) bits) plus
+// the frame, and round-trip.
+func TestRiceNearEntropy(t *testing.T) {
+	for _, tc := range []struct {
+		n int64
+		p float64
+	}{{100_000, 0.01}, {20_000, 0.1}, {1_000_000, 0.001}, {100_000, 0.03}} {
+		r := rand.New(rand.NewPCG(uint64(tc.n), uint64(tc.p*1e6)))
+		done := ordset.New()
+		for o := int64(1); o < tc.n; o++ {
+			if r.Float64() >= tc.p {
+				done.Add(o)
+			}
+		}
+		meta, complete, err := metadata.Encode(0, done, 1<<22)
+		if err != nil || !complete {
+			t.Fatalf("n=%d p=%v: Encode: complete=%v err=%v", tc.n, tc.p, complete, err)
+		}
+		if got := mustDecode(t, meta, 0); !equal(got, done) {
+			t.Fatalf("n=%d p=%v: decoded %d offsets, want %d", tc.n, tc.p, got.Len(), done.Len())
+		}
+		h := -tc.p*math.Log2(tc.p) - (1-tc.p)*math.Log2(1-tc.p)
+		bound := float64(tc.n) * h / 6 // base64 characters: 6 bits each
+		if limit := bound*1.04 + 24; float64(len(meta)) > limit {
+			t.Errorf("n=%d p=%v: %d characters, entropy bound %.0f, want at most %.0f", tc.n, tc.p, len(meta), bound, limit)
+		}
+		t.Logf("n=%d p=%v: %d characters, %.3fx the entropy bound", tc.n, tc.p, len(meta), float64(len(meta))/bound)
 	}
 }

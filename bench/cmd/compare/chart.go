@@ -21,6 +21,9 @@ func chart(res *results, path string) error {
 			name := k.workload
 			if k.group == "E2E" {
 				name = "e2e"
+				if k.workload != "-" {
+					name += "-" + k.workload
+				}
 			}
 			labels = append(labels, fmt.Sprintf("%s/%d", name, k.procs))
 		}
