@@ -6,6 +6,7 @@ package confluent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -40,19 +41,34 @@ var producerPrefixes = []string{"sasl.", "ssl.", "ssl_", "socket."}
 
 // deadLetter produces failed messages to one dead-letter topic with an
 // idempotent librdkafka producer (acks=all), waiting for each message's
-// delivery report. Safe for concurrent use; Close it after the last
-// Produce.
+// delivery report. An idempotent producer that hit a fatal error refuses
+// every later message: the next Produce makes a new one (the old one is
+// closed by Close, after the Produce calls that may still wait on it).
+// Safe for concurrent use; Close it after the last Produce.
 type deadLetter struct {
 	topic   string
 	group   string
 	timeout time.Duration
+	cm      kafka.ConfigMap // without go.logs.channel: each producer has its own
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	cur     *producer   // nil: make one at the next Produce
+	retired []*producer // hit a fatal error; closed by Close
+	closed  bool
+}
+
+// producer is one librdkafka producer and the goroutine forwarding its
+// logs and error events.
+type producer struct {
 	p       *kafka.Producer
 	logs    chan kafka.LogEvent
-
-	closeOnce sync.Once
-	stop      chan struct{} // closed by Close: the drain goroutine ends
-	drained   chan struct{} // closed when the drain goroutine has ended
+	stop    chan struct{} // closed by close: the drain goroutine ends
+	drained chan struct{} // closed when the drain goroutine has ended
 }
+
+// errDeadLetterClosed is Produce's error after Close.
+var errDeadLetterClosed = errors.New("confluent: dead-letter producer closed")
 
 // newDeadLetter returns the producer of the dead-letter topic topic: the
 // Consumer's bootstrap.servers, client.id, security.protocol, sasl.*,
@@ -73,34 +89,72 @@ func (c *Consumer) newDeadLetter(topic string) (*deadLetter, error) {
 			return nil, fmt.Errorf("%w: dead-letter topic %q is one of the consumed topics", ErrInvalidConfig, topic)
 		}
 	}
-	d := &deadLetter{
-		topic:   topic,
-		group:   c.group,
-		timeout: c.opts.RequestTimeout,
-		logs:    make(chan kafka.LogEvent, 256),
-		stop:    make(chan struct{}),
-		drained: make(chan struct{}),
-	}
-	cm := kafka.ConfigMap{}
+	d := &deadLetter{topic: topic, group: c.group, timeout: c.opts.RequestTimeout, log: c.opts.Logger}
+	d.cm = kafka.ConfigMap{}
 	for k, v := range c.cm {
 		if producerKeys[k] || hasAnyPrefix(k, producerPrefixes) {
-			cm[k] = v
+			d.cm[k] = v
 		}
 	}
-	cm["acks"] = "all"
-	cm["enable.idempotence"] = true
-	cm["allow.auto.create.topics"] = false
-	cm["message.timeout.ms"] = int(max(d.timeout, time.Millisecond) / time.Millisecond)
-	cm["linger.ms"] = 0 // one message at a time: nothing to batch
-	cm["go.logs.channel.enable"] = true
-	cm["go.logs.channel"] = d.logs
-	p, err := kafka.NewProducer(&cm)
+	d.cm["acks"] = "all"
+	d.cm["enable.idempotence"] = true
+	d.cm["allow.auto.create.topics"] = false
+	d.cm["message.timeout.ms"] = int(max(d.timeout, time.Millisecond) / time.Millisecond)
+	d.cm["linger.ms"] = 0 // one message at a time: nothing to batch
+	p, err := d.newProducer()
 	if err != nil {
 		return nil, fmt.Errorf("%w: dead-letter producer for %q: librdkafka: %w", ErrInvalidConfig, topic, err)
 	}
-	d.p = p
-	go d.drain(c.opts.Logger)
+	d.cur = p
 	return d, nil
+}
+
+func (d *deadLetter) newProducer() (*producer, error) {
+	cm := cloneMap(d.cm)
+	pr := &producer{logs: make(chan kafka.LogEvent, 256), stop: make(chan struct{}), drained: make(chan struct{})}
+	cm["go.logs.channel.enable"] = true
+	cm["go.logs.channel"] = pr.logs
+	p, err := kafka.NewProducer(&cm)
+	if err != nil {
+		return nil, err
+	}
+	pr.p = p
+	go pr.drain(d.log, d.topic)
+	return pr, nil
+}
+
+// current returns the current producer, making one if the last one hit a
+// fatal error.
+func (d *deadLetter) current() (*producer, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, errDeadLetterClosed
+	}
+	if d.cur == nil {
+		p, err := d.newProducer()
+		if err != nil {
+			return nil, err
+		}
+		d.cur = p
+	}
+	return d.cur, nil
+}
+
+// retireIfFatal replaces p at the next Produce if err, or p's state, is a
+// fatal error.
+func (d *deadLetter) retireIfFatal(p *producer, err error) {
+	var ke kafka.Error
+	if !(errors.As(err, &ke) && ke.IsFatal()) && p.p.GetFatalError() == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cur == p {
+		d.log.Warn("confluent: dead-letter producer hit a fatal error, replacing it", "topic", d.topic, "error", err)
+		d.cur = nil
+		d.retired = append(d.retired, p)
+	}
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {
@@ -133,7 +187,11 @@ func (d *deadLetter) Produce(ctx context.Context, msg *kafka.Message, cause erro
 	if timeout < time.Millisecond {
 		return d.fail("metadata", context.DeadlineExceeded)
 	}
-	meta, err := d.p.GetMetadata(&d.topic, false, int(timeout/time.Millisecond))
+	pr, err := d.current()
+	if err != nil {
+		return d.fail("producer", err)
+	}
+	meta, err := pr.p.GetMetadata(&d.topic, false, int(timeout/time.Millisecond))
 	if err != nil {
 		return d.fail("metadata", err)
 	}
@@ -180,7 +238,8 @@ func (d *deadLetter) Produce(ctx context.Context, msg *kafka.Message, cause erro
 	}
 	part := out.TopicPartition.Partition
 	report := make(chan kafka.Event, 1)
-	if err := d.p.Produce(out, report); err != nil {
+	if err := pr.p.Produce(out, report); err != nil {
+		d.retireIfFatal(pr, err)
 		return d.fail(fmt.Sprintf("produce to partition %d", part), err)
 	}
 	select {
@@ -190,6 +249,7 @@ func (d *deadLetter) Produce(ctx context.Context, msg *kafka.Message, cause erro
 			return d.fail(fmt.Sprintf("produce to partition %d", part), fmt.Errorf("unexpected delivery event %v", ev))
 		}
 		if err := m.TopicPartition.Error; err != nil {
+			d.retireIfFatal(pr, err)
 			return d.fail(fmt.Sprintf("produce to partition %d", part), err)
 		}
 		return nil
@@ -202,13 +262,13 @@ func (d *deadLetter) fail(doing string, err error) error {
 	return fmt.Errorf("%w: topic %q: %s: %w", ErrDeadLetter, d.topic, doing, err)
 }
 
-// drain forwards the producer's logs and error events to log until Close.
-func (d *deadLetter) drain(log *slog.Logger) {
-	defer close(d.drained)
-	events := d.p.Events()
+// drain forwards the producer's logs and error events to log until close.
+func (p *producer) drain(log *slog.Logger, topic string) {
+	defer close(p.drained)
+	events := p.p.Events()
 	for {
 		select {
-		case <-d.stop:
+		case <-p.stop:
 			return
 		case ev, ok := <-events:
 			if !ok {
@@ -216,9 +276,9 @@ func (d *deadLetter) drain(log *slog.Logger) {
 				continue
 			}
 			if err, isErr := ev.(kafka.Error); isErr {
-				log.Warn("confluent: dead-letter producer", "topic", d.topic, "error", err)
+				log.Warn("confluent: dead-letter producer", "topic", topic, "error", err)
 			}
-		case ev := <-d.logs:
+		case ev := <-p.logs:
 			level := slog.LevelDebug
 			switch {
 			case ev.Level <= 3:
@@ -233,13 +293,25 @@ func (d *deadLetter) drain(log *slog.Logger) {
 	}
 }
 
-// Close destroys the producer (messages not yet delivered are dropped:
-// their Produce has returned or returns an error) and ends its goroutine.
-// Call it after the last Produce; idempotent.
+func (p *producer) close() {
+	p.p.Close()
+	close(p.stop)
+	<-p.drained
+}
+
+// Close destroys the producers (messages not yet delivered are dropped:
+// their Produce has returned or returns an error) and ends their
+// goroutines; a later Produce returns an error. Call it after the last
+// Produce; idempotent.
 func (d *deadLetter) Close() {
-	d.closeOnce.Do(func() {
-		d.p.Close()
-		close(d.stop)
-		<-d.drained
-	})
+	d.mu.Lock()
+	ps := d.retired
+	if d.cur != nil {
+		ps = append(ps, d.cur)
+	}
+	d.cur, d.retired, d.closed = nil, nil, true
+	d.mu.Unlock()
+	for _, p := range ps {
+		p.close()
+	}
 }

@@ -143,6 +143,41 @@ func TestDeadLetterNotAuthorizedFails(t *testing.T) {
 	}
 }
 
+func TestDeadLetterReplacesAProducerAfterAFatalError(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithTopic("in", 1), kafkatest.WithTopic("dlq", 1))
+	ctx := adaptertest.Timeout(t, 60*time.Second)
+	cons, err := confluent.NewConsumer(c.Addrs(), "g", []string{"in"}, fastOpts(testLogger(t))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := confluent.NewDeadLetter(cons, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	msg := deadLetterMessage("in", adaptertest.DeadLetterCases(1)[0])
+	d.InjectFatal()
+	err = d.Produce(ctx, msg, errors.New("boom"), 1)
+	t.Logf("Produce: %v", err)
+	if !errors.Is(err, confluent.ErrDeadLetter) || kafkaCode(err) != kafka.ErrFatal {
+		t.Fatalf("Produce after a fatal error = %v, want ErrDeadLetter wrapping ErrFatal", err)
+	}
+	if err := d.Produce(ctx, msg, errors.New("boom"), 2); err != nil {
+		t.Fatalf("Produce with a new producer: %v", err)
+	}
+	ends, err := c.LogEnd(ctx, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ends[0] != 1 {
+		t.Fatalf("dead-letter topic holds %d records, want 1", ends[0])
+	}
+	d.Close()
+	if err := d.Produce(ctx, msg, errors.New("boom"), 3); !errors.Is(err, confluent.ErrDeadLetter) {
+		t.Fatalf("Produce after Close = %v, want ErrDeadLetter", err)
+	}
+}
+
 func TestDeadLetterRefusesBadTopics(t *testing.T) {
 	cons, err := confluent.NewConsumer([]string{"127.0.0.1:1"}, "g", []string{"in"})
 	if err != nil {

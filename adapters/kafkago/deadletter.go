@@ -6,6 +6,7 @@ package kafkago
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -134,8 +135,12 @@ func (d *deadLetter) Produce(ctx context.Context, msg kafka.Message, cause error
 	if resp.Error != nil {
 		return d.fail(fmt.Sprintf("produce to partition %d", part), resp.Error)
 	}
-	for _, rerr := range resp.RecordErrors {
-		return d.fail(fmt.Sprintf("produce to partition %d", part), rerr)
+	if len(resp.RecordErrors) > 0 {
+		errs := make([]error, 0, len(resp.RecordErrors))
+		for _, rerr := range resp.RecordErrors {
+			errs = append(errs, rerr)
+		}
+		return d.fail(fmt.Sprintf("produce to partition %d", part), errors.Join(errs...))
 	}
 	return nil
 }
