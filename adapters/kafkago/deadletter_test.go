@@ -3,6 +3,7 @@ package kafkago_test
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +68,37 @@ func TestDeadLetterWritesSpringHeadersToTheRightPartition(t *testing.T) {
 		})
 	}
 	checkNoLeak(t, leakBase)
+}
+
+func TestDeadLetterProducesConcurrently(t *testing.T) {
+	const src, group = "orders", "billing"
+	c := kafkatest.Start(t, kafkatest.WithTopic(src, 8), kafkatest.WithTopic("dlq", 8))
+	ctx := adaptertest.Timeout(t, 60*time.Second)
+	cons, err := kafkago.NewConsumer(c.Addrs(), group, []string{src}, fastOpts(testLogger(t))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := kafkago.NewDeadLetter(cons, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cases := adaptertest.DeadLetterCases(8)
+	errs := make(chan error, len(cases))
+	var wg sync.WaitGroup
+	for _, cs := range cases {
+		wg.Go(func() { errs <- d.Produce(ctx, deadLetterMessage(src, cs), cs.Err, cs.Attempts) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	adaptertest.CheckDeadLetters(ctx, t, c, "dlq", src, group, cases, func(cs adaptertest.DeadLetterCase) int32 {
+		return cs.Partition
+	})
 }
 
 func TestDeadLetterToAMissingTopicFailsNamingIt(t *testing.T) {
