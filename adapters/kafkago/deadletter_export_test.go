@@ -1,0 +1,8 @@
+package kafkago
+
+// DeadLetter is the dead-letter producer, for tests until the engine's
+// DeadLetter hook calls it.
+type DeadLetter = deadLetter
+
+// NewDeadLetter returns c's producer of the dead-letter topic topic.
+func NewDeadLetter(c *Consumer, topic string) (*DeadLetter, error) { return c.newDeadLetter(topic) }
