@@ -99,6 +99,7 @@ var (
 	WithOrdering          = engine.WithOrdering
 	WithKeylessOrdered    = engine.WithKeylessOrdered
 	WithRetry             = engine.WithRetry
+	WithDeadLetter        = engine.WithDeadLetter
 )
 
 // config is librdkafka's own settings (engine.Options.Adapter).
@@ -222,6 +223,9 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 		fromMap = append(fromMap, fmt.Sprintf("%s from %s", name, k))
 	}
 	err = o.Validate()
+	if err == nil {
+		err = o.ValidateDeadLetter(topics)
+	}
 	if err == nil && o.RebalanceTimeout < o.SessionTimeout {
 		err = fmt.Errorf("%w: RebalanceTimeout (%v, max.poll.interval.ms) must be at least SessionTimeout (%v, session.timeout.ms): librdkafka requires it",
 			ErrInvalidConfig, o.RebalanceTimeout, o.SessionTimeout)

@@ -169,6 +169,10 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	if err := o.Validate(); err != nil {
 		return nil, nil, err
 	}
+	if o.IsSet("DeadLetterTopic") {
+		// No kgo dead-letter producer yet: refused rather than ignored.
+		return nil, nil, fmt.Errorf("%w: WithDeadLetter is not supported by the franz adapter yet (use WithDeadLetterFunc with a kgo producer)", ErrInvalidConfig)
+	}
 	if err := checkClientOptions(o, brokers, group, cfg.extra); err != nil {
 		return nil, nil, err
 	}

@@ -131,7 +131,20 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: transport}
 
-	eng := engine.New(c.opts.Config.ForGroup(c.group), engine.Handler[kafka.Message](handler),
+	ecfg := c.opts.Config.ForGroup(c.group)
+	if topic := c.opts.DeadLetterTopic; topic != "" {
+		// Closed after the engine stopped (deferred first): its last
+		// dead-letter call has returned by then.
+		dl, err := c.newDeadLetter(topic)
+		if err != nil {
+			return err
+		}
+		defer dl.Close()
+		ecfg.DeadLetter = func(ctx context.Context, m any, err error, attempts int) error {
+			return dl.Produce(ctx, m.(kafka.Message), err, attempts)
+		}
+	}
+	eng := engine.New(ecfg, engine.Handler[kafka.Message](handler),
 		func(m kafka.Message) []byte { return m.Key })
 	eng.Start(ctx)
 	c.eng.Store(eng)

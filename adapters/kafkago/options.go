@@ -92,6 +92,7 @@ var (
 	WithOrdering          = engine.WithOrdering
 	WithKeylessOrdered    = engine.WithKeylessOrdered
 	WithRetry             = engine.WithRetry
+	WithDeadLetter        = engine.WithDeadLetter
 )
 
 // WithTLS makes every connection (group membership, fetches, commits,
@@ -178,6 +179,9 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 		return nil, nil, err
 	}
 	if err := o.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := o.ValidateDeadLetter(topics); err != nil {
 		return nil, nil, err
 	}
 	return o, cfg, nil

@@ -67,11 +67,12 @@ type Config struct {
 	// long it waits between attempts (default: never retried).
 	Retry Retry
 	// DeadLetter, if not nil, is called with a message (the adapter's
-	// message type) whose last attempt failed, and the handler's error; the
+	// message type) whose last attempt failed, the handler's error and the
+	// number of handler calls made; the
 	// message is acked once it returned nil. An error from it is retried
 	// with the Retry waits, never dropped. Nil (default): the ErrorPolicy
 	// applies after the last attempt.
-	DeadLetter func(ctx context.Context, msg any, err error) error
+	DeadLetter func(ctx context.Context, msg any, err error, attempts int) error
 	Logger     *slog.Logger
 
 	// CommitTimeout bounds one periodic commit (and each attempt of the

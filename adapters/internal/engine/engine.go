@@ -170,7 +170,7 @@ func (e *Engine[M]) run(j *job[M]) {
 		return
 	}
 	if j.rt != nil && j.rt.dead {
-		e.deadLetter(j, j.rt.err)
+		e.deadLetter(j, j.rt.err, j.rt.attempts)
 		return
 	}
 	e.busy.Add(1)
@@ -200,7 +200,7 @@ func (e *Engine[M]) run(j *job[M]) {
 		return
 	}
 	if e.cfg.DeadLetter != nil {
-		e.deadLetter(j, err)
+		e.deadLetter(j, err, attempts)
 		return
 	}
 	if e.cfg.ErrorPolicy == Stop {
@@ -223,9 +223,9 @@ func (j *job[M]) retry() *retry[M] {
 // deadLetter hands j, whose handler failed for the last time with err, to
 // Config.DeadLetter, and acks it once that returned nil; an error from it
 // (or a panic) is retried with the retry waits, never dropped.
-func (e *Engine[M]) deadLetter(j *job[M], err error) {
+func (e *Engine[M]) deadLetter(j *job[M], err error, attempts int) {
 	p := j.p
-	dlErr := e.callDeadLetter(j.msg, err)
+	dlErr := e.callDeadLetter(j.msg, err, attempts)
 	if dlErr == nil {
 		p.dead.Add(1)
 		if p.m != nil {
@@ -236,7 +236,7 @@ func (e *Engine[M]) deadLetter(j *job[M], err error) {
 	}
 	p.deadFails.Add(1)
 	rt := j.retry()
-	rt.dead, rt.err = true, err
+	rt.dead, rt.err, rt.attempts = true, err, attempts
 	rt.dlCalls++
 	rt.pending, rt.wait = true, e.cfg.Retry.wait(rt.dlCalls)
 	now := time.Now().UnixNano()
@@ -250,13 +250,13 @@ func (e *Engine[M]) deadLetter(j *job[M], err error) {
 		"handler_error", err, "dead_letter_calls", rt.dlCalls, "errors_not_logged", p.errLogsSkipped.Swap(0))
 }
 
-func (e *Engine[M]) callDeadLetter(msg M, err error) (dlErr error) {
+func (e *Engine[M]) callDeadLetter(msg M, err error, attempts int) (dlErr error) {
 	defer func() {
 		if r := recover(); r != nil {
 			dlErr = fmt.Errorf("%w: dead letter: %v", ErrPanic, r)
 		}
 	}()
-	return e.cfg.DeadLetter(e.hctx, msg, err)
+	return e.cfg.DeadLetter(e.hctx, msg, err, attempts)
 }
 
 // logHandlerError logs a handler error under LogAndAck, at most once per

@@ -69,6 +69,9 @@ type Options struct {
 	RequestTimeout    time.Duration
 	RetryBackoff      time.Duration
 	ClientID          string
+	// DeadLetterTopic: the topic WithDeadLetter produces failed messages
+	// to ("" none). The adapter builds the producer.
+	DeadLetterTopic string
 
 	// Adapter holds the adapter's own settings; its options type-assert it
 	// (see Own).
@@ -391,6 +394,45 @@ func WithDeadLetterFunc[M any](f func(ctx context.Context, msg M, err error) err
 			o.Fail(fmt.Errorf("%w: WithDeadLetterFunc: nil function", ErrConfig))
 			return
 		}
-		o.DeadLetter = func(ctx context.Context, msg any, err error) error { return f(ctx, msg.(M), err) }
+		o.DeadLetter = func(ctx context.Context, msg any, err error, _ int) error { return f(ctx, msg.(M), err) }
 	})
+}
+
+// WithDeadLetter produces a message whose last attempt failed (see
+// WithRetry) to topic through the consumer's own client (same brokers,
+// TLS, SASL and client id), with acks from all in-sync replicas
+// (idempotent where the client supports it), and acks the message only
+// once the broker acknowledged the dead-letter record. Key, value and
+// headers are the original's, plus Spring Kafka's dead-letter headers
+// (kafka_dlt-original-topic, -partition, -offset, -timestamp,
+// -timestamp-type, -consumer-group, kafka_dlt-exception-message, -fqcn,
+// -cause-fqcn, in Spring's encodings) and inorder-attempts. The record goes
+// to the original's partition number when topic has it, else to the key's
+// partition (Java's murmur2). A produce that fails (topic missing, not
+// authorized, unreachable) is logged and retried with the Retry waits: the
+// commit point holds, nothing is skipped. topic must not be empty nor one
+// of the consumed topics; not with WithDeadLetterFunc. (Spring Kafka:
+// DeadLetterPublishingRecoverer.)
+func WithDeadLetter(topic string) Option {
+	return mark("DeadLetterTopic", func(o *Options) { o.DeadLetterTopic = topic })
+}
+
+// ValidateDeadLetter checks the dead-letter settings against the consumed
+// topics, naming the problem.
+func (o *Options) ValidateDeadLetter(topics []string) error {
+	if !o.IsSet("DeadLetterTopic") {
+		return nil
+	}
+	if o.DeadLetter != nil {
+		return fmt.Errorf("%w: WithDeadLetter and WithDeadLetterFunc are both set", ErrConfig)
+	}
+	if o.DeadLetterTopic == "" {
+		return fmt.Errorf("%w: DeadLetterTopic is empty (WithDeadLetter)", ErrConfig)
+	}
+	for _, t := range topics {
+		if t == o.DeadLetterTopic {
+			return fmt.Errorf("%w: DeadLetterTopic %q is one of the consumed topics", ErrConfig, t)
+		}
+	}
+	return nil
 }

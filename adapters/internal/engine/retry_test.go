@@ -203,7 +203,7 @@ func TestDeadLetterAfterLastAttemptAckedOnlyWhenItSucceeds(t *testing.T) {
 			var bad []string
 			var p *engine.Part
 			ready := make(chan struct{})
-			c.DeadLetter = func(ctx context.Context, msg any, err error) error {
+			c.DeadLetter = func(ctx context.Context, msg any, err error, _ int) error {
 				<-ready
 				mu.Lock()
 				defer mu.Unlock()
