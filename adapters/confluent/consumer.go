@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"sync/atomic"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -27,13 +26,9 @@ type Consumer struct {
 	cfg    *config // librdkafka's own settings (opts.Adapter)
 	cm     kafka.ConfigMap
 
-	running atomic.Bool
-	eng     atomic.Pointer[engine.Engine[*kafka.Message]]
+	eng atomic.Pointer[engine.Engine[*kafka.Message]]
 
-	mu     sync.Mutex
-	closed bool               // Close was called: Run refuses to start
-	cancel context.CancelFunc // of the current Run; nil when not running
-	done   chan struct{}      // closed when the current Run returns
+	life engine.Lifecycle
 }
 
 // NewConsumer returns a consumer of topics for group, bootstrapping from
@@ -107,31 +102,13 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
 	}
-	if !c.running.CompareAndSwap(false, true) {
-		return ErrRunning
+	ctx, end, err := c.life.Begin(ctx)
+	if err != nil {
+		return err
 	}
-	defer c.running.Store(false)
-
-	// Registering the Run and checking for an earlier Close under one lock
-	// orders every Run against every Close: a Close either sees this Run
-	// (and stops it) or happened before it (and Run does not start).
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		cancel()
-		return ErrClosed
-	}
-	c.cancel, c.done = cancel, done
-	c.mu.Unlock()
-	defer func() {
-		cancel()
-		c.mu.Lock()
-		c.cancel, c.done = nil, nil
-		c.mu.Unlock()
-		close(done)
-	}()
+	// Deferred first, so it runs last: Close returns only when every other
+	// deferred step is done.
+	defer end()
 
 	ecfg := c.opts.Config.ForGroup(c.group)
 	if topic := c.opts.DeadLetterTopic; topic != "" {
@@ -165,14 +142,6 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 // when not running; it may be called any number of times, from any
 // goroutine.
 func (c *Consumer) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	cancel, done := c.cancel, c.done
-	c.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	<-done
+	c.life.Close()
 	return nil
 }

@@ -33,11 +33,7 @@ type Consumer struct {
 
 	eng atomic.Pointer[engine.Engine[kafka.Message]]
 
-	mu      sync.Mutex
-	running bool               // a Run is between its start and its return
-	closed  bool               // Close was called: Run refuses to start
-	cancel  context.CancelFunc // of the current Run; nil when not running
-	done    chan struct{}      // closed when the current Run returns
+	life engine.Lifecycle
 }
 
 // NewConsumer returns a consumer of topics for group, bootstrapping from
@@ -92,33 +88,13 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
 	}
-	// Registering the Run and checking for an earlier Close under one lock
-	// orders every Run against every Close: a Close either sees this Run
-	// (and stops it) or happened before it (and Run does not start).
-	ctx, cancelRun := context.WithCancel(ctx)
-	done := make(chan struct{})
-	c.mu.Lock()
-	switch {
-	case c.closed:
-		c.mu.Unlock()
-		cancelRun()
-		return ErrClosed
-	case c.running:
-		c.mu.Unlock()
-		cancelRun()
-		return ErrRunning
+	ctx, end, err := c.life.Begin(ctx)
+	if err != nil {
+		return err
 	}
-	c.running, c.cancel, c.done = true, cancelRun, done
-	c.mu.Unlock()
-	// Registered first, so it runs last: Close returns only when every
-	// other deferred step (engine stop, connections closed) is done.
-	defer func() {
-		cancelRun()
-		c.mu.Lock()
-		c.running, c.cancel, c.done = false, nil, nil
-		c.mu.Unlock()
-		close(done)
-	}()
+	// Deferred first, so it runs last: Close returns only when every other
+	// deferred step (engine stop, connections closed) is done.
+	defer end()
 
 	log := c.opts.Logger
 	transport := &kafka.Transport{
@@ -233,15 +209,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 // when not running; it may be called any number of times, from any
 // goroutine (not from a handler: it would wait for itself).
 func (c *Consumer) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	cancel, done := c.cancel, c.done
-	c.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	<-done
+	c.life.Close()
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -96,4 +97,29 @@ func TestValidateTargetNamesTheArgument(t *testing.T) {
 	if err := engine.ValidateTarget(nil, "g", []string{"t"}, true); err != nil {
 		t.Errorf("optional brokers refused: %v", err)
 	}
+}
+
+func TestLifecycleOneRunAtATimeAndCloseIsFinal(t *testing.T) {
+	var l engine.Lifecycle
+	ctx, end, err := l.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Begin(context.Background()); !errors.Is(err, engine.ErrRunning) {
+		t.Fatalf("second Begin = %v, want ErrRunning", err)
+	}
+	closed := make(chan struct{})
+	go func() { l.Close(); close(closed) }()
+	<-ctx.Done() // Close cancels the running Run's context ...
+	select {
+	case <-closed:
+		t.Fatal("Close returned before the Run ended")
+	default:
+	}
+	end() // ... and waits for it to end
+	<-closed
+	if _, _, err := l.Begin(context.Background()); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("Begin after Close = %v, want ErrClosed", err)
+	}
+	l.Close() // again: returns at once
 }
