@@ -9,9 +9,12 @@
 // 10 ms), every final commit equals the log end after the clean stop, and no
 // partition went StallAfter without progress while messages remained.
 //
-// The embedded broker's ghost-member bug (see /work/shared/DESIGN.md, or the
-// project's design notes: a member killed while waiting for its first
-// JoinGroup answer is never evicted) is steered around and reported apart:
+// The embedded broker (kfake at the module's pinned pseudo-version) has a
+// ghost-member bug: a member whose connection closes while it waits for its
+// first JoinGroup answer is never evicted, and the group goes Stable with
+// the dead member owning partitions nobody fetches. Real Kafka evicts it
+// after the session timeout. The harness steers around it and reports it
+// apart:
 // only members that have handled a message (and so completed their first
 // join) are killed, the final stop waits for the group to be Stable with one
 // member per live process, and a group that stays Stable with more members
@@ -26,7 +29,13 @@
 // kgmember, cfmember and naive hold the three used here, so that the adapter
 // tests and the command share them.
 //
-// Run blocks for the whole scenario; it is not meant to be called
-// concurrently with itself in one process only because of the load it puts
-// on the machine (it is safe to).
+// The parent reads the group's commits and members from the embedded
+// broker's own state (kfake's GroupInfo) every 10 ms, not through
+// OffsetFetch requests: the same data, without the request cost. The ghost
+// check counts members: kafka-go and librdkafka members cannot be told
+// apart by client id, so a member id is not mapped to its process; the
+// report lists every member with its partitions.
+//
+// Run blocks for the whole scenario. Several Runs may run concurrently
+// (each starts its own broker), but the results then reflect the load.
 package churn
