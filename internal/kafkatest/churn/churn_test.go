@@ -68,9 +68,6 @@ func TestHandledFileLostAndPending(t *testing.T) {
 	if got := h.Pending(0, 6); got != 0 {
 		t.Errorf("pending at the log end: %d, want 0", got)
 	}
-	if h.Prefix(0) != 2 || h.Prefix(1) != 4 {
-		t.Errorf("handled prefixes %d %d, want 2 4", h.Prefix(0), h.Prefix(1))
-	}
 	n, lines := h.Lost(map[int32]int64{0: 5, 1: 4})
 	if n != 2 || len(lines) != 1 || !strings.Contains(lines[0], "[2 4]") {
 		t.Errorf("lost %d %q, want 2 (offsets 2 and 4 of partition 0)", n, lines)

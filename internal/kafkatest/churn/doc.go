@@ -18,8 +18,8 @@
 // only members that have handled a message (and so completed their first
 // join) are killed, the final stop waits for the group to be Stable with one
 // member per live process, and a group that stays Stable with more members
-// than live processes longer than GhostAfter is reported as a ghost, not as
-// an adapter failure.
+// than live processes longer than GhostAfter, or while a partition stalls,
+// is reported as a ghost, not as an adapter failure.
 //
 // Member processes are a re-executed binary (a test binary or the chaos
 // command): the parent passes the member's settings in the environment

@@ -100,17 +100,6 @@ func (h *handled) pending(p int32, commit int64) int {
 	return n
 }
 
-// prefix returns the first offset of partition p never handled (its log
-// end if all were).
-func (h *handled) prefix(p int32) int64 {
-	for o, c := range h.counts[p] {
-		if c == 0 {
-			return int64(o)
-		}
-	}
-	return int64(len(h.counts[p]))
-}
-
 // lost returns the number of offsets below the final commit of their
 // partition never handled, and per partition with losses a description
 // with the first few.

@@ -248,6 +248,16 @@ loop:
 			// unhandled ones below it are lost, not pending.
 			pending := h.pending(p, v.commits[p])
 			done := v.commits[p] >= end || (pending == 0 && idle >= cfg.SettleAfter) || stalled[p]
+			if !done && pending > 0 && idle >= cfg.StallAfter && v.state == "Stable" && len(v.members) > len(live()) {
+				// StallAfter exceeds the session timeout: a correct broker
+				// would have evicted every dead member by now.
+				res.Ghosts = append(res.Ghosts, fmt.Sprintf(
+					"partition %d stalled %v (at %v) while the group is Stable with %d members for %d live processes: %s; commits %v; handled per partition %v",
+					p, idle.Round(time.Second), since(), len(v.members), len(live()), describeMembers(v.members), v.commits, h.distinct))
+				logf("%v ghost: %s", since(), res.Ghosts[len(res.Ghosts)-1])
+				res.Aborted = "ghost"
+				break loop
+			}
 			if !done && pending > 0 && idle >= cfg.StallAfter {
 				// A stalled partition counts as settled: the run goes on to
 				// the clean stop, and its unhandled messages are judged
@@ -359,13 +369,9 @@ loop:
 	}
 	res.Lost, res.LostAt = h.lost(final)
 	for p := range int32(len(ends)) {
-		switch prefix := h.prefix(p); {
-		case stalled[p] && com[p].Offset < prefix:
-			// A stalled partition cannot reach its log end; its clean stop
-			// must still commit what was handled in order.
-			res.Short = append(res.Short, fmt.Sprintf("partition %d (stalled): committed %d, offsets below %d all handled",
-				p, com[p].Offset, prefix))
-		case !stalled[p] && com[p].Offset != ends[p]:
+		// A stalled partition cannot reach its log end, and what a killed
+		// member handled is not committed: its stall is the finding.
+		if !stalled[p] && com[p].Offset != ends[p] {
 			res.Short = append(res.Short, fmt.Sprintf("partition %d: committed %d, log end %d (%d of %d handled)",
 				p, com[p].Offset, ends[p], h.distinct[p], ends[p]))
 		}
