@@ -32,9 +32,10 @@
 // The parent reads the group's commits and members from the embedded
 // broker's own state (kfake's GroupInfo) every 10 ms, not through
 // OffsetFetch requests: the same data, without the request cost. The ghost
-// check counts members: kafka-go and librdkafka members cannot be told
-// apart by client id, so a member id is not mapped to its process; the
-// report lists every member with its partitions.
+// check counts members: a member id cannot be mapped to its process (the
+// clients share a client id and open several connections), so the report
+// lists every member with its partitions, and the run's group.log holds
+// every change of the group's state, generation and assignments.
 //
 // Run blocks for the whole scenario. Several Runs may run concurrently
 // (each starts its own broker), but the results then reflect the load.

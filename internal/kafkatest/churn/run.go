@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -137,6 +138,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	since := func() time.Duration { return time.Since(start).Round(time.Millisecond) }
 	w := startWatch(ctx, c.Fake(), group, topic, start)
 	defer w.stop()
+	// The group's history goes to group.log, for the evidence.
+	defer func() {
+		_ = os.WriteFile(filepath.Join(cfg.Dir, "group.log"), []byte(strings.Join(w.timelineLines(), "\n")+"\n"), 0o644)
+	}()
 
 	var members []*member
 	live := func() []*member {

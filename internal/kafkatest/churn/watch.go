@@ -28,12 +28,16 @@ type watch struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex // guards the fields below; written by the polling goroutine
-	last    groupView
-	high    map[int32]int64 // highest commit seen per partition
-	rewinds []string
+	mu       sync.Mutex // guards the fields below; written by the polling goroutine
+	last     groupView
+	high     map[int32]int64 // highest commit seen per partition
+	rewinds  []string
+	shape    string   // state, epoch and assignments of the last reading
+	timeline []string // one line per change of shape
 }
 
+// startWatch polls group every 10ms until stop, recording rewinds and
+// every change of the group's state, epoch or assignments.
 func startWatch(ctx context.Context, fake *kfake.Cluster, group, topic string, start time.Time) *watch {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &watch{cancel: cancel, done: make(chan struct{}), high: map[int32]int64{}}
@@ -63,8 +67,13 @@ func (w *watch) poll(fake *kfake.Cluster, group, topic string, start time.Time) 
 		v.commits[p] = c.Offset
 	}
 	at := time.Since(start).Round(time.Millisecond)
+	shape := fmt.Sprintf("%s epoch %d: %s", gi.State, gi.Epoch, describeMembers(gi.Members))
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if shape != w.shape {
+		w.shape = shape
+		w.timeline = append(w.timeline, fmt.Sprintf("%v %s; commits %v", at, shape, v.commits))
+	}
 	w.last = v
 	for p, o := range v.commits {
 		if h, ok := w.high[p]; ok && o < h {
@@ -95,14 +104,24 @@ func (w *watch) stop() []string {
 	return slices.Clone(w.rewinds)
 }
 
-// describeMembers lists the members and their partitions.
+// timelineLines returns the group's changes seen so far.
+func (w *watch) timelineLines() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.timeline)
+}
+
+// describeMembers lists the members (id and the client address of their
+// last JoinGroup) and their partitions. Members are not mapped to processes:
+// clients open several connections, so an address does not name one.
 func describeMembers(ms []kfake.GroupMember) string {
 	var b strings.Builder
 	for i, m := range ms {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s (%s) owns", m.MemberID, m.ClientHost)
+		who := m.ClientHost
+		fmt.Fprintf(&b, "%s (%s) owns", m.MemberID, who)
 		for _, t := range slices.Sorted(maps.Keys(m.Assignment)) {
 			fmt.Fprintf(&b, " %s%v", t, m.Assignment[t])
 		}
