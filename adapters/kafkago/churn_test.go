@@ -1,0 +1,25 @@
+package kafkago_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/inorder/inorder/internal/kafkatest/churn"
+	"github.com/inorder/inorder/internal/kafkatest/churn/kgmember"
+)
+
+// The churn test re-executes this test binary as its member processes; the
+// member's environment switches it to that role before any test runs.
+func init() {
+	if churn.IsMember() {
+		os.Exit(churn.MemberMain(kgmember.Consume))
+	}
+}
+
+// Issue 9: three member processes share four partitions while members are
+// SIGKILLed or stopped with SIGTERM and replaced, then all stop cleanly:
+// every message is handled, the group's commits never go down, no partition
+// stalls, and the final commits equal the log ends.
+func TestChurnEveryMessageHandledCommitsNeverGoDownFinalCommitsAtLogEnd(t *testing.T) {
+	churn.Check(t, churn.TestConfig(t, "kafkago", "eager"))
+}

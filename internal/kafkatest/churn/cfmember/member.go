@@ -1,0 +1,38 @@
+// Package cfmember is the churn member for the confluent adapter
+// (github.com/inorder/inorder/adapters/confluent, cgo); see package churn.
+package cfmember
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/inorder/inorder/adapters/confluent"
+	"github.com/inorder/inorder/internal/kafkatest/churn"
+)
+
+// Consume is a churn.Consume: it runs a confluent.Consumer with
+// s.Concurrency workers (and s's timeouts unless s.Defaults) until ctx
+// ends, with librdkafka's default (eager) assignors or, for s.Protocol
+// "cooperative", the cooperative-sticky assignor.
+func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
+	opts := []confluent.Option{confluent.WithConcurrency(s.Concurrency), confluent.WithLogger(log)}
+	if !s.Defaults {
+		opts = append(opts,
+			confluent.WithSessionTimeout(s.SessionTimeout),
+			confluent.WithRebalanceTimeout(s.RebalanceTimeout),
+			confluent.WithRevokeTimeout(s.RevokeTimeout),
+			confluent.WithHeartbeatInterval(s.HeartbeatInterval))
+	}
+	if s.Protocol == "cooperative" {
+		opts = append(opts, confluent.WithConfigMap(kafka.ConfigMap{"partition.assignment.strategy": "cooperative-sticky"}))
+	}
+	cons, err := confluent.NewConsumer(s.Brokers, s.Group, []string{s.Topic}, opts...)
+	if err != nil {
+		return err
+	}
+	return cons.Run(ctx, func(ctx context.Context, m *kafka.Message) error {
+		return handle(ctx, m.TopicPartition.Partition, int64(m.TopicPartition.Offset))
+	})
+}

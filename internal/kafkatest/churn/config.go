@@ -1,0 +1,143 @@
+package churn
+
+// This file holds the scenario's settings and their defaults.
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config describes one run. The zero value of a duration or count takes the
+// default named on the field (see DefaultConfig); Command and Dir have none.
+type Config struct {
+	// Command is the argv of a member process: a binary that calls
+	// IsMember and MemberMain first thing (a test binary with
+	// "-test.run=^$", or a command that re-executes itself). Required.
+	Command []string
+	// Dir receives the handled file and one log file per member. It must
+	// exist. Required.
+	Dir string
+
+	Adapter  string // a label for the Result
+	Protocol string // "eager" (default) or "cooperative", passed to members
+
+	Members    int   // live members at any time. Default 3.
+	Partitions int32 // Default 4.
+	Messages   int   // produced before the members start. Default 40000.
+	Kills      int   // members killed (SIGKILL) or stopped (SIGTERM) and replaced. Default 4.
+	// KillMin and KillMax bound the random pause before each kill. Default
+	// 1.5s and 4s.
+	KillMin, KillMax time.Duration
+	// HandlerMin and HandlerMax bound each handler's sleep. Default 10ms
+	// and 30ms.
+	HandlerMin, HandlerMax time.Duration
+	Concurrency            int // handler goroutines per member. Default 16.
+
+	// Defaults makes members leave their client's timeouts at the client's
+	// defaults. SessionTimeout must still be the session timeout in effect:
+	// the thresholds below are derived from it.
+	Defaults bool
+	// The group timeouts passed to members unless Defaults. Defaults 3s,
+	// 6s, 4s, 1s.
+	SessionTimeout, RebalanceTimeout, RevokeTimeout, HeartbeatInterval time.Duration
+
+	// StallAfter: a partition whose commit is below its log end and that
+	// sees neither a new commit nor a newly handled message for this long
+	// is a stall, and ends the run. Default max(30s, SessionTimeout+30s).
+	StallAfter time.Duration
+	// GhostAfter: a group that stays Stable with more members than live
+	// member processes for this long holds a ghost (the broker bug), which
+	// ends the run. Default SessionTimeout+10s.
+	GhostAfter time.Duration
+	// SettleAfter: a partition whose every message was handled and that saw
+	// no progress for this long is done even if its commit is short.
+	// Default 3s.
+	SettleAfter time.Duration
+	// StopTimeout: a member not exited this long after SIGTERM is
+	// SIGKILLed and reported as hung. Default RevokeTimeout+20s (60s with
+	// Defaults).
+	StopTimeout time.Duration
+	// Timeout bounds the whole run. Default 10 minutes.
+	Timeout time.Duration
+
+	// Logf, if set, receives a line per event (member started, killed,
+	// stopped; stall; ghost).
+	Logf func(format string, args ...any)
+}
+
+// DefaultConfig returns the scenario with no Command or Dir: 3
+// members, 4 partitions, 40,000 messages, handlers of 10–30 ms, 4 kills
+// 1.5–4 s apart, rebalance timeout 6 s.
+func DefaultConfig() Config {
+	c := Config{}
+	c.fill()
+	return c
+}
+
+func (c *Config) fill() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	if c.Protocol == "" {
+		c.Protocol = "eager"
+	}
+	defInt(&c.Members, 3)
+	if c.Partitions == 0 {
+		c.Partitions = 4
+	}
+	defInt(&c.Messages, 40000)
+	defInt(&c.Kills, 4)
+	defInt(&c.Concurrency, 16)
+	def(&c.KillMin, 1500*time.Millisecond)
+	def(&c.KillMax, 4*time.Second)
+	def(&c.HandlerMin, 10*time.Millisecond)
+	def(&c.HandlerMax, 30*time.Millisecond)
+	def(&c.SessionTimeout, 3*time.Second)
+	def(&c.RebalanceTimeout, 6*time.Second)
+	def(&c.RevokeTimeout, 4*time.Second)
+	def(&c.HeartbeatInterval, time.Second)
+	def(&c.StallAfter, max(30*time.Second, c.SessionTimeout+30*time.Second))
+	def(&c.GhostAfter, c.SessionTimeout+10*time.Second)
+	def(&c.SettleAfter, 3*time.Second)
+	if c.Defaults {
+		def(&c.StopTimeout, 60*time.Second)
+	}
+	def(&c.StopTimeout, c.RevokeTimeout+20*time.Second)
+	def(&c.Timeout, 10*time.Minute)
+}
+
+func (c *Config) validate() error {
+	switch {
+	case len(c.Command) == 0:
+		return fmt.Errorf("%w: Command is empty", ErrBadConfig)
+	case c.Dir == "":
+		return fmt.Errorf("%w: Dir is empty", ErrBadConfig)
+	case c.Protocol != "eager" && c.Protocol != "cooperative":
+		return fmt.Errorf("%w: Protocol %q (want eager or cooperative)", ErrBadConfig, c.Protocol)
+	case c.Members < 1 || c.Partitions < 1 || c.Messages < 1 || c.Kills < 0 || c.Concurrency < 1:
+		return fmt.Errorf("%w: Members %d, Partitions %d, Messages %d, Kills %d, Concurrency %d (want >= 1, Kills >= 0)",
+			ErrBadConfig, c.Members, c.Partitions, c.Messages, c.Kills, c.Concurrency)
+	case c.KillMin < 0 || c.KillMax < c.KillMin:
+		return fmt.Errorf("%w: KillMin %v, KillMax %v", ErrBadConfig, c.KillMin, c.KillMax)
+	case c.HandlerMin < 0 || c.HandlerMax < c.HandlerMin:
+		return fmt.Errorf("%w: HandlerMin %v, HandlerMax %v", ErrBadConfig, c.HandlerMin, c.HandlerMax)
+	}
+	return nil
+}
+
+func (c *Config) spec(index int, brokers []string, group, topic, out string) MemberSpec {
+	return MemberSpec{
+		Index: index, Adapter: c.Adapter, Brokers: brokers, Group: group, Topic: topic, Out: out,
+		Protocol: c.Protocol, Defaults: c.Defaults,
+		SessionTimeout: c.SessionTimeout, RebalanceTimeout: c.RebalanceTimeout,
+		RevokeTimeout: c.RevokeTimeout, HeartbeatInterval: c.HeartbeatInterval,
+		Concurrency: c.Concurrency, HandlerMin: c.HandlerMin, HandlerMax: c.HandlerMax,
+	}
+}
