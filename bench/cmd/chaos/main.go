@@ -31,9 +31,11 @@ import (
 	"time"
 
 	"github.com/inorder/inorder/adapters/confluent"
+	"github.com/inorder/inorder/adapters/franz"
 	"github.com/inorder/inorder/adapters/kafkago"
 	"github.com/inorder/inorder/internal/kafkatest/churn"
 	"github.com/inorder/inorder/internal/kafkatest/churn/cfmember"
+	"github.com/inorder/inorder/internal/kafkatest/churn/frmember"
 	"github.com/inorder/inorder/internal/kafkatest/churn/kgmember"
 	"github.com/inorder/inorder/internal/kafkatest/churn/naive"
 )
@@ -50,6 +52,8 @@ var rows = []row{
 	{"kafkago", kgmember.Consume, "eager", kafkago.DefaultSessionTimeout},
 	{"confluent-eager", cfmember.Consume, "eager", confluent.DefaultSessionTimeout},
 	{"confluent-cooperative", cfmember.Consume, "cooperative", confluent.DefaultSessionTimeout},
+	{"franz-eager", frmember.Consume, "eager", franz.DefaultSessionTimeout},
+	{"franz-cooperative", frmember.Consume, "cooperative", franz.DefaultSessionTimeout},
 	{"naive", naive.Consume, "eager", 30 * time.Second}, // kafka-go ReaderConfig.SessionTimeout default
 }
 

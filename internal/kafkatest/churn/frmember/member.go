@@ -1,0 +1,40 @@
+// Package frmember is the churn member for the franz-go adapter
+// (github.com/inorder/inorder/adapters/franz); see package churn.
+package frmember
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inorder/inorder/adapters/franz"
+	"github.com/inorder/inorder/internal/kafkatest/churn"
+)
+
+// Consume is a churn.Consume: it runs a franz.Consumer with s.Concurrency
+// workers (and s's timeouts unless s.Defaults) until ctx ends, with the
+// eager range balancer or, for s.Protocol "cooperative", kgo's
+// cooperative-sticky one.
+func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
+	opts := []franz.Option{franz.WithConcurrency(s.Concurrency), franz.WithLogger(log)}
+	if !s.Defaults {
+		opts = append(opts,
+			franz.WithSessionTimeout(s.SessionTimeout),
+			franz.WithRebalanceTimeout(s.RebalanceTimeout),
+			franz.WithRevokeTimeout(s.RevokeTimeout),
+			franz.WithHeartbeatInterval(s.HeartbeatInterval))
+	}
+	balancer := kgo.RangeBalancer()
+	if s.Protocol == "cooperative" {
+		balancer = kgo.CooperativeStickyBalancer()
+	}
+	opts = append(opts, franz.WithClientOptions(kgo.Balancers(balancer)))
+	cons, err := franz.NewConsumer(s.Brokers, s.Group, []string{s.Topic}, opts...)
+	if err != nil {
+		return err
+	}
+	return cons.Run(ctx, func(ctx context.Context, r *kgo.Record) error {
+		return handle(ctx, r.Partition, r.Offset)
+	})
+}
