@@ -62,7 +62,7 @@ func main() {
 	runs := flag.Int("runs", 5, "runs per row")
 	messages := flag.Int("messages", 40000, "messages per run")
 	kills := flag.Int("kills", 4, "members killed or stopped and replaced per run")
-	adapters := flag.String("adapters", "kafkago,confluent-eager,confluent-cooperative,naive", "rows to run, comma-separated")
+	adapters := flag.String("adapters", "kafkago,confluent-eager,confluent-cooperative,franz-eager,franz-cooperative,naive", "rows to run, comma-separated")
 	defaults := flag.Bool("defaults", false, "members keep their client's default timeouts")
 	keep := flag.Bool("keep", false, "keep every run's directory (failed runs' are always kept)")
 	verbose := flag.Bool("v", false, "print each run's events")
