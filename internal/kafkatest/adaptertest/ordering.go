@@ -168,6 +168,9 @@ type OrderReport struct {
 	// their key (or partition) because another member took over: a
 	// redelivery, allowed.
 	Rewinds int
+	// Handovers counts calls made by another member than the previous call
+	// of their key (or partition): where the cross-member check applied.
+	Handovers int
 	// PartitionOverlaps counts calls that started while another call of the
 	// same partition (any key) was running: concurrency evidence for ByKey,
 	// a violation for ByPartition.
@@ -235,6 +238,9 @@ func CheckOrder(calls []Call, o Ordering, keys map[PO]string) OrderReport {
 			if c.Start < s.maxEnd {
 				rep.Violations = append(rep.Violations, fmt.Sprintf("partition %d key %q: offset %d (%s) started at %d while offset %d (%s) ran until %d",
 					c.P, g.key, c.O, c.Member, c.Start, s.last.O, s.last.Member, s.maxEnd))
+			}
+			if c.Member != s.last.Member {
+				rep.Handovers++
 			}
 			switch {
 			case c.O > s.last.O:
@@ -398,8 +404,11 @@ func RunOrderingRebalance(t *testing.T, start StartMember) {
 	if len(members) < 3 {
 		t.Errorf("calls per member %v: not every member handled messages", members)
 	}
-	t.Logf("calls per member %v; %d redeliveries (rewinds at a member change), %d duplicates; %d changes mid-stream",
-		members, rep.Rewinds, len(calls)-len(seen), midStream)
+	if rep.Handovers == 0 {
+		t.Error("no key moved from one member to another")
+	}
+	t.Logf("calls per member %v; %d keys handed over between members, %d redeliveries (rewinds at a member change), %d duplicates; %d changes mid-stream",
+		members, rep.Handovers, rep.Rewinds, len(calls)-len(seen), midStream)
 }
 
 // CallLog is a crash child's record of its handler calls: it appends
@@ -558,57 +567,61 @@ func RunOrderingCrash(t *testing.T, topic, group string, kills int, startChild f
 		seen[PO{c.P, c.O}] = true
 	}
 	kt.checkAllHandled(t, func(po PO) bool { return seen[po] })
-	// The offsets of each (partition, key), in order.
-	type pk struct {
-		p   int32
-		key string
-	}
-	byKey := map[pk][]int64{}
-	for po, k := range kt.Keys {
-		byKey[pk{po.P, k}] = append(byKey[pk{po.P, k}], po.O)
-	}
-	for _, offs := range byKey {
-		slices.Sort(offs)
-	}
 	o := Ordering{Mode: ByKey, KeylessOrdered: true}
 	counts := make([]int, kills+1)
 	for i := range kills + 1 {
-		child := strconv.Itoa(i)
-		cs := perChild[child]
+		cs := perChild[strconv.Itoa(i)]
 		counts[i] = len(cs)
 		rep := CheckOrder(cs, o, nil) // one sequence per process: check each alone
 		rep.Check(t)
 		if rep.Rewinds != 0 {
 			t.Errorf("child %d: %d rewinds", i, rep.Rewinds)
 		}
-		// Each key restarts at its first offset not covered by the commits
-		// and goes on without a gap.
-		slices.SortFunc(cs, func(a, b Call) int { return cmp.Compare(a.Start, b.Start) })
-		next := map[pk]int{} // index into the key's uncovered offsets
-		var bad []string
-		for _, c := range cs {
-			k := pk{c.P, c.Key}
-			var uncovered []int64
-			for _, off := range byKey[k] {
-				if !covAtStart[i].Has(c.P, off) {
-					uncovered = append(uncovered, off)
-				}
-			}
-			j := next[k]
-			if j >= len(uncovered) || uncovered[j] != c.O {
-				want := "nothing"
-				if j < len(uncovered) {
-					want = strconv.FormatInt(uncovered[j], 10)
-				}
-				bad = append(bad, fmt.Sprintf("child %d partition %d key %q: handled offset %d, next uncovered is %s", i, c.P, c.Key, c.O, want))
-			}
-			next[k] = j + 1
-		}
-		if len(bad) > 0 {
-			t.Errorf("%d calls not at their key's next uncovered offset, for example:\n%s", len(bad), joinLines(bad[:min(10, len(bad))]))
+		if bad := CheckRestart(cs, kt.Keys, covAtStart[i].Has); len(bad) > 0 {
+			t.Errorf("child %d: %d calls not at their key's next offset the commits did not cover, for example:\n%s",
+				i, len(bad), joinLines(bad[:min(10, len(bad))]))
 		}
 	}
 	t.Logf("calls per child %v; %d distinct of %d; %d redelivered", counts, len(seen), len(kt.Keys), len(calls)-len(seen))
+}
+
+// CheckRestart checks the calls of one process lifetime that started after
+// commits covering what covered reports (keys: the produced key of every
+// offset; keyless records are one key): the calls of each (partition, key),
+// in start order, must be the first of that key's offsets not covered, in
+// offset order, without a gap — a key restarts at its commit point and
+// skips nothing. It returns one line per call that is not.
+func CheckRestart(calls []Call, keys map[PO]string, covered func(p int32, o int64) bool) []string {
+	type pk struct {
+		p   int32
+		key string
+	}
+	uncovered := map[pk][]int64{}
+	for po, k := range keys {
+		if !covered(po.P, po.O) {
+			uncovered[pk{po.P, k}] = append(uncovered[pk{po.P, k}], po.O)
+		}
+	}
+	for _, offs := range uncovered {
+		slices.Sort(offs)
+	}
+	calls = slices.Clone(calls)
+	slices.SortFunc(calls, func(a, b Call) int { return cmp.Compare(a.Start, b.Start) })
+	next := map[pk]int{} // index into the key's uncovered offsets
+	var bad []string
+	for _, c := range calls {
+		k := pk{c.P, c.Key}
+		offs, j := uncovered[k], next[k]
+		if j >= len(offs) || offs[j] != c.O {
+			want := "none left"
+			if j < len(offs) {
+				want = strconv.FormatInt(offs[j], 10)
+			}
+			bad = append(bad, fmt.Sprintf("%s partition %d key %q: handled offset %d, next uncovered %s", c.Member, c.P, c.Key, c.O, want))
+		}
+		next[k] = j + 1
+	}
+	return bad
 }
 
 type discard struct{}

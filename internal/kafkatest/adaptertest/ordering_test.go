@@ -74,9 +74,18 @@ func TestCheckOrderFindsOverlapsAndDisorder(t *testing.T) {
 			}
 		})
 	}
+	rep := adaptertest.CheckOrder([]call{
+		{Member: "A", P: 0, O: 1, Key: "k", Start: 1, End: 2},
+		{Member: "B", P: 0, O: 2, Key: "k", Start: 3, End: 4},
+		{Member: "B", P: 0, O: 3, Key: "k", Start: 5, End: 6},
+		{Member: "A", P: 0, O: 3, Key: "k", Start: 7, End: 8},
+	}, byKey, nil)
+	if rep.Handovers != 2 || rep.Rewinds != 1 || len(rep.Violations) != 0 {
+		t.Errorf("handovers %d, rewinds %d, violations %q; want 2, 1, none", rep.Handovers, rep.Rewinds, rep.Violations)
+	}
 	// Keys are checked against the produced ones.
 	keys := map[adaptertest.PO]string{{P: 0, O: 1}: "k"}
-	rep := adaptertest.CheckOrder([]call{{P: 0, O: 1, Key: "x", Start: 1, End: 2}, {P: 0, O: 7, Key: "k", Start: 3, End: 4}}, byKey, keys)
+	rep = adaptertest.CheckOrder([]call{{P: 0, O: 1, Key: "x", Start: 1, End: 2}, {P: 0, O: 7, Key: "k", Start: 3, End: 4}}, byKey, keys)
 	if len(rep.Violations) != 2 {
 		t.Errorf("wrong key and unknown offset: violations %q, want 2", rep.Violations)
 	}
@@ -122,5 +131,35 @@ func TestCallRecorderAndCallLogRecordStartBeforeEnd(t *testing.T) {
 	got := adaptertest.ReadCalls(t, path, keys)
 	if len(got) != 3 || got[1] != (call{Member: "3", P: 2, O: 1, Key: "k", Start: 3, End: 4}) {
 		t.Errorf("read %+v", got)
+	}
+}
+
+func TestCheckRestartWantsEachKeyFromItsCommitPointWithoutGaps(t *testing.T) {
+	// Partition 0: key a at 0 2 4, key b at 1 3; covered: 0 and 3.
+	keys := map[adaptertest.PO]string{{P: 0, O: 0}: "a", {P: 0, O: 1}: "b", {P: 0, O: 2}: "a", {P: 0, O: 3}: "b", {P: 0, O: 4}: "a"}
+	covered := func(p int32, o int64) bool { return p == 0 && (o == 0 || o == 3) }
+	at := func(seq ...int64) []call { // calls at offsets seq, in that start order
+		var cs []call
+		for i, o := range seq {
+			cs = append(cs, call{Member: "1", P: 0, O: o, Key: keys[adaptertest.PO{P: 0, O: o}], Start: int64(2 * i), End: int64(2*i + 1)})
+		}
+		return cs
+	}
+	for _, tc := range []struct {
+		name string
+		offs []int64
+		bad  int
+	}{
+		{"all uncovered in order", []int64{1, 2, 4}, 0},
+		{"a prefix per key (killed early)", []int64{2}, 0},
+		{"nothing", nil, 0},
+		{"covered offset again", []int64{0, 2}, 2}, // 0 is covered: 0 is bad, and 2 then comes second
+		{"gap in a key", []int64{4}, 1},
+		{"out of order", []int64{4, 2}, 2},
+		{"beyond the key's end", []int64{1, 1}, 1},
+	} {
+		if bad := adaptertest.CheckRestart(at(tc.offs...), keys, covered); len(bad) != tc.bad {
+			t.Errorf("%s: %d bad %q, want %d", tc.name, len(bad), bad, tc.bad)
+		}
 	}
 }
