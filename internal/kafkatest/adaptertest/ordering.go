@@ -235,9 +235,13 @@ func CheckOrder(calls []Call, o Ordering, keys map[PO]string) OrderReport {
 			groups[g] = s
 		}
 		if s.any {
+			name := fmt.Sprintf("partition %d key %q", c.P, g.key)
+			if o.Mode == ByPartition {
+				name = fmt.Sprintf("partition %d", c.P)
+			}
 			if c.Start < s.maxEnd {
-				rep.Violations = append(rep.Violations, fmt.Sprintf("partition %d key %q: offset %d (%s) started at %d while offset %d (%s) ran until %d",
-					c.P, g.key, c.O, c.Member, c.Start, s.last.O, s.last.Member, s.maxEnd))
+				rep.Violations = append(rep.Violations, fmt.Sprintf("%s: offset %d (%s) started at %d while offset %d (%s) ran until %d",
+					name, c.O, c.Member, c.Start, s.last.O, s.last.Member, s.maxEnd))
 			}
 			if c.Member != s.last.Member {
 				rep.Handovers++
@@ -247,8 +251,8 @@ func CheckOrder(calls []Call, o Ordering, keys map[PO]string) OrderReport {
 			case c.Member != s.last.Member:
 				rep.Rewinds++
 			default:
-				rep.Violations = append(rep.Violations, fmt.Sprintf("partition %d key %q: %s started offset %d after offset %d",
-					c.P, g.key, c.Member, c.O, s.last.O))
+				rep.Violations = append(rep.Violations, fmt.Sprintf("%s: %s started offset %d after offset %d",
+					name, c.Member, c.O, s.last.O))
 			}
 		}
 		s.last, s.any = c, true

@@ -55,7 +55,7 @@ func TestCheckOrderFindsOverlapsAndDisorder(t *testing.T) {
 		{"by partition", adaptertest.Ordering{Mode: adaptertest.ByPartition}, []call{
 			{Member: "A", P: 0, O: 1, Key: "k", Start: 1, End: 3},
 			{Member: "A", P: 0, O: 2, Key: "j", Start: 2, End: 4},
-		}, []string{"offset 2 (A) started at 2"}, 0},
+		}, []string{"partition 0: offset 2 (A) started at 2"}, 0},
 		{"unordered", adaptertest.Ordering{}, []call{
 			{Member: "A", P: 0, O: 2, Key: "k", Start: 1, End: 3},
 			{Member: "A", P: 0, O: 1, Key: "k", Start: 2, End: 4},
