@@ -513,7 +513,8 @@ func OrderCrashChild(out, idx string, run func(h HandleFunc) error) int {
 
 // RunOrderingCrash produces a keyed topic and consumes it ByKey in child
 // processes (startChild(i, brokers, out) starts child i, which runs
-// OrderCrashChild with out and i; the child uses topic and group): each of
+// OrderCrashChild with out and i; the child consumes topic in group ByKey
+// with the keyless messages ordered as one key): each of
 // kills children is SIGKILLed a random moment after it handled its first
 // message, and a last one runs until the commits reach the log end and
 // exits on SIGINT. Then per child lifetime no two calls of a key overlap
