@@ -1,0 +1,104 @@
+package kafkago_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"testing"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/inorder/inorder/adapters/kafkago"
+	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
+)
+
+// orderOpts maps the tests' ordering to this adapter's options.
+func orderOpts(o adaptertest.Ordering) []kafkago.Option {
+	mode := map[adaptertest.Mode]kafkago.Ordering{
+		adaptertest.Unordered: kafkago.Unordered, adaptertest.ByKey: kafkago.ByKey, adaptertest.ByPartition: kafkago.ByPartition,
+	}[o.Mode]
+	opts := []kafkago.Option{kafkago.WithOrdering(mode)}
+	if o.KeylessOrdered {
+		opts = append(opts, kafkago.WithKeylessOrdered())
+	}
+	return opts
+}
+
+// startOrdered is the adaptertest.StartMember of this adapter.
+func startOrdered(t testing.TB, c *kafkatest.Cluster, group, topic string, o adaptertest.Ordering, h adaptertest.HandleFunc) func() error {
+	cons, err := kafkago.NewConsumer(c.Addrs(), group, []string{topic},
+		append(append(fastOpts(testLogger(t)), kafkago.WithConcurrency(8), kafkago.WithWindow(1000)), orderOpts(o)...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runConsumer(t, cons, func(_ context.Context, m kafka.Message) error {
+		h(int32(m.Partition), m.Offset, m.Key)
+		return nil
+	})
+}
+
+// Issue 10: a keyed topic consumed ByKey (keyless messages unordered, then
+// ordered as one key) and ByPartition: calls that must not overlap do not,
+// they start in offset order, every message is handled, commits reach the
+// log end.
+func TestOrderingModes(t *testing.T) {
+	for _, o := range []adaptertest.Ordering{
+		{Mode: adaptertest.ByKey},
+		{Mode: adaptertest.ByKey, KeylessOrdered: true},
+		{Mode: adaptertest.ByPartition},
+	} {
+		t.Run(fmt.Sprintf("%v/keyless-ordered=%v", o.Mode, o.KeylessOrdered), func(t *testing.T) {
+			adaptertest.RunOrdering(t, startOrdered, o)
+		})
+	}
+}
+
+// Issue 10: three members join and leave while a keyed topic is consumed
+// ByKey: no two calls of a key overlap, across members either, offsets
+// start in order within each member, nothing is lost.
+func TestOrderingByKeyAcrossRebalances(t *testing.T) {
+	adaptertest.RunOrderingRebalance(t, startOrdered)
+}
+
+// The ordering crash test's child role: switched on by envOrderChild before
+// TestMain runs (crash_test.go's TestMain knows only the other child).
+const (
+	envOrderChild = "INORDER_KAFKAGO_ORDER_CHILD" // child index
+	orderTopic    = "ordered-crash"
+	orderGroup    = "ordered-crash-group"
+)
+
+func init() {
+	idx := os.Getenv(envOrderChild)
+	if idx == "" {
+		return
+	}
+	os.Exit(adaptertest.OrderCrashChild(os.Getenv(envOut), idx, func(h adaptertest.HandleFunc) error {
+		cons, err := kafkago.NewConsumer([]string{os.Getenv(envBrokers)}, orderGroup, []string{orderTopic},
+			append(append(fastOpts(slogDiscard()), kafkago.WithConcurrency(8), kafkago.WithWindow(2000)),
+				orderOpts(adaptertest.Ordering{Mode: adaptertest.ByKey, KeylessOrdered: true})...)...)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		return cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
+			h(int32(m.Partition), m.Offset, m.Key)
+			return nil
+		})
+	}))
+}
+
+// Issue 10: consumed ByKey by child processes SIGKILLed and restarted: each
+// key restarts from its commit point, per-key order holds within each
+// process, nothing is lost.
+func TestOrderingByKeyAcrossCrashes(t *testing.T) {
+	adaptertest.RunOrderingCrash(t, orderTopic, orderGroup, 3, func(i int, brokers, out string) (*exec.Cmd, *bufio.Reader) {
+		return adaptertest.StartChild(t, envOrderChild+"="+strconv.Itoa(i), envBrokers+"="+brokers, envOut+"="+out)
+	})
+}
