@@ -18,8 +18,16 @@
 //     that the next owner of a partition skips them.
 //   - ordset: an ordered set of int64 held as ranges in a B-tree, for sparse
 //     sets (restored offsets, snapshots, reference models).
-//   - adapters/kafkago and adapters/confluent: complete consumers on
-//     github.com/segmentio/kafka-go and github.com/confluentinc/confluent-kafka-go/v2.
+//   - adapters/kafkago, adapters/confluent and adapters/franz: complete
+//     consumers on github.com/segmentio/kafka-go,
+//     github.com/confluentinc/confluent-kafka-go/v2 and
+//     github.com/twmb/franz-go, with one API and one option set: group
+//     membership fenced by generation, per-key or per-partition ordering
+//     (WithOrdering), retries with backoff and dead-letter topics
+//     (WithRetry, WithDeadLetter), OpenTelemetry metrics
+//     (WithMeterProvider), TLS and SASL. They are thin layers over one
+//     engine (adapters/internal/engine) that owns scheduling, ordering,
+//     retries, commits and metrics.
 //   - bench and fuzz: benchmarks against the baselines and the physical limit,
 //     and fuzz targets for the ordering invariants.
 //
@@ -29,7 +37,11 @@
 // delivered (compaction, transaction markers) do not hold it; it never goes
 // down within an assignment; it reaches the broker within one commit interval
 // once the messages below it are done; memory per partition is bounded by the
-// window; and after a crash every message not acknowledged is delivered again.
+// window; and after a crash every message not acknowledged is delivered
+// again. With ByKey ordering, calls for one key never overlap and start in
+// offset order; a message is acknowledged only once its handler succeeded,
+// it was dead-lettered (broker acknowledgement), or the error policy acks
+// it.
 //
 // This package has no code.
 package inorder
