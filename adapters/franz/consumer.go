@@ -97,7 +97,20 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 	// deferred step is done.
 	defer end()
 
-	eng := newEngine(c.opts.Config.ForGroup(c.group), handler)
+	ecfg := c.opts.Config.ForGroup(c.group)
+	if topic := c.opts.DeadLetterTopic; topic != "" {
+		// Closed after the engine stopped (deferred first): its last
+		// dead-letter call has returned by then.
+		dl, err := c.newDeadLetter(topic)
+		if err != nil {
+			return err
+		}
+		defer dl.Close()
+		ecfg.DeadLetter = func(ctx context.Context, m any, err error, attempts int) error {
+			return dl.Produce(ctx, m.(*kgo.Record), err, attempts)
+		}
+	}
+	eng := newEngine(ecfg, handler)
 	r := newRunner(c, eng)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -98,6 +98,7 @@ var (
 	WithOrdering          = engine.WithOrdering
 	WithKeylessOrdered    = engine.WithKeylessOrdered
 	WithRetry             = engine.WithRetry
+	WithDeadLetter        = engine.WithDeadLetter
 	WithMeterProvider     = engine.WithMeterProvider
 )
 
@@ -169,9 +170,8 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	if err := o.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if o.IsSet("DeadLetterTopic") {
-		// No kgo dead-letter producer yet: refused rather than ignored.
-		return nil, nil, fmt.Errorf("%w: WithDeadLetter is not supported by the franz adapter yet (use WithDeadLetterFunc with a kgo producer)", ErrInvalidConfig)
+	if err := o.ValidateDeadLetter(topics); err != nil {
+		return nil, nil, err
 	}
 	if err := checkClientOptions(o, brokers, group, cfg.extra); err != nil {
 		return nil, nil, err
