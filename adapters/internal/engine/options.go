@@ -377,11 +377,22 @@ func WithKeylessOrdered() Option {
 // its partition under ByPartition, only itself under Unordered). After the
 // last attempt the dead letter (WithDeadLetter, WithDeadLetterFunc) takes
 // the message or, without one, the error policy applies. A handler returns
-// Permanent(err) to skip the remaining attempts. Invalid values
-// (MaxAttempts < 1, Backoff <= 0, MaxBackoff < Backoff) are refused by
-// NewConsumer, naming the field. (Spring Kafka: DefaultErrorHandler with an
-// ExponentialBackOff.)
-func WithRetry(r Retry) Option { return mark("Retry", func(o *Options) { o.Retry = r }) }
+// Permanent(err) to skip the remaining attempts. A zero Backoff means
+// 100ms and a zero MaxBackoff 10s (or Backoff if longer); other invalid
+// values (MaxAttempts < 1, negative waits, MaxBackoff < Backoff) are
+// refused by NewConsumer, naming the field. (Spring Kafka:
+// DefaultErrorHandler with an ExponentialBackOff.)
+func WithRetry(r Retry) Option {
+	return mark("Retry", func(o *Options) {
+		if r.Backoff == 0 {
+			r.Backoff = DefaultBackoff
+		}
+		if r.MaxBackoff == 0 {
+			r.MaxBackoff = max(DefaultMaxBackoff, r.Backoff)
+		}
+		o.Retry = r
+	})
+}
 
 // WithDeadLetterFunc hands a message whose last attempt failed to f, with
 // the handler's error; the message is acked only once f returned nil. An

@@ -123,3 +123,29 @@ func TestLifecycleOneRunAtATimeAndCloseIsFinal(t *testing.T) {
 	}
 	l.Close() // again: returns at once
 }
+
+func TestWithRetryDefaultsZeroWaitsAndRefusesZeroAttempts(t *testing.T) {
+	o, err := engine.NewOptions(&mine{}, []engine.Option{engine.WithRetry(engine.Retry{MaxAttempts: 3, Backoff: 20 * time.Second})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil || o.Retry.MaxBackoff != 20*time.Second {
+		t.Fatalf("Validate = %v, MaxBackoff %v; want nil, 20s (Backoff, above the 10s default)", err, o.Retry.MaxBackoff)
+	}
+	for _, tc := range []struct {
+		r     engine.Retry
+		field string
+	}{
+		{engine.Retry{MaxAttempts: 0}, "MaxAttempts"},
+		{engine.Retry{MaxAttempts: 2, Backoff: -time.Second}, "Backoff"},
+		{engine.Retry{MaxAttempts: 2, Backoff: time.Second, MaxBackoff: time.Millisecond}, "MaxBackoff"},
+	} {
+		o, err := engine.NewOptions(&mine{}, []engine.Option{engine.WithRetry(tc.r)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Validate(); !errors.Is(err, engine.ErrConfig) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("WithRetry(%+v): Validate = %v, want ErrConfig naming %s", tc.r, err, tc.field)
+		}
+	}
+}
