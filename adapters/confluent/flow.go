@@ -7,9 +7,16 @@ package confluent
 //
 // Every call here runs on the poll goroutine (Run's), like the rebalance
 // callback: librdkafka's Pause, Resume and Seek are never issued from two
-// goroutines. The engine's TryDeliver and Skip never wait, so the poll loop
-// never waits for a worker; whether a partition is being revoked is read
-// from the engine (Part.Revoked), the one owner of that state.
+// goroutines. The engine's TryDeliverBatch and Skip never wait, so the poll
+// loop never waits for a worker; whether a partition is being revoked is
+// read from the engine (Part.Revoked), the one owner of that state.
+//
+// Poll returns one message at a time; consecutive messages of one
+// partition are gathered in its batch and handed to the engine together
+// (one publication of the high mark and one scheduler lock per batch), as
+// soon as Poll returns anything else (another partition's message, an
+// event, or nothing: the loop polls without waiting while a batch is
+// pending, so gathering adds no latency), or batchMax are gathered.
 
 import (
 	"errors"
@@ -34,6 +41,11 @@ type pstate struct {
 	next   int64                // one past the highest offset received: lower ones are refetches
 	queue  []item               // received, not delivered (did not fit): the partition is paused while non-empty
 	paused bool
+
+	// The batch: received, not yet handed to the engine (see flush);
+	// empty while queue is not. Only the partition of runner.last has one.
+	boffs []int64
+	bmsgs []*kafka.Message
 
 	logEnd   int64 // the log end last given to the engine (SetLogEnd); -1 unknown
 	eofAt    int64 // offset of the last partition EOF (-1 none): the fetcher is at its end there
@@ -65,10 +77,18 @@ func (r *runner) state(ktp kafka.TopicPartition) *pstate {
 	return ps
 }
 
-// deliver hands m to the engine, or holds it (pausing the partition) when
-// its window is full.
+// batchMax bounds a partition's batch.
+const batchMax = 256
+
+// deliver adds m to its partition's batch, delivering the batch of the
+// previous message's partition first if that is another one, or holds m
+// (the partition is paused) while earlier messages wait for room.
 func (r *runner) deliver(m *kafka.Message) {
+	prev := r.last
 	ps := r.state(m.TopicPartition)
+	if prev != nil && prev != ps {
+		r.flushPart(prev)
+	}
 	if ps == nil {
 		return
 	}
@@ -77,20 +97,65 @@ func (r *runner) deliver(m *kafka.Message) {
 		return // fetched again after a Resume and Seek: already received
 	}
 	ps.next = off + 1
-	if len(ps.queue) > 0 || !r.send(ps, off, m) {
+	if len(ps.queue) > 0 {
 		r.hold(ps, item{msg: m})
+		return
+	}
+	ps.boffs = append(ps.boffs, off)
+	ps.bmsgs = append(ps.bmsgs, m)
+	if len(ps.boffs) == batchMax {
+		r.flushPart(ps)
 	}
 }
 
-// send hands m to the engine. It returns false, having changed nothing,
-// when m does not fit in the window yet.
-func (r *runner) send(ps *pstate, off int64, m *kafka.Message) bool {
-	err := r.sess.TryDeliver(ps.part, off, m)
+// batched reports whether a batch waits to be handed to the engine: the
+// loop then polls without waiting, and calls flush when Poll returns
+// anything but a message.
+func (r *runner) batched() bool { return r.last != nil && len(r.last.boffs) > 0 }
+
+// flush hands the pending batch to the engine (see flushPart).
+func (r *runner) flush() {
+	if r.last != nil {
+		r.flushPart(r.last)
+	}
+}
+
+// flushPart hands ps's batch to the engine; what does not fit in the
+// window is held (the partition is paused).
+func (r *runner) flushPart(ps *pstate) {
+	offs, msgs := ps.boffs, ps.bmsgs
+	if len(offs) == 0 {
+		return
+	}
+	i := 0
+	for i < len(offs) {
+		n, err := r.sess.TryDeliverBatch(ps.part, offs[i:], msgs[i:])
+		i += n
+		if err == nil {
+			break
+		}
+		if errors.Is(err, watermark.ErrWindowFull) {
+			for _, m := range msgs[i:] {
+				r.hold(ps, item{msg: m})
+			}
+			break
+		}
+		if !r.refused(ps, offs[i], err) {
+			break // revoked or stopping: the rest is redelivered to the next owner
+		}
+		i++ // dropped
+	}
+	clear(msgs)
+	ps.boffs, ps.bmsgs = offs[:0], msgs[:0]
+}
+
+// refused logs why the message at off was refused (err, neither nil nor
+// ErrWindowFull), and reports whether the messages after it may still be
+// delivered: not once the partition is revoked or the engine stopped.
+func (r *runner) refused(ps *pstate, off int64, err error) bool {
 	switch {
-	case err == nil:
-	case errors.Is(err, watermark.ErrWindowFull):
-		return false
 	case errors.Is(err, watermark.ErrClosed), errors.Is(err, engine.ErrStopped):
+		return false
 	case errors.Is(err, watermark.ErrOutOfOrder):
 		r.log.Warn("confluent: dropping offset below the partition's start or already delivered",
 			"topic", ps.part.TP.Topic, "partition", ps.part.TP.Partition, "offset", off)
@@ -101,10 +166,24 @@ func (r *runner) send(ps *pstate, off int64, m *kafka.Message) bool {
 	return true
 }
 
+// send hands m, a held message, to the engine. It returns false, having
+// changed nothing, when m does not fit in the window yet.
+func (r *runner) send(ps *pstate, off int64, m *kafka.Message) bool {
+	err := r.sess.TryDeliver(ps.part, off, m)
+	if errors.Is(err, watermark.ErrWindowFull) {
+		return false
+	}
+	if err != nil {
+		r.refused(ps, off, err)
+	}
+	return true
+}
+
 // eof handles librdkafka's partition EOF: no offset below its position that
 // was not delivered will ever come (transaction markers, aborted records),
 // so the commit point may reach it.
 func (r *runner) eof(ktp kafka.TopicPartition) {
+	r.flush() // the messages before it first
 	ps := r.state(ktp)
 	if ps == nil || ktp.Offset < 0 {
 		return
@@ -223,6 +302,8 @@ func (r *runner) forget(tp TopicPartition) {
 	if r.last == ps {
 		r.last = nil
 	}
+	clear(ps.bmsgs) // not tracked: redelivered to the next owner
+	ps.boffs, ps.bmsgs = nil, nil
 	if len(ps.queue) > 0 {
 		clear(ps.queue)
 		ps.queue = nil

@@ -181,6 +181,9 @@ func (r *runner) poll(ctx context.Context) error {
 		if len(r.waiting) > 0 {
 			timeout = waitPoll
 		}
+		if r.batched() {
+			timeout = 0 // nothing more at once: flush the batch, then wait
+		}
 		ev := r.kc.Poll(timeout)
 		if r.cfg.onPoll != nil {
 			r.cfg.onPoll(r.kc)
@@ -216,6 +219,9 @@ func (r *runner) poll(ctx context.Context) error {
 			turn = -1
 		default: // nil (nothing to poll now), a rebalance handled in the callback, stats
 			turn = -1
+		}
+		if _, msg := ev.(*kafka.Message); !msg {
+			r.flush()
 		}
 		if len(r.waiting) > 0 {
 			r.pump()

@@ -1,9 +1,9 @@
 package franz
 
 // This file holds one Run's poll loop: PollFetches on the Run goroutine,
-// each record handed to the engine with the non-blocking TryDeliver (a
-// transaction marker, kept as a control record, is stepped over with Skip),
-// and back-pressure per partition: a record that does not fit the window
+// each partition's records handed to the engine in runs with the
+// non-blocking TryDeliverBatch (a transaction marker, kept as a control
+// record, is stepped over with Skip), and back-pressure per partition: a record that does not fit the window
 // is kept in its partition's stash, the partition is paused in kgo, and the
 // stash is retried every pumpInterval until there is room; then the
 // partition is resumed. Nothing here blocks between a poll and
@@ -106,20 +106,20 @@ func (r *runner) take(ctx context.Context, fs kgo.Fetches) (closed bool) {
 			return // not ours (any more)
 		}
 		st.part.SetLogEnd(fp.HighWatermark)
-		for _, rec := range fp.Records {
-			if len(st.stash) > 0 {
-				st.stash = append(st.stash, rec)
-				continue
+		recs := fp.Records
+		if len(st.stash) == 0 {
+			n := r.push(st, recs)
+			recs = recs[n:]
+			if len(recs) == 0 {
+				return
 			}
-			if !r.push(st, rec) {
-				st.stash = append(st.stash, rec)
-				r.blocked[st.tp] = st
-				r.cl.PauseFetchPartitions(tpMap(st.tp))
-				if f := r.cfg.onPause; f != nil {
-					f(st.tp, true)
-				}
+			r.blocked[st.tp] = st
+			r.cl.PauseFetchPartitions(tpMap(st.tp))
+			if f := r.cfg.onPause; f != nil {
+				f(st.tp, true)
 			}
 		}
+		st.stash = append(st.stash, recs...)
 	})
 	return closed
 }
@@ -128,10 +128,7 @@ func (r *runner) take(ctx context.Context, fs kgo.Fetches) (closed bool) {
 // Under r.mu.
 func (r *runner) pump() {
 	for tp, st := range r.blocked {
-		i := 0
-		for i < len(st.stash) && r.push(st, st.stash[i]) {
-			i++
-		}
+		i := r.push(st, st.stash)
 		clear(st.stash[:i])
 		st.stash = st.stash[i:]
 		if len(st.stash) == 0 {
@@ -145,30 +142,67 @@ func (r *runner) pump() {
 	}
 }
 
-// push hands rec to the engine and reports whether it is done with it
-// (false: it does not fit in the window yet). A control record (transaction
+// batchMax bounds the records push hands to the engine at once (its
+// offsets are gathered in an array on the stack).
+const batchMax = 256
+
+// push hands recs, records of st's partition in offset order, to the
+// engine in runs (TryDeliverBatch: one publication and one scheduler lock
+// per run) and returns how many it is done with: fewer than len(recs) when
+// recs[n] does not fit in the window yet. A control record (transaction
 // marker) is a gap: Skip past it. Under r.mu.
-func (r *runner) push(st *pstate, rec *kgo.Record) bool {
-	var err error
-	if rec.Attrs.IsControl() {
-		err = st.part.Watermark().Skip(rec.Offset + 1)
-	} else {
-		err = r.sess.TryDeliver(st.part, rec.Offset, rec)
-	}
-	switch {
-	case err == nil:
-		if rec.LeaderEpoch != st.lastEpoch { // rare: one atomic store per leader change
-			st.lastEpoch = rec.LeaderEpoch
-			st.epoch.Store(rec.LeaderEpoch)
+func (r *runner) push(st *pstate, recs []*kgo.Record) int {
+	var buf [batchMax]int64
+	done := 0
+	for done < len(recs) {
+		var err error
+		if rec := recs[done]; rec.Attrs.IsControl() {
+			if err = st.part.Watermark().Skip(rec.Offset + 1); err == nil {
+				r.delivered(st, rec)
+				done++
+				continue
+			}
+		} else {
+			run := recs[done:min(len(recs), done+batchMax)]
+			offs := buf[:0]
+			for _, rec := range run {
+				if rec.Attrs.IsControl() {
+					break
+				}
+				offs = append(offs, rec.Offset)
+			}
+			run = run[:len(offs)]
+			var n int
+			n, err = r.sess.TryDeliverBatch(st.part, offs, run)
+			if n > 0 {
+				r.delivered(st, run[n-1])
+			}
+			done += n
+			if err == nil {
+				continue
+			}
 		}
-		return true
-	case errors.Is(err, watermark.ErrWindowFull):
-		return false
-	case errors.Is(err, watermark.ErrClosed), errors.Is(err, engine.ErrStopped):
-		return true // revoked or stopping: redelivered to the next owner
-	default:
-		r.log.Warn("franz: record not delivered", "topic", rec.Topic, "partition", rec.Partition,
-			"offset", rec.Offset, "error", err)
-		return true
+		switch {
+		case errors.Is(err, watermark.ErrWindowFull):
+			return done
+		case errors.Is(err, watermark.ErrClosed), errors.Is(err, engine.ErrStopped):
+			return len(recs) // revoked or stopping: redelivered to the next owner
+		default:
+			rec := recs[done]
+			r.log.Warn("franz: record not delivered", "topic", rec.Topic, "partition", rec.Partition,
+				"offset", rec.Offset, "error", err)
+			done++
+		}
+	}
+	return done
+}
+
+// delivered records the leader epoch of rec, the last record of st's
+// partition handed to the engine (rare: one atomic store per leader
+// change). Under r.mu.
+func (r *runner) delivered(st *pstate, rec *kgo.Record) {
+	if rec.LeaderEpoch != st.lastEpoch {
+		st.lastEpoch = rec.LeaderEpoch
+		st.epoch.Store(rec.LeaderEpoch)
 	}
 }

@@ -41,6 +41,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 	wm := p.Watermark()
 	backoff := g.newBackoff()
 	var failing time.Time // since when fetches fail in a row (zero: the last one succeeded)
+	var b batch           // reused from response to response
 	for ctx.Err() == nil {
 		// Fetch from the first offset not tracked yet: everything below it
 		// was delivered or declared a gap.
@@ -87,7 +88,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 		if g.c.cfg.onFetch != nil {
 			g.c.cfg.onFetch(tp, offset, part)
 		}
-		next, err := g.deliver(ctx, sess, p, offset, part)
+		next, err := g.deliver(ctx, sess, p, offset, part, &b)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, watermark.ErrClosed) || errors.Is(err, engine.ErrStopped) {
 				return // the generation or Run is ending
@@ -247,12 +248,48 @@ func (g *groupRun) outOfRange(ctx context.Context, tp TopicPartition, offset int
 	return 0, false
 }
 
+// batchMax bounds the messages handed to the session at once.
+const batchMax = 256
+
+// batch gathers the messages of a fetch response for DeliverBatch (one
+// publication and one scheduler lock per run rather than per message).
+// Fetch loop only.
+type batch struct {
+	offs []int64
+	msgs []kafka.Message
+}
+
+func (b *batch) add(m kafka.Message) {
+	b.offs = append(b.offs, m.Offset)
+	b.msgs = append(b.msgs, m)
+}
+
+// flush delivers the gathered messages, waiting for room (back-pressure),
+// and empties b; what it could not deliver (ctx ended, revoked, stopped)
+// is dropped and fetched again by whoever fetches from the high mark.
+func (b *batch) flush(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part) error {
+	if len(b.offs) == 0 {
+		return nil
+	}
+	_, err := sess.DeliverBatch(ctx, p, b.offs, b.msgs)
+	clear(b.msgs) // release the payloads
+	b.offs, b.msgs = b.offs[:0], b.msgs[:0]
+	return err
+}
+
 // deliver hands the messages of one fetch response at or above offset to
-// the session, dropping control batches and (read committed) aborted
-// transactions, and returns one past the highest offset the response
-// covered.
-func (g *groupRun) deliver(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part, offset int64, part *fetchAPI.ResponsePartition) (int64, error) {
-	next := offset
+// the session in runs of up to batchMax (b gathers them), dropping control
+// batches and (read committed) aborted transactions, and returns one past
+// the highest offset the response covered.
+func (g *groupRun) deliver(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part, offset int64, part *fetchAPI.ResponsePartition, b *batch) (next int64, err error) {
+	defer func() {
+		// What was read is delivered, also before an error: the refetch
+		// starts after it.
+		if ferr := b.flush(ctx, sess, p); err == nil {
+			err = ferr
+		}
+	}()
+	next = offset
 	var batches []protocol.RecordReader
 	switch rs := part.RecordSet.Records.(type) {
 	case nil:
@@ -281,35 +318,35 @@ func (g *groupRun) deliver(ctx context.Context, sess *engine.Session[kafka.Messa
 			aborted = aborted[1:]
 		}
 	}
-	for _, b := range batches {
-		switch b := b.(type) {
+	for _, rb := range batches {
+		switch rb := rb.(type) {
 		case *protocol.ControlBatch:
 			if readCommitted {
-				reachAborted(b.BaseOffset)
+				reachAborted(rb.BaseOffset)
 			}
 			for {
-				cr, err := b.ReadControlRecord()
+				cr, err := rb.ReadControlRecord()
 				if err != nil {
 					break
 				}
 				next = max(next, cr.Offset+1)
 				if cr.Type == 0 && abortedPIDs != nil { // abort marker ends the producer's aborted transaction
-					delete(abortedPIDs, b.ProducerID)
+					delete(abortedPIDs, rb.ProducerID)
 				}
 			}
 		case *protocol.RecordBatch:
 			skip := false
-			if readCommitted && b.Attributes.Transactional() {
-				reachAborted(b.BaseOffset)
-				skip = abortedPIDs[b.ProducerID]
+			if readCommitted && rb.Attributes.Transactional() {
+				reachAborted(rb.BaseOffset)
+				skip = abortedPIDs[rb.ProducerID]
 			}
-			n, err := g.deliverRecords(ctx, sess, p, offset, part.HighWatermark, b, skip)
+			n, err := g.deliverRecords(ctx, sess, p, offset, part.HighWatermark, rb, skip, b)
 			next = max(next, n)
 			if err != nil {
 				return next, err
 			}
 		default:
-			n, err := g.deliverRecords(ctx, sess, p, offset, part.HighWatermark, b, false)
+			n, err := g.deliverRecords(ctx, sess, p, offset, part.HighWatermark, rb, false, b)
 			next = max(next, n)
 			if err != nil {
 				return next, err
@@ -319,10 +356,13 @@ func (g *groupRun) deliver(ctx context.Context, sess *engine.Session[kafka.Messa
 	return next, nil
 }
 
-func (g *groupRun) deliverRecords(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part, offset, hwm int64, b protocol.RecordReader, skip bool) (int64, error) {
+// deliverRecords adds the records of rb at or above offset to b (unless
+// skip), delivering b whenever it is full, and returns one past the highest
+// offset it read.
+func (g *groupRun) deliverRecords(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part, offset, hwm int64, rb protocol.RecordReader, skip bool, b *batch) (int64, error) {
 	next := offset
 	for {
-		r, err := b.ReadRecord()
+		r, err := rb.ReadRecord()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return next, nil
@@ -340,7 +380,12 @@ func (g *groupRun) deliverRecords(ctx context.Context, sess *engine.Session[kafk
 		if err := errors.Join(kerr, verr); err != nil {
 			return next, fmt.Errorf("reading record %d: %w", r.Offset, err)
 		}
-		msg := kafka.Message{
+		if len(b.offs) == batchMax {
+			if err := b.flush(ctx, sess, p); err != nil {
+				return next, err
+			}
+		}
+		b.add(kafka.Message{
 			Topic:         p.TP.Topic,
 			Partition:     int(p.TP.Partition),
 			Offset:        r.Offset,
@@ -349,10 +394,7 @@ func (g *groupRun) deliverRecords(ctx context.Context, sess *engine.Session[kafk
 			Value:         value,
 			Headers:       r.Headers,
 			Time:          r.Time,
-		}
-		if err := sess.Deliver(ctx, p, r.Offset, msg); err != nil {
-			return next, err
-		}
+		})
 		next = r.Offset + 1
 	}
 }

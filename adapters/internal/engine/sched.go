@@ -222,6 +222,31 @@ func (s *sched[M]) push(p *Part, offset int64, msg M, h uint64) bool {
 	return true
 }
 
+// pushBatch queues the messages msgs at offsets offs (ByKey: whose keys
+// hash to hs; nil otherwise), all or none, and places p once. It returns
+// false, queueing nothing, if p is revoked.
+func (s *sched[M]) pushBatch(p *Part, offs []int64, msgs []M, hs []uint64) bool {
+	q := s.partOf(p)
+	if q.dropped || p.revoking.Load() {
+		return false
+	}
+	f := &q.fifo
+	for f.n+len(offs) > len(f.buf) {
+		f.grow()
+	}
+	mask := len(f.buf) - 1
+	for i, o := range offs {
+		var h uint64
+		if hs != nil {
+			h = hs[i]
+		}
+		f.buf[(f.head+f.n)&mask] = job[M]{p: p, offset: o, msg: msgs[i], h: h}
+		f.n++
+	}
+	s.place(q)
+	return true
+}
+
 // take hands out the next message, or returns false if no message may start.
 // A revoked partition met on the way is dropped (see drop).
 func (s *sched[M]) take() (task[M], bool) {
@@ -695,6 +720,51 @@ func (r *runq[M]) push(p *Part, offset int64, msg M) bool {
 		r.cond.Signal()
 	}
 	return ok
+}
+
+// hashChunk is how many keys pushBatch hashes (outside the lock) per
+// critical section with ByKey.
+const hashChunk = 64
+
+// pushBatch queues msgs at offsets offs (equal lengths, offsets of p in
+// order) under one lock, or with ByKey one per hashChunk messages, and wakes
+// as many parked workers as the new messages can use. It returns how many
+// of them it queued, a prefix: fewer than len(offs) if p is revoked or the
+// engine stopped meanwhile.
+func (r *runq[M]) pushBatch(p *Part, offs []int64, msgs []M) int {
+	if r.s.mode != ByKey {
+		r.mu.Lock()
+		ok := !r.stopped && r.s.pushBatch(p, offs, msgs, nil)
+		n := r.wakes()
+		r.mu.Unlock()
+		for range n {
+			r.cond.Signal()
+		}
+		if !ok {
+			return 0
+		}
+		return len(offs)
+	}
+	var hs [hashChunk]uint64
+	done := 0
+	for done < len(offs) {
+		k := min(len(offs)-done, hashChunk)
+		for i := range k {
+			hs[i] = maphash.Bytes(r.seed, r.s.key(msgs[done+i]))
+		}
+		r.mu.Lock()
+		ok := !r.stopped && r.s.pushBatch(p, offs[done:done+k], msgs[done:done+k], hs[:k])
+		n := r.wakes()
+		r.mu.Unlock()
+		for range n {
+			r.cond.Signal()
+		}
+		if !ok {
+			break
+		}
+		done += k
+	}
+	return done
 }
 
 // wakes reserves the idle workers the ready messages need (under mu).

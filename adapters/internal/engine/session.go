@@ -171,6 +171,75 @@ func (s *Session[M]) TryDeliver(p *Part, offset int64, msg M) error {
 	return s.dispatch(p, offset, msg, p.wm.Track(offset))
 }
 
+// TryDeliverBatch is TryDeliver for a run of p's messages: msgs[i] at
+// offsets[i], offsets strictly increasing (offsets between them are gaps,
+// as with TryDeliver). It tracks them with one publication of the high mark
+// (watermark.Partition.TrackBatch) and queues them under one lock of the
+// scheduler, waking as many idle workers as the run can use. Messages that
+// commit metadata marked done are counted and not queued, as with
+// TryDeliver.
+//
+// It returns how many messages n it consumed, a prefix of the run: each of
+// msgs[:n] is queued or was done (or, once p is revoked or the engine
+// stopped, dropped as TryDeliver drops it). With n < len(offsets) err says
+// why offsets[n] was not: watermark.ErrWindowFull (it does not fit in the
+// window yet: keep msgs[n:] and retry later, see Part.WaitRoom; the room
+// comes from the handling of msgs[:n]), watermark.ErrClosed (revoked),
+// watermark.ErrOutOfOrder (offsets[n] is not above the previous offset).
+// ErrStopped (the engine stopped) may come with n == len(offsets). An empty
+// run returns 0, nil. It panics if the lengths differ (a programmer
+// error). It never blocks. Fetch goroutine of p only.
+func (s *Session[M]) TryDeliverBatch(p *Part, offsets []int64, msgs []M) (int, error) {
+	if len(offsets) != len(msgs) {
+		panic(fmt.Sprintf("engine: TryDeliverBatch: %d offsets for %d messages", len(offsets), len(msgs)))
+	}
+	i := 0
+	for i < len(offsets) {
+		n, err := p.wm.TrackBatch(offsets[i:])
+		restored := errors.Is(err, watermark.ErrRestored) // offsets[i+n] is tracked and done
+		if n > 0 {
+			if derr := s.e.dispatchBatch(p, offsets[i:i+n], msgs[i:i+n]); derr != nil {
+				if restored {
+					p.restored.Add(1)
+					n++
+				}
+				return i + n, derr
+			}
+		}
+		i += n
+		if err == nil {
+			break
+		}
+		if !restored {
+			return i, err
+		}
+		p.restored.Add(1)
+		i++
+	}
+	return i, nil
+}
+
+// DeliverBatch is Deliver for a run of p's messages (see TryDeliverBatch):
+// it delivers what fits in the window, waits for room for the rest
+// (back-pressure: the handling of what it delivered makes the room), and
+// returns once every message is delivered, len(offsets) and nil, or with
+// how many it consumed and ctx.Err() when ctx ends, or the errors of
+// TryDeliverBatch but watermark.ErrWindowFull. It never waits for a worker.
+// Fetch goroutine of p only.
+func (s *Session[M]) DeliverBatch(ctx context.Context, p *Part, offsets []int64, msgs []M) (int, error) {
+	done := 0
+	for {
+		n, err := s.TryDeliverBatch(p, offsets[done:], msgs[done:])
+		done += n
+		if !errors.Is(err, watermark.ErrWindowFull) {
+			return done, err
+		}
+		if err := p.wm.WaitRoom(ctx, offsets[done]); err != nil {
+			return done, err
+		}
+	}
+}
+
 // dispatch queues msg once Track or TrackWait returned trackErr for it.
 func (s *Session[M]) dispatch(p *Part, offset int64, msg M, trackErr error) error {
 	if trackErr != nil {
