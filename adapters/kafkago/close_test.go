@@ -16,18 +16,19 @@ import (
 )
 
 // closeFromMany calls Close from n goroutines at once and checks that each
-// returns nil only once Run has returned (runDone closed).
-func closeFromMany(t *testing.T, cons *kafkago.Consumer, n int, runDone <-chan struct{}) {
+// returns nil, and that doneBy (what Run must have finished before Close
+// returns; nil: nothing) holds when it does. Whether the goroutine running
+// Run has received its result yet is not observable: Close returns once
+// Run's last deferred step ran, just before Run itself returns.
+func closeFromMany(t *testing.T, cons *kafkago.Consumer, n int, doneBy func() error) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
 		wg.Go(func() {
 			err := cons.Close()
-			select {
-			case <-runDone:
-			default:
-				err = errors.New("Close returned before Run did")
+			if err == nil && doneBy != nil {
+				err = doneBy()
 			}
 			errs <- err
 		})
@@ -103,7 +104,8 @@ func TestCloseFromManyGoroutinesMidJoin(t *testing.T) {
 		case <-time.After(30 * time.Second): // hang guard only
 			t.Fatal("no JoinGroup request")
 		}
-		closeFromMany(t, cons, 4, done)
+		closeFromMany(t, cons, 4, nil)
+		<-done
 		if err := <-errc; err != nil {
 			t.Fatalf("Run = %v, want nil", err)
 		}
@@ -137,7 +139,15 @@ func TestCloseMidWorkDrainsAndCommits(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("handler never reached offset 50")
 	}
-	closeFromMany(t, cons, 4, done)
+	// Close waits for Run's drain: the handler running during Close has
+	// finished (and, checked below, been committed) when Close returns.
+	closeFromMany(t, cons, 4, func() error {
+		if rec.Seen()[adaptertest.PO{P: 0, O: 50}] == 0 {
+			return errors.New("Close returned before the handler it had to wait for finished")
+		}
+		return nil
+	})
+	<-done
 	if err := <-errc; err != nil {
 		t.Fatalf("Run = %v", err)
 	}
