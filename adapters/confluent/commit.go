@@ -210,7 +210,7 @@ func (r *runner) commitExplicit(ctx context.Context, tps []kafka.TopicPartition,
 // commit lock) before the callback gives it up, and a lost assignment stops
 // the retries.
 func (r *runner) commitRetrying(ctx context.Context, f func() ([]kafka.TopicPartition, error)) ([]kafka.TopicPartition, error) {
-	backoff := r.opts.RetryBackoff
+	backoff := engine.NewBackoff(r.opts.RetryBackoff, time.Second)
 	var (
 		out  []kafka.TopicPartition
 		seen map[TopicPartition]int
@@ -236,15 +236,10 @@ func (r *runner) commitRetrying(ctx context.Context, f func() ([]kafka.TopicPart
 		if !refusedForNow(err, res) || ctx.Err() != nil || r.kc.AssignmentLost() {
 			return out, err
 		}
-		r.log.Debug("confluent: commit refused for now, retrying", "error", cmp.Or(err, firstError(res)), "backoff", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		r.log.Debug("confluent: commit refused for now, retrying", "error", cmp.Or(err, firstError(res)))
+		if !backoff.Wait(ctx) {
 			return out, err
-		case <-t.C:
 		}
-		backoff = min(2*backoff, max(r.opts.RetryBackoff, time.Second))
 	}
 }
 

@@ -179,7 +179,7 @@ func (r *runner) start(ktp kafka.TopicPartition, b logBound) startPoint {
 // (doubling) between calls. f gets the time left in milliseconds as its own
 // timeout.
 func (r *runner) retry(deadline time.Time, what string, f func(timeoutMs int) error) error {
-	backoff := r.opts.RetryBackoff
+	backoff := engine.NewRetryBackoff(r.opts.RetryBackoff)
 	for attempt := 1; ; attempt++ {
 		left := time.Until(deadline)
 		err := f(max(1, int(left.Milliseconds())))
@@ -189,13 +189,13 @@ func (r *runner) retry(deadline time.Time, what string, f func(timeoutMs int) er
 		if permanent(err) {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		if time.Until(deadline) < backoff {
+		wait := backoff.Next()
+		if time.Until(deadline) < wait {
 			return fmt.Errorf("%s: still failing after %d attempts in RequestTimeout (%v): %w",
 				what, attempt, r.opts.RequestTimeout, err)
 		}
 		r.log.Debug("confluent: read failed, retrying", "what", what, "attempt", attempt, "error", err)
-		time.Sleep(backoff)
-		backoff = min(2*backoff, max(r.opts.RetryBackoff, engine.DefaultMaxRetryBackoff))
+		time.Sleep(wait)
 	}
 }
 

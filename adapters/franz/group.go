@@ -20,7 +20,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -286,19 +285,15 @@ type startPoint struct {
 // starts reads the log start and end of tps and picks where each starts,
 // retrying with backoff until ctx (the assignment) ends.
 func (r *runner) starts(ctx context.Context, tps []TopicPartition, fetched map[TopicPartition]commitInfo) (map[TopicPartition]startPoint, error) {
-	backoff := retryBackoff(r.opts.RetryBackoff)
-	for try := 1; ; try++ {
+	backoff := engine.NewRetryBackoff(r.opts.RetryBackoff)
+	for {
 		out, err := r.tryStarts(ctx, tps, fetched)
 		if err == nil || ctx.Err() != nil {
 			return out, err
 		}
 		r.log.Warn("franz: reading log offsets failed, retrying", "group", r.c.group, "error", err)
-		t := time.NewTimer(backoff(try))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Wait(ctx) {
 			return nil, ctx.Err()
-		case <-t.C:
 		}
 	}
 }

@@ -199,16 +199,9 @@ func sharedOpts(o *engine.Options, brokers []string) []kgo.Opt {
 	}
 }
 
-// retryBackoff doubles from first up to max(first, DefaultMaxRetryBackoff).
+// retryBackoff is the shared request backoff as kgo's RetryBackoffFn.
 func retryBackoff(first time.Duration) func(int) time.Duration {
-	limit := max(first, engine.DefaultMaxRetryBackoff)
-	return func(tries int) time.Duration {
-		d := first
-		for i := 1; i < tries && d < limit; i++ {
-			d *= 2
-		}
-		return min(d, limit)
-	}
+	return func(tries int) time.Duration { return engine.RetryBackoffAt(first, tries) }
 }
 
 // refused are the kgo options WithClientOptions may not set (to anything

@@ -183,10 +183,10 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 			// RebalanceInProgress, which the broker paces); wait too, so
 			// that no error path can spin.
 			log.Warn("kafkago: joining group failed, retrying", "group", c.group, "error", err)
-			backoff.wait(runCtx)
+			backoff.Wait(runCtx)
 			continue
 		}
-		backoff.reset()
+		backoff.Reset()
 		done := make(chan struct{})
 		gen.Start(func(gctx context.Context) {
 			defer close(done)
@@ -450,7 +450,7 @@ func (g *groupRun) assignments(ctx context.Context, gen *kafka.Generation, owned
 			return nil, err
 		}
 		g.c.opts.Logger.Warn("kafkago: reading committed offsets failed, retrying", "group", g.c.group, "error", err)
-		backoff.wait(ctx)
+		backoff.Wait(ctx)
 	}
 }
 
@@ -633,37 +633,8 @@ func (g *groupRun) commitFunc(gen *kafka.Generation) engine.CommitFunc {
 	}
 }
 
-// backoff is a capped exponential wait: first, doubling up to
-// max(first, DefaultMaxRetryBackoff).
-type backoff struct {
-	first, cur time.Duration
-	hook       func(time.Duration) // tests only: sees every wait
-}
-
-func (g *groupRun) newBackoff() *backoff { return newBackoff(g.c.opts.RetryBackoff, g.c.cfg.onBackoff) }
-
-func newBackoff(first time.Duration, hook func(time.Duration)) *backoff {
-	return &backoff{first: first, cur: first, hook: hook}
-}
-
-func (b *backoff) reset() { b.cur = b.first }
-
-// next returns the wait to do now and advances.
-func (b *backoff) next() time.Duration {
-	d := b.cur
-	b.cur = min(2*b.cur, max(b.first, engine.DefaultMaxRetryBackoff))
-	return d
-}
-
-func (b *backoff) wait(ctx context.Context) {
-	d := b.next()
-	if b.hook != nil {
-		b.hook(d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+func (g *groupRun) newBackoff() *engine.Backoff {
+	b := engine.NewRetryBackoff(g.c.opts.RetryBackoff)
+	b.OnWait = g.c.cfg.onBackoff
+	return b
 }

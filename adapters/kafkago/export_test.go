@@ -43,10 +43,10 @@ func WithGroupBalancers(b ...kafka.GroupBalancer) Option {
 // BackoffWaits returns the first n waits of the retry backoff starting at
 // first, without waiting.
 func BackoffWaits(first time.Duration, n int) []time.Duration {
-	b := newBackoff(first, nil)
+	b := engine.NewRetryBackoff(first)
 	out := make([]time.Duration, n)
 	for i := range out {
-		out[i] = b.next()
+		out[i] = b.Next()
 	}
 	return out
 }

@@ -78,11 +78,11 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 			}
 			log.Log(ctx, level, "kafkago: fetch failed, retrying", "topic", tp.Topic, "partition", tp.Partition,
 				"offset", offset, "failing_for", time.Since(failing).Round(time.Millisecond), "error", err)
-			backoff.wait(ctx)
+			backoff.Wait(ctx)
 			continue
 		}
 		failing = time.Time{}
-		backoff.reset()
+		backoff.Reset()
 		fetchedAt.Store(time.Now().UnixNano())
 		p.SetLogEnd(part.HighWatermark)
 		if g.c.cfg.onFetch != nil {
@@ -98,7 +98,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 			// delivered stays delivered; the rest comes again.
 			log.Error("kafkago: delivering fetched messages failed, refetching", "topic", tp.Topic, "partition", tp.Partition,
 				"offset", wm.High(), "error", err)
-			backoff.wait(ctx)
+			backoff.Wait(ctx)
 			continue
 		}
 		// Everything below next was in this response: the offsets without a
@@ -117,7 +117,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 			// log changes (see the package doc).
 			log.Warn("kafkago: fetch made no progress, retrying", "topic", tp.Topic, "partition", tp.Partition,
 				"offset", offset, "high_watermark", part.HighWatermark)
-			backoff.wait(ctx)
+			backoff.Wait(ctx)
 		}
 	}
 }

@@ -12,8 +12,9 @@ var (
 	ErrHandler = errors.New("inorder: handler failed")
 	// ErrPanic wraps a recovered handler panic.
 	ErrPanic = errors.New("inorder: handler panicked")
-	// ErrStopped is returned by Session.Deliver when the engine was stopped
-	// while the message waited for a worker.
+	// ErrStopped is returned by the Session's Deliver methods once the
+	// engine was stopped: the message is tracked, not handed out, and not
+	// acked (redelivered).
 	ErrStopped = errors.New("inorder: engine stopped")
 	// ErrRunning is returned by Run when the consumer is already running.
 	ErrRunning = errors.New("inorder: consumer already running")

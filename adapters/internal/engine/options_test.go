@@ -149,3 +149,28 @@ func TestWithRetryDefaultsZeroWaitsAndRefusesZeroAttempts(t *testing.T) {
 		}
 	}
 }
+
+func TestBackoffDoublesUpToItsCapAndRetryBackoffAtAgrees(t *testing.T) {
+	b := engine.NewRetryBackoff(time.Second)
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
+	for i, w := range want {
+		if d := b.Next(); d != w {
+			t.Fatalf("wait %d = %v, want %v", i+1, d, w)
+		}
+		if d := engine.RetryBackoffAt(time.Second, i+1); d != w {
+			t.Fatalf("RetryBackoffAt(1s, %d) = %v, want %v", i+1, d, w)
+		}
+	}
+	b.Reset()
+	if d := b.Next(); d != time.Second {
+		t.Fatalf("after Reset: %v, want 1s", d)
+	}
+	if d := engine.NewBackoff(7*time.Second, time.Second).Next(); d != 7*time.Second {
+		t.Fatalf("a first wait above the cap: %v, want 7s", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if engine.NewBackoff(time.Hour, time.Hour).Wait(ctx) {
+		t.Fatal("Wait with an ended context reported a full wait")
+	}
+}
