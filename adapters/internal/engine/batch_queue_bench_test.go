@@ -33,17 +33,13 @@ func BenchmarkQueueUnorderedBatch(b *testing.B) {
 					var wg sync.WaitGroup
 					for range workers {
 						wg.Go(func() {
-							var t task[int64]
-							var prev *task[int64]
-							for {
-								var ok bool
-								if t, ok = r.next(prev); !ok {
-									return
+							w := r.newWorker()
+							for r.next(w, 1) {
+								for j := w.next(); j != nil; j = w.next() {
+									if n.Add(1) == int64(b.N) {
+										close(all)
+									}
 								}
-								if n.Add(1) == int64(b.N) {
-									close(all)
-								}
-								prev = &t
 							}
 						})
 					}

@@ -173,16 +173,52 @@ func (e *Engine[M]) Errors() int64 {
 
 func (e *Engine[M]) worker(c *workerCtrs) {
 	defer e.wg.Done()
-	var t task[M]
-	var prev *task[M]
-	for {
-		var ok bool
-		if t, ok = e.queue.next(prev); !ok {
-			return
+	w := e.queue.newWorker()
+	want := 1
+	for e.queue.next(w, want) {
+		if e.cfg.Ordering != Unordered {
+			e.run(&w.tasks[0].job, c)
+			w.claim.Store(1)
+			continue
 		}
-		e.run(&t.job, c)
-		prev = &t
+		// Unordered: size the next run by how long these calls took, so
+		// that a run holds about runBudget of work: short handlers take
+		// up to maxRun messages per lock of the scheduler, a handler
+		// slower than runBudget one at a time. (A run's messages that its
+		// worker has not reached are stolen by any worker that finds
+		// nothing else to do.) A run of one when more were wanted (the
+		// queue was short) is not timed: it tells nothing about a run,
+		// and the clock would be a cost per message.
+		timed := want == 1 || len(w.tasks) > 1
+		var start time.Time
+		if timed {
+			start = time.Now()
+		}
+		n := 0
+		for j := w.next(); j != nil; j = w.next() {
+			e.run(j, c)
+			n++
+		}
+		if timed && n > 0 {
+			want = runSize(time.Since(start), n)
+		}
 	}
+}
+
+// A worker takes at most maxRun messages per visit to the scheduler, and
+// about runBudget of handler time (Unordered).
+const (
+	maxRun    = 16
+	runBudget = 20 * time.Microsecond
+)
+
+// runSize returns how many messages to take next after n calls took d.
+func runSize(d time.Duration, n int) int {
+	per := d / time.Duration(n)
+	if per <= 0 {
+		return maxRun
+	}
+	return int(min(max(runBudget/per, 1), maxRun))
 }
 
 // run handles j once: the handler, or the dead letter if the handler is

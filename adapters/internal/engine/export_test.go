@@ -52,6 +52,16 @@ func (s *TestSched) Take() (TestTask, bool) {
 	return TestTask{t}, ok
 }
 
+// TakeMore hands out up to n more messages of t's partition, as a worker
+// taking a run does (Unordered only).
+func (s *TestSched) TakeMore(t TestTask, n int) []TestTask {
+	var out []TestTask
+	for _, x := range s.s.takeMore(t.t.q, nil, n) {
+		out = append(out, TestTask{x})
+	}
+	return out
+}
+
 // Done releases a message handed out by Take.
 func (s *TestSched) Done(t TestTask) { s.s.done(&t.t, s.now) }
 

@@ -123,15 +123,11 @@ func BenchmarkQueueUnordered(b *testing.B) {
 				benchQueue(b, parts, workers,
 					func(p *Part, o int64) { r.push(p, o, o) },
 					func(handled func()) {
-						var t task[int64]
-						var prev *task[int64]
-						for {
-							var ok bool
-							if t, ok = r.next(prev); !ok {
-								return
+						w := r.newWorker()
+						for r.next(w, 1) {
+							for j := w.next(); j != nil; j = w.next() {
+								handled()
 							}
-							handled()
-							prev = &t
 						}
 					})
 			})

@@ -14,6 +14,7 @@ import (
 	"hash/maphash"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,8 +58,9 @@ type job[M any] struct {
 // task is a job handed to a worker, with what done needs to release.
 type task[M any] struct {
 	job[M]
-	q  *partQ[M]
-	kq *keyQ[M] // ByKey, keyed message: the key it holds
+	q      *partQ[M]
+	kq     *keyQ[M] // ByKey, keyed message: the key it holds
+	stolen bool     // taken from its run by another worker, which releases it
 }
 
 // fifo is a ring-buffer queue; its buffer is kept when it empties.
@@ -276,6 +278,28 @@ func (s *sched[M]) take() (task[M], bool) {
 		s.place(q)
 		return t, true
 	}
+}
+
+// takeMore appends to out up to n more messages of q, the partition of a
+// message take just handed out, and counts them running: a worker whose
+// handler calls are short takes a run of them under one lock (see
+// Engine.worker). Unordered only: in the other modes it appends nothing.
+// The messages are the next in q's queue, so what is handed out stays the
+// order take would have followed within the partition.
+func (s *sched[M]) takeMore(q *partQ[M], out []task[M], n int) []task[M] {
+	if s.mode != Unordered || q.dropped || q.p.revoking.Load() {
+		return out
+	}
+	k := min(n, q.fifo.n)
+	if k == 0 {
+		return out
+	}
+	for range k {
+		out = append(out, task[M]{job: q.fifo.pop(), q: q})
+	}
+	q.running += k
+	s.place(q)
+	return out
 }
 
 // takeByKey returns the lowest offset of q that may start: the first
@@ -688,6 +712,7 @@ type runq[M any] struct {
 	signaled int // workers signalled that have not taken the lock again
 	spinning int // workers that found nothing and look again before parking
 	stopped  bool
+	open     []*workerRun[M] // runs of more than one message, maybe not all claimed
 
 	t0       time.Time   // the scheduler's clock counts from it
 	timer    *time.Timer // fires when the first retry is due; nil until one waits
@@ -778,21 +803,55 @@ func (r *runq[M]) wakes() int {
 	return n
 }
 
-// next releases prev (if not nil) and returns the next message, waiting for
-// one; it returns false once the engine stopped.
-func (r *runq[M]) next(prev *task[M]) (task[M], bool) {
-	r.mu.Lock()
-	if prev != nil {
-		if prev.rt != nil && prev.rt.pending {
-			r.s.done(prev, r.now())
-			r.arm()
-		} else {
-			r.s.done(prev, 0) // no clock needed
-		}
+// workerRun is the messages a worker took in one visit to the scheduler:
+// one, or with Unordered a run of one partition's next messages (see
+// sched.takeMore). The worker claims them one by one with claim; so may a
+// free worker that finds nothing else to do (steal), so that no message
+// waits behind a slow handler call while a worker is free.
+type workerRun[M any] struct {
+	tasks []task[M]    // written under runq.mu only
+	claim atomic.Int32 // next index of tasks to claim
+	open  int          // index in runq.open, or -1
+	_     [64]byte     // claim is bumped per message: keep other workers' off its line
+}
+
+// next claims the next message of the run, or returns nil.
+func (w *workerRun[M]) next() *job[M] {
+	i := int(w.claim.Add(1)) - 1
+	if i >= len(w.tasks) {
+		return nil
 	}
+	return &w.tasks[i].job
+}
+
+func (r *runq[M]) newWorker() *workerRun[M] {
+	return &workerRun[M]{tasks: make([]task[M], 0, maxRun), open: -1}
+}
+
+// next releases the messages of w's last run (all of them claimed) and
+// fills w with the next: one message, and with Unordered up to want of one
+// partition when no worker is parked (see sched.takeMore), or else one
+// stolen from another worker's run; it waits for one, and returns false
+// once the engine stopped.
+func (r *runq[M]) next(w *workerRun[M], want int) bool {
+	r.mu.Lock()
+	prev := r.releaseLocked(w)
 	spun := 0
 	for !r.stopped {
-		if t, ok := r.s.take(); ok {
+		t, ok := r.s.take()
+		if !ok {
+			t, ok = r.steal()
+		}
+		if ok {
+			w.tasks = append(w.tasks, t)
+			if want > 1 && r.idle == 0 {
+				// Leave enough for the workers already on their way.
+				k := min(want-1, t.q.fifo.n/(1+r.signaled+r.spinning))
+				if w.tasks = r.s.takeMore(t.q, w.tasks, k); len(w.tasks) > 1 {
+					w.open = len(r.open)
+					r.open = append(r.open, w)
+				}
+			}
 			if spun > 0 {
 				r.spinning--
 			}
@@ -801,7 +860,10 @@ func (r *runq[M]) next(prev *task[M]) (task[M], bool) {
 			for range n {
 				r.cond.Signal()
 			}
-			return t, true
+			if len(w.tasks) < prev {
+				clear(w.tasks[len(w.tasks):prev]) // release the last run's messages
+			}
+			return true
 		}
 		if spun < spins {
 			// Yield and look again before parking: a message pushed
@@ -827,7 +889,62 @@ func (r *runq[M]) next(prev *task[M]) (task[M], bool) {
 		r.signaled--
 	}
 	r.mu.Unlock()
+	clear(w.tasks[:prev])
+	return false
+}
+
+// releaseLocked releases the messages of w's last run (under mu) and
+// empties it, keeping the buffer; it returns the run's length.
+func (r *runq[M]) releaseLocked(w *workerRun[M]) int {
+	if w.open >= 0 {
+		r.closeRun(w)
+	}
+	var now int64
+	for i := range w.tasks {
+		t := &w.tasks[i]
+		switch {
+		case t.stolen: // the thief releases it
+		case t.rt != nil && t.rt.pending:
+			if now == 0 {
+				now = r.now()
+			}
+			r.s.done(t, now)
+		default:
+			r.s.done(t, 0) // no clock needed
+		}
+	}
+	if now != 0 {
+		r.arm()
+	}
+	n := len(w.tasks)
+	w.tasks = w.tasks[:0]
+	w.claim.Store(0)
+	return n
+}
+
+// steal claims a message of another worker's run that its worker has not
+// reached yet (under mu); the thief releases it.
+func (r *runq[M]) steal() (task[M], bool) {
+	for len(r.open) > 0 {
+		w := r.open[len(r.open)-1]
+		if i := int(w.claim.Add(1)) - 1; i < len(w.tasks) {
+			t := w.tasks[i]
+			w.tasks[i].stolen = true
+			return t, true
+		}
+		r.closeRun(w) // all claimed
+	}
 	return task[M]{}, false
+}
+
+// closeRun takes w out of the open runs (under mu).
+func (r *runq[M]) closeRun(w *workerRun[M]) {
+	last := len(r.open) - 1
+	r.open[w.open] = r.open[last]
+	r.open[w.open].open = w.open
+	r.open[last] = nil
+	r.open = r.open[:last]
+	w.open = -1
 }
 
 // spins is how many times a worker that found nothing yields and looks

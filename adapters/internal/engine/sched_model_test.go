@@ -136,8 +136,11 @@ func (m *schedModel) deliver(pi int, key []byte) {
 }
 
 // fill lets every free worker take a message, checking each choice, then
-// checks that no worker is left idle while a message may start.
-func (m *schedModel) fill() {
+// checks that no worker is left idle while a message may start. Each take
+// asks for up to more messages beyond the first (a run: Unordered only,
+// where they must be the partition's next ones); each of them counts as a
+// worker here.
+func (m *schedModel) fill(more int) {
 	for len(m.running) < m.workers {
 		least, any := 1<<30, false
 		for pi := range m.parts {
@@ -174,6 +177,25 @@ func (m *schedModel) fill() {
 			m.keyRun[l] = true
 		}
 		m.running = append(m.running, t)
+		if k := min(more, m.workers-len(m.running)); k > 0 {
+			extra := m.s.TakeMore(t, k)
+			want := 0
+			if m.mode == engine.Unordered {
+				want = min(k, len(al)-1)
+			}
+			if len(extra) != want {
+				m.fatalf("TakeMore(%d) after %d/%d handed out %d, want %d", k, pi, t.Offset(), len(extra), want)
+			}
+			for i, x := range extra {
+				if int(x.Part().TP.Partition) != pi || x.Offset() != al[1+i].off {
+					m.fatalf("TakeMore handed out %d/%d, want %d/%d", x.Part().TP.Partition, x.Offset(), pi, al[1+i].off)
+				}
+				al[1+i].state = running
+				m.queue[pi] = removeMsg(m.queue[pi], al[1+i])
+				m.partRun[pi]++
+				m.running = append(m.running, x)
+			}
+		}
 	}
 	m.checkCounts()
 }
@@ -341,7 +363,7 @@ func (m *schedModel) checkCounts() {
 // revoked (and then counted as unackable).
 func (m *schedModel) finish() {
 	for {
-		m.fill()
+		m.fill(0)
 		if len(m.running) == 0 && len(m.waits) == 0 {
 			break
 		}
@@ -400,7 +422,7 @@ func runOps(t testing.TB, data []byte) {
 			k := keys[int(op&3)+arg%4]
 			m.deliver(arg%parts, k)
 		case 4:
-			m.fill()
+			m.fill(arg % 4)
 		case 5:
 			if len(m.running) > 0 {
 				m.complete(arg % len(m.running))
@@ -469,7 +491,7 @@ func TestSchedulerSlowPartitionDoesNotStarveAnother(t *testing.T) {
 				m.deliver(1, []byte{byte(i)})
 			}
 			for range 200 {
-				m.fill()
+				m.fill(0)
 				if m.partRun[0] > workers/2 && len(m.queue[1]) > 0 {
 					m.fatalf("slow partition holds %d of %d workers while the other has work", m.partRun[0], workers)
 				}
