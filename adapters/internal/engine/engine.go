@@ -87,7 +87,7 @@ func New[M any](cfg Config, h Handler[M], key func(M) []byte) *Engine[M] {
 type workerCtrs struct {
 	handled atomic.Int64 // handler calls that returned (any result)
 	errs    atomic.Int64 // handler errors and panics
-	busy    atomic.Int64 // handler calls running now (0 or 1)
+	exited  atomic.Bool  // the worker returned (Stop counts those that did not)
 	_       [ctrPad - 24]byte
 }
 
@@ -142,9 +142,21 @@ func (e *Engine[M]) Stop() {
 		case <-done:
 		case <-t.C:
 			e.log.Error("inorder: handlers ignored the cancelled context for RevokeTimeout, abandoning them",
-				"running", e.sum(func(c *workerCtrs) *atomic.Int64 { return &c.busy }), "revoke_timeout", e.cfg.RevokeTimeout)
+				"running", e.stuck(), "revoke_timeout", e.cfg.RevokeTimeout)
 		}
 	})
+}
+
+// stuck returns how many workers have not returned (each is in a handler
+// call).
+func (e *Engine[M]) stuck() int {
+	n := 0
+	for i := range e.ctrs {
+		if !e.ctrs[i].exited.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // Fatal is closed when a handler error stops the engine (Stop policy).
@@ -173,11 +185,12 @@ func (e *Engine[M]) Errors() int64 {
 
 func (e *Engine[M]) worker(c *workerCtrs) {
 	defer e.wg.Done()
+	defer c.exited.Store(true)
 	w := e.queue.newWorker()
 	want := 1
 	for e.queue.next(w, want) {
 		if e.cfg.Ordering != Unordered {
-			e.run(&w.tasks[0].job, c)
+			e.run(&w.tasks[0], c)
 			w.claim.Store(1)
 			continue
 		}
@@ -195,8 +208,8 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 			start = time.Now()
 		}
 		n := 0
-		for j := w.next(); j != nil; j = w.next() {
-			e.run(j, c)
+		for t := w.next(); t != nil; t = w.next() {
+			e.run(t, c)
 			n++
 		}
 		if timed && n > 0 {
@@ -221,11 +234,12 @@ func runSize(d time.Duration, n int) int {
 	return int(min(max(runBudget/per, 1), maxRun))
 }
 
-// run handles j once: the handler, or the dead letter if the handler is
-// done with. A failure to retry marks j.rt pending: the scheduler then holds
+// run handles t once: the handler, or the dead letter if the handler is
+// done with. A failure to retry marks t.rt pending: the scheduler then holds
 // the message for its wait when the worker reports it done. c is the
 // worker's counters.
-func (e *Engine[M]) run(j *job[M], c *workerCtrs) {
+func (e *Engine[M]) run(t *task[M], c *workerCtrs) {
+	j := &t.job
 	p := j.p
 	if p.revoking.Load() || e.failed.Load() {
 		// Revoked (or lost) before a worker took it, or Run is stopping on
@@ -238,11 +252,12 @@ func (e *Engine[M]) run(j *job[M], c *workerCtrs) {
 		e.deadLetter(j, j.rt.err, j.rt.attempts)
 		return
 	}
-	c.busy.Store(1)
-	start := e.m.start(p)
+	var start time.Time
+	if t.sample {
+		start = e.m.start()
+	}
 	err := e.call(j.msg)
 	e.m.handled(p, start, err)
-	c.busy.Store(0)
 	c.handled.Add(1)
 	if err == nil {
 		_ = p.wm.Ack(j.offset) // ErrClosed: a late ack after revoke, ignored by design

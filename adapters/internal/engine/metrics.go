@@ -143,7 +143,7 @@ type metrics struct {
 // partMetrics is one partition's metrics state for the engine's life: its
 // counters go on across assignments (counters never go down).
 type partMetrics struct {
-	consumed  atomic.Int64 // handler calls; workers write
+	consumed  atomic.Int64 // messages taken by workers for a handler call (runq.next)
 	retries   atomic.Int64 // failed handler calls followed by another attempt; workers write
 	dlq       atomic.Int64 // messages acked after the dead letter took them; workers write
 	metaBytes atomic.Int64 // metadata of the last accepted commit; commit path writes
@@ -314,12 +314,11 @@ func (m *metrics) release(p *Part, lost bool) {
 	}
 }
 
-// start counts a message of p handed to the handler and returns the time
-// the call starts if its duration is to be recorded, else the zero time
-// (not sampled, or no reader collects the histogram): then no clock is
+// start returns the time a sampled handler call starts (see runq.next), or
+// the zero time if no reader collects the histogram: then no clock is
 // read. Workers call it.
-func (m *metrics) start(p *Part) time.Time {
-	if n := p.m.consumed.Add(1); (n-1)%DurationSampleEvery == 0 && m.procDur.Enabled(bg) {
+func (m *metrics) start() time.Time {
+	if m.procDur.Enabled(bg) {
 		return time.Now()
 	}
 	return time.Time{}

@@ -61,6 +61,7 @@ type task[M any] struct {
 	q      *partQ[M]
 	kq     *keyQ[M] // ByKey, keyed message: the key it holds
 	stolen bool     // taken from its run by another worker, which releases it
+	sample bool     // time the handler call (metrics: one in DurationSampleEvery)
 }
 
 // fifo is a ring-buffer queue; its buffer is kept when it empties.
@@ -294,9 +295,13 @@ func (s *sched[M]) takeMore(q *partQ[M], out []task[M], n int) []task[M] {
 	if k == 0 {
 		return out
 	}
+	f := &q.fifo
 	for range k {
-		out = append(out, task[M]{job: q.fifo.pop(), q: q})
+		out = append(out, task[M]{job: f.buf[f.head], q: q})
+		f.buf[f.head] = job[M]{}
+		f.head = (f.head + 1) & (len(f.buf) - 1)
 	}
+	f.n -= k
 	q.running += k
 	s.place(q)
 	return out
@@ -360,6 +365,21 @@ func (s *sched[M]) done(t *task[M], now int64) {
 		}
 	}
 	s.place(q)
+}
+
+// doneRun releases the tasks of a run (Unordered: one partition's) at
+// once if none was stolen or waits for a retry, and reports whether it
+// did; else the caller releases them one by one.
+func (s *sched[M]) doneRun(run []task[M]) bool {
+	for i := range run {
+		if run[i].stolen || run[i].rt != nil && run[i].rt.pending {
+			return false
+		}
+	}
+	q := run[0].q
+	q.running -= len(run)
+	s.place(q)
+	return true
 }
 
 func (s *sched[M]) hold(t *task[M], now int64) {
@@ -713,6 +733,7 @@ type runq[M any] struct {
 	spinning int // workers that found nothing and look again before parking
 	stopped  bool
 	open     []*workerRun[M] // runs of more than one message, maybe not all claimed
+	run      int             // the want of the last take: how many messages a worker takes
 
 	t0       time.Time   // the scheduler's clock counts from it
 	timer    *time.Timer // fires when the first retry is due; nil until one waits
@@ -793,8 +814,17 @@ func (r *runq[M]) pushBatch(p *Part, offs []int64, msgs []M) int {
 }
 
 // wakes reserves the idle workers the ready messages need (under mu).
+//
+// Workers taking runs (Unordered) take up to r.run messages each, the size
+// of the last run taken: a worker is woken per r.run ready messages, not
+// per message (a worker woken for nothing spins and parks again, which
+// costs more than the message).
 func (r *runq[M]) wakes() int {
-	n := min(r.idle, r.s.nready-r.signaled-r.spinning)
+	ready := r.s.nready
+	if r.run > 1 {
+		ready = (ready + r.run - 1) / r.run
+	}
+	n := min(r.idle, ready-r.signaled-r.spinning)
 	if n <= 0 {
 		return 0
 	}
@@ -816,12 +846,12 @@ type workerRun[M any] struct {
 }
 
 // next claims the next message of the run, or returns nil.
-func (w *workerRun[M]) next() *job[M] {
+func (w *workerRun[M]) next() *task[M] {
 	i := int(w.claim.Add(1)) - 1
 	if i >= len(w.tasks) {
 		return nil
 	}
-	return &w.tasks[i].job
+	return &w.tasks[i]
 }
 
 func (r *runq[M]) newWorker() *workerRun[M] {
@@ -839,19 +869,32 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 	spun := 0
 	for !r.stopped {
 		t, ok := r.s.take()
+		stolen := false
 		if !ok {
 			t, ok = r.steal()
+			stolen = ok
 		}
 		if ok {
 			w.tasks = append(w.tasks, t)
 			if want > 1 && r.idle == 0 {
 				// Leave enough for the workers already on their way.
 				k := min(want-1, t.q.fifo.n/(1+r.signaled+r.spinning))
-				if w.tasks = r.s.takeMore(t.q, w.tasks, k); len(w.tasks) > 1 {
-					w.open = len(r.open)
-					r.open = append(r.open, w)
+				w.tasks = r.s.takeMore(t.q, w.tasks, k)
+			}
+			if pm := t.p.m; pm != nil && !stolen { // a stolen one was counted with its run
+				// The messages of a partition taken for a handler call
+				// are numbered; one in DurationSampleEvery is timed.
+				k := int64(len(w.tasks))
+				first := pm.consumed.Add(k) - k
+				if i := (DurationSampleEvery - first%DurationSampleEvery) % DurationSampleEvery; i < k {
+					w.tasks[i].sample = true
 				}
 			}
+			if len(w.tasks) > 1 {
+				w.open = len(r.open)
+				r.open = append(r.open, w)
+			}
+			r.run = want
 			if spun > 0 {
 				r.spinning--
 			}
@@ -898,6 +941,11 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 func (r *runq[M]) releaseLocked(w *workerRun[M]) int {
 	if w.open >= 0 {
 		r.closeRun(w)
+	}
+	if n := len(w.tasks); n > 1 && r.s.doneRun(w.tasks) {
+		w.tasks = w.tasks[:0]
+		w.claim.Store(0)
+		return n
 	}
 	var now int64
 	for i := range w.tasks {
