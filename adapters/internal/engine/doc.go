@@ -83,6 +83,16 @@
 // section. Unordered allocates nothing per message; ByKey takes a pooled
 // key record per running key.
 //
+// Runs (Unordered only). A worker whose handler calls are short takes a
+// run of up to 16 consecutive messages of the partition it chose, sized to
+// about 20µs of handler time from how long its previous calls took (a
+// handler slower than that gets one message at a time), and only while no
+// worker is parked: one lock, one release and one wake-up decision per run
+// instead of per message. The run's messages count as running for the
+// fairness rule. A worker that finds nothing to take steals the messages of
+// another worker's run that its worker has not reached yet, one per visit,
+// so no message waits behind a slow call while a worker is free.
+//
 // Retries (Config.Retry). A failed handler call is retried up to
 // Retry.MaxAttempts calls in all, unless its error is wrapped with
 // Permanent, after exponential waits with jitter. While it waits the message

@@ -2,9 +2,10 @@ package engine
 
 // This file holds the engine's OpenTelemetry metrics. Most are read at
 // collection time from what the engine tracks anyway (Part's atomics and
-// its watermark); the hot path adds one atomic increment per handled
-// message and, for one message in DurationSampleEvery per partition, when a
-// reader collects it, the handler's duration.
+// its watermark); the hot path adds one atomic add per run of messages a
+// worker takes (runq.next: the consumed count, which also picks the calls
+// to time) and, for one message in DurationSampleEvery per partition, when
+// a reader collects it, the handler's duration.
 
 import (
 	"context"
