@@ -83,8 +83,10 @@
 // section. Unordered allocates nothing per message; ByKey takes a pooled
 // key record per running key.
 //
-// Runs (Unordered only). A worker whose handler calls are short takes a
-// run of up to 16 consecutive messages of the partition it chose, sized to
+// Runs (Unordered and ByKey). A worker whose handler calls are short takes
+// a run of up to 16 messages of the partition it chose (what take would
+// hand out next there, one after the other: with ByKey each holds its key
+// until the run is released), sized to
 // about 20µs of handler time from how long its previous calls took (a
 // handler slower than that gets one message at a time), and only while no
 // worker is parked: one lock, one release and one wake-up decision per run

@@ -189,12 +189,12 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 	w := e.queue.newWorker()
 	want := 1
 	for e.queue.next(w, want) {
-		if e.cfg.Ordering != Unordered {
+		if e.cfg.Ordering == ByPartition {
 			e.run(&w.tasks[0], c)
 			w.claim.Store(1)
 			continue
 		}
-		// Unordered: size the next run by how long these calls took, so
+		// Size the next run by how long these calls took, so
 		// that a run holds about runBudget of work: short handlers take
 		// up to maxRun messages per lock of the scheduler, a handler
 		// slower than runBudget one at a time. (A run's messages that its

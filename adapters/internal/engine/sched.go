@@ -284,25 +284,39 @@ func (s *sched[M]) take() (task[M], bool) {
 // takeMore appends to out up to n more messages of q, the partition of a
 // message take just handed out, and counts them running: a worker whose
 // handler calls are short takes a run of them under one lock (see
-// Engine.worker). Unordered only: in the other modes it appends nothing.
-// The messages are the next in q's queue, so what is handed out stays the
-// order take would have followed within the partition.
+// Engine.worker). Unordered: the next messages of q's queue; ByKey: one
+// after the other what take would hand out next within q (each holds its
+// key); ByPartition: nothing (one call at a time).
 func (s *sched[M]) takeMore(q *partQ[M], out []task[M], n int) []task[M] {
-	if s.mode != Unordered || q.dropped || q.p.revoking.Load() {
+	if q.dropped || q.p.revoking.Load() {
 		return out
 	}
-	k := min(n, q.fifo.n)
-	if k == 0 {
+	switch s.mode {
+	case Unordered:
+		k := min(n, q.fifo.n)
+		if k == 0 {
+			return out
+		}
+		f := &q.fifo
+		for range k {
+			out = append(out, task[M]{job: f.buf[f.head], q: q})
+			f.buf[f.head] = job[M]{}
+			f.head = (f.head + 1) & (len(f.buf) - 1)
+		}
+		f.n -= k
+		q.running += k
+	case ByKey:
+		for range n {
+			t, ok := s.takeByKey(q)
+			if !ok {
+				break
+			}
+			out = append(out, t)
+			q.running++
+		}
+	default:
 		return out
 	}
-	f := &q.fifo
-	for range k {
-		out = append(out, task[M]{job: f.buf[f.head], q: q})
-		f.buf[f.head] = job[M]{}
-		f.head = (f.head + 1) & (len(f.buf) - 1)
-	}
-	f.n -= k
-	q.running += k
 	s.place(q)
 	return out
 }
@@ -367,12 +381,12 @@ func (s *sched[M]) done(t *task[M], now int64) {
 	s.place(q)
 }
 
-// doneRun releases the tasks of a run (Unordered: one partition's) at
-// once if none was stolen or waits for a retry, and reports whether it
-// did; else the caller releases them one by one.
+// doneRun releases the tasks of a run (one partition's) at once if none
+// was stolen, holds a key or waits for a retry, and reports whether it did;
+// else the caller releases them one by one.
 func (s *sched[M]) doneRun(run []task[M]) bool {
 	for i := range run {
-		if run[i].stolen || run[i].rt != nil && run[i].rt.pending {
+		if run[i].stolen || run[i].kq != nil || run[i].rt != nil && run[i].rt.pending {
 			return false
 		}
 	}

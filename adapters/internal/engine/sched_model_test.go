@@ -178,22 +178,28 @@ func (m *schedModel) fill(more int) {
 		}
 		m.running = append(m.running, t)
 		if k := min(more, m.workers-len(m.running)); k > 0 {
+			// The extras are, one after the other, what a take limited
+			// to this partition must hand out next; ByPartition has none.
 			extra := m.s.TakeMore(t, k)
-			want := 0
-			if m.mode == engine.Unordered {
-				want = min(k, len(al)-1)
+			if m.mode == engine.ByPartition && len(extra) > 0 {
+				m.fatalf("TakeMore handed out %d with ByPartition", len(extra))
 			}
-			if len(extra) != want {
-				m.fatalf("TakeMore(%d) after %d/%d handed out %d, want %d", k, pi, t.Offset(), len(extra), want)
-			}
-			for i, x := range extra {
-				if int(x.Part().TP.Partition) != pi || x.Offset() != al[1+i].off {
-					m.fatalf("TakeMore handed out %d/%d, want %d/%d", x.Part().TP.Partition, x.Offset(), pi, al[1+i].off)
+			for _, x := range extra {
+				al := m.allowed(pi)
+				if len(al) == 0 || int(x.Part().TP.Partition) != pi || x.Offset() != al[0].off {
+					m.fatalf("TakeMore handed out %d/%d, want the next allowed of partition %d (%d allowed)",
+						x.Part().TP.Partition, x.Offset(), pi, len(al))
 				}
-				al[1+i].state = running
-				m.queue[pi] = removeMsg(m.queue[pi], al[1+i])
+				al[0].state = running
+				m.queue[pi] = removeMsg(m.queue[pi], al[0])
 				m.partRun[pi]++
+				if l := m.lane(al[0]); l != "" {
+					m.keyRun[l] = true
+				}
 				m.running = append(m.running, x)
+			}
+			if len(extra) < k && m.mode != engine.ByPartition && len(m.allowed(pi)) > 0 {
+				m.fatalf("TakeMore(%d) handed out %d while partition %d still has %d allowed", k, len(extra), pi, len(m.allowed(pi)))
 			}
 		}
 	}
