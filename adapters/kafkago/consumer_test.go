@@ -25,7 +25,11 @@ func TestEveryMessageHandledAndCommittedToLogEnd(t *testing.T) {
 	const n = 20000
 	c, ctx := adaptertest.StartProduced(t, "a", 4, n, 90*time.Second)
 	cons, err := kafkago.NewConsumer(c.Addrs(), "g", []string{"a"},
-		append(fastOpts(testLogger(t)), kafkago.WithConcurrency(32), kafkago.WithWindow(2000))...)
+		append(fastOpts(testLogger(t)), kafkago.WithConcurrency(32), kafkago.WithWindow(2000),
+			// A loaded machine (go test runs packages in parallel) can
+			// delay a heartbeat past fastOpts' 1.5s: the rebalance that
+			// follows redelivers, and this test is about a run without one.
+			kafkago.WithSessionTimeout(10*time.Second))...)
 	if err != nil {
 		t.Fatal(err)
 	}
