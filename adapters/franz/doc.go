@@ -37,11 +37,12 @@
 // which kgo hands out as a control record because of KeepControlRecords,
 // is stepped over at its exact offset. When a partition's window is full
 // its records are kept aside, the partition is paused
-// (PauseFetchPartitions) while the others go on, and they are retried every
-// millisecond; once they fit, it is resumed (ResumeFetchPartitions; kgo
-// includes it in its next fetch, after the broker's in-flight one, which
-// can take up to FetchMaxWait). Then Run calls AllowRebalance, so a
-// rebalance never waits for a handler.
+// (PauseFetchPartitions) while the others go on, and they are retried as
+// soon as the window has room (the acks that make it end the poll's wait;
+// no timer spins meanwhile); once they fit, it is resumed
+// (ResumeFetchPartitions; kgo includes it in its next fetch, after the
+// broker's in-flight one, which can take up to FetchMaxWait). Then Run
+// calls AllowRebalance, so a rebalance never waits for a handler.
 //
 // Rebalances, eager (kgo.RangeBalancer, ...) or cooperative (kgo's default
 // cooperative-sticky balancer). At an assignment, kgo's OnOffsetsFetched

@@ -3,16 +3,29 @@ package franz
 // This file holds one Run's poll loop: PollFetches on the Run goroutine,
 // each partition's records handed to the engine in runs with the
 // non-blocking TryDeliverBatch (a transaction marker, kept as a control
-// record, is stepped over with Skip), and back-pressure per partition: a record that does not fit the window
-// is kept in its partition's stash, the partition is paused in kgo, and the
-// stash is retried every pumpInterval until there is room; then the
-// partition is resumed. Nothing here blocks between a poll and
-// AllowRebalance, so a rebalance never waits for a handler.
+// record, is stepped over with Skip), and back-pressure per partition: a
+// record that does not fit the window is kept in its partition's stash and
+// the partition is paused in kgo. While any partition is paused so, the
+// poll also ends as soon as one of them has room for its first stashed
+// record: a goroutine per such partition waits for it (watermark WaitRoom,
+// woken by the acks that move the commit point, not a timer) and cancels
+// the poll's context. The loop then retries the stashes (pump) and resumes
+// a partition whose stash emptied. Nothing here blocks between a poll and
+// AllowRebalance, so a rebalance never waits for a handler; while the poll
+// waits, kgo lets rebalances run.
+//
+// roomWaitMax bounds that wait. WaitRoom is woken by every ack in the word
+// of the window's base and by Close, so no room goes unnoticed and the
+// bound is not needed for progress; it is kept as a safety net (a missed
+// wake-up would cost at most roomWaitMax, not a stuck partition) at a
+// cost of at most 10 empty polls a second while something is blocked,
+// against 1,000 with the former 1 ms retry timer.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -21,9 +34,20 @@ import (
 	"github.com/inorder/inorder/watermark"
 )
 
-// pumpInterval is how often the stashes of paused partitions are retried
-// (the longest a poll waits while one is waiting for room).
-const pumpInterval = time.Millisecond
+// roomWaitMax is the longest a poll waits while a paused partition waits
+// for room (see the file comment).
+const roomWaitMax = 100 * time.Millisecond
+
+// noWait is the nil context with which kgo's PollFetches returns at once
+// with what it has buffered (its documented meaning).
+var noWait context.Context
+
+// roomWait is a paused partition's wait: offset, its first stashed record,
+// fits in the window of wm.
+type roomWait struct {
+	wm     *watermark.Partition
+	offset int64
+}
 
 // run polls until runCtx ends, then leaves the group and stops the engine.
 // ctx is Run's.
@@ -55,20 +79,19 @@ func (r *runner) run(runCtx, ctx context.Context) error {
 // poll is the loop. It returns when ctx ends (Run's end, a handler failed,
 // or fail) or the client is closed.
 func (r *runner) poll(ctx context.Context) {
-	waiting := false // a stash waits for room: poll at most pumpInterval
+	var waits []roomWait // the paused partitions, as of the last pump
 	for ctx.Err() == nil {
-		pctx, cancel := ctx, context.CancelFunc(func() {})
-		if waiting {
-			pctx, cancel = context.WithTimeout(ctx, pumpInterval)
-		}
-		fs := r.cl.PollFetches(pctx)
-		cancel()
+		fs := r.pollFetches(ctx, waits)
 		r.mu.Lock()
 		closed := r.take(ctx, fs)
 		if ctx.Err() == nil {
 			r.pump()
 		}
-		waiting = len(r.blocked) > 0
+		clear(waits) // drop the revoked partitions' trackers
+		waits = waits[:0]
+		for _, st := range r.blocked {
+			waits = append(waits, roomWait{st.part.Watermark(), st.stash[0].Offset})
+		}
 		r.mu.Unlock()
 		r.cl.AllowRebalance()
 		if closed {
@@ -78,6 +101,39 @@ func (r *runner) poll(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// pollFetches is PollFetches(ctx) that, while waits is not empty, also
+// returns once one of waits has room (or a partition of waits is closed,
+// at a revoke) or after roomWaitMax. It starts a goroutine per wait and
+// returns after they all have: they are the partitions' only
+// Track-goroutine callers meanwhile (the poll loop calls Track again only
+// after this returns). Run goroutine only.
+func (r *runner) pollFetches(ctx context.Context, waits []roomWait) kgo.Fetches {
+	if len(waits) == 0 {
+		return r.cl.PollFetches(ctx)
+	}
+	pctx, cancel := context.WithTimeout(ctx, roomWaitMax)
+	var wg sync.WaitGroup
+	for _, w := range waits {
+		wg.Go(func() {
+			// nil: room; ErrClosed: revoked (the loop drops it);
+			// pctx's error: the poll ended first.
+			_ = w.wm.WaitRoom(pctx, w.offset)
+			cancel()
+		})
+	}
+	fs := r.cl.PollFetches(pctx)
+	cancel()
+	wg.Wait() // at once: each WaitRoom returns when pctx ends
+	if errors.Is(fs.Err0(), context.Canceled) && ctx.Err() == nil {
+		// Woken for room. A poll whose context ended before it looked at
+		// kgo's buffer returns nothing of it: take what is buffered,
+		// without waiting, so that the other partitions are not held back
+		// while this one drains its stash.
+		fs = append(fs, r.cl.PollFetches(noWait)...)
+	}
+	return fs
 }
 
 // take hands out the records of fs and reports whether the client is
@@ -125,7 +181,7 @@ func (r *runner) take(ctx context.Context, fs kgo.Fetches) (closed bool) {
 }
 
 // pump retries the stashes; a partition whose stash emptied is resumed.
-// Under r.mu.
+// Under r.mu, after each poll.
 func (r *runner) pump() {
 	for tp, st := range r.blocked {
 		i := r.push(st, st.stash)
