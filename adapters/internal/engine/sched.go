@@ -129,6 +129,125 @@ func (f *fifo[T]) reset(keep int) {
 	f.head, f.n = 0, 0
 }
 
+// jobq is a partition's queue of messages: a chain of fixed blocks that
+// are taken from and given back to the scheduler's pool as the queue grows
+// and shrinks, so a queue that fills and drains (a fetch at a time) copies
+// nothing and, once warm, allocates nothing; an empty queue holds no block.
+// Every block but the head is filled from its first slot.
+type jobq[M any] struct {
+	head, tail *qblock[M]
+	hi, ti     int // the first message in head; the next free slot in tail
+	n          int
+}
+
+// qblockLen is the number of messages in a block of a jobq.
+const qblockLen = 64
+
+type qblock[M any] struct {
+	jobs [qblockLen]job[M]
+	next *qblock[M]
+}
+
+// maxFreeBlocks bounds the blocks the scheduler keeps for reuse.
+const maxFreeBlocks = 256
+
+func (s *sched[M]) newBlock() *qblock[M] {
+	if n := len(s.blocks); n > 0 {
+		b := s.blocks[n-1]
+		s.blocks[n-1] = nil
+		s.blocks = s.blocks[:n-1]
+		return b
+	}
+	return new(qblock[M])
+}
+
+// freeBlock takes back a block whose messages are cleared.
+func (s *sched[M]) freeBlock(b *qblock[M]) {
+	b.next = nil
+	if len(s.blocks) < maxFreeBlocks {
+		s.blocks = append(s.blocks, b)
+	}
+}
+
+// slot returns the next free slot of q, adding a block if the tail is full.
+func (q *jobq[M]) slot(s *sched[M]) *job[M] {
+	if q.tail == nil || q.ti == qblockLen {
+		b := s.newBlock()
+		if q.tail == nil {
+			q.head, q.hi = b, 0
+		} else {
+			q.tail.next = b
+		}
+		q.tail, q.ti = b, 0
+	}
+	j := &q.tail.jobs[q.ti]
+	q.ti++
+	q.n++
+	return j
+}
+
+func (q *jobq[M]) push(s *sched[M], j job[M]) { *q.slot(s) = j }
+
+func (q *jobq[M]) peek() *job[M] { return &q.head.jobs[q.hi] }
+
+func (q *jobq[M]) pop(s *sched[M]) job[M] {
+	b := q.head
+	j := b.jobs[q.hi]
+	b.jobs[q.hi] = job[M]{}
+	q.hi++
+	q.n--
+	switch {
+	case q.n == 0:
+		s.freeBlock(b)
+		*q = jobq[M]{}
+	case q.hi == qblockLen:
+		q.head, q.hi = b.next, 0
+		s.freeBlock(b)
+	}
+	return j
+}
+
+// insert puts v before the first message that is not before it by offset:
+// near the front for a retried message, which is older than most of the
+// queue.
+func (q *jobq[M]) insert(s *sched[M], v job[M]) {
+	if q.n == 0 {
+		q.push(s, v)
+		return
+	}
+	if q.hi == 0 { // a block in front; the old head is full from slot 0
+		b := s.newBlock()
+		b.next = q.head
+		q.head, q.hi = b, qblockLen
+	}
+	q.hi--
+	q.n++
+	b, i := q.head, q.hi // the hole
+	for k := 1; k < q.n; k++ {
+		nb, ni := b, i+1
+		if ni == qblockLen {
+			nb, ni = b.next, 0
+		}
+		if !jobBefore(&nb.jobs[ni], &v) {
+			break
+		}
+		b.jobs[i] = nb.jobs[ni]
+		b, i = nb, ni
+	}
+	b.jobs[i] = v
+}
+
+// clear empties q, giving its blocks back.
+func (q *jobq[M]) clear(s *sched[M]) {
+	for b := q.head; b != nil; {
+		next := b.next
+		clear(b.jobs[:])
+		s.freeBlock(b)
+		b = next
+	}
+	*q = jobq[M]{}
+}
+
 // keyQ is a busy key of a partition (ByKey): a message of it is running or
 // waits for its retry, or messages of it met while it was busy are parked
 // behind. It exists only while the key is busy.
@@ -167,7 +286,7 @@ type partQ[M any] struct {
 
 	// Every queued message, by offset; with ByKey, but those parked
 	// behind their busy key.
-	fifo fifo[job[M]]
+	fifo jobq[M]
 
 	// ByKey.
 	keys map[uint64]*keyQ[M] // busy keys, by hash; equal hashes chained
@@ -188,10 +307,11 @@ type sched[M any] struct {
 	keyless bool // KeylessOrdered
 	key     func(M) []byte
 	buckets []*partQ[M]
-	minB    int         // no bucket below it is non-empty
-	nready  int         // sum of the partitions' ready
-	free    []*keyQ[M]  // key records for reuse, at most maxFree
-	timers  []*retry[M] // messages waiting for a retry, by due time
+	minB    int          // no bucket below it is non-empty
+	nready  int          // sum of the partitions' ready
+	free    []*keyQ[M]   // key records for reuse, at most maxFree
+	blocks  []*qblock[M] // queue blocks for reuse, at most maxFreeBlocks
+	timers  []*retry[M]  // messages waiting for a retry, by due time
 }
 
 func newSched[M any](mode Ordering, keylessOrdered bool, workers int, key func(M) []byte) *sched[M] {
@@ -220,7 +340,7 @@ func (s *sched[M]) push(p *Part, offset int64, msg M, h uint64) bool {
 	if q.dropped || p.revoking.Load() {
 		return false
 	}
-	q.fifo.push(job[M]{p: p, offset: offset, msg: msg, h: h})
+	q.fifo.push(s, job[M]{p: p, offset: offset, msg: msg, h: h})
 	s.place(q)
 	return true
 }
@@ -233,18 +353,12 @@ func (s *sched[M]) pushBatch(p *Part, offs []int64, msgs []M, hs []uint64) bool 
 	if q.dropped || p.revoking.Load() {
 		return false
 	}
-	f := &q.fifo
-	for f.n+len(offs) > len(f.buf) {
-		f.grow()
-	}
-	mask := len(f.buf) - 1
 	for i, o := range offs {
 		var h uint64
 		if hs != nil {
 			h = hs[i]
 		}
-		f.buf[(f.head+f.n)&mask] = job[M]{p: p, offset: o, msg: msgs[i], h: h}
-		f.n++
+		*q.fifo.slot(s) = job[M]{p: p, offset: o, msg: msgs[i], h: h}
 	}
 	s.place(q)
 	return true
@@ -273,7 +387,7 @@ func (s *sched[M]) take() (task[M], bool) {
 				continue
 			}
 		} else {
-			t = task[M]{job: q.fifo.pop(), q: q}
+			t = task[M]{job: q.fifo.pop(s), q: q}
 		}
 		q.running++
 		s.place(q)
@@ -297,13 +411,9 @@ func (s *sched[M]) takeMore(q *partQ[M], out []task[M], n int) []task[M] {
 		if k == 0 {
 			return out
 		}
-		f := &q.fifo
 		for range k {
-			out = append(out, task[M]{job: f.buf[f.head], q: q})
-			f.buf[f.head] = job[M]{}
-			f.head = (f.head + 1) & (len(f.buf) - 1)
+			out = append(out, task[M]{job: q.fifo.pop(s), q: q})
 		}
-		f.n -= k
 		q.running += k
 	case ByKey:
 		for range n {
@@ -333,16 +443,16 @@ func (s *sched[M]) takeByKey(q *partQ[M]) (task[M], bool) {
 		}
 		k := s.key(j.msg)
 		if len(k) == 0 && !s.keyless {
-			return task[M]{job: q.fifo.pop(), q: q}, true // not ordered
+			return task[M]{job: q.fifo.pop(s), q: q}, true // not ordered
 		}
 		kq := q.lookup(j.h, k)
 		if kq == nil { // idle key: it runs now
 			kq = s.newKey(j.h, k)
 			q.insertKey(kq)
 			kq.running = true
-			return task[M]{job: q.fifo.pop(), q: q, kq: kq}, true
+			return task[M]{job: q.fifo.pop(s), q: q, kq: kq}, true
 		}
-		kq.jobs.push(q.fifo.pop()) // busy, or older messages parked: behind them
+		kq.jobs.push(q.fifo.pop(s)) // busy, or older messages parked: behind them
 	}
 	if len(q.heap) == 0 {
 		return task[M]{}, false
@@ -430,9 +540,9 @@ func (s *sched[M]) expire(now int64) int {
 			q.heapPush(heapEnt[M]{t.offset, t.kq})
 		case s.mode == ByPartition:
 			q.held--
-			q.fifo.insert(t.job, jobBefore)
+			q.fifo.insert(s, t.job)
 		default:
-			q.fifo.insert(t.job, jobBefore)
+			q.fifo.insert(s, t.job)
 		}
 		s.place(q)
 		n++
@@ -468,7 +578,7 @@ func (s *sched[M]) drop(q *partQ[M]) int64 {
 		return 0
 	}
 	n := int64(q.fifo.n + len(q.waiting))
-	q.fifo = fifo[job[M]]{}
+	q.fifo.clear(s)
 	for _, rt := range q.waiting {
 		s.timerRemove(rt)
 		if kq := rt.t.kq; kq != nil {

@@ -1,0 +1,130 @@
+package engine_test
+
+// The shape of the franz no-op benchmark without a broker: one fetching
+// goroutine hands each partition's fetched runs of messages to the engine
+// (DeliverBatch, round-robin over the partitions), and a no-op handler
+// counts them. Beside it, alternating in rounds in the same process, the
+// baseline the franz benchmark compares with: one goroutine per partition
+// receiving its runs through a channel and handling them in order (kgo's
+// goroutine-per-partition loop, without the broker). The ratio is the
+// engine's messages/s over the baseline's; 1 is parity.
+//
+//	go test -run '^$' -bench OneFetcher -count 5 ./adapters/internal/engine/
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/inorder/inorder/adapters/internal/engine"
+)
+
+func BenchmarkOneFetcher(b *testing.B) {
+	const (
+		parts  = 8
+		run    = 256
+		total  = 200_000
+		rounds = 8
+	)
+	for _, workers := range []int{engine.DefaultConcurrency, parts} {
+		b.Run(fmt.Sprintf("partitions=%d/workers=%d", parts, workers), func(b *testing.B) {
+			var ratios []float64
+			var tIn, tBase time.Duration
+			for range b.N {
+				for range rounds {
+					in := oneFetcherEngine(b, parts, workers, run, total)
+					base := oneFetcherPerPartition(parts, run, total)
+					tIn += in
+					tBase += base
+					ratios = append(ratios, float64(base)/float64(in))
+				}
+			}
+			sort.Float64s(ratios)
+			n := float64(b.N * rounds * total)
+			b.ReportMetric(n/tIn.Seconds(), "engine-msgs/s")
+			b.ReportMetric(n/tBase.Seconds(), "baseline-msgs/s")
+			b.ReportMetric(ratios[len(ratios)/2], "ratio")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+func oneFetcherEngine(b *testing.B, parts, workers, run, total int) time.Duration {
+	c := cfg()
+	c.Concurrency = workers
+	var handled atomic.Int64
+	all := make(chan struct{})
+	e := engine.New(c, func(context.Context, int64) error {
+		if handled.Add(1) == int64(total) {
+			close(all)
+		}
+		return nil
+	}, nil)
+	e.Start(context.Background())
+	defer e.Stop()
+	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	defer s.Close(context.Background())
+	ps := make([]*engine.Part, parts)
+	for i := range ps {
+		ps[i], _ = s.Assign(engine.TopicPartition{Topic: "t", Partition: int32(i)}, 0, "", -1)
+	}
+	offs, msgs := make([]int64, run), make([]int64, run)
+	ctx := context.Background()
+	start := time.Now()
+	per := total / parts
+	for o := 0; o < per; o += run {
+		k := min(run, per-o)
+		for _, p := range ps {
+			for i := range k {
+				offs[i], msgs[i] = int64(o+i), int64(o+i)
+			}
+			if n, err := s.DeliverBatch(ctx, p, offs[:k], msgs[:k]); err != nil || n != k {
+				b.Fatal(n, err)
+			}
+		}
+	}
+	<-all
+	return time.Since(start)
+}
+
+func oneFetcherPerPartition(parts, run, total int) time.Duration {
+	var handled atomic.Int64
+	all := make(chan struct{})
+	chans := make([]chan []int64, parts)
+	var wg sync.WaitGroup
+	for i := range chans {
+		chans[i] = make(chan []int64, 4)
+		wg.Go(func() {
+			for msgs := range chans[i] {
+				for range msgs {
+					if handled.Add(1) == int64(total) {
+						close(all)
+					}
+				}
+			}
+		})
+	}
+	start := time.Now()
+	per := total / parts
+	for o := 0; o < per; o += run {
+		k := min(run, per-o)
+		for _, ch := range chans {
+			msgs := make([]int64, k) // a fetch's records are the consumer's to keep
+			for i := range k {
+				msgs[i] = int64(o + i)
+			}
+			ch <- msgs
+		}
+	}
+	<-all
+	d := time.Since(start)
+	for _, ch := range chans {
+		close(ch)
+	}
+	wg.Wait()
+	return d
+}
