@@ -19,8 +19,9 @@ package confluent_test
 // with a fresh group; the clock runs from the first message received to the
 // last one handled (the group join is not counted, for either). Reported:
 // the median rates (inorder-msgs/s, baseline-msgs/s) and the median of the
-// per-iteration ratios (ratio), as in the other adapters. Use -benchtime 5x
-// or more: the embedded broker shares the machine's cores.
+// per-iteration ratios (ratio), as in the other adapters; -v also prints
+// every per-iteration ratio. Use -benchtime 5x or more: the embedded broker
+// shares the machine's cores.
 
 import (
 	"context"
@@ -162,6 +163,9 @@ func (p *pairs) report(b *testing.B) {
 	b.ReportMetric(median(p.in), "inorder-msgs/s")
 	b.ReportMetric(median(p.base), "baseline-msgs/s")
 	b.ReportMetric(median(p.ratio), "ratio")
+	if testing.Verbose() {
+		b.Logf("per-iteration ratios: %.2f", p.ratio)
+	}
 	b.ReportMetric(0, "ns/op") // per-iteration time is not meaningful here
 }
 

@@ -22,8 +22,8 @@ package kafkago_test
 // to the handler to the n-th one handled: the group join is not counted, nor
 // the leave and final commit, for either. Reported: the median rates
 // (inorder-msgs/s, baseline-msgs/s) and the median of the per-iteration
-// ratios (ratio). Use -benchtime 5x or more: the embedded broker shares the
-// machine's cores.
+// ratios (ratio); -v also prints every per-iteration ratio. Use -benchtime
+// 5x or more: the embedded broker shares the machine's cores.
 
 import (
 	"context"
@@ -161,6 +161,9 @@ func (p *pairs) report(b *testing.B) {
 	b.ReportMetric(median(p.in), "inorder-msgs/s")
 	b.ReportMetric(median(p.base), "baseline-msgs/s")
 	b.ReportMetric(median(p.ratio), "ratio")
+	if testing.Verbose() {
+		b.Logf("per-iteration ratios: %.2f", p.ratio)
+	}
 	b.ReportMetric(0, "ns/op") // per-iteration time is not meaningful here
 }
 
