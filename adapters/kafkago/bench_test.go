@@ -22,7 +22,7 @@ package kafkago_test
 // to the handler to the n-th one handled: the group join is not counted, nor
 // the leave and final commit, for either. Reported: the median rates
 // (inorder-msgs/s, baseline-msgs/s) and the median of the per-iteration
-// ratios (ratio); -v also prints every per-iteration ratio. Use -benchtime
+// ratios (ratio); -v also prints every iteration's figures. Use -benchtime
 // 5x or more: the embedded broker shares the machine's cores.
 
 import (
@@ -162,7 +162,8 @@ func (p *pairs) report(b *testing.B) {
 	b.ReportMetric(median(p.base), "baseline-msgs/s")
 	b.ReportMetric(median(p.ratio), "ratio")
 	if testing.Verbose() {
-		b.Logf("per-iteration ratios: %.2f", p.ratio)
+		b.Logf("per iteration: ratio %.2f, inorder-msgs/s %.0f, baseline-msgs/s %.0f",
+			p.ratio, p.in, p.base)
 	}
 	b.ReportMetric(0, "ns/op") // per-iteration time is not meaningful here
 }
@@ -170,7 +171,7 @@ func (p *pairs) report(b *testing.B) {
 func BenchmarkNoopHandler(b *testing.B) {
 	const (
 		topic = "noop"
-		n     = 200000
+		n     = 400000
 	)
 	c := benchCluster(b, topic, 8, n)
 	noop := func() {}
