@@ -42,11 +42,17 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 	backoff := g.newBackoff()
 	var failing time.Time // since when fetches fail in a row (zero: the last one succeeded)
 	var b batch           // reused from response to response
+	// The first fetches are small and each successful one doubles the
+	// size up to FetchMaxBytes: a response is read whole before its first
+	// message is delivered, so the first message of an assignment comes
+	// after a 64 KiB response, not a FetchMaxBytes one, and the handlers
+	// start while the larger fetches follow.
+	size := min(firstFetchBytes, g.c.opts.FetchMaxBytes)
 	for ctx.Err() == nil {
 		// Fetch from the first offset not tracked yet: everything below it
 		// was delivered or declared a gap.
 		offset := wm.High()
-		part, err := g.fetch(ctx, tp, offset)
+		part, err := g.fetch(ctx, tp, offset, size)
 		if err == nil && part.ErrorCode != 0 {
 			err = kafka.Error(part.ErrorCode)
 		}
@@ -83,6 +89,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 		}
 		failing = time.Time{}
 		backoff.Reset()
+		size = min(2*size, g.c.opts.FetchMaxBytes)
 		fetchedAt.Store(time.Now().UnixNano())
 		p.SetLogEnd(part.HighWatermark)
 		if g.c.cfg.onFetch != nil {
@@ -173,8 +180,13 @@ func (g *groupRun) refreshLogEnds(ctx context.Context, fetchedAt map[*engine.Par
 // move causes.
 const warnAfter = 5 * time.Second
 
-// fetch sends one Fetch request for tp at offset.
-func (g *groupRun) fetch(ctx context.Context, tp TopicPartition, offset int64) (*fetchAPI.ResponsePartition, error) {
+// firstFetchBytes is the size of a partition's first fetch (see
+// fetchLoop).
+const firstFetchBytes = 64 << 10
+
+// fetch sends one Fetch request for tp at offset, for at most maxBytes (the
+// broker returns at least one record batch, however large).
+func (g *groupRun) fetch(ctx context.Context, tp TopicPartition, offset int64, maxBytes int) (*fetchAPI.ResponsePartition, error) {
 	opts := g.c.opts
 	iso := int8(kafka.ReadUncommitted)
 	if opts.ReadCommitted {
@@ -184,7 +196,7 @@ func (g *groupRun) fetch(ctx context.Context, tp TopicPartition, offset int64) (
 		ReplicaID:      -1,
 		MaxWaitTime:    int32(opts.FetchMaxWait / time.Millisecond),
 		MinBytes:       1,
-		MaxBytes:       int32(opts.FetchMaxBytes),
+		MaxBytes:       int32(maxBytes),
 		IsolationLevel: iso,
 		SessionID:      -1,
 		SessionEpoch:   -1,
@@ -195,7 +207,7 @@ func (g *groupRun) fetch(ctx context.Context, tp TopicPartition, offset int64) (
 				CurrentLeaderEpoch: -1,
 				FetchOffset:        offset,
 				LogStartOffset:     -1,
-				PartitionMaxBytes:  int32(opts.FetchMaxBytes),
+				PartitionMaxBytes:  int32(maxBytes),
 			}},
 		}},
 	}
