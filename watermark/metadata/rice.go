@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+
+	"github.com/inorder/inorder/ordset"
 )
 
 // The rice body (see format.go for the frame):
@@ -358,7 +360,7 @@ func (r *bitReader) rice(k uint) (uint64, bool) {
 }
 
 // decodeRice adds the offsets of a rice body to s.
-func decodeRice(s adder, commit, limit int64, b []byte) error {
+func decodeRice(s *ordset.Set, commit, limit int64, b []byte) error {
 	bad := func(what string) error { return fmt.Errorf("%w: rice: %s", ErrCorrupt, what) }
 	if len(b) < 1 {
 		return bad("empty body")
@@ -394,6 +396,8 @@ func decodeRice(s adder, commit, limit int64, b []byte) error {
 	if n > uint64(len(b))*8 || n > MaxRanges {
 		return bad("count past the stream")
 	}
+	// At most n+1 ranges (holes) or n (runs), n bounded as above.
+	s.Grow(int(n) + 1)
 	r := bitReader{b: b}
 	switch kind {
 	case riceHoles:
@@ -443,6 +447,3 @@ func decodeRice(s adder, commit, limit int64, b []byte) error {
 	}
 	return nil
 }
-
-// adder is the part of *ordset.Set that decoding uses.
-type adder interface{ AddRange(lo, hi int64) }
