@@ -124,25 +124,21 @@ func chooseRice(spans []span, runs, gaps []int64) (riceParams, []int64, []int64)
 	return hp, runs, gaps
 }
 
-// bitWriter appends bits to a byte slice, least significant first.
+// bitWriter appends bits to a byte slice, least significant first, four
+// bytes at a time.
 type bitWriter struct {
 	b   []byte
 	acc uint64
-	n   uint // bits in acc
+	n   uint // bits in acc, < 32 between calls
 }
 
+// write appends the n <= 32 low bits of v.
 func (w *bitWriter) write(v uint64, n uint) {
-	for n > 0 {
-		m := min(n, 64-w.n)
-		w.acc |= (v & (1<<m - 1)) << w.n
-		w.n += m
-		v >>= m % 64
-		n -= m
-		for w.n >= 8 {
-			w.b = append(w.b, byte(w.acc))
-			w.acc >>= 8
-			w.n -= 8
-		}
+	w.acc |= (v & (1<<n - 1)) << w.n
+	if w.n += n; w.n >= 32 {
+		w.b = binary.LittleEndian.AppendUint32(w.b, uint32(w.acc))
+		w.acc >>= 32
+		w.n -= 32
 	}
 }
 
@@ -155,6 +151,10 @@ func (w *bitWriter) ones(n int) {
 
 func (w *bitWriter) rice(v uint64, k uint) {
 	if q := v >> k; q < riceEscape {
+		if l := uint(q) + 1 + k; l <= 32 { // the whole code in one write
+			w.write(1<<q-1|(v&(1<<k-1))<<(q+1), l)
+			return
+		}
 		w.ones(int(q))
 		w.write(0, 1)
 		w.write(v, k)
@@ -166,11 +166,14 @@ func (w *bitWriter) rice(v uint64, k uint) {
 	w.write(v, l)
 }
 
+// flush appends the bits left, zero-padded to a whole byte, and returns the
+// bytes.
 func (w *bitWriter) flush() []byte {
-	if w.n > 0 {
+	for ; w.n > 0; w.n -= min(w.n, 8) {
 		w.b = append(w.b, byte(w.acc))
-		w.acc, w.n = 0, 0
+		w.acc >>= 8
 	}
+	w.acc = 0
 	return w.b
 }
 
