@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -557,5 +558,31 @@ func TestVersion2StringsArePinned(t *testing.T) {
 		if tc.budget > 0 && got.Len() == 0 {
 			t.Errorf("%s: nothing decoded", tc.name)
 		}
+	}
+}
+
+// TestDecodeRoomIsBoundedByWhatTheStreamHolds: a rice header's count sizes
+// the set Decode allocates, but only as far as the ranges it can describe.
+// MaxRanges holes in a row (one bit each) then one done offset make one
+// range: Decode must not make room for a million.
+func TestDecodeRoomIsBoundedByWhatTheStreamHolds(t *testing.T) {
+	const c = 10
+	n := uint64(metadata.MaxRanges)
+	body := append([]byte{0}, binary.AppendUvarint(binary.AppendUvarint(nil, n), n+1)...)
+	body = append(body, make([]byte, n/8)...) // n codes of 0 with parameter 0
+	meta := frame(c, hdrRice, body)
+	decode := func() *ordset.Set { return mustDecode(t, meta, c) }
+	decode() // warm the decoder's buffers
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s := decode()
+	runtime.ReadMemStats(&after)
+	if s.NumRanges() != 1 || !s.Contains(c+int64(n)) || s.Len() != 1 {
+		t.Fatalf("decoded %d offsets in %d ranges, want offset %d alone", s.Len(), s.NumRanges(), c+n)
+	}
+	// The string itself is ~175 KB (base64 decoding may copy it); room for
+	// MaxRanges ranges would be 16 MiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2<<20 {
+		t.Fatalf("Decode allocated %d bytes for one range", got)
 	}
 }

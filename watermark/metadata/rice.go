@@ -399,8 +399,14 @@ func decodeRice(s *ordset.Set, commit, limit int64, b []byte) error {
 	if n > uint64(len(b))*8 || n > MaxRanges {
 		return bad("count past the stream")
 	}
-	// At most n+1 ranges (holes) or n (runs), n bounded as above.
-	s.Grow(int(n) + 1)
+	// Room for the ranges, once: n (runs), or at most n+1 and at most the
+	// end's positions that are not holes (holes). At most MaxRanges, and 16
+	// bytes per bit of the stream.
+	grow := n
+	if kind == riceHoles {
+		grow = min(n+1, x-min(x, n))
+	}
+	s.Grow(int(min(grow, MaxRanges)))
 	r := bitReader{b: b}
 	switch kind {
 	case riceHoles:
