@@ -76,12 +76,27 @@ func bestK(vals []int64, sub int64, zeros int) (uint, int) {
 		guess = bits.Len64(sum / uint64(count))
 	}
 	k0 := max(guess-2, 0) // the optimum is near log2(mean*ln 2)
+	// A code that does not escape with k0 does not with k0+1 or k0+2 either:
+	// its lengths are its quotients plus 1+k. Sum those in one pass, and the
+	// (rare) escaped codes' lengths apart.
+	var q [3]uint64
 	var total [3]int
+	plain := 0
 	for _, v := range vals {
 		u := uint64(v - sub)
+		if q0 := u >> uint(k0); q0 < riceEscape {
+			q[0] += q0
+			q[1] += q0 >> 1
+			q[2] += q0 >> 2
+			plain++
+			continue
+		}
 		for j := range total {
 			total[j] += riceLen(u, uint(k0+j))
 		}
+	}
+	for j := range total {
+		total[j] += int(q[j]) + plain*(1+k0+j)
 	}
 	bestK, best := uint(0), -1
 	for j, t := range total {
