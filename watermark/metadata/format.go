@@ -2,7 +2,6 @@ package metadata
 
 import (
 	"encoding/base64"
-	"encoding/binary"
 	"hash/crc32"
 	"math"
 )
@@ -77,9 +76,13 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // checksum is the trailer's CRC: over the commit point and the payload up to
 // the trailer, so metadata committed with another offset never checks out.
 func checksum(commit int64, payload []byte) uint32 {
-	var c [8]byte
-	binary.BigEndian.PutUint64(c[:], uint64(commit))
-	return crc32.Update(crc32.Update(0, castagnoli, c[:]), castagnoli, payload)
+	// The commit point's 8 bytes (big-endian) through the table by hand:
+	// crc32.Update on a [8]byte would make it escape (an allocation).
+	crc := ^uint32(0)
+	for sh := 56; sh >= 0; sh -= 8 {
+		crc = castagnoli[byte(crc)^byte(uint64(commit)>>sh)] ^ crc>>8
+	}
+	return crc32.Update(^crc, castagnoli, payload)
 }
 
 func appendTrailer(payload []byte, commit int64) []byte {
