@@ -252,3 +252,20 @@ func TestZeroSetIsUsable(t *testing.T) {
 		t.Fatalf("ranges %v, len %d", got, s.Len())
 	}
 }
+
+func TestRemovingNothingKeepsTheSlice(t *testing.T) {
+	s := ordset.New()
+	s.AddRange(0, 10)
+	s.AddRange(20, 30)
+	s.AddRange(40, 50)
+	s.RemoveRange(10, 20) // the first gap, exactly
+	s.RemoveRange(32, 38) // inside the second
+	s.Remove(15)
+	if !ordset.IsFlat(s) || s.Len() != 30 || s.NumRanges() != 3 {
+		t.Fatalf("flat %v, len %d, ranges %d", ordset.IsFlat(s), s.Len(), s.NumRanges())
+	}
+	s.RemoveRange(29, 41) // the end of one range, the start of the next
+	if got := ranges(s); !slices.Equal(got, [][2]int64{{0, 10}, {20, 29}, {41, 50}}) {
+		t.Fatalf("ranges %v", got)
+	}
+}

@@ -242,8 +242,8 @@ func (s *Set) Remove(v int64) bool {
 }
 
 // RemoveRange removes every value in [lo, hi). An empty range is a no-op.
-// Removing a prefix or a suffix of the set (RemoveBelow, or [lo, MaxInt64))
-// keeps the slice form.
+// Removing a prefix or a suffix of the set (RemoveBelow, or [lo, MaxInt64)),
+// or nothing, keeps the slice form.
 func (s *Set) RemoveRange(lo, hi int64) {
 	if hi <= lo {
 		return
@@ -260,6 +260,9 @@ func (s *Set) RemoveRange(lo, hi int64) {
 		if hi >= f[len(f)-1].hi {
 			s.cutFrom(lo)
 			return
+		}
+		if i := search(f, hi-1); f[i-1].hi <= lo {
+			return // [lo, hi) lies in a gap (i > 0: f[0].lo < hi)
 		}
 		s.toTree()
 	}
