@@ -147,9 +147,31 @@ func FuzzOrdset(f *testing.F) {
 				m[a-1] = true
 				ordsetCheck(t, step, c, cm, a)
 			case 8:
-				if b%8 == 0 {
+				// The writes that keep ordset's slice form: Clear, adds at or
+				// past the last range, suffix cuts, Grow.
+				switch b % 8 {
+				case 0:
 					s.Clear()
 					clear(m)
+				case 1, 2, 3:
+					lo := a
+					if mx, ok := s.Max(); ok {
+						lo = mx - 1 + int64(b>>4&3) // overlapping, touching or past the end
+					}
+					hi := lo + 1 + int64(b>>2&3)
+					s.AddRange(lo, hi)
+					for v := lo; v < hi; v++ {
+						m[v] = true
+					}
+				case 4, 5:
+					s.RemoveRange(a, math.MaxInt64)
+					for v := range m {
+						if v >= a {
+							delete(m, v)
+						}
+					}
+				case 6:
+					s.Grow(int(b >> 3))
 				}
 			case 9:
 				// The top of the int64 range: half-open ranges cannot hold it.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/inorder/inorder/ordset"
@@ -49,6 +50,27 @@ func (m model) check(t *testing.T, s *ordset.Set, lo, hi int64) {
 	}
 	if n != int64(len(m)) {
 		t.Fatalf("ranges hold %d values, model %d", n, len(m))
+	}
+	// RangesFrom at a few probes: the model's runs from there (every
+	// value of the model lies in [lo, hi)).
+	for v := lo; v < hi; v += 13 {
+		var got, want [][2]int64
+		for a, b := range s.RangesFrom(v) {
+			got = append(got, [2]int64{a, b})
+		}
+		for x := v; x < hi; x++ {
+			if !m[x] {
+				continue
+			}
+			if k := len(want); k > 0 && want[k-1][1] == x {
+				want[k-1][1]++
+			} else {
+				want = append(want, [2]int64{x, x + 1})
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("RangesFrom(%d) = %v, model %v", v, got, want)
+		}
 	}
 	var min, max int64 = math.MaxInt64, math.MinInt64
 	for v := range m {

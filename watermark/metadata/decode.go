@@ -39,7 +39,9 @@ var decoders = sync.Pool{New: func() any { return new(decoder) }}
 // The caller logs the error and goes on without the set (at least once).
 // Offsets at or past the partition's log end should be dropped by the caller
 // (see DecodeBelow). Decode is safe for concurrent use; it costs O(len(meta)
-// + ranges·log ranges), and allocates the set.
+// + ranges), and allocates the set: ordset's slice form, its ranges appended
+// in ascending order (a rice body sizes it once, to the most ranges its
+// header allows, bounded by MaxRanges and by the stream's bits).
 func Decode(meta string, commit int64) (*ordset.Set, error) {
 	if commit < 0 {
 		return nil, fmt.Errorf("%w: commit point %d is negative", ErrInvalid, commit)

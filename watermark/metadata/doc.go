@@ -33,7 +33,8 @@
 // allocates only its result. When the set does
 // not fit, a bounded binary search of DEFLATE passes finds the prefix (a few
 // milliseconds for a million-offset window). Decode is O(len(meta) +
-// ranges·log ranges). Both are safe for concurrent use.
+// ranges): it appends the ranges, in order, to a set in ordset's slice form.
+// Both are safe for concurrent use.
 //
 // Usage, in an adapter's commit loop and on assignment:
 //

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -503,5 +504,85 @@ func TestRiceNearEntropy(t *testing.T) {
 			t.Errorf("n=%d p=%v: %d characters, entropy bound %.0f, want at most %.0f", tc.n, tc.p, len(meta), bound, limit)
 		}
 		t.Logf("n=%d p=%v: %d characters, %.3fx the entropy bound", tc.n, tc.p, len(meta), float64(len(meta))/bound)
+	}
+}
+
+// TestVersion2StringsArePinned: the rice strings (both kinds, whole and cut to
+// a budget) that the encoder wrote when the rice form was introduced; Encode
+// must still write exactly them, and Decode read them back.
+func TestVersion2StringsArePinned(t *testing.T) {
+	const c = 1000
+	holes := ordset.New()
+	for o := int64(c + 1); o < 5000; o++ {
+		if o%53 != 0 && o%71 != 0 {
+			holes.Add(o)
+		}
+	}
+	runs := ordset.New()
+	x, lo := uint64(1), int64(c)
+	for range 300 { // runs and gaps of pseudo-random lengths
+		x = x*6364136223846793005 + 1442695040888963407
+		gap, n := int64(x>>33%40)+2, int64(x>>13%500)+1
+		runs.AddRange(lo+gap, lo+gap+n)
+		lo += gap + n
+	}
+	for _, tc := range []struct {
+		name   string
+		set    *ordset.Set
+		budget int
+		meta   string
+	}{
+		{"holes", holes, 0, "iooQhAGgH4AdoX1WD-2Rmnfxkh6xddhO5ZEbl-kWHsFtWo7dkZy24Zod0WXczdWRHdbZHh3hXV4dmCM966MLcsRXg-ZEHPnRIrkBR8FmUhwdFZNNcARuksXIH4mTZrDiR-Qi6mf6yBxU-Q4foX1WDy3oOBZn"},
+		{"holes cut", holes, 64, "iooQL4YLgB2hfVYP7ZGad_GSHrF12E7lkRuX6RYewW1ajt2RnLbhmh3RJehYA5s"},
+		{"runs", runs, 0, "ioohBKwCEIAm4a6K7ZPcVDyyabl2Cmgwbd5Ir1GhOxWlb7LV7m22Qai6ZlZT3PSsAcfWustxSFQqioVHEqaMEqbSkK4TZQV4laboVlhjcWUlrzSgppOxRYsAs0o8gdpilmIY3casybEMZ5XZJs1Mogh9x3iUNiy29zKppuulDiErddBNQBw1VZRnGh86Nb6ynqnt2nGAuAZIK_VeglqYZhJHbGlIsgnAxJvEJYjhBCTNLqiuEukE1uWbp0E0crNmVSgReFEQDbSMvM-yhbWjwO2vqoyA71DqGjeJSUWoLdpLGjYtbxSn6pESElF3MSukA9AJwlG_1OiGndTtqlQt1KayhFQ4KFvXQd9DDy2qM9QxLMcXUEPq0uC1ZBIzFxpBm8agHdPFDHSa90xy6qIRkypkXmmwrRuY3iqJSWGN1J2tngFtrTUZZTgBPOu6DTnJXBQkGsjRdKlVknItUd_IFYtMN0cLpjK72ky3jehBamk-Tr4mTvopqvEiZTGZ5hXVlLAsflIWa6qsqIWww7hrIybWa56EMXC3YiaqShSSuBMkfV1Epu4gx9W62KHTnSQ9d0HXdVATuf7EddFVLBuJdoLaWlkQBRYPofYbGxhmRWHm_GzAm0CT8lDsNLVROcMMQzlZvImawIs2MPMe1-OqohaNNyYrrtOzVO20wQZ4tchdoDOkaSZF7on1WQ-CvguYh7vw3RsxPpTRUWZVI4uae3PYV2ML08hJKLgYybDYBZE07SqetHRi0WDhHPokWOOj-Lo8JnUD6LD9cA"},
+		{"runs cut", runs, 64, "ioohBBMQgCbhrortk9xUPLJpuXYKaDBt3kivUaE7FaVvstXubbZBqLpm6PIQdg"},
+	} {
+		meta, complete, err := metadata.Encode(c, tc.set, tc.budget)
+		if err != nil || complete != (tc.budget == 0) {
+			t.Fatalf("%s: Encode: complete=%v err=%v", tc.name, complete, err)
+		}
+		if meta != tc.meta {
+			t.Errorf("%s: Encode wrote\n%q\nwant\n%q", tc.name, meta, tc.meta)
+		}
+		got := mustDecode(t, tc.meta, c)
+		if tc.budget == 0 && !equal(got, tc.set) {
+			t.Errorf("%s: decoded %d offsets in %d ranges, want %d in %d", tc.name, got.Len(), got.NumRanges(), tc.set.Len(), tc.set.NumRanges())
+		}
+		for lo, hi := range got.Ranges() { // a cut string claims only done offsets
+			for o := lo; o < hi; o++ {
+				if !tc.set.Contains(o) {
+					t.Fatalf("%s: decoded %d, not done", tc.name, o)
+				}
+			}
+		}
+		if tc.budget > 0 && got.Len() == 0 {
+			t.Errorf("%s: nothing decoded", tc.name)
+		}
+	}
+}
+
+// TestDecodeRoomIsBoundedByWhatTheStreamHolds: a rice header's count sizes
+// the set Decode allocates, but only as far as the ranges it can describe.
+// MaxRanges holes in a row (one bit each) then one done offset make one
+// range: Decode must not make room for a million.
+func TestDecodeRoomIsBoundedByWhatTheStreamHolds(t *testing.T) {
+	const c = 10
+	n := uint64(metadata.MaxRanges)
+	body := append([]byte{0}, binary.AppendUvarint(binary.AppendUvarint(nil, n), n+1)...)
+	body = append(body, make([]byte, n/8)...) // n codes of 0 with parameter 0
+	meta := frame(c, hdrRice, body)
+	decode := func() *ordset.Set { return mustDecode(t, meta, c) }
+	decode() // warm the decoder's buffers
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s := decode()
+	runtime.ReadMemStats(&after)
+	if s.NumRanges() != 1 || !s.Contains(c+int64(n)) || s.Len() != 1 {
+		t.Fatalf("decoded %d offsets in %d ranges, want offset %d alone", s.Len(), s.NumRanges(), c+n)
+	}
+	// The string itself is ~175 KB (base64 decoding may copy it); room for
+	// MaxRanges ranges would be 16 MiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2<<20 {
+		t.Fatalf("Decode allocated %d bytes for one range", got)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+
+	"github.com/inorder/inorder/ordset"
 )
 
 // The rice body (see format.go for the frame):
@@ -74,12 +76,27 @@ func bestK(vals []int64, sub int64, zeros int) (uint, int) {
 		guess = bits.Len64(sum / uint64(count))
 	}
 	k0 := max(guess-2, 0) // the optimum is near log2(mean*ln 2)
+	// A code that does not escape with k0 does not with k0+1 or k0+2 either:
+	// its lengths are its quotients plus 1+k. Sum those in one pass, and the
+	// (rare) escaped codes' lengths apart.
+	var q [3]uint64
 	var total [3]int
+	plain := 0
 	for _, v := range vals {
 		u := uint64(v - sub)
+		if q0 := u >> uint(k0); q0 < riceEscape {
+			q[0] += q0
+			q[1] += q0 >> 1
+			q[2] += q0 >> 2
+			plain++
+			continue
+		}
 		for j := range total {
 			total[j] += riceLen(u, uint(k0+j))
 		}
+	}
+	for j := range total {
+		total[j] += int(q[j]) + plain*(1+k0+j)
 	}
 	bestK, best := uint(0), -1
 	for j, t := range total {
@@ -122,25 +139,21 @@ func chooseRice(spans []span, runs, gaps []int64) (riceParams, []int64, []int64)
 	return hp, runs, gaps
 }
 
-// bitWriter appends bits to a byte slice, least significant first.
+// bitWriter appends bits to a byte slice, least significant first, four
+// bytes at a time.
 type bitWriter struct {
 	b   []byte
 	acc uint64
-	n   uint // bits in acc
+	n   uint // bits in acc, < 32 between calls
 }
 
+// write appends the n <= 32 low bits of v.
 func (w *bitWriter) write(v uint64, n uint) {
-	for n > 0 {
-		m := min(n, 64-w.n)
-		w.acc |= (v & (1<<m - 1)) << w.n
-		w.n += m
-		v >>= m % 64
-		n -= m
-		for w.n >= 8 {
-			w.b = append(w.b, byte(w.acc))
-			w.acc >>= 8
-			w.n -= 8
-		}
+	w.acc |= (v & (1<<n - 1)) << w.n
+	if w.n += n; w.n >= 32 {
+		w.b = binary.LittleEndian.AppendUint32(w.b, uint32(w.acc))
+		w.acc >>= 32
+		w.n -= 32
 	}
 }
 
@@ -153,6 +166,10 @@ func (w *bitWriter) ones(n int) {
 
 func (w *bitWriter) rice(v uint64, k uint) {
 	if q := v >> k; q < riceEscape {
+		if l := uint(q) + 1 + k; l <= 32 { // the whole code in one write
+			w.write(1<<q-1|(v&(1<<k-1))<<(q+1), l)
+			return
+		}
 		w.ones(int(q))
 		w.write(0, 1)
 		w.write(v, k)
@@ -164,11 +181,14 @@ func (w *bitWriter) rice(v uint64, k uint) {
 	w.write(v, l)
 }
 
+// flush appends the bits left, zero-padded to a whole byte, and returns the
+// bytes.
 func (w *bitWriter) flush() []byte {
-	if w.n > 0 {
+	for ; w.n > 0; w.n -= min(w.n, 8) {
 		w.b = append(w.b, byte(w.acc))
-		w.acc, w.n = 0, 0
+		w.acc >>= 8
 	}
+	w.acc = 0
 	return w.b
 }
 
@@ -358,7 +378,7 @@ func (r *bitReader) rice(k uint) (uint64, bool) {
 }
 
 // decodeRice adds the offsets of a rice body to s.
-func decodeRice(s adder, commit, limit int64, b []byte) error {
+func decodeRice(s *ordset.Set, commit, limit int64, b []byte) error {
 	bad := func(what string) error { return fmt.Errorf("%w: rice: %s", ErrCorrupt, what) }
 	if len(b) < 1 {
 		return bad("empty body")
@@ -394,6 +414,14 @@ func decodeRice(s adder, commit, limit int64, b []byte) error {
 	if n > uint64(len(b))*8 || n > MaxRanges {
 		return bad("count past the stream")
 	}
+	// Room for the ranges, once: n (runs), or at most n+1 and at most the
+	// end's positions that are not holes (holes). At most MaxRanges, and 16
+	// bytes per bit of the stream.
+	grow := n
+	if kind == riceHoles {
+		grow = min(n+1, x-min(x, n))
+	}
+	s.Grow(int(min(grow, MaxRanges)))
 	r := bitReader{b: b}
 	switch kind {
 	case riceHoles:
@@ -443,6 +471,3 @@ func decodeRice(s adder, commit, limit int64, b []byte) error {
 	}
 	return nil
 }
-
-// adder is the part of *ordset.Set that decoding uses.
-type adder interface{ AddRange(lo, hi int64) }
