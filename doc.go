@@ -16,8 +16,9 @@
 //     partitions of one consumer. The subpackage watermark/metadata encodes
 //     the offsets done above the commit point into Kafka's commit metadata, so
 //     that the next owner of a partition skips them.
-//   - ordset: an ordered set of int64 held as ranges in a B-tree, for sparse
-//     sets (restored offsets, snapshots, reference models).
+//   - ordset: an ordered set of int64 held as ranges (a sorted slice while
+//     written in ascending order, a B-tree once written elsewhere), for
+//     sparse sets (restored offsets, snapshots, reference models).
 //   - adapters/kafkago, adapters/confluent and adapters/franz: complete
 //     consumers on github.com/segmentio/kafka-go,
 //     github.com/confluentinc/confluent-kafka-go/v2 and
