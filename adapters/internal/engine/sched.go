@@ -149,7 +149,7 @@ type qblock[M any] struct {
 }
 
 // maxFreeBlocks bounds the blocks the scheduler keeps for reuse.
-const maxFreeBlocks = 256
+const maxFreeBlocks = 1024
 
 func (s *sched[M]) newBlock() *qblock[M] {
 	if n := len(s.blocks); n > 0 {
@@ -205,6 +205,35 @@ func (q *jobq[M]) pop(s *sched[M]) job[M] {
 		s.freeBlock(b)
 	}
 	return j
+}
+
+// popRun appends the next k messages (k <= q.n) to out as tasks of pq, a
+// block's slots at a time.
+func (q *jobq[M]) popRun(s *sched[M], pq *partQ[M], out []task[M], k int) []task[M] {
+	for k > 0 {
+		b := q.head
+		end := qblockLen
+		if b == q.tail {
+			end = q.ti
+		}
+		m := min(k, end-q.hi)
+		for i := q.hi; i < q.hi+m; i++ {
+			out = append(out, task[M]{job: b.jobs[i], q: pq})
+		}
+		clear(b.jobs[q.hi : q.hi+m])
+		q.hi += m
+		q.n -= m
+		k -= m
+		switch {
+		case q.n == 0:
+			s.freeBlock(b)
+			*q = jobq[M]{}
+		case q.hi == qblockLen:
+			q.head, q.hi = b.next, 0
+			s.freeBlock(b)
+		}
+	}
+	return out
 }
 
 // insert puts v before the first message that is not before it by offset:
@@ -411,9 +440,7 @@ func (s *sched[M]) takeMore(q *partQ[M], out []task[M], n int) []task[M] {
 		if k == 0 {
 			return out
 		}
-		for range k {
-			out = append(out, task[M]{job: q.fifo.pop(s), q: q})
-		}
+		out = q.fifo.popRun(s, q, out, k)
 		q.running += k
 	case ByKey:
 		for range n {
