@@ -884,7 +884,7 @@ type runq[M any] struct {
 	spinning int // workers that found nothing and look again before parking
 	stopped  bool
 	open     []*workerRun[M] // runs of more than one message, maybe not all claimed
-	run      int             // the want of the last take: how many messages a worker takes
+	run      int             // the length of the last run taken: how many messages a worker takes
 
 	t0       time.Time   // the scheduler's clock counts from it
 	timer    *time.Timer // fires when the first retry is due; nil until one waits
@@ -1045,7 +1045,9 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 				w.open = len(r.open)
 				r.open = append(r.open, w)
 			}
-			r.run = want
+			if !stolen {
+				r.run = len(w.tasks) // what workers take now: wakes counts by it
+			}
 			if spun > 0 {
 				r.spinning--
 			}
