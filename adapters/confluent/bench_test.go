@@ -15,7 +15,8 @@ package confluent_test
 // Concurrency 64 vs the sequential Poll -> handle -> CommitMessage loop.
 // Target: ratio >= 40.
 //
-// Each iteration runs the baseline then this consumer, each over the topic
+// Each iteration runs this consumer and the baseline (in turns first: see
+// adaptertest.Pairs), each over the topic
 // with a fresh group; the clock runs from the first message received to the
 // last one handled (the group join is not counted, for either). Reported:
 // the median rates (inorder-msgs/s, baseline-msgs/s) and the median of the
@@ -25,7 +26,6 @@ package confluent_test
 
 import (
 	"context"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,40 +136,6 @@ func consumePlain(b *testing.B, c *kafkatest.Cluster, topic string, n int, h fun
 	return time.Since(start)
 }
 
-// pairs collects the rates of alternating runs of this consumer and its
-// baseline (one after the other in each iteration, so that the noise of a
-// shared machine falls on both alike) and reports their medians and the
-// median of the per-iteration ratios: a stall of the embedded broker in one
-// run does not move a median.
-type pairs struct {
-	in, base, ratio []float64
-}
-
-func (p *pairs) add(nIn, nBase int, in, base time.Duration) {
-	i, b := float64(nIn)/in.Seconds(), float64(nBase)/base.Seconds()
-	p.in, p.base, p.ratio = append(p.in, i), append(p.base, b), append(p.ratio, i/b)
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func (p *pairs) report(b *testing.B) {
-	b.ReportMetric(median(p.in), "inorder-msgs/s")
-	b.ReportMetric(median(p.base), "baseline-msgs/s")
-	b.ReportMetric(median(p.ratio), "ratio")
-	if testing.Verbose() {
-		b.Logf("per iteration: ratio %.2f, inorder-msgs/s %.0f, baseline-msgs/s %.0f",
-			p.ratio, p.in, p.base)
-	}
-	b.ReportMetric(0, "ns/op") // per-iteration time is not meaningful here
-}
-
 func BenchmarkNoopHandler(b *testing.B) {
 	const (
 		topic = "noop"
@@ -178,13 +144,13 @@ func BenchmarkNoopHandler(b *testing.B) {
 	c := benchCluster(b, topic, 8, n)
 	noop := func() {}
 	b.Run("partitions=8/inorder-vs-confluent-poll-autocommit", func(b *testing.B) {
-		var p pairs
+		var p adaptertest.Pairs
 		for range b.N {
-			base := consumePlain(b, c, topic, n, noop, false)
-			in := consumeInorder(b, c, topic, n, noop)
-			p.add(n, n, in, base)
+			p.Run(n, n,
+				func() time.Duration { return consumeInorder(b, c, topic, n, noop) },
+				func() time.Duration { return consumePlain(b, c, topic, n, noop, false) })
 		}
-		p.report(b)
+		p.Report(b)
 	})
 }
 
@@ -197,12 +163,12 @@ func BenchmarkSlowHandler(b *testing.B) {
 	c := benchCluster(b, topic, 1, nIn)
 	wait := func() { time.Sleep(time.Millisecond) }
 	b.Run("partitions=1/wait=1ms/concurrency=64/inorder-vs-sequential-poll-handle-commit", func(b *testing.B) {
-		var p pairs
+		var p adaptertest.Pairs
 		for range b.N {
-			seq := consumePlain(b, c, topic, nSeq, wait, true)
-			in := consumeInorder(b, c, topic, nIn, wait, confluent.WithConcurrency(64))
-			p.add(nIn, nSeq, in, seq)
+			p.Run(nIn, nSeq,
+				func() time.Duration { return consumeInorder(b, c, topic, nIn, wait, confluent.WithConcurrency(64)) },
+				func() time.Duration { return consumePlain(b, c, topic, nSeq, wait, true) })
 		}
-		p.report(b)
+		p.Report(b)
 	})
 }

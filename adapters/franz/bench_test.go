@@ -25,7 +25,6 @@ package franz_test
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -218,34 +217,14 @@ func consumeSequential(b *testing.B, c *kafkatest.Cluster, topic string, n int, 
 	return time.Since(start)
 }
 
-// pair runs inorder and baseline alternately, b.N times each, so that both
-// see the same load (the machines are shared), and reports the median of
-// each one's records/s and the median of the per-iteration ratios: a stall
-// of the embedded broker in one run does not move a median.
+// pair runs inorder and baseline b.N times each, alternately (see
+// adaptertest.Pairs), and reports the medians.
 func pair(b *testing.B, nIn, nBase int, inorder, baseline func() time.Duration) {
-	var in, base, ratio []float64
+	var p adaptertest.Pairs
 	for range b.N {
-		i := float64(nIn) / inorder().Seconds()
-		r := float64(nBase) / baseline().Seconds()
-		in, base, ratio = append(in, i), append(base, r), append(ratio, i/r)
+		p.Run(nIn, nBase, inorder, baseline)
 	}
-	b.ReportMetric(median(in), "inorder-msgs/s")
-	b.ReportMetric(median(base), "baseline-msgs/s")
-	b.ReportMetric(median(ratio), "ratio")
-	if testing.Verbose() {
-		b.Logf("per iteration: ratio %.2f, inorder-msgs/s %.0f, baseline-msgs/s %.0f",
-			ratio, in, base)
-	}
-	b.ReportMetric(0, "ns/op") // per-iteration time is not meaningful here
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	p.Report(b)
 }
 
 func BenchmarkNoopHandler(b *testing.B) {

@@ -32,7 +32,6 @@ package kafkago_test
 
 import (
 	"context"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -127,46 +126,6 @@ func consumeReader(b *testing.B, c *kafkatest.Cluster, topic string, n int, h fu
 	return time.Since(start)
 }
 
-// pairs collects the rates of alternating runs of this consumer and its
-// baseline and reports their medians and the median of the per-iteration
-// ratios: a stall of the embedded broker in one run does not move a median.
-type pairs struct {
-	in, base, ratio []float64
-}
-
-// run times inorder and baseline once each, inorder first in even
-// iterations and the baseline first in odd ones, and records their rates.
-func (p *pairs) run(nIn, nBase int, inorder, baseline func() time.Duration) {
-	var in, base time.Duration
-	if len(p.ratio)%2 == 0 {
-		in, base = inorder(), baseline()
-	} else {
-		base, in = baseline(), inorder()
-	}
-	i, b := float64(nIn)/in.Seconds(), float64(nBase)/base.Seconds()
-	p.in, p.base, p.ratio = append(p.in, i), append(p.base, b), append(p.ratio, i/b)
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func (p *pairs) report(b *testing.B) {
-	b.ReportMetric(median(p.in), "inorder-msgs/s")
-	b.ReportMetric(median(p.base), "baseline-msgs/s")
-	b.ReportMetric(median(p.ratio), "ratio")
-	if testing.Verbose() {
-		b.Logf("per iteration: ratio %.2f, inorder-msgs/s %.0f, baseline-msgs/s %.0f",
-			p.ratio, p.in, p.base)
-	}
-	b.ReportMetric(0, "ns/op") // per-iteration time is not meaningful here
-}
-
 func BenchmarkNoopHandler(b *testing.B) {
 	const (
 		topic = "noop"
@@ -175,13 +134,13 @@ func BenchmarkNoopHandler(b *testing.B) {
 	c := benchCluster(b, topic, 8, n)
 	noop := func() {}
 	b.Run("partitions=8/vs=kafka-go-reader-groupid", func(b *testing.B) {
-		var p pairs
+		var p adaptertest.Pairs
 		for range b.N {
-			p.run(n, n,
+			p.Run(n, n,
 				func() time.Duration { return consumeInorder(b, c, topic, n, noop) },
 				func() time.Duration { return consumeReader(b, c, topic, n, noop, false) })
 		}
-		p.report(b)
+		p.Report(b)
 	})
 }
 
@@ -194,14 +153,14 @@ func BenchmarkSlowHandler(b *testing.B) {
 	c := benchCluster(b, topic, 1, nIn)
 	wait := func() { time.Sleep(time.Millisecond) }
 	b.Run("partitions=1/wait=1ms/concurrency=64/vs=sequential-fetch-handle-commit", func(b *testing.B) {
-		var p pairs
+		var p adaptertest.Pairs
 		for range b.N {
-			p.run(nIn, nSeq,
+			p.Run(nIn, nSeq,
 				func() time.Duration {
 					return consumeInorder(b, c, topic, nIn, wait, kafkago.WithConcurrency(64))
 				},
 				func() time.Duration { return consumeReader(b, c, topic, nSeq, wait, true) })
 		}
-		p.report(b)
+		p.Report(b)
 	})
 }

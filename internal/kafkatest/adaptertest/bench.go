@@ -1,0 +1,56 @@
+package adaptertest
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// Pairs collects the rates of a consumer and its baseline run alternately in
+// one benchmark (each iteration runs both, in turns first, so that the noise
+// of a shared machine falls on both alike) and reports their medians and the
+// median of the per-iteration ratios: a stall of the embedded broker in one
+// run does not move a median. Not safe for concurrent use.
+type Pairs struct {
+	in, base, ratio []float64
+}
+
+// Run times inorder and baseline once each, inorder first in even
+// iterations and the baseline first in odd ones, and records their rates:
+// nIn and nBase messages in the durations they return.
+func (p *Pairs) Run(nIn, nBase int, inorder, baseline func() time.Duration) {
+	var in, base time.Duration
+	if len(p.ratio)%2 == 0 {
+		in, base = inorder(), baseline()
+	} else {
+		base, in = baseline(), inorder()
+	}
+	i, r := float64(nIn)/in.Seconds(), float64(nBase)/base.Seconds()
+	p.in, p.base, p.ratio = append(p.in, i), append(p.base, r), append(p.ratio, i/r)
+}
+
+// Report reports inorder-msgs/s, baseline-msgs/s and ratio (medians; with
+// -v every iteration's too). ns/op is meaningless here and reported as 0.
+func (p *Pairs) Report(b *testing.B) {
+	b.ReportMetric(Median(p.in), "inorder-msgs/s")
+	b.ReportMetric(Median(p.base), "baseline-msgs/s")
+	b.ReportMetric(Median(p.ratio), "ratio")
+	if testing.Verbose() {
+		b.Logf("per iteration: ratio %.2f, inorder-msgs/s %.0f, baseline-msgs/s %.0f",
+			p.ratio, p.in, p.base)
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// Median returns the median of v (0 for none); v is not changed.
+func Median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
