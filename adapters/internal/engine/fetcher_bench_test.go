@@ -64,14 +64,8 @@ func oneFetcherEngine(b *testing.B, parts, workers, run, total int) time.Duratio
 		}
 		return nil
 	}, nil)
-	e.Start(context.Background())
-	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
-	defer s.Close(context.Background())
-	ps := make([]*engine.Part, parts)
-	for i := range ps {
-		ps[i], _ = s.Assign(engine.TopicPartition{Topic: "t", Partition: int32(i)}, 0, "", -1)
-	}
+	s, ps, stop := benchSession(e, parts)
+	defer stop()
 	offs, msgs := make([]int64, run), make([]int64, run)
 	ctx := context.Background()
 	start := time.Now()
@@ -127,4 +121,19 @@ func oneFetcherPerPartition(parts, run, total int) time.Duration {
 	}
 	wg.Wait()
 	return d
+}
+
+// benchSession starts e and a session that owns partitions 0..parts-1 of
+// topic "t" from offset 0; stop closes the session and stops e.
+func benchSession[M any](e *engine.Engine[M], parts int) (s *engine.Session[M], ps []*engine.Part, stop func()) {
+	e.Start(context.Background())
+	s = e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	ps = make([]*engine.Part, parts)
+	for i := range ps {
+		ps[i], _ = s.Assign(engine.TopicPartition{Topic: "t", Partition: int32(i)}, 0, "", -1)
+	}
+	return s, ps, func() {
+		s.Close(context.Background())
+		e.Stop()
+	}
 }

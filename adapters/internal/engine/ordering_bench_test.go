@@ -70,14 +70,8 @@ func runOrdering(b *testing.B, mode engine.Ordering, parts, workers int, work ti
 		}
 		return nil
 	}, msgKey)
-	e.Start(context.Background())
-	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
-	defer s.Close(context.Background())
-	ps := make([]*engine.Part, parts)
-	for i := range ps {
-		ps[i], _ = s.Assign(engine.TopicPartition{Topic: "t", Partition: int32(i)}, 0, "", -1)
-	}
+	s, ps, stop := benchSession(e, parts)
+	defer stop()
 	b.ReportAllocs()
 	b.ResetTimer()
 	begin := time.Now()
@@ -179,14 +173,8 @@ func timeEngine(b *testing.B, mode engine.Ordering, parts, workers, n int, h fun
 		}
 		return nil
 	}, msgKey)
-	e.Start(context.Background())
-	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
-	defer s.Close(context.Background())
-	ps := make([]*engine.Part, parts)
-	for i := range ps {
-		ps[i], _ = s.Assign(engine.TopicPartition{Topic: "t", Partition: int32(i)}, 0, "", -1)
-	}
+	s, ps, stop := benchSession(e, parts)
+	defer stop()
 	begin := time.Now()
 	var wg sync.WaitGroup
 	for pi, p := range ps {

@@ -196,6 +196,13 @@ func (q *jobq[M]) pop(s *sched[M]) job[M] {
 	b.jobs[q.hi] = job[M]{}
 	q.hi++
 	q.n--
+	q.retire(s, b)
+	return j
+}
+
+// retire gives back b, the head block, if the queue is empty or b's last
+// message was taken.
+func (q *jobq[M]) retire(s *sched[M], b *qblock[M]) {
 	switch {
 	case q.n == 0:
 		s.freeBlock(b)
@@ -204,7 +211,6 @@ func (q *jobq[M]) pop(s *sched[M]) job[M] {
 		q.head, q.hi = b.next, 0
 		s.freeBlock(b)
 	}
-	return j
 }
 
 // popRun appends the next k messages (k <= q.n) to out as tasks of pq, a
@@ -224,14 +230,7 @@ func (q *jobq[M]) popRun(s *sched[M], pq *partQ[M], out []task[M], k int) []task
 		q.hi += m
 		q.n -= m
 		k -= m
-		switch {
-		case q.n == 0:
-			s.freeBlock(b)
-			*q = jobq[M]{}
-		case q.hi == qblockLen:
-			q.head, q.hi = b.next, 0
-			s.freeBlock(b)
-		}
+		q.retire(s, b)
 	}
 	return out
 }

@@ -29,14 +29,8 @@ func BenchmarkUnorderedEngine(b *testing.B) {
 					}
 					return nil
 				}, nil)
-				e.Start(context.Background())
-				defer e.Stop()
-				s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
-				defer s.Close(context.Background())
-				ps := make([]*engine.Part, parts)
-				for i := range ps {
-					ps[i], _ = s.Assign(engine.TopicPartition{Topic: "t", Partition: int32(i)}, 0, "", -1)
-				}
+				s, ps, stop := benchSession(e, parts)
+				defer stop()
 				b.ReportAllocs()
 				b.ResetTimer()
 				var wg sync.WaitGroup
