@@ -84,7 +84,7 @@
 // key record per running key.
 //
 // Runs (Unordered and ByKey). A worker whose handler calls are short takes
-// a run of up to 16 messages of the partition it chose (what take would
+// a run of up to 64 messages of the partition it chose (what take would
 // hand out next there, one after the other: with ByKey each holds its key
 // until the run is released), sized to
 // about 20µs of handler time from how long its previous calls took (a

@@ -221,7 +221,7 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 // A worker takes at most maxRun messages per visit to the scheduler, and
 // about runBudget of handler time (Unordered).
 const (
-	maxRun    = 16
+	maxRun    = 64
 	runBudget = 20 * time.Microsecond
 )
 
