@@ -73,11 +73,16 @@ func TestMetricsCountEveryMessageAndCommitsAtLogEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The consumer commits before the reader sees the log end in a fetch
-	// response: wait for the lag to reach 0 everywhere.
-	adaptertest.WaitFor(ctx, t, "lag 0", func() bool {
+	// response, and the broker stores a commit before the consumer reads
+	// its answer: wait for the lag to reach 0 and the committed gauge the
+	// log end everywhere (a gauge that never gets there fails on the
+	// deadline).
+	adaptertest.WaitFor(ctx, t, "lag 0 and committed at the log end", func() bool {
 		lag := metricValues(t, r, "inorder.partition.lag", "g")
-		for p := range ends {
-			if v, ok := lag[strconv.Itoa(int(p))]; !ok || v != 0 {
+		committed := metricValues(t, r, "inorder.partition.committed", "g")
+		for p, end := range ends {
+			id := strconv.Itoa(int(p))
+			if v, ok := lag[id]; !ok || v != 0 || committed[id] != end {
 				return false
 			}
 		}
