@@ -8,7 +8,6 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/inorder/inorder/adapters/confluent"
-	"github.com/inorder/inorder/internal/kafkatest"
 	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
@@ -30,119 +29,40 @@ func retryHandler(l *adaptertest.RetryLedger) func(context.Context, *kafka.Messa
 	}
 }
 
-// sumStats adds up the retry counters of every partition.
-func sumStats(ss []confluent.PartitionStats) (retries, dead, deadFails int64) {
-	for _, s := range ss {
-		retries += s.Retries
-		dead += s.DeadLettered
-		deadFails += s.DeadLetterFailures
+// retryConsumer runs this adapter for the shared retry tests.
+func retryConsumer() adaptertest.RetryConsumer {
+	return adaptertest.RetryConsumer{
+		Start: func(t *testing.T, addrs []string, group, src, dlq string, maxAttempts int, quiet bool, l *adaptertest.RetryLedger) (func() adaptertest.RetryStats, func() error) {
+			opts := retryOpts(t, dlq, maxAttempts)
+			if quiet {
+				opts = append(opts, confluent.WithLogger(adaptertest.DiscardLogger()))
+			}
+			cons, err := confluent.NewConsumer(addrs, group, []string{src}, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runConsumer(t, cons, retryHandler(l))
+			return func() adaptertest.RetryStats { return retryStats(cons.Stats()) }, stop
+		},
 	}
-	return
+}
+
+// retryStats reads what the retry tests need of Stats.
+func retryStats(ss []confluent.PartitionStats) adaptertest.RetryStats {
+	st := adaptertest.RetryStats{CommitPoints: make(map[int32]int64, len(ss))}
+	for _, s := range ss {
+		st.Retries += s.Retries
+		st.Dead += s.DeadLettered
+		st.DeadFails += s.DeadLetterFailures
+		st.CommitPoints[s.Partition] = s.CommitPoint
+	}
+	return st
 }
 
 func TestRetryByKeyDeadLettersPoisonAndPermanentInKeyOrder(t *testing.T) {
-	const src, dlq, group, parts, maxAttempts = "orders", "orders-dlt", "billing", 4, 3
-	c := kafkatest.Start(t, kafkatest.WithTopic(src, parts), kafkatest.WithTopic(dlq, parts))
-	ctx := adaptertest.Timeout(t, 90*time.Second)
-	msgs := adaptertest.ProduceRetryTopic(ctx, t, c, src, 2000, 47, adaptertest.MixedKind)
-	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{src}, retryOpts(t, dlq, maxAttempts)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := adaptertest.NewRetryLedger()
-	stop := runConsumer(t, cons, retryHandler(l))
-	adaptertest.WaitFor(ctx, t, "every commit at the log end", func() bool {
-		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, src)
-		return ok
-	})
-	retries, dead, _ := sumStats(cons.Stats())
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	poison, perm := adaptertest.Count(msgs, adaptertest.Poison), adaptertest.Count(msgs, adaptertest.Perm)
-	transient := adaptertest.Count(msgs, adaptertest.Transient)
-	t.Logf("%d messages: %d poison, %d permanent, %d transient; stats: %d retries, %d dead-lettered",
-		len(msgs), poison, perm, transient, retries, dead)
-	l.CheckRetries(t, msgs, maxAttempts, false)
-	if got, want := l.Succeeded(msgs), len(msgs)-poison-perm; got != want {
-		t.Errorf("%d messages handled successfully, want %d", got, want)
-	}
-	if want := int64(2 * (poison + transient)); retries != want {
-		t.Errorf("Stats: %d retries, want %d", retries, want)
-	}
-	if want := int64(poison + perm); dead != want {
-		t.Errorf("Stats: %d dead-lettered, want %d", dead, want)
-	}
-	n := adaptertest.CheckRetryDeadLetters(ctx, t, c, dlq, src, group, msgs, maxAttempts)
-	t.Logf("%d dead-letter records", n)
+	adaptertest.CheckRetryByKeyDeadLetters(t, retryConsumer())
 }
 
 func TestRetryHoldsTheCommitWhileTheDeadLetterTopicIsMissing(t *testing.T) {
-	const src, dlq, group, parts, maxAttempts = "orders", "late-dlt", "billing", 2, 3
-	c := kafkatest.Start(t, kafkatest.WithTopic(src, parts))
-	ctx := adaptertest.Timeout(t, 90*time.Second)
-	msgs := adaptertest.ProduceRetryTopic(ctx, t, c, src, 200, 9, adaptertest.MixedKind)
-	firstPoison := map[int32]int64{}
-	for _, m := range msgs {
-		if _, ok := firstPoison[m.Partition]; !ok && (m.Kind == adaptertest.Poison || m.Kind == adaptertest.Perm) {
-			firstPoison[m.Partition] = m.Offset
-		}
-	}
-	if len(firstPoison) != parts {
-		t.Fatalf("poison in partitions %v, want all %d", firstPoison, parts)
-	}
-	// Quiet: every failed dead letter is logged.
-	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{src},
-		append(retryOpts(t, dlq, maxAttempts), confluent.WithLogger(adaptertest.DiscardLogger()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := adaptertest.NewRetryLedger()
-	stop := runConsumer(t, cons, retryHandler(l))
-	free, held := adaptertest.SplitAtPoison(msgs)
-	adaptertest.WaitFor(ctx, t, "every message before its key's first poison handled, failed dead letters", func() bool {
-		_, _, fails := sumStats(cons.Stats())
-		return l.Succeeded(free) == len(free) && fails >= 4*parts
-	})
-	// The commits reach the first poison message of each partition, and
-	// stay there while more dead letters fail.
-	adaptertest.WaitFor(ctx, t, "commits at the first poison messages", func() bool {
-		com, err := c.Committed(ctx, group, src)
-		return err == nil && len(com) == parts && com[0].Offset == firstPoison[0] && com[1].Offset == firstPoison[1]
-	})
-	_, _, fails := sumStats(cons.Stats())
-	adaptertest.WaitFor(ctx, t, "more failed dead letters", func() bool {
-		_, _, f := sumStats(cons.Stats())
-		return f >= fails+8
-	})
-	com, err := c.Committed(ctx, group, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, first := range firstPoison {
-		if com[p].Offset > first {
-			t.Errorf("partition %d committed %d while its first poison message %d is not dead-lettered", p, com[p].Offset, first)
-		}
-	}
-	for _, s := range cons.Stats() {
-		if s.CommitPoint > firstPoison[s.Partition] {
-			t.Errorf("partition %d: commit point %d past the first poison message %d", s.Partition, s.CommitPoint, firstPoison[s.Partition])
-		}
-	}
-	if n := l.Handled(held); n != 0 {
-		t.Errorf("%d messages handled after a poison message of their key that is not dead-lettered", n)
-	}
-	t.Logf("committed while the topic is missing: %v (first poison %v)", com, firstPoison)
-	if err := c.CreateTopic(ctx, dlq, parts); err != nil {
-		t.Fatal(err)
-	}
-	adaptertest.WaitFor(ctx, t, "every commit at the log end", func() bool {
-		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, src)
-		return ok
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	l.CheckRetries(t, msgs, maxAttempts, false)
-	adaptertest.CheckRetryDeadLetters(ctx, t, c, dlq, src, group, msgs, maxAttempts)
+	adaptertest.CheckRetryHoldsTheCommitWhileTheDeadLetterTopicIsMissing(t, retryConsumer())
 }
