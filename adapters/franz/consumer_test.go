@@ -3,9 +3,11 @@ package franz_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -350,5 +352,76 @@ func TestCommitCarriesMetadataAndLeaderEpoch(t *testing.T) {
 	}
 	if e := epoch.Load(); got.LeaderEpoch != e || e < 0 {
 		t.Errorf("committed leader epoch %d, want the records' %d", got.LeaderEpoch, e)
+	}
+}
+
+// Issue 12: a commit carries the leader epoch of the record before the
+// committed offset, not of the last record fetched: a leader change while a
+// slow record holds the commit point leaves the commit at the old epoch
+// until the commit point passes the change.
+func TestCommitCarriesTheEpochOfTheRecordBeforeIt(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.WithBrokers(2), kafkatest.WithTopic("e", 1))
+	ctx := adaptertest.Timeout(t, 60*time.Second)
+	if _, err := c.Produce(ctx, "e", 20); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := franz.NewConsumer(c.Addrs(), "ge", []string{"e"}, stableOpts(testLogger(t))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	epochs := map[int64]int32{}
+	stop := runConsumer(t, cons, func(_ context.Context, m *kgo.Record) error {
+		mu.Lock()
+		epochs[m.Offset] = m.LeaderEpoch
+		mu.Unlock()
+		if m.Offset == 10 {
+			<-release
+		}
+		return nil
+	})
+	handled := func(n int) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return len(epochs) >= n }
+	}
+	adaptertest.WaitFor(ctx, t, "the first 20 records handled", handled(20))
+	// A new leader, a new epoch: the next records carry it.
+	leader := c.Fake().LeaderFor("e", 0)
+	other := int32(0)
+	if leader == 0 {
+		other = 1
+	}
+	if err := c.Fake().MoveTopicPartition("e", 0, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Produce(ctx, "e", 20, kafkatest.FirstIndex(20)); err != nil {
+		t.Fatal(err)
+	}
+	adaptertest.WaitFor(ctx, t, "the next 20 records handled", handled(40))
+	mu.Lock()
+	old, cur := epochs[9], epochs[39]
+	mu.Unlock()
+	if cur <= old {
+		t.Fatalf("epochs %d then %d after the leader moved, want a higher one", old, cur)
+	}
+	committed := func(offset int64) kafkatest.Commit {
+		var got kafkatest.Commit
+		adaptertest.WaitFor(ctx, t, fmt.Sprintf("a commit at %d", offset), func() bool {
+			com, err := c.Committed(ctx, "ge", "e")
+			got = com[0]
+			return err == nil && got.Offset == offset
+		})
+		return got
+	}
+	// Record 10 holds the commit point: the commit covers records 0..9.
+	if got := committed(10); got.LeaderEpoch != old {
+		t.Errorf("commit at 10 carries epoch %d, want %d, record 9's (the last fetched record's is %d)", got.LeaderEpoch, old, cur)
+	}
+	close(release)
+	if got := committed(40); got.LeaderEpoch != cur {
+		t.Errorf("commit at 40 carries epoch %d, want %d, record 39's", got.LeaderEpoch, cur)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }

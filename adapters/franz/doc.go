@@ -19,7 +19,8 @@
 // fenced out of the group is refused by the broker), and every
 // per-partition error is read. No commit is issued for a partition after
 // its revoke, and none at all for a lost assignment. Each commit carries
-// the leader epoch of the last record delivered from the partition and the
+// the leader epoch of the record before the committed offset (the last one
+// it covers, as Kafka's own consumers commit) and the
 // commit metadata (written through a PreCommitFnContext hook in place of
 // the member id kgo writes by default), which records the records above the
 // commit point already handled: the next owner, or this process after a

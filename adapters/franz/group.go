@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,12 +29,51 @@ import (
 
 // pstate is an owned partition as the poll loop sees it.
 type pstate struct {
-	tp    TopicPartition
-	part  *engine.Part
-	stash []*kgo.Record // fetched, not yet delivered (did not fit); paused while non-empty
-	epoch *atomic.Int32 // leader epoch of the last record delivered (-1 none); see runner.epochs
+	tp     TopicPartition
+	part   *engine.Part
+	stash  []*kgo.Record // fetched, not yet delivered (did not fit); paused while non-empty
+	epochs *epochLog     // leader epochs by offset; see runner.epochs
 
-	lastEpoch int32 // epoch's value, read without the atomic on the poll loop
+	lastEpoch int32 // the epoch of the last record handed out (-1 none), on the poll loop
+}
+
+// epochLog is a partition's leader epochs by offset: the first offset
+// handed to the engine in each epoch, in offset order (one entry per leader
+// change). The poll loop adds; a commit reads the epoch of the record
+// before the offset it commits, as Kafka's consumers do, and drops the
+// entries that no later commit can need (commits of a partition never go
+// down). Safe for concurrent use.
+type epochLog struct {
+	mu  sync.Mutex
+	ent []epochStart
+}
+
+type epochStart struct {
+	offset int64
+	epoch  int32
+}
+
+func (l *epochLog) add(offset int64, epoch int32) {
+	l.mu.Lock()
+	l.ent = append(l.ent, epochStart{offset, epoch})
+	l.mu.Unlock()
+}
+
+// before returns the epoch of the record at offset-1, or -1 if no record
+// below offset was handed out in this assignment.
+func (l *epochLog) before(offset int64) int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := len(l.ent)
+	for i > 0 && l.ent[i-1].offset > offset-1 {
+		i--
+	}
+	if i == 0 {
+		return -1
+	}
+	e := l.ent[i-1].epoch
+	l.ent = l.ent[i-1:] // the entries before it cover offsets no commit will name again
+	return e
 }
 
 type runner struct {
@@ -53,7 +91,7 @@ type runner struct {
 	fetched map[TopicPartition]commitInfo // the commits read at the assignment in progress
 
 	epMu   sync.Mutex
-	epochs map[TopicPartition]*atomic.Int32 // for commit: outlives the pstate until the revoke's commit
+	epochs map[TopicPartition]*epochLog // for commit: outlives the pstate until the revoke's commit
 
 	failOnce sync.Once
 	err      error // why Run stops, besides a handler error; set before stop
@@ -74,7 +112,7 @@ func newRunner(c *Consumer, eng *engine.Engine[*kgo.Record]) *runner {
 		eng:     eng,
 		parts:   make(map[TopicPartition]*pstate),
 		blocked: make(map[TopicPartition]*pstate),
-		epochs:  make(map[TopicPartition]*atomic.Int32),
+		epochs:  make(map[TopicPartition]*epochLog),
 	}
 }
 
@@ -209,13 +247,12 @@ func (r *runner) onAssigned(ctx context.Context, offsets map[string]map[int32]kg
 			r.fail(err)
 			return nil, err
 		}
-		ep := new(atomic.Int32)
-		ep.Store(-1)
+		ep := new(epochLog)
 		r.epMu.Lock()
 		r.epochs[tp] = ep
 		r.epMu.Unlock()
 		r.mu.Lock()
-		r.parts[tp] = &pstate{tp: tp, part: part, epoch: ep, lastEpoch: -1}
+		r.parts[tp] = &pstate{tp: tp, part: part, epochs: ep, lastEpoch: -1}
 		r.mu.Unlock()
 		if out[tp.Topic] == nil {
 			out[tp.Topic] = make(map[int32]kgo.Offset)
@@ -388,7 +425,7 @@ func (r *runner) listOffsets(ctx context.Context, tps []TopicPartition, timestam
 
 // commit is the engine's CommitFunc: one CommitOffsetsSync (fenced by kgo
 // with the current generation and member id), each offset with the leader
-// epoch of the last record delivered from its partition and, through a
+// epoch of the record before it (the last one it covers) and, through a
 // PreCommitFnContext hook, its own commit metadata (kgo would write the
 // member id). Every per-partition error is read.
 func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, error) {
@@ -398,7 +435,7 @@ func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, err
 	for _, o := range offs {
 		epoch := int32(-1)
 		if ep := r.epochs[o.TP]; ep != nil {
-			epoch = ep.Load()
+			epoch = ep.before(o.Offset)
 		}
 		if m[o.TP.Topic] == nil {
 			m[o.TP.Topic] = make(map[int32]kgo.EpochOffset)

@@ -214,7 +214,9 @@ func (r *runner) push(st *pstate, recs []*kgo.Record) int {
 		var err error
 		if rec := recs[done]; rec.Attrs.IsControl() {
 			if err = st.part.Watermark().Skip(rec.Offset + 1); err == nil {
-				r.delivered(st, rec)
+				if rec.LeaderEpoch != st.lastEpoch {
+					r.epochStart(st, rec)
+				}
 				done++
 				continue
 			}
@@ -225,14 +227,14 @@ func (r *runner) push(st *pstate, recs []*kgo.Record) int {
 				if rec.Attrs.IsControl() {
 					break
 				}
+				if rec.LeaderEpoch != st.lastEpoch { // a leader change: rare
+					r.epochStart(st, rec)
+				}
 				offs = append(offs, rec.Offset)
 			}
 			run = run[:len(offs)]
 			var n int
 			n, err = r.sess.TryDeliverBatch(st.part, offs, run)
-			if n > 0 {
-				r.delivered(st, run[n-1])
-			}
 			done += n
 			if err == nil {
 				continue
@@ -253,12 +255,10 @@ func (r *runner) push(st *pstate, recs []*kgo.Record) int {
 	return done
 }
 
-// delivered records the leader epoch of rec, the last record of st's
-// partition handed to the engine (rare: one atomic store per leader
-// change). Under r.mu.
-func (r *runner) delivered(st *pstate, rec *kgo.Record) {
-	if rec.LeaderEpoch != st.lastEpoch {
-		st.lastEpoch = rec.LeaderEpoch
-		st.epoch.Store(rec.LeaderEpoch)
-	}
+// epochStart records that rec, a record of st's partition about to be
+// handed to the engine, starts a leader epoch: the commit of an offset
+// carries the epoch of the record before it (epochLog). Under r.mu.
+func (r *runner) epochStart(st *pstate, rec *kgo.Record) {
+	st.lastEpoch = rec.LeaderEpoch
+	st.epochs.add(rec.Offset, rec.LeaderEpoch)
 }

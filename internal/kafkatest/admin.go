@@ -71,10 +71,12 @@ func (c *Cluster) Partitions(ctx context.Context, topic string) (int32, error) {
 	return 0, fmt.Errorf("kafkatest: metadata %q: %w", topic, kerr.UnknownTopicOrPartition)
 }
 
-// Commit is a group's committed offset for one partition and its metadata.
+// Commit is a group's committed offset for one partition, its metadata and
+// the leader epoch it was committed with (-1: none).
 type Commit struct {
-	Offset   int64
-	Metadata string
+	Offset      int64
+	Metadata    string
+	LeaderEpoch int32
 }
 
 // Committed returns the offsets group has committed for topic, by partition.
@@ -101,7 +103,7 @@ func (c *Cluster) Committed(ctx context.Context, group, topic string) (map[int32
 		return nil, fmt.Errorf("kafkatest: offset fetch %q: %w", group, err)
 	}
 	out := make(map[int32]Commit)
-	add := func(t string, p int32, off int64, meta *string, code int16) error {
+	add := func(t string, p int32, off int64, meta *string, epoch int32, code int16) error {
 		if code == kerr.GroupIDNotFound.Code {
 			return nil
 		}
@@ -111,7 +113,7 @@ func (c *Cluster) Committed(ctx context.Context, group, topic string) (map[int32
 		if t != topic || off < 0 {
 			return nil
 		}
-		cm := Commit{Offset: off}
+		cm := Commit{Offset: off, LeaderEpoch: epoch}
 		if meta != nil {
 			cm.Metadata = *meta
 		}
@@ -128,7 +130,7 @@ func (c *Cluster) Committed(ctx context.Context, group, topic string) (map[int32
 			}
 			for _, t := range g.Topics {
 				for _, p := range t.Partitions {
-					if err := add(t.Topic, p.Partition, p.Offset, p.Metadata, p.ErrorCode); err != nil {
+					if err := add(t.Topic, p.Partition, p.Offset, p.Metadata, p.LeaderEpoch, p.ErrorCode); err != nil {
 						return nil, err
 					}
 				}
@@ -144,7 +146,7 @@ func (c *Cluster) Committed(ctx context.Context, group, topic string) (map[int32
 	}
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
-			if err := add(t.Topic, p.Partition, p.Offset, p.Metadata, p.ErrorCode); err != nil {
+			if err := add(t.Topic, p.Partition, p.Offset, p.Metadata, p.LeaderEpoch, p.ErrorCode); err != nil {
 				return nil, err
 			}
 		}
