@@ -74,9 +74,10 @@ func TestOrderingByKeyAcrossRebalances(t *testing.T) {
 // The ordering crash test's child role: switched on by envOrderChild before
 // TestMain runs (crash_test.go's TestMain knows only the other child).
 const (
-	envOrderChild = "INORDER_CONFLUENT_ORDER_CHILD" // child index
-	orderTopic    = "ordered-crash"
-	orderGroup    = "ordered-crash-group"
+	envOrderChild    = "INORDER_CONFLUENT_ORDER_CHILD"    // child index
+	envOrderAssignor = "INORDER_CONFLUENT_ORDER_ASSIGNOR" // partition.assignment.strategy
+	orderTopic       = "ordered-crash"
+	orderGroup       = "ordered-crash-group"
 )
 
 func init() {
@@ -86,7 +87,7 @@ func init() {
 	}
 	os.Exit(adaptertest.OrderCrashChild(os.Getenv(envOut), idx, func(h adaptertest.HandleFunc) error {
 		cons, err := confluent.NewConsumer([]string{os.Getenv(envBrokers)}, orderGroup, []string{orderTopic},
-			append(append(fastOpts(slogDiscard()), strategy("range"), confluent.WithConcurrency(8), confluent.WithWindow(2000)),
+			append(append(fastOpts(slogDiscard()), strategy(os.Getenv(envOrderAssignor)), confluent.WithConcurrency(8), confluent.WithWindow(2000)),
 				orderOpts(adaptertest.Ordering{Mode: adaptertest.ByKey, KeylessOrdered: true})...)...)
 		if err != nil {
 			return err
@@ -102,9 +103,15 @@ func init() {
 
 // Issue 10: consumed ByKey by child processes SIGKILLed and restarted: each
 // key restarts from its commit point, per-key order holds within each
-// process, nothing is lost.
+// process, nothing is lost; with the eager (range) and the cooperative
+// (cooperative-sticky) assignor.
 func TestOrderingByKeyAcrossCrashes(t *testing.T) {
-	adaptertest.RunOrderingCrash(t, orderTopic, orderGroup, 3, func(i int, brokers, out string) (*exec.Cmd, *bufio.Reader) {
-		return adaptertest.StartChild(t, envOrderChild+"="+strconv.Itoa(i), envBrokers+"="+brokers, envOut+"="+out)
-	})
+	for _, s := range []string{"range", "cooperative-sticky"} {
+		t.Run("assignor="+s, func(t *testing.T) {
+			adaptertest.RunOrderingCrash(t, orderTopic, orderGroup, 3, func(i int, brokers, out string) (*exec.Cmd, *bufio.Reader) {
+				return adaptertest.StartChild(t, envOrderChild+"="+strconv.Itoa(i), envOrderAssignor+"="+s,
+					envBrokers+"="+brokers, envOut+"="+out)
+			})
+		})
+	}
 }
