@@ -240,7 +240,7 @@ func runSize(d time.Duration, n int) int {
 // worker's counters.
 func (e *Engine[M]) run(t *task[M], c *workerCtrs) {
 	j := &t.job
-	p := j.p
+	p := t.q.p
 	if p.revoking.Load() || e.failed.Load() {
 		// Revoked (or lost) before a worker took it, or Run is stopping on
 		// an error: the message is not handled and not acked (it is
@@ -249,7 +249,7 @@ func (e *Engine[M]) run(t *task[M], c *workerCtrs) {
 		return
 	}
 	if j.rt != nil && j.rt.dead {
-		e.deadLetter(j, j.rt.err, j.rt.attempts)
+		e.deadLetter(p, j, j.rt.err, j.rt.attempts)
 		return
 	}
 	var start time.Time
@@ -280,7 +280,7 @@ func (e *Engine[M]) run(t *task[M], c *workerCtrs) {
 		return
 	}
 	if e.cfg.DeadLetter != nil {
-		e.deadLetter(j, err, attempts)
+		e.deadLetter(p, j, err, attempts)
 		return
 	}
 	if e.cfg.ErrorPolicy == Stop {
@@ -300,11 +300,11 @@ func (j *job[M]) retry() *retry[M] {
 	return j.rt
 }
 
-// deadLetter hands j, whose handler failed for the last time with err, to
-// Config.DeadLetter, and acks it once that returned nil; an error from it
-// (or a panic) is retried with the retry waits, never dropped.
-func (e *Engine[M]) deadLetter(j *job[M], err error, attempts int) {
-	p := j.p
+// deadLetter hands j, a message of p whose handler failed for the last
+// time with err, to Config.DeadLetter, and acks it once that returned nil;
+// an error from it (or a panic) is retried with the retry waits, never
+// dropped.
+func (e *Engine[M]) deadLetter(p *Part, j *job[M], err error, attempts int) {
 	dlErr := e.callDeadLetter(j.msg, err, attempts)
 	if dlErr == nil {
 		p.dead.Add(1)

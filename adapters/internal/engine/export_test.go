@@ -109,7 +109,7 @@ func (s *TestSched) Keys(p *Part) int {
 }
 
 // Part returns the task's partition.
-func (t TestTask) Part() *Part { return t.t.p }
+func (t TestTask) Part() *Part { return t.t.q.p }
 
 // Offset returns the task's offset.
 func (t TestTask) Offset() int64 { return t.t.offset }

@@ -105,7 +105,7 @@ func BenchmarkQueueUnordered(b *testing.B) {
 				quit := make(chan struct{})
 				defer close(quit)
 				benchQueue(b, parts, workers,
-					func(p *Part, o int64) { q.push(job[int64]{p: p, offset: o, msg: o}) },
+					func(_ *Part, o int64) { q.push(job[int64]{offset: o, msg: o}) },
 					func(handled func()) {
 						for {
 							if _, ok := q.pop(quit); !ok {

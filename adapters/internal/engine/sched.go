@@ -48,7 +48,6 @@ func (o Ordering) String() string {
 }
 
 type job[M any] struct {
-	p      *Part
 	offset int64
 	msg    M
 	rt     *retry[M] // nil until the message fails
@@ -368,7 +367,7 @@ func (s *sched[M]) push(p *Part, offset int64, msg M, h uint64) bool {
 	if q.dropped || p.revoking.Load() {
 		return false
 	}
-	q.fifo.push(s, job[M]{p: p, offset: offset, msg: msg, h: h})
+	q.fifo.push(s, job[M]{offset: offset, msg: msg, h: h})
 	s.place(q)
 	return true
 }
@@ -386,7 +385,7 @@ func (s *sched[M]) pushBatch(p *Part, offs []int64, msgs []M, hs []uint64) bool 
 		if hs != nil {
 			h = hs[i]
 		}
-		*q.fifo.slot(s) = job[M]{p: p, offset: o, msg: msgs[i], h: h}
+		*q.fifo.slot(s) = job[M]{offset: o, msg: msgs[i], h: h}
 	}
 	s.place(q)
 	return true
@@ -1031,7 +1030,7 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 				k := min(want-1, t.q.fifo.n/(1+r.signaled+r.spinning))
 				w.tasks = r.s.takeMore(t.q, w.tasks, k)
 			}
-			if pm := t.p.m; pm != nil && !stolen { // a stolen one was counted with its run
+			if pm := t.q.p.m; pm != nil && !stolen { // a stolen one was counted with its run
 				// The messages of a partition taken for a handler call
 				// are numbered; one in DurationSampleEvery is timed.
 				k := int64(len(w.tasks))
