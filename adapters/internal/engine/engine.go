@@ -189,15 +189,11 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 	w := e.queue.newWorker()
 	want := 1
 	for e.queue.next(w, want) {
-		if e.cfg.Ordering == ByPartition {
-			e.run(&w.tasks[0], c)
-			w.claim.Store(1)
-			continue
-		}
 		// Size the next run by how long these calls took, so
 		// that a run holds about runBudget of work: short handlers take
 		// up to maxRun messages per lock of the scheduler, a handler
-		// slower than runBudget one at a time. (A run's messages that its
+		// slower than runBudget one at a time (ByPartition: always one,
+		// see sched.takeMore). (A run's messages that its
 		// worker has not reached are stolen by any worker that finds
 		// nothing else to do.) A run of one when more were wanted (the
 		// queue was short) is not timed: it tells nothing about a run,
@@ -319,10 +315,7 @@ func (e *Engine[M]) deadLetter(p *Part, j *job[M], err error, attempts int) {
 	rt.dead, rt.err, rt.attempts = true, err, attempts
 	rt.dlCalls++
 	rt.pending, rt.wait = true, e.cfg.Retry.wait(rt.dlCalls)
-	now := time.Now().UnixNano()
-	last := p.lastErrLog.Load()
-	if now-last < int64(time.Second) || !p.lastErrLog.CompareAndSwap(last, now) {
-		p.errLogsSkipped.Add(1)
+	if !p.logTurn() {
 		return
 	}
 	e.log.Warn("inorder: dead letter failed, retrying it (the message is not acked until it succeeds)",
@@ -342,10 +335,7 @@ func (e *Engine[M]) callDeadLetter(msg M, err error, attempts int) (dlErr error)
 // logHandlerError logs a handler error under LogAndAck, at most once per
 // partition per second; the records left out are counted in the next one.
 func (e *Engine[M]) logHandlerError(p *Part, offset int64, err, ackErr error) {
-	now := time.Now().UnixNano()
-	last := p.lastErrLog.Load()
-	if now-last < int64(time.Second) || !p.lastErrLog.CompareAndSwap(last, now) {
-		p.errLogsSkipped.Add(1)
+	if !p.logTurn() {
 		return
 	}
 	msg := "inorder: handler error, message acked (error policy LogAndAck)"

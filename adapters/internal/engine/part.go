@@ -267,3 +267,16 @@ func (p *Part) stats() PartitionStats {
 	}
 	return s
 }
+
+// logTurn reports whether a handler or dead-letter error of p may be logged
+// now: at most once a second per partition; the ones left out are counted
+// in errLogsSkipped, which the next logged line reports. Any goroutine.
+func (p *Part) logTurn() bool {
+	now := time.Now().UnixNano()
+	last := p.lastErrLog.Load()
+	if now-last < int64(time.Second) || !p.lastErrLog.CompareAndSwap(last, now) {
+		p.errLogsSkipped.Add(1)
+		return false
+	}
+	return true
+}
