@@ -3,7 +3,6 @@ package kafkago_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -47,15 +46,7 @@ func startOrdered(t testing.TB, c *kafkatest.Cluster, group, topic string, o ada
 // they start in offset order, every message is handled, commits reach the
 // log end.
 func TestOrderingModes(t *testing.T) {
-	for _, o := range []adaptertest.Ordering{
-		{Mode: adaptertest.ByKey},
-		{Mode: adaptertest.ByKey, KeylessOrdered: true},
-		{Mode: adaptertest.ByPartition},
-	} {
-		t.Run(fmt.Sprintf("%v/keyless-ordered=%v", o.Mode, o.KeylessOrdered), func(t *testing.T) {
-			adaptertest.RunOrdering(t, startOrdered, o)
-		})
-	}
+	adaptertest.RunOrderingModes(t, startOrdered)
 }
 
 // Issue 10: three members join and leave while a keyed topic is consumed

@@ -307,6 +307,20 @@ const (
 	orderMessages   = 4000
 )
 
+// RunOrderingModes runs RunOrdering, each as a subtest, for ByKey with
+// keyless messages unordered, ByKey with KeylessOrdered, and ByPartition.
+func RunOrderingModes(t *testing.T, start StartMember) {
+	for _, o := range []Ordering{
+		{Mode: ByKey},
+		{Mode: ByKey, KeylessOrdered: true},
+		{Mode: ByPartition},
+	} {
+		t.Run(fmt.Sprintf("%v/keyless-ordered=%v", o.Mode, o.KeylessOrdered), func(t *testing.T) {
+			RunOrdering(t, start, o)
+		})
+	}
+}
+
 // RunOrdering produces a keyed topic, consumes it with one member of a new
 // group configured with o until every message is handled and the commits
 // reach the log end, stops it and checks the calls (CheckOrder), that
