@@ -75,6 +75,7 @@ func TestNewConsumerRefusesBadConfig(t *testing.T) {
 		{"read uncommitted by kgo option", b, g, tp, []franz.Option{cli(kgo.FetchIsolationLevel(kgo.ReadUncommitted()))}, "WithReadCommitted"},
 		{"client id by kgo option", b, g, tp, []franz.Option{cli(kgo.ClientID("x"))}, "WithClientID"},
 		{"seed brokers by kgo option", b, g, tp, []franz.Option{cli(kgo.SeedBrokers("10.0.0.1:9092"))}, "SeedBrokers"},
+		{"response size below the fetch size", b, g, tp, []franz.Option{cli(kgo.FetchMaxBytes(64 << 10))}, "use WithFetchMaxBytes"},
 		{"retry backoff by kgo option", b, g, tp,
 			[]franz.Option{cli(kgo.RetryBackoffFn(func(int) time.Duration { return time.Second }))}, "RetryBackoffFn"},
 	} {
@@ -90,7 +91,7 @@ func TestNewConsumerRefusesBadConfig(t *testing.T) {
 	}
 	t.Run("valid config with harmless kgo options is accepted", func(t *testing.T) {
 		_, err := franz.NewConsumer(b, g, tp, franz.WithClientOptions(
-			kgo.DialTLSConfig(&tls.Config{}), kgo.Balancers(kgo.RangeBalancer()), kgo.FetchMaxBytes(1<<20),
+			kgo.DialTLSConfig(&tls.Config{}), kgo.Balancers(kgo.RangeBalancer()), kgo.FetchMaxBytes(8<<20), // raises the response's size
 			kgo.SessionTimeout(franz.DefaultSessionTimeout), // repeats the shared option's value
 			kgo.InstanceID("i"), kgo.BlockRebalanceOnPoll(), kgo.KeepControlRecords()))
 		if err != nil {

@@ -89,6 +89,7 @@ type runner struct {
 	parts   map[TopicPartition]*pstate    // owned partitions
 	blocked map[TopicPartition]*pstate    // partitions with a non-empty stash (paused)
 	fetched map[TopicPartition]commitInfo // the commits read at the assignment in progress
+	ramp    fetchRamp                     // the fetch sizes asked for
 
 	epMu   sync.Mutex
 	epochs map[TopicPartition]*epochLog // for commit: outlives the pstate until the revoke's commit
@@ -142,7 +143,10 @@ func (r *runner) clientOpts() []kgo.Opt {
 // any goroutine (and so before any callback can run).
 type newClientHook struct{ r *runner }
 
-func (h newClientHook) OnNewClient(cl *kgo.Client) { h.r.cl = cl }
+func (h newClientHook) OnNewClient(cl *kgo.Client) {
+	h.r.cl = cl
+	h.r.ramp.init(cl)
+}
 
 // fail makes Run drain, commit, leave the group and return err.
 func (r *runner) fail(err error) {
@@ -259,6 +263,9 @@ func (r *runner) onAssigned(ctx context.Context, offsets map[string]map[int32]kg
 		}
 		out[tp.Topic][tp.Partition] = kgo.NewOffset().At(sp.start)
 	}
+	r.mu.Lock()
+	r.ramp.restart(r.cl) // the new partitions' first fetches are small
+	r.mu.Unlock()
 	// A partition paused when it was revoked stays paused in kgo: a new
 	// assignment starts with room.
 	r.cl.ResumeFetchPartitions(tpMap(tps...))

@@ -73,8 +73,10 @@ const (
 // The options every adapter shares; see their documentation in the engine
 // package (adapters/internal/engine/options.go) and the README. The kgo
 // options they set: SessionTimeout, RebalanceTimeout, HeartbeatInterval,
-// FetchIsolationLevel (ReadCommitted), FetchMaxPartitionBytes
-// (FetchMaxBytes), FetchMaxWait, RetryBackoffFn (RetryBackoff), ClientID.
+// FetchIsolationLevel (ReadCommitted), FetchMaxPartitionBytes and
+// FetchMaxBytes (FetchMaxBytes; a kgo FetchMaxBytes given with
+// WithClientOptions may raise the response's), FetchMaxWait,
+// RetryBackoffFn (RetryBackoff), ClientID.
 // StartOffset and RequestTimeout are applied by the Consumer itself.
 var (
 	WithConcurrency       = engine.WithConcurrency
@@ -192,6 +194,12 @@ func sharedOpts(o *engine.Options, brokers []string) []kgo.Opt {
 		kgo.RebalanceTimeout(o.RebalanceTimeout),
 		kgo.HeartbeatInterval(o.HeartbeatInterval),
 		kgo.FetchIsolationLevel(iso),
+		// A fetch response is decoded whole before the poll hands out
+		// any of it: a response of at most FetchMaxBytes (kgo's default
+		// is 50 MiB) keeps the handlers busy while the next one is
+		// fetched and decoded. WithClientOptions(kgo.FetchMaxBytes(n))
+		// raises it (fewer round trips on a slow link).
+		kgo.FetchMaxBytes(int32(o.FetchMaxBytes)),
 		kgo.FetchMaxPartitionBytes(int32(o.FetchMaxBytes)),
 		kgo.FetchMaxWait(o.FetchMaxWait),
 		kgo.RetryBackoffFn(retryBackoff(o.RetryBackoff)),
@@ -300,6 +308,11 @@ func checkClientOptions(o *engine.Options, brokers []string, group string, extra
 		return fmt.Errorf("%w: kgo: %w", ErrInvalidConfig, err)
 	}
 	defer mine.Close()
+	if got, set := cl.OptValue("FetchMaxBytes"), mine.OptValue("FetchMaxBytes"); got.(int32) < set.(int32) {
+		// kgo would also cut the partition size to it.
+		return fmt.Errorf("%w: WithClientOptions: kgo option FetchMaxBytes (%v) is below WithFetchMaxBytes (%v): it may only raise a response's size; use WithFetchMaxBytes for smaller fetches",
+			ErrInvalidConfig, got, set)
+	}
 	for _, s := range []struct{ kgo, option string }{
 		{"SeedBrokers", "the brokers argument of NewConsumer"},
 		{"ClientID", "WithClientID"},

@@ -47,7 +47,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 	// message is delivered, so the first message of an assignment comes
 	// after a 64 KiB response, not a FetchMaxBytes one, and the handlers
 	// start while the larger fetches follow.
-	size := min(firstFetchBytes, g.c.opts.FetchMaxBytes)
+	size := min(engine.FirstFetchBytes, g.c.opts.FetchMaxBytes)
 	for ctx.Err() == nil {
 		// Fetch from the first offset not tracked yet: everything below it
 		// was delivered or declared a gap.
@@ -179,10 +179,6 @@ func (g *groupRun) refreshLogEnds(ctx context.Context, fetchedAt map[*engine.Par
 // metadata refresh (2s), which ends the failures a rebalance or a leader
 // move causes.
 const warnAfter = 5 * time.Second
-
-// firstFetchBytes is the size of a partition's first fetch (see
-// fetchLoop).
-const firstFetchBytes = 64 << 10
 
 // fetch sends one Fetch request for tp at offset, for at most maxBytes (the
 // broker returns at least one record batch, however large).

@@ -49,6 +49,13 @@ const (
 	DefaultRetryBackoff      = 250 * time.Millisecond
 	DefaultMaxRetryBackoff   = 5 * time.Second
 	DefaultClientID          = "inorder"
+
+	// FirstFetchBytes is the size of the first fetches of an assignment;
+	// each fetch that returns records doubles it up to FetchMaxBytes (the
+	// adapters' slow start: a response is read and decoded whole before
+	// its first message is handed out, so a small first one starts the
+	// handlers early, and they run while the larger ones are fetched).
+	FirstFetchBytes = 64 << 10
 )
 
 // Options is every setting of an adapter's consumer: the engine's (Config),
