@@ -100,6 +100,27 @@ func TestNewConsumerRefusesBadConfig(t *testing.T) {
 	})
 }
 
+// librdkafka's fetch.queue.backoff.ms (1s) would stall a consumer whose
+// local queue filled for a second at a time: the Consumer sets 50 ms, and a
+// ConfigMap may set its own.
+func TestFetchQueueBackoff(t *testing.T) {
+	b, g, tp := []string{"127.0.0.1:1"}, "g", []string{"t"}
+	c, err := confluent.NewConsumer(b, g, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ConfigValue("fetch.queue.backoff.ms"); got != 50 {
+		t.Errorf("fetch.queue.backoff.ms = %v, want 50", got)
+	}
+	c, err = confluent.NewConsumer(b, g, tp, confluent.WithConfigMap(kafka.ConfigMap{"fetch.queue.backoff.ms": 200}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ConfigValue("fetch.queue.backoff.ms"); got != 200 {
+		t.Errorf("with a ConfigMap of 200: fetch.queue.backoff.ms = %v, want 200", got)
+	}
+}
+
 func TestRunRefusesNilHandlerAndSecondRun(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.WithTopic("t", 1))
 	cons, err := confluent.NewConsumer(c.Addrs(), "g", []string{"t"}, fastOpts(testLogger(t))...)

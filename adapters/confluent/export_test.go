@@ -71,3 +71,7 @@ var CooperativeByConfig = cooperativeByConfig
 func WithCommittedHook(f func(ktps []kafka.TopicPartition)) Option {
 	return func(o *engine.Options) { own(o, "WithCommittedHook").onCommitted = f }
 }
+
+// ConfigValue returns the librdkafka setting k of the Consumer's
+// configuration (nil if unset). Tests only.
+func (c *Consumer) ConfigValue(k string) kafka.ConfigValue { return c.cm[k] }

@@ -253,6 +253,12 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 		"retry.backoff.ms":          ms(o.RetryBackoff),
 		"retry.backoff.max.ms":      ms(max(o.RetryBackoff, engine.DefaultMaxRetryBackoff)),
 		"client.id":                 o.ClientID,
+		// librdkafka postpones a partition's next fetch by this much once
+		// its local queue is over queued.min.messages or
+		// queued.max.messages.kbytes; its default, 1s, stalls a consumer
+		// that drains the queue faster than that (a backlog). A
+		// ConfigMap may set it.
+		"fetch.queue.backoff.ms": fetchQueueBackoffMs,
 	}
 	if len(brokers) > 0 {
 		cm["bootstrap.servers"] = strings.Join(brokers, ",")
@@ -282,6 +288,10 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	}
 	return o, cfg, cm, nil
 }
+
+// fetchQueueBackoffMs is the Consumer's fetch.queue.backoff.ms (see
+// newOptions).
+const fetchQueueBackoffMs = 50
 
 // fromConfigMap sets the shared option that librdkafka setting k
 // corresponds to from its value v.
