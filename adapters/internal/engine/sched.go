@@ -909,7 +909,7 @@ func (r *runq[M]) push(p *Part, offset int64, msg M) bool {
 	}
 	r.mu.Lock()
 	ok := !r.stopped && r.s.push(p, offset, msg, h)
-	n := r.wakes()
+	n := r.wakeOne()
 	r.mu.Unlock()
 	for range n {
 		r.cond.Signal()
@@ -923,14 +923,14 @@ const hashChunk = 64
 
 // pushBatch queues msgs at offsets offs (equal lengths, offsets of p in
 // order) under one lock, or with ByKey one per hashChunk messages, and wakes
-// as many parked workers as the new messages can use. It returns how many
+// a parked worker if none is on its way (see wakeOne). It returns how many
 // of them it queued, a prefix: fewer than len(offs) if p is revoked or the
 // engine stopped meanwhile.
 func (r *runq[M]) pushBatch(p *Part, offs []int64, msgs []M) int {
 	if r.s.mode != ByKey {
 		r.mu.Lock()
 		ok := !r.stopped && r.s.pushBatch(p, offs, msgs, nil)
-		n := r.wakes()
+		n := r.wakeOne()
 		r.mu.Unlock()
 		for range n {
 			r.cond.Signal()
@@ -949,7 +949,7 @@ func (r *runq[M]) pushBatch(p *Part, offs []int64, msgs []M) int {
 		}
 		r.mu.Lock()
 		ok := !r.stopped && r.s.pushBatch(p, offs[done:done+k], msgs[done:done+k], hs[:k])
-		n := r.wakes()
+		n := r.wakeOne()
 		r.mu.Unlock()
 		for range n {
 			r.cond.Signal()
@@ -968,12 +968,27 @@ func (r *runq[M]) pushBatch(p *Part, offs []int64, msgs []M) int {
 // of the last run taken: a worker is woken per r.run ready messages, not
 // per message (a worker woken for nothing spins and parks again, which
 // costs more than the message).
-func (r *runq[M]) wakes() int {
+func (r *runq[M]) wakes() int { return r.wakeUpTo(r.idle) }
+
+// wakeOne is wakes for a producer (push, pushBatch): at most one worker,
+// and none while one is on its way (signaled or spinning). The worker that
+// takes the messages wakes the others they need (next), so a producer,
+// often the one poll goroutine that bounds the consumer's throughput, makes
+// at most one wake-up call per batch and the rest are made off its path.
+func (r *runq[M]) wakeOne() int {
+	if r.signaled+r.spinning > 0 {
+		return 0
+	}
+	return r.wakeUpTo(1)
+}
+
+// wakeUpTo is wakes reserving at most max workers.
+func (r *runq[M]) wakeUpTo(max int) int {
 	ready := r.s.nready
 	if r.run > 1 {
 		ready = (ready + r.run - 1) / r.run
 	}
-	n := min(r.idle, ready-r.signaled-r.spinning)
+	n := min(r.idle, max, ready-r.signaled-r.spinning)
 	if n <= 0 {
 		return 0
 	}
