@@ -79,7 +79,7 @@ func init() {
 	os.Exit(adaptertest.OrderCrashChild(os.Getenv(envOut), idx, func(h adaptertest.HandleFunc) error {
 		cons, err := confluent.NewConsumer([]string{os.Getenv(envBrokers)}, orderGroup, []string{orderTopic},
 			append(append(fastOpts(slogDiscard()), strategy(os.Getenv(envOrderAssignor)), confluent.WithConcurrency(8), confluent.WithWindow(2000)),
-				orderOpts(adaptertest.Ordering{Mode: adaptertest.ByKey, KeylessOrdered: true})...)...)
+				orderOpts(adaptertest.CrashChildOrdering())...)...)
 		if err != nil {
 			return err
 		}
@@ -99,9 +99,9 @@ func init() {
 func TestOrderingByKeyAcrossCrashes(t *testing.T) {
 	for _, s := range []string{"range", "cooperative-sticky"} {
 		t.Run("assignor="+s, func(t *testing.T) {
-			adaptertest.RunOrderingCrash(t, orderTopic, orderGroup, 3, func(i int, brokers, out string) (*exec.Cmd, *bufio.Reader) {
+			adaptertest.RunOrderingCrash(t, orderTopic, orderGroup, 3, func(i int, brokers, out, env string) (*exec.Cmd, *bufio.Reader) {
 				return adaptertest.StartChild(t, envOrderChild+"="+strconv.Itoa(i), envOrderAssignor+"="+s,
-					envBrokers+"="+brokers, envOut+"="+out)
+					envBrokers+"="+brokers, envOut+"="+out, env)
 			})
 		})
 	}

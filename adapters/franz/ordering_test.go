@@ -78,7 +78,7 @@ func init() {
 	os.Exit(adaptertest.OrderCrashChild(os.Getenv(envOut), idx, func(h adaptertest.HandleFunc) error {
 		cons, err := franz.NewConsumer([]string{os.Getenv(envBrokers)}, orderGroup, []string{orderTopic},
 			append(append(fastOpts(slogDiscard()), franz.WithConcurrency(8), franz.WithWindow(2000)),
-				orderOpts(adaptertest.Ordering{Mode: adaptertest.ByKey, KeylessOrdered: true})...)...)
+				orderOpts(adaptertest.CrashChildOrdering())...)...)
 		if err != nil {
 			return err
 		}
@@ -95,7 +95,7 @@ func init() {
 // key restarts from its commit point, per-key order holds within each
 // process, nothing is lost.
 func TestOrderingByKeyAcrossCrashes(t *testing.T) {
-	adaptertest.RunOrderingCrash(t, orderTopic, orderGroup, 3, func(i int, brokers, out string) (*exec.Cmd, *bufio.Reader) {
-		return adaptertest.StartChild(t, envOrderChild+"="+strconv.Itoa(i), envBrokers+"="+brokers, envOut+"="+out)
+	adaptertest.RunOrderingCrash(t, orderTopic, orderGroup, 3, func(i int, brokers, out, env string) (*exec.Cmd, *bufio.Reader) {
+		return adaptertest.StartChild(t, envOrderChild+"="+strconv.Itoa(i), envBrokers+"="+brokers, envOut+"="+out, env)
 	})
 }

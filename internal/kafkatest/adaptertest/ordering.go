@@ -536,7 +536,33 @@ func OrderCrashChild(out, idx string, run func(h HandleFunc) error) int {
 // the first of that key's offsets the commits did not cover when it
 // started (it restarts from the commit point and skips nothing); nothing is
 // lost; commits never go down.
-func RunOrderingCrash(t *testing.T, topic, group string, kills int, startChild func(i int, brokers, out string) (*exec.Cmd, *bufio.Reader)) {
+//
+// It runs twice, as subtests: with the keyless records ordered as one key
+// (KeylessOrdered) and unordered. startChild must pass env, a NAME=value
+// setting, to the child, whose consumer takes its Ordering from
+// CrashChildOrdering.
+func RunOrderingCrash(t *testing.T, topic, group string, kills int, startChild func(i int, brokers, out, env string) (*exec.Cmd, *bufio.Reader)) {
+	for _, keylessOrdered := range []bool{true, false} {
+		t.Run(fmt.Sprintf("keyless-ordered=%v", keylessOrdered), func(t *testing.T) {
+			env := envKeylessOrdered + "=" + strconv.FormatBool(keylessOrdered)
+			runOrderingCrash(t, topic, group, kills, Ordering{Mode: ByKey, KeylessOrdered: keylessOrdered},
+				func(i int, brokers, out string) (*exec.Cmd, *bufio.Reader) { return startChild(i, brokers, out, env) })
+		})
+	}
+}
+
+// envKeylessOrdered carries a crash child's KeylessOrdered (see
+// RunOrderingCrash and CrashChildOrdering).
+const envKeylessOrdered = "INORDER_ORDER_KEYLESS_ORDERED"
+
+// CrashChildOrdering is the Ordering a child of RunOrderingCrash consumes
+// with: ByKey, the keyless records ordered as one key or not as its parent
+// chose.
+func CrashChildOrdering() Ordering {
+	return Ordering{Mode: ByKey, KeylessOrdered: os.Getenv(envKeylessOrdered) == "true"}
+}
+
+func runOrderingCrash(t *testing.T, topic, group string, kills int, o Ordering, startChild func(i int, brokers, out string) (*exec.Cmd, *bufio.Reader)) {
 	const partitions = 4
 	c := kafkatest.Start(t, kafkatest.WithTopic(topic, partitions))
 	ctx := Timeout(t, 120*time.Second)
@@ -586,22 +612,26 @@ func RunOrderingCrash(t *testing.T, topic, group string, kills int, startChild f
 		seen[PO{c.P, c.O}] = true
 	}
 	kt.checkAllHandled(t, func(po PO) bool { return seen[po] })
-	o := Ordering{Mode: ByKey, KeylessOrdered: true}
 	counts := make([]int, kills+1)
+	keylessOverlaps := 0
 	for i := range kills + 1 {
 		cs := perChild[strconv.Itoa(i)]
 		counts[i] = len(cs)
 		rep := CheckOrder(cs, o, nil) // one sequence per process: check each alone
 		rep.Check(t)
+		keylessOverlaps += rep.KeylessOverlaps
 		if rep.Rewinds != 0 {
 			t.Errorf("child %d: %d rewinds", i, rep.Rewinds)
 		}
-		if bad := CheckRestart(cs, kt.Keys, covAtStart[i].Has); len(bad) > 0 {
+		if bad := CheckRestart(cs, kt.Keys, covAtStart[i].Has, o.KeylessOrdered); len(bad) > 0 {
 			t.Errorf("child %d: %d calls not at their key's next offset the commits did not cover, for example:\n%s",
 				i, len(bad), joinLines(bad[:min(10, len(bad))]))
 		}
 	}
-	t.Logf("calls per child %v; %d distinct of %d; %d redelivered", counts, len(seen), len(kt.Keys), len(calls)-len(seen))
+	if !o.KeylessOrdered && keylessOverlaps == 0 {
+		t.Error("without KeylessOrdered no two keyless calls of one partition overlapped (runs of 10 were produced): did the children get the ordering?")
+	}
+	t.Logf("calls per child %v; %d distinct of %d; %d redelivered; %d keyless overlaps", counts, len(seen), len(kt.Keys), len(calls)-len(seen), keylessOverlaps)
 }
 
 // CheckRestart checks the calls of one process lifetime that started after
@@ -610,7 +640,11 @@ func RunOrderingCrash(t *testing.T, topic, group string, kills int, startChild f
 // in start order, must be the first of that key's offsets not covered, in
 // offset order, without a gap — a key restarts at its commit point and
 // skips nothing. It returns one line per call that is not.
-func CheckRestart(calls []Call, keys map[PO]string, covered func(p int32, o int64) bool) []string {
+//
+// Without keylessOrdered the keyless records are not ordered: each of
+// their calls must be of an offset not covered, at most once (a restart
+// skips nothing covered and redelivers nothing covered), in any order.
+func CheckRestart(calls []Call, keys map[PO]string, covered func(p int32, o int64) bool, keylessOrdered bool) []string {
 	type pk struct {
 		p   int32
 		key string
@@ -628,7 +662,19 @@ func CheckRestart(calls []Call, keys map[PO]string, covered func(p int32, o int6
 	slices.SortFunc(calls, func(a, b Call) int { return cmp.Compare(a.Start, b.Start) })
 	next := map[pk]int{} // index into the key's uncovered offsets
 	var bad []string
+	keyless := map[PO]bool{} // unordered keyless offsets called
 	for _, c := range calls {
+		if c.Key == "" && !keylessOrdered {
+			po := PO{c.P, c.O}
+			switch {
+			case covered(c.P, c.O):
+				bad = append(bad, fmt.Sprintf("%s partition %d keyless offset %d: covered by the commit at the start", c.Member, c.P, c.O))
+			case keyless[po]:
+				bad = append(bad, fmt.Sprintf("%s partition %d keyless offset %d: handled twice", c.Member, c.P, c.O))
+			}
+			keyless[po] = true
+			continue
+		}
 		k := pk{c.P, c.Key}
 		offs, j := uncovered[k], next[k]
 		if j >= len(offs) || offs[j] != c.O {

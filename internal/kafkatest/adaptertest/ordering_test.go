@@ -158,8 +158,40 @@ func TestCheckRestartWantsEachKeyFromItsCommitPointWithoutGaps(t *testing.T) {
 		{"out of order", []int64{4, 2}, 2},
 		{"beyond the key's end", []int64{1, 1}, 1},
 	} {
-		if bad := adaptertest.CheckRestart(at(tc.offs...), keys, covered); len(bad) != tc.bad {
+		if bad := adaptertest.CheckRestart(at(tc.offs...), keys, covered, true); len(bad) != tc.bad {
 			t.Errorf("%s: %d bad %q, want %d", tc.name, len(bad), bad, tc.bad)
+		}
+	}
+}
+
+func TestCheckRestartTakesUnorderedKeylessRecordsInAnyOrderOnceEach(t *testing.T) {
+	// Partition 0: keyless at 0 1 2 4, key a at 3; covered: 0.
+	keys := map[adaptertest.PO]string{{P: 0, O: 0}: "", {P: 0, O: 1}: "", {P: 0, O: 2}: "", {P: 0, O: 3}: "a", {P: 0, O: 4}: ""}
+	covered := func(p int32, o int64) bool { return p == 0 && o == 0 }
+	at := func(seq ...int64) []call {
+		var cs []call
+		for i, o := range seq {
+			cs = append(cs, call{Member: "1", P: 0, O: o, Key: keys[adaptertest.PO{P: 0, O: o}], Start: int64(2 * i), End: int64(2*i + 1)})
+		}
+		return cs
+	}
+	for _, tc := range []struct {
+		name    string
+		offs    []int64
+		ordered int // bad calls with KeylessOrdered
+		bad     int // without
+	}{
+		{"in order", []int64{1, 2, 3, 4}, 0, 0},
+		{"keyless out of order", []int64{4, 2, 3, 1}, 2, 0},
+		{"keyless with a gap (killed, or still running)", []int64{2, 3}, 1, 0},
+		{"covered keyless again", []int64{0, 1}, 2, 1},
+		{"keyless twice", []int64{1, 1}, 1, 1},
+	} {
+		if bad := adaptertest.CheckRestart(at(tc.offs...), keys, covered, true); len(bad) != tc.ordered {
+			t.Errorf("%s, keyless ordered: %d bad %q, want %d", tc.name, len(bad), bad, tc.ordered)
+		}
+		if bad := adaptertest.CheckRestart(at(tc.offs...), keys, covered, false); len(bad) != tc.bad {
+			t.Errorf("%s, keyless unordered: %d bad %q, want %d", tc.name, len(bad), bad, tc.bad)
 		}
 	}
 }
