@@ -18,42 +18,15 @@ import (
 )
 
 // Issue (review finding 3): Run returns even if a handler ignores its
-// context and never returns: the drain and the worker stop are both bounded
-// by RevokeTimeout; the handler is abandoned.
+// context and never returns (see adaptertest).
 func TestRunReturnsWhenAHandlerIgnoresCtx(t *testing.T) {
-	c, ctx := adaptertest.StartProduced(t, "stuck", 1, 10, 60*time.Second)
-	block := make(chan struct{})
-	t.Cleanup(func() { close(block) }) // frees the abandoned handler at the end
-	started := make(chan struct{})
-	var once sync.Once
-	cons, err := kafkago.NewConsumer(c.Addrs(), "stuck-group", []string{"stuck"},
-		append(fastOpts(slogDiscard()), kafkago.WithRevokeTimeout(500*time.Millisecond))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- cons.Run(rctx, func(context.Context, kafka.Message) error {
-			once.Do(func() { close(started) })
-			<-block
-			return nil
-		})
-	}()
-	select {
-	case <-started:
-	case <-ctx.Done():
-		t.Fatal("handler never called")
-	}
-	cancel()
-	select {
-	case err := <-errc:
+	adaptertest.CheckRunReturnsWhenAHandlerIgnoresCtx(t, func(ctx context.Context, c *kafkatest.Cluster, group, topic string, revoke time.Duration, h adaptertest.Handler) error {
+		cons, err := kafkago.NewConsumer(c.Addrs(), group, []string{topic}, append(fastOpts(slogDiscard()), kafkago.WithRevokeTimeout(revoke))...)
 		if err != nil {
-			t.Fatalf("Run = %v", err)
+			return err
 		}
-	case <-time.After(30 * time.Second): // hang guard only
-		t.Fatal("Run did not return with a handler that ignores ctx")
-	}
+		return cons.Run(ctx, func(hctx context.Context, m kafka.Message) error { return h(hctx, int32(m.Partition), m.Offset) })
+	})
 }
 
 // failingReader yields n records of the real response, then an error, like
