@@ -134,17 +134,21 @@ func TestCallRecorderAndCallLogRecordStartBeforeEnd(t *testing.T) {
 	}
 }
 
+// callsAt returns calls of member 1 at offsets seq of partition 0, in that
+// start order, one after another, with their keys from keys.
+func callsAt(keys map[adaptertest.PO]string, seq ...int64) []call {
+	var cs []call
+	for i, o := range seq {
+		cs = append(cs, call{Member: "1", P: 0, O: o, Key: keys[adaptertest.PO{P: 0, O: o}], Start: int64(2 * i), End: int64(2*i + 1)})
+	}
+	return cs
+}
+
 func TestCheckRestartWantsEachKeyFromItsCommitPointWithoutGaps(t *testing.T) {
 	// Partition 0: key a at 0 2 4, key b at 1 3; covered: 0 and 3.
 	keys := map[adaptertest.PO]string{{P: 0, O: 0}: "a", {P: 0, O: 1}: "b", {P: 0, O: 2}: "a", {P: 0, O: 3}: "b", {P: 0, O: 4}: "a"}
 	covered := func(p int32, o int64) bool { return p == 0 && (o == 0 || o == 3) }
-	at := func(seq ...int64) []call { // calls at offsets seq, in that start order
-		var cs []call
-		for i, o := range seq {
-			cs = append(cs, call{Member: "1", P: 0, O: o, Key: keys[adaptertest.PO{P: 0, O: o}], Start: int64(2 * i), End: int64(2*i + 1)})
-		}
-		return cs
-	}
+	at := func(seq ...int64) []call { return callsAt(keys, seq...) }
 	for _, tc := range []struct {
 		name string
 		offs []int64
@@ -168,13 +172,7 @@ func TestCheckRestartTakesUnorderedKeylessRecordsInAnyOrderOnceEach(t *testing.T
 	// Partition 0: keyless at 0 1 2 4, key a at 3; covered: 0.
 	keys := map[adaptertest.PO]string{{P: 0, O: 0}: "", {P: 0, O: 1}: "", {P: 0, O: 2}: "", {P: 0, O: 3}: "a", {P: 0, O: 4}: ""}
 	covered := func(p int32, o int64) bool { return p == 0 && o == 0 }
-	at := func(seq ...int64) []call {
-		var cs []call
-		for i, o := range seq {
-			cs = append(cs, call{Member: "1", P: 0, O: o, Key: keys[adaptertest.PO{P: 0, O: o}], Start: int64(2 * i), End: int64(2*i + 1)})
-		}
-		return cs
-	}
+	at := func(seq ...int64) []call { return callsAt(keys, seq...) }
 	for _, tc := range []struct {
 		name    string
 		offs    []int64
