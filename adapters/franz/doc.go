@@ -45,6 +45,16 @@
 // broker's in-flight one, which can take up to FetchMaxWait). Then Run
 // calls AllowRebalance, so a rebalance never waits for a handler.
 //
+// Fetch sizes. kgo reads and decodes a fetch response whole before the
+// poll hands out any of it, so a response is at most FetchMaxBytes (1 MiB
+// by default, per partition and per response; kgo's own response default
+// is 50 MiB), and the first fetches of a Run and of each assignment ask for
+// 64 KiB, doubling with each poll that returns records: the handlers start
+// after a small response and run while the next one is fetched and
+// decoded. WithClientOptions(kgo.FetchMaxBytes(n)) raises the response's
+// size (fewer round trips on a slow link); it may not lower it below
+// FetchMaxBytes.
+//
 // Rebalances, eager (kgo.RangeBalancer, ...) or cooperative (kgo's default
 // cooperative-sticky balancer). At an assignment, kgo's OnOffsetsFetched
 // gives the committed offsets and their metadata, and AdjustFetchOffsetsFn
