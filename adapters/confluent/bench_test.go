@@ -178,3 +178,17 @@ func BenchmarkSlowHandler(b *testing.B) {
 		p.Report(b)
 	})
 }
+
+// BenchmarkOrdering: ByKey against Unordered through this consumer (see
+// adaptertest.BenchByKeyVsUnordered).
+//
+//	go test -run '^$' -bench Ordering -benchtime 5x -count 5 ./adapters/confluent/
+func BenchmarkOrdering(b *testing.B) {
+	adaptertest.BenchByKeyVsUnordered(b, func(c *kafkatest.Cluster, topic string, n int, h func(), byKey bool) time.Duration {
+		o := confluent.Unordered
+		if byKey {
+			o = confluent.ByKey
+		}
+		return consumeInorder(b, c, topic, n, h, confluent.WithConcurrency(64), confluent.WithOrdering(o))
+	})
+}

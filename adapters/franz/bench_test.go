@@ -269,3 +269,17 @@ func BenchmarkSlowHandler(b *testing.B) {
 			func() time.Duration { return consumeSequential(b, c, topic, nSeq, wait) })
 	})
 }
+
+// BenchmarkOrdering: ByKey against Unordered through this consumer (see
+// adaptertest.BenchByKeyVsUnordered).
+//
+//	go test -run '^$' -bench Ordering -benchtime 5x -count 5 ./adapters/franz/
+func BenchmarkOrdering(b *testing.B) {
+	adaptertest.BenchByKeyVsUnordered(b, func(c *kafkatest.Cluster, topic string, n int, h func(), byKey bool) time.Duration {
+		o := franz.Unordered
+		if byKey {
+			o = franz.ByKey
+		}
+		return consumeInorder(b, c, topic, n, h, franz.WithConcurrency(64), franz.WithOrdering(o))
+	})
+}

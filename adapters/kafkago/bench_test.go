@@ -164,3 +164,17 @@ func BenchmarkSlowHandler(b *testing.B) {
 		p.Report(b)
 	})
 }
+
+// BenchmarkOrdering: ByKey against Unordered through this consumer (see
+// adaptertest.BenchByKeyVsUnordered).
+//
+//	go test -run '^$' -bench Ordering -benchtime 5x -count 5 ./adapters/kafkago/
+func BenchmarkOrdering(b *testing.B) {
+	adaptertest.BenchByKeyVsUnordered(b, func(c *kafkatest.Cluster, topic string, n int, h func(), byKey bool) time.Duration {
+		o := kafkago.Unordered
+		if byKey {
+			o = kafkago.ByKey
+		}
+		return consumeInorder(b, c, topic, n, h, kafkago.WithConcurrency(64), kafkago.WithOrdering(o))
+	})
+}

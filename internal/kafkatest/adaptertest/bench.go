@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/inorder/inorder/internal/kafkatest"
 )
 
 // Pairs collects the rates of a consumer and its baseline run alternately in
@@ -53,4 +55,36 @@ func Median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// ConsumeOrdered consumes n messages of topic on c with a fresh group, the
+// adapter's consumer with Concurrency 64 and ordering ByKey (byKey) or
+// Unordered, handler h, and returns how long it took (as the adapter's
+// no-op benchmark measures it).
+type ConsumeOrdered func(c *kafkatest.Cluster, topic string, n int, h func(), byKey bool) time.Duration
+
+// BenchByKeyVsUnordered is the adapters' ordering benchmark: 8 partitions
+// of keyed messages (10,000 keys; one in 20 keyless, see
+// ProduceKeyedTopic), a 1 ms handler, Concurrency 64, ByKey against
+// Unordered in alternating pairs (see Pairs; "inorder" is ByKey, the
+// baseline Unordered). The engine's own benchmark measures the scheduler
+// alone; this one goes through the client and the broker. Target: ratio
+// close to 1 (keys spread the work as well as no order at all).
+func BenchByKeyVsUnordered(b *testing.B, consume ConsumeOrdered) {
+	const (
+		topic = "ordered"
+		n     = 20000
+	)
+	c := kafkatest.Start(b, kafkatest.WithTopic(topic, 8))
+	ProduceKeyedTopic(Timeout(b, 2*time.Minute), b, c, topic, 8, n, 10000)
+	wait := func() { time.Sleep(time.Millisecond) }
+	b.Run("partitions=8/wait=1ms/keys=10000/concurrency=64/mode=ByKey/vs=Unordered", func(b *testing.B) {
+		var p Pairs
+		for range b.N {
+			p.Run(n, n,
+				func() time.Duration { return consume(c, topic, n, wait, true) },
+				func() time.Duration { return consume(c, topic, n, wait, false) })
+		}
+		p.Report(b)
+	})
 }
