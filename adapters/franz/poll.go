@@ -266,45 +266,41 @@ func (r *runner) epochStart(st *pstate, rec *kgo.Record) {
 	st.epochs.add(rec.Offset, rec.LeaderEpoch)
 }
 
-// fetchRamp is the slow start of the fetch sizes (as the kafka-go adapter's,
-// per client instead of per partition): kgo reads and decodes a fetch
-// response whole before the poll hands out any of it, so the first fetches
-// of an assignment ask for engine.FirstFetchBytes, per response and per
-// partition, and each poll that returns records doubles both up to the
-// configured sizes (FetchMaxBytes per partition, kgo's FetchMaxBytes per
-// response): the handlers start after a small response is decoded and run
-// while the next, larger ones are fetched and decoded, instead of waiting
-// for one response of up to 50 MiB. Under r.mu (init: before kgo starts).
+// fetchRamp is the slow start of the fetch sizes (engine.FetchRamp; the
+// kafka-go adapter ramps each partition's fetches, this one the client's):
+// kgo reads and decodes a fetch response whole before the poll hands out
+// any of it, so the first fetches of an assignment ask for
+// engine.FirstFetchBytes, per response and per partition, and each poll
+// that returns records doubles both up to the configured sizes
+// (FetchMaxBytes per partition, kgo's FetchMaxBytes per response). Under
+// r.mu (init: before kgo starts).
 type fetchRamp struct {
-	part, resp       int32 // asked for now
-	maxPart, maxResp int32 // configured
+	part, resp       engine.FetchRamp
+	maxPart, maxResp int // configured (kgo clamps the partition size to the response size)
 }
 
-// init reads the configured sizes of cl (kgo clamps the partition size to
-// the response size) and starts the ramp. From the new-client hook, before
-// kgo fetches.
+// init reads the configured sizes of cl and starts the ramp. From the
+// new-client hook, before kgo fetches.
 func (f *fetchRamp) init(cl *kgo.Client) {
-	f.maxResp, _ = cl.OptValue(kgo.FetchMaxBytes).(int32)
-	f.maxPart, _ = cl.OptValue(kgo.FetchMaxPartitionBytes).(int32)
+	maxResp, _ := cl.OptValue(kgo.FetchMaxBytes).(int32)
+	maxPart, _ := cl.OptValue(kgo.FetchMaxPartitionBytes).(int32)
+	f.maxResp, f.maxPart = int(maxResp), int(maxPart)
 	f.restart(cl)
 }
 
-// restart goes back to the first size.
+// restart goes back to the first sizes.
 func (f *fetchRamp) restart(cl *kgo.Client) {
-	if f.maxResp <= 0 || f.maxPart <= 0 {
-		return // not read: leave kgo's sizes alone
-	}
-	f.part = min(engine.FirstFetchBytes, f.maxPart)
-	f.resp = min(engine.FirstFetchBytes, f.maxResp)
-	cl.UpdateFetchMaxBytes(f.resp, f.part)
+	f.part, f.resp = engine.NewFetchRamp(f.maxPart), engine.NewFetchRamp(f.maxResp)
+	f.update(cl)
 }
 
 // grow doubles the sizes, up to the configured ones.
 func (f *fetchRamp) grow(cl *kgo.Client) {
-	if f.part == f.maxPart && f.resp == f.maxResp {
-		return
+	if p, r := f.part.Grow(), f.resp.Grow(); p || r {
+		f.update(cl)
 	}
-	f.part = int32(min(2*int64(f.part), int64(f.maxPart)))
-	f.resp = int32(min(2*int64(f.resp), int64(f.maxResp)))
-	cl.UpdateFetchMaxBytes(f.resp, f.part)
+}
+
+func (f *fetchRamp) update(cl *kgo.Client) {
+	cl.UpdateFetchMaxBytes(int32(f.resp.Size()), int32(f.part.Size()))
 }

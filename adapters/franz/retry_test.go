@@ -95,16 +95,6 @@ func retryHandler(l *adaptertest.RetryLedger) func(context.Context, *kgo.Record)
 	}
 }
 
-// sumStats adds up the retry counters of every partition.
-func sumStats(ss []franz.PartitionStats) (retries, dead, deadFails int64) {
-	for _, s := range ss {
-		retries += s.Retries
-		dead += s.DeadLettered
-		deadFails += s.DeadLetterFailures
-	}
-	return
-}
-
 func TestRetryByKeyDeadLetterFuncTakesPoisonAndPermanentInKeyOrder(t *testing.T) {
 	const src, group, parts, maxAttempts = "orders", "billing", 4, 3
 	c := kafkatest.Start(t, kafkatest.WithTopic(src, parts))
@@ -121,25 +111,13 @@ func TestRetryByKeyDeadLetterFuncTakesPoisonAndPermanentInKeyOrder(t *testing.T)
 		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, src)
 		return ok
 	})
-	retries, dead, _ := sumStats(cons.Stats())
+	st := retryStats(cons.Stats())
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	poison, perm := adaptertest.Count(msgs, adaptertest.Poison), adaptertest.Count(msgs, adaptertest.Perm)
-	transient := adaptertest.Count(msgs, adaptertest.Transient)
-	t.Logf("%d messages: %d poison, %d permanent, %d transient; stats: %d retries, %d dead-lettered",
-		len(msgs), poison, perm, transient, retries, dead)
 	l.CheckRetries(t, msgs, maxAttempts, true)
 	d.check(t, msgs)
-	if got, want := l.Succeeded(msgs), len(msgs)-poison-perm; got != want {
-		t.Errorf("%d messages handled successfully, want %d", got, want)
-	}
-	if want := int64(2 * (poison + transient)); retries != want {
-		t.Errorf("Stats: %d retries, want %d", retries, want)
-	}
-	if want := int64(poison + perm); dead != want {
-		t.Errorf("Stats: %d dead-lettered, want %d", dead, want)
-	}
+	adaptertest.CheckRetryCounts(t, l, msgs, st)
 }
 
 func TestRetryHoldsTheCommitWhileTheDeadLetterFuncFails(t *testing.T) {
@@ -147,15 +125,7 @@ func TestRetryHoldsTheCommitWhileTheDeadLetterFuncFails(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.WithTopic(src, parts))
 	ctx := adaptertest.Timeout(t, 90*time.Second)
 	msgs := adaptertest.ProduceRetryTopic(ctx, t, c, src, 200, 9, adaptertest.MixedKind)
-	firstPoison := map[int32]int64{}
-	for _, m := range msgs {
-		if _, ok := firstPoison[m.Partition]; !ok && (m.Kind == adaptertest.Poison || m.Kind == adaptertest.Perm) {
-			firstPoison[m.Partition] = m.Offset
-		}
-	}
-	if len(firstPoison) != parts {
-		t.Fatalf("poison in partitions %v, want all %d", firstPoison, parts)
-	}
+	firstPoison := adaptertest.FirstPoison(t, msgs, parts)
 	l := adaptertest.NewRetryLedger()
 	d := &deadLetters{l: l, errs: map[adaptertest.PO][]error{}}
 	d.down.Store(true)
@@ -166,39 +136,8 @@ func TestRetryHoldsTheCommitWhileTheDeadLetterFuncFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := runConsumer(t, cons, retryHandler(l))
-	free, held := adaptertest.SplitAtPoison(msgs)
-	adaptertest.WaitFor(ctx, t, "every message before its key's first poison handled, failed dead letters", func() bool {
-		_, _, fails := sumStats(cons.Stats())
-		return l.Succeeded(free) == len(free) && fails >= 4*parts
-	})
-	// The commits reach the first poison message of each partition, and
-	// stay there while more dead letters fail.
-	adaptertest.WaitFor(ctx, t, "commits at the first poison messages", func() bool {
-		com, err := c.Committed(ctx, group, src)
-		return err == nil && len(com) == parts && com[0].Offset == firstPoison[0] && com[1].Offset == firstPoison[1]
-	})
-	_, _, fails := sumStats(cons.Stats())
-	adaptertest.WaitFor(ctx, t, "more failed dead letters", func() bool {
-		_, _, f := sumStats(cons.Stats())
-		return f >= fails+8
-	})
-	com, err := c.Committed(ctx, group, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, first := range firstPoison {
-		if com[p].Offset > first {
-			t.Errorf("partition %d committed %d while its first poison message %d is not dead-lettered", p, com[p].Offset, first)
-		}
-	}
-	for _, s := range cons.Stats() {
-		if s.CommitPoint > firstPoison[s.Partition] {
-			t.Errorf("partition %d: commit point %d past the first poison message %d", s.Partition, s.CommitPoint, firstPoison[s.Partition])
-		}
-	}
-	if n := l.Handled(held); n != 0 {
-		t.Errorf("%d messages handled after a poison message of their key that is not dead-lettered", n)
-	}
+	com := adaptertest.CheckHeldAtFirstPoison(ctx, t, c, group, src, l, msgs, firstPoison,
+		func() adaptertest.RetryStats { return retryStats(cons.Stats()) })
 	t.Logf("committed while the dead letter fails: %v (first poison %v)", com, firstPoison)
 	d.down.Store(false)
 	adaptertest.WaitFor(ctx, t, "every commit at the log end", func() bool {

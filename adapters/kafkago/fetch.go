@@ -43,16 +43,14 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 	var failing time.Time // since when fetches fail in a row (zero: the last one succeeded)
 	var b batch           // reused from response to response
 	// The first fetches are small and each successful one doubles the
-	// size up to FetchMaxBytes: a response is read whole before its first
-	// message is delivered, so the first message of an assignment comes
-	// after a 64 KiB response, not a FetchMaxBytes one, and the handlers
-	// start while the larger fetches follow.
-	size := min(engine.FirstFetchBytes, g.c.opts.FetchMaxBytes)
+	// size up to FetchMaxBytes (engine.FetchRamp): the first message of an
+	// assignment comes after a 64 KiB response, not a FetchMaxBytes one.
+	ramp := engine.NewFetchRamp(g.c.opts.FetchMaxBytes)
 	for ctx.Err() == nil {
 		// Fetch from the first offset not tracked yet: everything below it
 		// was delivered or declared a gap.
 		offset := wm.High()
-		part, err := g.fetch(ctx, tp, offset, size)
+		part, err := g.fetch(ctx, tp, offset, ramp.Size())
 		if err == nil && part.ErrorCode != 0 {
 			err = kafka.Error(part.ErrorCode)
 		}
@@ -89,7 +87,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 		}
 		failing = time.Time{}
 		backoff.Reset()
-		size = min(2*size, g.c.opts.FetchMaxBytes)
+		ramp.Grow()
 		fetchedAt.Store(time.Now().UnixNano())
 		p.SetLogEnd(part.HighWatermark)
 		if g.c.cfg.onFetch != nil {

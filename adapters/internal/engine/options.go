@@ -50,13 +50,34 @@ const (
 	DefaultMaxRetryBackoff   = 5 * time.Second
 	DefaultClientID          = "inorder"
 
-	// FirstFetchBytes is the size of the first fetches of an assignment;
-	// each fetch that returns records doubles it up to FetchMaxBytes (the
-	// adapters' slow start: a response is read and decoded whole before
-	// its first message is handed out, so a small first one starts the
-	// handlers early, and they run while the larger ones are fetched).
+	// FirstFetchBytes is the size of the first fetches of an assignment
+	// (see FetchRamp).
 	FirstFetchBytes = 64 << 10
 )
+
+// FetchRamp is the adapters' slow start of a fetch size: FirstFetchBytes
+// (or the configured size if smaller) at first, doubled by each fetch that
+// returns records up to the configured size. A response is read and
+// decoded whole before its first message is handed out, so a small first
+// one starts the handlers early, and they run while the larger ones are
+// fetched. The zero value is not ready: use NewFetchRamp.
+type FetchRamp struct{ size, max int }
+
+// NewFetchRamp returns the ramp up to max bytes, at its first size.
+func NewFetchRamp(max int) FetchRamp { return FetchRamp{min(FirstFetchBytes, max), max} }
+
+// Size is the size to ask for now.
+func (r FetchRamp) Size() int { return r.size }
+
+// Grow doubles the size, up to the configured one, and reports whether it
+// changed.
+func (r *FetchRamp) Grow() bool {
+	if r.size == r.max {
+		return false
+	}
+	r.size = min(2*r.size, r.max)
+	return true
+}
 
 // Options is every setting of an adapter's consumer: the engine's (Config),
 // the group and fetch settings every adapter maps onto its client, and the

@@ -982,13 +982,13 @@ func (r *runq[M]) wakeOne() int {
 	return r.wakeUpTo(1)
 }
 
-// wakeUpTo is wakes reserving at most max workers.
-func (r *runq[M]) wakeUpTo(max int) int {
+// wakeUpTo is wakes reserving at most limit workers.
+func (r *runq[M]) wakeUpTo(limit int) int {
 	ready := r.s.nready
 	if r.run > 1 {
 		ready = (ready + r.run - 1) / r.run
 	}
-	n := min(r.idle, max, ready-r.signaled-r.spinning)
+	n := min(r.idle, limit, ready-r.signaled-r.spinning)
 	if n <= 0 {
 		return 0
 	}

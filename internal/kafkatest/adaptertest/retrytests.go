@@ -3,6 +3,7 @@ package adaptertest
 // The retry and dead-letter tests every adapter runs, through RetryConsumer.
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -55,27 +56,14 @@ func CheckRetryByKeyDeadLetters(t *testing.T, rc RetryConsumer) {
 		return ok
 	})
 	st := stats()
-	retries, dead := st.Retries, st.Dead
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if leakCheck != nil {
 		leakCheck(t)
 	}
-	poison, perm := Count(msgs, Poison), Count(msgs, Perm)
-	transient := Count(msgs, Transient)
-	t.Logf("%d messages: %d poison, %d permanent, %d transient; stats: %d retries, %d dead-lettered",
-		len(msgs), poison, perm, transient, retries, dead)
 	l.CheckRetries(t, msgs, maxAttempts, false)
-	if got, want := l.Succeeded(msgs), len(msgs)-poison-perm; got != want {
-		t.Errorf("%d messages handled successfully, want %d", got, want)
-	}
-	if want := int64(2 * (poison + transient)); retries != want {
-		t.Errorf("Stats: %d retries, want %d", retries, want)
-	}
-	if want := int64(poison + perm); dead != want {
-		t.Errorf("Stats: %d dead-lettered, want %d", dead, want)
-	}
+	CheckRetryCounts(t, l, msgs, st)
 	n := CheckRetryDeadLetters(ctx, t, c, dlq, src, group, msgs, maxAttempts)
 	t.Logf("%d dead-letter records", n)
 }
@@ -90,27 +78,79 @@ func CheckRetryHoldsTheCommitWhileTheDeadLetterTopicIsMissing(t *testing.T, rc R
 	c := kafkatest.Start(t, kafkatest.WithTopic(src, parts))
 	ctx := Timeout(t, 90*time.Second)
 	msgs := ProduceRetryTopic(ctx, t, c, src, 200, 9, MixedKind)
-	firstPoison := map[int32]int64{}
-	for _, m := range msgs {
-		if _, ok := firstPoison[m.Partition]; !ok && (m.Kind == Poison || m.Kind == Perm) {
-			firstPoison[m.Partition] = m.Offset
-		}
-	}
-	if len(firstPoison) != parts {
-		t.Fatalf("poison in partitions %v, want all %d", firstPoison, parts)
-	}
+	firstPoison := FirstPoison(t, msgs, parts)
 	l := NewRetryLedger()
 	// Quiet: every failed dead letter is logged.
 	stats, stop := rc.Start(t, c.Addrs(), group, src, dlq, maxAttempts, true, l)
+	com := CheckHeldAtFirstPoison(ctx, t, c, group, src, l, msgs, firstPoison, stats)
+	t.Logf("committed while the topic is missing: %v (first poison %v)", com, firstPoison)
+	if err := c.CreateTopic(ctx, dlq, parts); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(ctx, t, "every commit at the log end", func() bool {
+		ok, _ := CommittedAtEnd(ctx, c, group, src)
+		return ok
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	l.CheckRetries(t, msgs, maxAttempts, false)
+	CheckRetryDeadLetters(ctx, t, c, dlq, src, group, msgs, maxAttempts)
+}
+
+// CheckRetryCounts checks that l saw every message of msgs but the poison
+// and permanent ones succeed, and that st (read once every commit reached
+// the log end) counts two retries per poison and transient message and a
+// dead letter per poison and permanent one (3 attempts).
+func CheckRetryCounts(t *testing.T, l *RetryLedger, msgs []RetryMsg, st RetryStats) {
+	t.Helper()
+	poison, perm := Count(msgs, Poison), Count(msgs, Perm)
+	transient := Count(msgs, Transient)
+	t.Logf("%d messages: %d poison, %d permanent, %d transient; stats: %d retries, %d dead-lettered",
+		len(msgs), poison, perm, transient, st.Retries, st.Dead)
+	if got, want := l.Succeeded(msgs), len(msgs)-poison-perm; got != want {
+		t.Errorf("%d messages handled successfully, want %d", got, want)
+	}
+	if want := int64(2 * (poison + transient)); st.Retries != want {
+		t.Errorf("Stats: %d retries, want %d", st.Retries, want)
+	}
+	if want := int64(poison + perm); st.Dead != want {
+		t.Errorf("Stats: %d dead-lettered, want %d", st.Dead, want)
+	}
+}
+
+// FirstPoison returns each partition's first poison or permanent message
+// of msgs, and fails t unless all parts partitions have one.
+func FirstPoison(t *testing.T, msgs []RetryMsg, parts int) map[int32]int64 {
+	t.Helper()
+	first := map[int32]int64{}
+	for _, m := range msgs {
+		if _, ok := first[m.Partition]; !ok && (m.Kind == Poison || m.Kind == Perm) {
+			first[m.Partition] = m.Offset
+		}
+	}
+	if len(first) != parts {
+		t.Fatalf("poison in partitions %v, want all %d", first, parts)
+	}
+	return first
+}
+
+// CheckHeldAtFirstPoison checks a consumer of src in group whose dead
+// letters fail (l its ledger, stats its Stats): every message before its
+// key's first poison message is handled; the commits reach the first
+// poison message of each partition (firstPoison, two partitions) and stay
+// there while more dead letters fail, as do the commit points; no message
+// after a poison message of its key is handled. It returns the commits.
+func CheckHeldAtFirstPoison(ctx context.Context, t *testing.T, c *kafkatest.Cluster, group, src string, l *RetryLedger, msgs []RetryMsg, firstPoison map[int32]int64, stats func() RetryStats) map[int32]kafkatest.Commit {
+	t.Helper()
+	parts := int64(len(firstPoison))
 	free, held := SplitAtPoison(msgs)
 	WaitFor(ctx, t, "every message before its key's first poison handled, failed dead letters", func() bool {
 		return l.Succeeded(free) == len(free) && stats().DeadFails >= 4*parts
 	})
-	// The commits reach the first poison message of each partition, and
-	// stay there while more dead letters fail.
 	WaitFor(ctx, t, "commits at the first poison messages", func() bool {
 		com, err := c.Committed(ctx, group, src)
-		return err == nil && len(com) == parts && com[0].Offset == firstPoison[0] && com[1].Offset == firstPoison[1]
+		return err == nil && int64(len(com)) == parts && com[0].Offset == firstPoison[0] && com[1].Offset == firstPoison[1]
 	})
 	fails := stats().DeadFails
 	WaitFor(ctx, t, "more failed dead letters", func() bool { return stats().DeadFails >= fails+8 })
@@ -131,17 +171,5 @@ func CheckRetryHoldsTheCommitWhileTheDeadLetterTopicIsMissing(t *testing.T, rc R
 	if n := l.Handled(held); n != 0 {
 		t.Errorf("%d messages handled after a poison message of their key that is not dead-lettered", n)
 	}
-	t.Logf("committed while the topic is missing: %v (first poison %v)", com, firstPoison)
-	if err := c.CreateTopic(ctx, dlq, parts); err != nil {
-		t.Fatal(err)
-	}
-	WaitFor(ctx, t, "every commit at the log end", func() bool {
-		ok, _ := CommittedAtEnd(ctx, c, group, src)
-		return ok
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	l.CheckRetries(t, msgs, maxAttempts, false)
-	CheckRetryDeadLetters(ctx, t, c, dlq, src, group, msgs, maxAttempts)
+	return com
 }
