@@ -73,6 +73,7 @@ const (
 var (
 	WithConcurrency       = engine.WithConcurrency
 	WithWindow            = engine.WithWindow
+	WithMaxBufferedBytes  = engine.WithMaxBufferedBytes
 	WithCommitInterval    = engine.WithCommitInterval
 	WithRevokeTimeout     = engine.WithRevokeTimeout
 	WithErrorPolicy       = engine.WithErrorPolicy

@@ -45,13 +45,20 @@ const (
 	DefaultMetadataMaxBytes = 4096 // broker default offset.metadata.max.bytes
 	DefaultCommitTimeout    = 10 * time.Second
 	DefaultStuckThreshold   = time.Minute
+	// DefaultMaxBufferedBytes is the default budget of the bytes of
+	// messages fetched and not yet handled, across the consumer.
+	DefaultMaxBufferedBytes = 64 << 20
 	minStallAfter           = 10 * time.Second // floor of the derived StallAfter
 )
 
 // Config is what the engine needs from the adapter's options.
 type Config struct {
-	Concurrency      int           // workers running the handler
-	Window           int           // watermark window per partition
+	Concurrency int // workers running the handler
+	Window      int // watermark window per partition
+	// MaxBufferedBytes bounds the bytes (key + value + headers) of the
+	// messages fetched and not yet handled, across the consumer: a
+	// partition over its share is paused (see flow.go). Positive.
+	MaxBufferedBytes int64
 	CommitInterval   time.Duration // period of the commit loop
 	RevokeTimeout    time.Duration // longest drain on revoke or shutdown
 	ErrorPolicy      ErrorPolicy
@@ -98,6 +105,7 @@ func DefaultConfig() Config {
 	return Config{
 		Concurrency:      DefaultConcurrency,
 		Window:           watermark.DefaultWindow,
+		MaxBufferedBytes: DefaultMaxBufferedBytes,
 		CommitInterval:   DefaultCommitInterval,
 		RevokeTimeout:    DefaultRevokeTimeout,
 		ErrorPolicy:      LogAndAck,
@@ -118,6 +126,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Concurrency must be at least 1, got %d", ErrConfig, c.Concurrency)
 	case watermark.CheckWindow(c.Window) != nil:
 		return fmt.Errorf("%w: Window: %v", ErrConfig, watermark.CheckWindow(c.Window))
+	case c.MaxBufferedBytes < 1:
+		return fmt.Errorf("%w: MaxBufferedBytes must be positive, got %d", ErrConfig, c.MaxBufferedBytes)
 	case c.CommitInterval <= 0:
 		return fmt.Errorf("%w: CommitInterval must be positive, got %v", ErrConfig, c.CommitInterval)
 	case c.RevokeTimeout <= 0:

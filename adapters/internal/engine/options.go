@@ -182,6 +182,20 @@ func WithConcurrency(n int) Option {
 // 1..watermark.MaxWindow.
 func WithWindow(n int) Option { return mark("Window", func(o *Options) { o.Window = n }) }
 
+// WithMaxBufferedBytes bounds the memory of the messages fetched and not yet
+// handled: their key, value and header bytes, summed over every partition
+// of the consumer (queued, running, waiting for a retry, or fetched beyond
+// a full window). When the sum reaches n, each partition holding more than
+// its share (n divided by the partitions owned) is paused until it is back
+// under it; a partition under its share keeps fetching, so a hot partition
+// cannot starve the others. A message larger than n still goes through,
+// alone. The client's own buffers come on top and are sized from n by each
+// adapter (see its package doc). Default 64 MiB; positive. Java (librdkafka):
+// queued.max.messages.kbytes bounds the client's queue alike.
+func WithMaxBufferedBytes(n int64) Option {
+	return mark("MaxBufferedBytes", func(o *Options) { o.MaxBufferedBytes = n })
+}
+
 // WithCommitInterval sets how often the commit points that moved are
 // committed; revokes and shutdown commit at once as well. Default 1s;
 // positive. Corresponds to the Java auto.commit.interval.ms.
