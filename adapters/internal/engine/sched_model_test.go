@@ -351,11 +351,13 @@ func (m *schedModel) checkCounts() {
 					live[l] = true
 				}
 			}
-			for l := range m.keyRun {
-				if strings.HasPrefix(l, prefix) {
-					live[l] = true
-					busy++
-				}
+		}
+		// A revoked partition's lane keeps the keys still running: a new
+		// assignment's messages of those keys wait for them.
+		for l := range m.keyRun {
+			if strings.HasPrefix(l, prefix) {
+				live[l] = true
+				busy++
 			}
 		}
 		if got := m.s.Keys(p); got < busy || got > len(live) {

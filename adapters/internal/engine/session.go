@@ -123,7 +123,13 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 	}
 	cfg := s.e.cfg
 	wm := watermark.NewPartition(committed, watermark.WithWindow(cfg.Window))
-	p := &Part{TP: tp, wm: wm, lastMeta: meta, snap: ordset.New()}
+	p := &Part{TP: tp, wm: wm, lastMeta: meta, snap: ordset.New(), in: &intake[M]{}, gone: make(chan struct{})}
+	hctx := s.e.hctx
+	if hctx == nil { // not started (tests)
+		hctx = context.Background()
+	}
+	p.ctx, p.cancel = context.WithCancel(hctx)
+	p.next.Store(committed)
 	p.committed.Store(committed)
 	p.logEnd.Store(logEnd)
 	if meta != "" && cfg.MetadataMaxBytes > 0 {
@@ -356,6 +362,14 @@ func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part
 			p.move(StateClosed) // refused if it was lost meanwhile: it stays lost
 		}
 		p.wm.Close()
+		// Late acks are ignored from here: tell the calls still running
+		// (past the drain's deadline, or of a lost partition) to stop.
+		p.cancel()
+		select {
+		case <-p.gone: // a revoke and a loss of p both got here (under commitMu)
+		default:
+			close(p.gone)
+		}
 	}
 	<-s.commitMu
 	s.mu.Lock()
