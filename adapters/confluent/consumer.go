@@ -125,6 +125,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	}
 	eng := engine.New(ecfg, engine.Handler[*kafka.Message](handler),
 		func(m *kafka.Message) []byte { return m.Key })
+	eng.SetSize(messageSize)
 	r, err := newRunner(c, eng)
 	if err != nil {
 		return err
@@ -132,6 +133,16 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	c.eng.Store(eng)
 	defer c.eng.Store(nil)
 	return r.run(ctx)
+}
+
+// messageSize is what a message holds for MaxBufferedBytes: key, value and
+// headers.
+func messageSize(m *kafka.Message) int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // Close stops a running Run (as if its ctx had ended) and waits until it

@@ -42,7 +42,7 @@ type runner struct {
 	// Poll goroutine only (the rebalance callback runs inside Poll).
 	parts        map[TopicPartition]*pstate // assigned partitions, for routing messages; dropped at revoke
 	last         *pstate                    // the partition of the last message (a cache of parts)
-	waiting      []*pstate                  // partitions holding messages that did not fit (paused)
+	paused       int                        // partitions paused in librdkafka (applyFlow)
 	cooperative  bool                       // protocol: from the configuration, then as read at each assign outside shutdown
 	closing      bool                       // Run is stopping: the callback commits and releases everything it revokes
 	err          error                      // set by the callback: stops Run
@@ -124,11 +124,6 @@ func (r *runner) run(ctx context.Context) error {
 	// to commit and only unassigns) and leaves the group.
 	r.closing = true
 	t0 := time.Now()
-	for _, ps := range r.waiting {
-		clear(ps.queue)
-		ps.queue = nil
-	}
-	r.waiting = nil
 	r.sess.Close(context.WithoutCancel(ctx))
 	r.eng.Stop()
 	// A commit abandoned at its timeout may still be in a librdkafka call:
@@ -178,7 +173,7 @@ func (r *runner) poll(ctx context.Context) error {
 			}
 		}
 		timeout := pollTimeout
-		if len(r.waiting) > 0 {
+		if r.paused > 0 {
 			timeout = waitPoll
 		}
 		if r.batched() {
@@ -223,9 +218,7 @@ func (r *runner) poll(ctx context.Context) error {
 		if _, msg := ev.(*kafka.Message); !msg {
 			r.flush()
 		}
-		if len(r.waiting) > 0 {
-			r.pump()
-		}
+		r.eng.ApplyFlow(r.applyFlow)
 	}
 }
 
@@ -330,8 +323,7 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		}
 		tps[i] = tp
 		bare := kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}
-		r.parts[tp] = &pstate{part: part, ktp: bare, next: sp.offset, logEnd: sp.logEnd,
-			eofAt: -1, idleFrom: sp.offset}
+		r.parts[tp] = &pstate{part: part, ktp: bare, logEnd: sp.logEnd, eofAt: -1, idleFrom: sp.offset}
 		at[i] = kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition, Offset: kafka.Offset(sp.offset)}
 	}
 	// librdkafka keeps a partition's pause flag across an unassign (#5591):

@@ -260,6 +260,11 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 		// that drains the queue faster than that (a backlog). A
 		// ConfigMap may set it.
 		"fetch.queue.backoff.ms": fetchQueueBackoffMs,
+		// librdkafka's own buffer, on top of MaxBufferedBytes (the engine's):
+		// its local queue at a quarter of the budget (librdkafka's default
+		// is 64 MiB whatever the budget), and a fetch response no larger.
+		"queued.max.messages.kbytes": max(1, min(2097151, int(o.MaxBufferedBytes/4/1024))),
+		"fetch.max.bytes":            max(o.FetchMaxBytes, 1_000_000, min(50<<20, int(o.MaxBufferedBytes/4))), // librdkafka: at least message.max.bytes
 	}
 	if len(brokers) > 0 {
 		cm["bootstrap.servers"] = strings.Join(brokers, ",")

@@ -64,7 +64,19 @@ func (c *Consumer) Stats() []PartitionStats {
 
 // newEngine is the one place the engine is created.
 func newEngine(cfg engine.Config, h func(context.Context, *kgo.Record) error) *engine.Engine[*kgo.Record] {
-	return engine.New(cfg, engine.Handler[*kgo.Record](h), func(r *kgo.Record) []byte { return r.Key })
+	e := engine.New(cfg, engine.Handler[*kgo.Record](h), func(r *kgo.Record) []byte { return r.Key })
+	e.SetSize(recordSize)
+	return e
+}
+
+// recordSize is what a record holds for MaxBufferedBytes: key, value and
+// headers.
+func recordSize(r *kgo.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // Run joins the group and consumes until ctx ends, Close is called or,

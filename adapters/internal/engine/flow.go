@@ -307,15 +307,23 @@ func (s *Session[M]) pumpLocked(p *Part, in *intake[M]) int64 {
 			j++
 		}
 		n, err := s.intake(p, in.offs, in.msgs)
-		freed += e.sizeOf(in.msgs)
 		clear(in.msgs)
-		i += n
-		if err != nil {
-			i = len(in.backlog) // revoked or stopping: the rest is dropped
+		if err != nil { // revoked or stopping: the rest is dropped
+			for _, it := range in.backlog[i:] {
+				if !it.gap && e.size != nil {
+					freed += int64(e.size(it.msg))
+				}
+			}
+			i = len(in.backlog)
 			break
 		}
+		for _, it := range in.backlog[i : i+n] {
+			if e.size != nil {
+				freed += int64(e.size(it.msg))
+			}
+		}
+		i += n
 		if n < len(in.offs) {
-			freed -= e.sizeOf(in.msgs[n:]) // still backlogged
 			break
 		}
 	}

@@ -15,7 +15,9 @@ import (
 )
 
 // flowRecorder is an adapter's client: the pauses ApplyFlow asks for.
-type flowRecorder struct{ paused map[engine.TopicPartition]bool }
+type flowRecorder struct {
+	paused map[engine.TopicPartition]bool
+}
 
 func (f *flowRecorder) apply(p *engine.Part, pause bool) {
 	if f.paused == nil {

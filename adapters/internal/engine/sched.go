@@ -59,9 +59,9 @@ type task[M any] struct {
 	job[M]
 	p      *Part     // the assignment the message belongs to (q.p when taken)
 	q      *partQ[M] // its lane
-	kq     *keyQ[M] // ByKey, keyed message: the key it holds
-	stolen bool     // taken from its run by another worker, which releases it
-	sample bool     // time the handler call (metrics: one in DurationSampleEvery)
+	kq     *keyQ[M]  // ByKey, keyed message: the key it holds
+	stolen bool      // taken from its run by another worker, which releases it
+	sample bool      // time the handler call (metrics: one in DurationSampleEvery)
 }
 
 // fifo is a ring-buffer queue; its buffer is kept when it empties.
@@ -307,7 +307,7 @@ const (
 // (ByKey) and running count (ByPartition) still hold the calls of the
 // earlier assignment, so its new messages wait for them.
 type partQ[M any] struct {
-	p          *Part // the current assignment
+	p          *Part     // the current assignment
 	next, prev *partQ[M] // ring of the bucket it is in
 	bucket     int       // handler calls running when it was placed; -1: in no bucket
 	running    int       // handler calls running
