@@ -108,7 +108,7 @@ func (r *runner) run(ctx context.Context) error {
 	r.eng.Start(ctx)
 	// Lag and the stall watchdog run on the poll goroutine (flow.go), which
 	// owns every librdkafka partition call: no session hooks.
-	r.sess = r.eng.NewSession(r.commit, engine.SessionHooks{})
+	r.sess = r.eng.NewSession(r.commit)
 	var err error
 	if serr := r.kc.SubscribeTopics(r.c.topics, r.rebalance); serr != nil {
 		err = fmt.Errorf("%w: subscribe: %w", ErrClient, serr)

@@ -128,7 +128,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 	defer stop()
 	r.stop = stop
 	eng.Start(ctx)
-	r.sess = eng.NewSession(r.commit, engine.SessionHooks{})
+	r.sess = eng.NewSession(r.commit)
 	// The client starts joining the group at once: everything its
 	// callbacks use is set before, and r.cl by a HookNewClient before kgo
 	// starts its goroutines.

@@ -122,6 +122,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	}
 	eng := engine.New(ecfg, engine.Handler[kafka.Message](handler),
 		func(m kafka.Message) []byte { return m.Key })
+	eng.SetSize(messageSize)
 	eng.Start(ctx)
 	c.eng.Store(eng)
 	defer func() {
@@ -214,6 +215,16 @@ func (c *Consumer) Close() error {
 }
 
 // groupRun is the state of one Run.
+// messageSize is what a message holds for MaxBufferedBytes: key, value and
+// headers.
+func messageSize(m kafka.Message) int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
 type groupRun struct {
 	c      *Consumer
 	client *kafka.Client
@@ -301,7 +312,7 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 		c.cfg.onGeneration(gen.MemberID, gen.ID, slices.Clone(owned))
 	}
 
-	sess := g.eng.NewSession(g.commitFunc(gen), engine.SessionHooks{})
+	sess := g.eng.NewSession(g.commitFunc(gen))
 	// fctx ends the fetch loops: generation end, Run end, or fatal error.
 	fctx, stopFetch := context.WithCancel(g.runCtx)
 	stop := context.AfterFunc(gctx, stopFetch)

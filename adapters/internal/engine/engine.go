@@ -264,10 +264,7 @@ func (e *Engine[M]) run(t *task[M], c *workerCtrs) {
 		e.deadLetter(p, j, j.rt.err, j.rt.attempts)
 		return
 	}
-	var start time.Time
-	if t.sample {
-		start = e.m.start()
-	}
+	start := e.m.start()
 	err := e.call(p, j.msg)
 	e.m.handled(p, start, err)
 	c.handled.Add(1)

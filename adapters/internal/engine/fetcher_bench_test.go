@@ -127,7 +127,7 @@ func oneFetcherPerPartition(parts, run, total int) time.Duration {
 // topic "t" from offset 0; stop closes the session and stops e.
 func benchSession[M any](e *engine.Engine[M], parts int) (s *engine.Session[M], ps []*engine.Part, stop func()) {
 	e.Start(context.Background())
-	s = e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s = e.NewSession((&fakeBroker{}).commit)
 	ps = make([]*engine.Part, parts)
 	for i := range ps {
 		ps[i], _ = s.Assign(engine.TopicPartition{Topic: "t", Partition: int32(i)}, 0, "", -1)

@@ -229,7 +229,7 @@ func (s *Session[M]) Offer(p *Part, offs []int64, msgs []M, end int64) (stale in
 func (s *Session[M]) intake(p *Part, offs []int64, msgs []M) (int, error) {
 	done := 0
 	for done < len(offs) {
-		n, err := s.TryDeliverBatch(p, offs[done:min(len(offs), done+intakeMax)], msgs[done:min(len(offs), done+intakeMax)])
+		n, err := s.tryDeliverBatch(p, offs[done:min(len(offs), done+intakeMax)], msgs[done:min(len(offs), done+intakeMax)])
 		done += n
 		switch {
 		case err == nil:

@@ -47,7 +47,7 @@ func TestOfferKeepsWhatDoesNotFitTheWindowAndPausesThePartition(t *testing.T) {
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestBudgetPausesThePartitionOverItsShareOnly(t *testing.T) {
 	e.SetSize(func(int64) int { return 1000 })
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	hot, err := s.Assign(engine.TopicPartition{Topic: "t", Partition: 0}, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +138,7 @@ func TestAMessageLargerThanTheBudgetGoesThroughAlone(t *testing.T) {
 	e.SetSize(func(int64) int { return 1 << 20 })
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestRevokeDropsTheBacklog(t *testing.T) {
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func TestAHungCallHoldsOnlyItsKey(t *testing.T) {
 	}, msgKey)
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +264,7 @@ func TestRevokeCancelsTheContextOfCallsStillRunning(t *testing.T) {
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +328,7 @@ func TestAReassignedKeyWaitsForTheCallOfTheEarlierAssignment(t *testing.T) {
 			}, msgKey)
 			e.Start(context.Background())
 			defer e.Stop()
-			s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+			s := e.NewSession((&fakeBroker{}).commit)
 			p, err := s.Assign(tp, 0, "", -1)
 			if err != nil {
 				t.Fatal(err)

@@ -3,9 +3,9 @@ package engine
 // This file holds the engine's OpenTelemetry metrics. Most are read at
 // collection time from what the engine tracks anyway (Part's atomics and
 // its watermark); the hot path adds one atomic add per run of messages a
-// worker takes (runq.next: the consumed count, which also picks the calls
-// to time) and, for one message in DurationSampleEvery per partition, when
-// a reader collects it, the handler's duration.
+// worker takes (runq.next: the consumed count) and, when a reader collects
+// it, the duration of every handler call (two clock reads and a Record).
+// Without a reader (the no-op provider) a call costs one Enabled check.
 
 import (
 	"context"
@@ -34,10 +34,8 @@ const (
 	// returned); restored messages are not. Counter, {message}.
 	MetricConsumed = "messaging.client.consumed.messages"
 	// MetricProcessDuration is the handler's duration, in seconds, with
-	// error.type "_OTHER" when it failed or panicked. Histogram of a sample:
-	// one handler call in DurationSampleEvery per partition (the first, then
-	// every DurationSampleEvery-th), so its count is about
-	// MetricConsumed/DurationSampleEvery; use MetricConsumed for counts.
+	// error.type "_OTHER" when it failed or panicked. Histogram of every
+	// handler call: its count equals MetricConsumed.
 	MetricProcessDuration = "messaging.process.duration"
 
 	// MetricCommitPoint: every offset below it is handled (or a gap).
@@ -92,15 +90,6 @@ const (
 	// {partition}; group attributes only.
 	MetricRebalancePartitions = "inorder.rebalance.partitions"
 )
-
-// DurationSampleEvery is the sampling of MetricProcessDuration: one handler
-// call in DurationSampleEvery per partition is timed and recorded. Reading
-// the clock twice and recording into an SDK histogram costs several times
-// the engine's own path for a trivial handler (BenchmarkSampledCall);
-// sampled, it stays within a few percent of it (BenchmarkHotPath). The
-// sampled calls are chosen by count, not by duration: the histogram's
-// distribution is that of all calls.
-const DurationSampleEvery = 128
 
 // durationBuckets are the semantic conventions' buckets for
 // messaging.process.duration, below 5ms refined: in-process handlers are
@@ -315,7 +304,7 @@ func (m *metrics) release(p *Part, lost bool) {
 	}
 }
 
-// start returns the time a sampled handler call starts (see runq.next), or
+// start returns the time a handler call starts, or
 // the zero time if no reader collects the histogram: then no clock is
 // read. Workers call it.
 func (m *metrics) start() time.Time {

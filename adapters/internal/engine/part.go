@@ -69,14 +69,11 @@ type Part struct {
 	lastMissLog time.Time
 	snap        *ordset.Set
 
-	// Commit tick only (under Session.tickMu): the stuck and stall
-	// watchdogs, sampled on each tick.
+	// Commit tick only (under Session.tickMu): the stuck watchdog,
+	// sampled on each tick.
 	stuckPoint  int64     // commit point at stuckSince
 	stuckSince  time.Time // zero: nothing pending at the last tick
 	stuckLogged bool      // this episode was logged
-	stallHigh   int64     // high mark at stallSince
-	stallSince  time.Time // zero: not a stall candidate at the last tick
-	stalled     bool      // this episode was reported
 }
 
 // State is a partition's place in its life cycle:

@@ -61,7 +61,6 @@ type task[M any] struct {
 	q      *partQ[M] // its lane
 	kq     *keyQ[M]  // ByKey, keyed message: the key it holds
 	stolen bool      // taken from its run by another worker, which releases it
-	sample bool      // time the handler call (metrics: one in DurationSampleEvery)
 }
 
 // fifo is a ring-buffer queue; its buffer is kept when it empties.
@@ -1127,13 +1126,7 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 				w.tasks = r.s.takeMore(t.q, w.tasks, k)
 			}
 			if pm := t.p.m; pm != nil && !stolen { // a stolen one was counted with its run
-				// The messages of a partition taken for a handler call
-				// are numbered; one in DurationSampleEvery is timed.
-				k := int64(len(w.tasks))
-				first := pm.consumed.Add(k) - k
-				if i := (DurationSampleEvery - first%DurationSampleEvery) % DurationSampleEvery; i < k {
-					w.tasks[i].sample = true
-				}
+				pm.consumed.Add(int64(len(w.tasks)))
 			}
 			if len(w.tasks) > 1 {
 				w.open = len(r.open)
