@@ -38,7 +38,7 @@ type Engine[M any] struct {
 	quit     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
-	hctx     context.Context // handlers' context: outlives the drain, ends at Stop
+	hctx     context.Context // parent of each assignment's handler context (Part.ctx); ends at Stop
 	hcancel  context.CancelFunc
 
 	fatalOnce sync.Once
@@ -108,9 +108,10 @@ func (e *Engine[M]) sum(f func(*workerCtrs) *atomic.Int64) int64 {
 }
 
 // Start starts the workers. Handlers get a context carrying ctx's values
-// that is cancelled by Stop, not when ctx ends: on shutdown the drain must
-// let running handlers finish (a handler cancelled mid-way would, under
-// LogAndAck, be acked without having done its work).
+// that is cancelled when their partition's revoke has closed it (after its
+// drain and commit), or by Stop, not when ctx ends: on shutdown the drain
+// must let running handlers finish (a handler cancelled mid-way would,
+// under LogAndAck, be acked without having done its work).
 func (e *Engine[M]) Start(ctx context.Context) {
 	e.hctx, e.hcancel = context.WithCancel(context.WithoutCancel(ctx))
 	e.queue.s.size, e.queue.s.bytes = e.size, e.addBytes

@@ -464,36 +464,22 @@ func (s *sched[M]) take() (task[M], bool) {
 	}
 }
 
-// takeMore appends to out up to n more messages of q, the partition of a
+// takeMore appends to out up to n more messages of q, the lane of a
 // message take just handed out, and counts them running: a worker whose
 // handler calls are short takes a run of them under one lock (see
-// Engine.worker). Unordered: the next messages of q's queue; ByKey: one
-// after the other what take would hand out next within q (each holds its
-// key); ByPartition: nothing (one call at a time).
+// Engine.worker). Unordered only: the next messages of q's queue (ByKey and
+// ByPartition take one at a time, so that a call frees what it holds when
+// it returns).
 func (s *sched[M]) takeMore(q *partQ[M], out []task[M], n int) []task[M] {
-	if q.dropped || q.p.revoking.Load() {
+	if s.mode != Unordered || q.dropped || q.p.revoking.Load() {
 		return out
 	}
-	switch s.mode {
-	case Unordered:
-		k := min(n, q.fifo.n)
-		if k == 0 {
-			return out
-		}
-		out = q.fifo.popRun(s, q, out, k)
-		q.running += k
-	case ByKey:
-		for range n {
-			t, ok := s.takeByKey(q)
-			if !ok {
-				break
-			}
-			out = append(out, t)
-			q.running++
-		}
-	default:
+	k := min(n, q.fifo.n)
+	if k == 0 {
 		return out
 	}
+	out = q.fifo.popRun(s, q, out, k)
+	q.running += k
 	s.place(q)
 	return out
 }
