@@ -213,8 +213,9 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 		n := 0
 		var fp *Part // the partition of freed
 		var freed int64
+		timing := e.m.timing() // once per run: a reader may start collecting meanwhile
 		for t := w.next(); t != nil; t = w.next() {
-			e.run(t, c)
+			e.run(t, c, timing)
 			n++
 			if e.size != nil && (t.rt == nil || !t.rt.pending) { // finished: its bytes are free
 				if t.p != fp {
@@ -251,7 +252,7 @@ func runSize(d time.Duration, n int) int {
 // done with. A failure to retry marks t.rt pending: the scheduler then holds
 // the message for its wait when the worker reports it done. c is the
 // worker's counters.
-func (e *Engine[M]) run(t *task[M], c *workerCtrs) {
+func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) {
 	j := &t.job
 	p := t.p
 	if p.revoking.Load() || e.failed.Load() {
@@ -265,7 +266,10 @@ func (e *Engine[M]) run(t *task[M], c *workerCtrs) {
 		e.deadLetter(p, j, j.rt.err, j.rt.attempts)
 		return
 	}
-	start := e.m.start()
+	var start time.Time
+	if timing {
+		start = time.Now()
+	}
 	err := e.call(p, j.msg)
 	e.m.handled(p, start, err)
 	c.handled.Add(1)

@@ -304,15 +304,9 @@ func (m *metrics) release(p *Part, lost bool) {
 	}
 }
 
-// start returns the time a handler call starts, or
-// the zero time if no reader collects the histogram: then no clock is
-// read. Workers call it.
-func (m *metrics) start() time.Time {
-	if m.procDur.Enabled(bg) {
-		return time.Now()
-	}
-	return time.Time{}
-}
+// timing reports whether handler calls are to be timed: a reader collects
+// MetricProcessDuration. Workers call it once per run.
+func (m *metrics) timing() bool { return m.procDur.Enabled(bg) }
 
 // handled records the duration of a handler call on p that started at
 // start (see start) and returned err. Workers call it.
