@@ -53,8 +53,9 @@ const (
 	// messages are pending (PartitionStats.Stuck), in seconds; 0 when
 	// nothing is pending. Gauge.
 	MetricOldestPendingAge = "inorder.partition.oldest_pending_age"
-	// MetricPaused: 1 while the partition's window is full, so its fetching
-	// waits for the commit point to move (back-pressure), else 0. Gauge.
+	// MetricPaused: 1 while the engine wants the partition paused (its
+	// window is full, or it is over its share of MaxBufferedBytes: see
+	// flow.go), else 0. Gauge.
 	MetricPaused = "inorder.partition.paused"
 	// MetricMetadataSize: bytes of commit metadata in the last accepted
 	// commit. Gauge, By.
@@ -217,7 +218,7 @@ func newMetrics(cfg Config) *metrics {
 	m.committed = gauge(MetricCommitted, "Last offset the broker accepted from this member.", "{offset}")
 	m.lag = gauge(MetricLag, "Log end offset minus commit point.", "{message}")
 	m.pending = gauge(MetricPending, "Messages fetched and not yet handled.", "{message}")
-	m.paused = gauge(MetricPaused, "1 while the window is full and fetching waits, else 0.", "{partition}")
+	m.paused = gauge(MetricPaused, "1 while the partition is paused (window full or over its share of the byte budget), else 0.", "{partition}")
 	m.metaSize = gauge(MetricMetadataSize, "Commit metadata bytes in the last accepted commit.", "By")
 	og, err := meter.Float64ObservableGauge(MetricOldestPendingAge,
 		metric.WithDescription("How long the commit point has not moved while messages are pending."),
@@ -364,7 +365,7 @@ func (m *metrics) observe(_ context.Context, o metric.Observer) error {
 			o.ObserveInt64(m.pending, st.Pending, pm.obs...)
 			o.ObserveFloat64(m.oldestPending, st.Stuck.Seconds(), pm.obs...)
 			var paused int64
-			if st.High-st.CommitPoint >= p.wm.Window() {
+			if p.Paused() {
 				paused = 1
 			}
 			o.ObserveInt64(m.paused, paused, pm.obs...)

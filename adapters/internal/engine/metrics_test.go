@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/inorder/inorder/adapters/internal/engine"
-	"github.com/inorder/inorder/watermark"
 )
 
 // reading is one collection of a manual reader.
@@ -255,13 +254,10 @@ func TestMetricsCountPausesRestoresAndLosses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for o := range int64(4) {
-		if err := s.TryDeliver(p, o, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.TryDeliver(p, 4, 4); !errors.Is(err, watermark.ErrWindowFull) {
-		t.Fatalf("TryDeliver(4) = %v, want ErrWindowFull", err)
+	// Offset 4 does not fit the window of 4: it waits in the backlog and
+	// the partition is paused.
+	if _, err := s.Offer(p, []int64{0, 1, 2, 3, 4}, []int64{0, 1, 2, 3, 4}, 0); err != nil {
+		t.Fatal(err)
 	}
 	waitUntil(t, func() bool { return p.Watermark().Pending() == 1 })
 	rd := collect(t, r)
