@@ -121,16 +121,21 @@ func (e *Engine[M]) decide(p *Part, backlogged bool) {
 		return
 	}
 	p.flowMu.Lock()
-	over := e.overBudget(p, p.over.Load())
-	if over != p.over.Load() {
+	for {
+		over := e.overBudget(p, p.over.Load())
+		if over == p.over.Load() {
+			break
+		}
 		p.over.Store(over)
 		if over {
 			e.flow.nover.Add(1)
 		} else {
 			e.flow.nover.Add(-1)
 		}
+		// Again: bytes freed before p.over was stored did not wake the
+		// flow loop (addBytes reads p.over), so they are counted here.
 	}
-	want := backlogged || over
+	want := backlogged || p.over.Load()
 	changed := want != p.want.Load()
 	if changed {
 		p.want.Store(want)
@@ -400,7 +405,7 @@ func (e *Engine[M]) FlowChanged() <-chan struct{} { return e.flow.changed }
 // costs one atomic load when nothing changed. Partitions being revoked are
 // left to the adapter (see Part.FetchPaused).
 func (e *Engine[M]) ApplyFlow(apply func(p *Part, pause bool)) {
-	if !e.flow.dirty.Swap(false) {
+	if !e.flow.dirty.Load() || !e.flow.dirty.Swap(false) {
 		return
 	}
 	for _, p := range e.owned() {

@@ -6,6 +6,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -360,6 +361,81 @@ func TestAReassignedKeyWaitsForTheCallOfTheEarlierAssignment(t *testing.T) {
 			waitUntil(t, func() bool { return p2.Watermark().Committable() == 2 })
 			if overlap.Load() {
 				t.Fatal("two calls of one key (or partition) overlapped")
+			}
+			s.Close(context.Background())
+		})
+	}
+}
+
+// Random offers against a small window and budget, with refetched
+// (stale) runs and gaps: every message offered once is handled once, the
+// commit point reaches the end, and nothing stays buffered or paused.
+func TestOfferRandomized(t *testing.T) {
+	for seed := range uint64(20) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			c := cfg()
+			c.Window = 64 << rng.IntN(3)
+			c.MaxBufferedBytes = int64(100 + rng.IntN(5000))
+			c.Concurrency = 1 + rng.IntN(8)
+			var mu sync.Mutex
+			seen := map[int64]int{}
+			e := engine.New(c, func(_ context.Context, o int64) error {
+				if rng := o % 7; rng == 0 {
+					time.Sleep(50 * time.Microsecond)
+				}
+				mu.Lock()
+				seen[o]++
+				mu.Unlock()
+				return nil
+			}, nil)
+			e.SetSize(func(o int64) int { return int(o%50) + 1 })
+			e.Start(context.Background())
+			defer e.Stop()
+			s := e.NewSession((&fakeBroker{}).commit)
+			p, err := s.Assign(tp, 0, "", -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[int64]bool{}
+			next := int64(0)
+			for range 200 {
+				if rng.IntN(4) == 0 && next > 0 { // a refetch of what was offered
+					from := max(0, next-int64(rng.IntN(20)))
+					offs, msgs := offsets(from, next-from)
+					if _, err := s.Offer(p, offs, msgs, 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var offs []int64
+				for range rng.IntN(30) {
+					next += 1 + int64(rng.IntN(3)) // gaps between messages
+					offs = append(offs, next-1)
+				}
+				end := int64(0)
+				if rng.IntN(3) == 0 {
+					next += int64(rng.IntN(4))
+					end = next // a gap at the end (a marker)
+				}
+				for _, o := range offs {
+					want[o] = true
+				}
+				if _, err := s.Offer(p, offs, append([]int64(nil), offs...), end); err != nil {
+					t.Fatal(err)
+				}
+			}
+			end := max(next, p.Next())
+			waitUntil(t, func() bool { return p.Watermark().Committable() == end })
+			waitUntil(t, func() bool { return e.Buffered() == 0 && !p.Paused() })
+			mu.Lock()
+			defer mu.Unlock()
+			for o, n := range seen {
+				if !want[o] || n != 1 {
+					t.Fatalf("offset %d handled %d times (offered: %v)", o, n, want[o])
+				}
+			}
+			if len(seen) != len(want) {
+				t.Fatalf("%d handled, %d offered", len(seen), len(want))
 			}
 			s.Close(context.Background())
 		})
