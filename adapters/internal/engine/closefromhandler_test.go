@@ -110,3 +110,12 @@ func TestCloseOutsideAHandlerWaitsForTheRun(t *testing.T) {
 		<-done
 	})
 }
+
+// Handle's wrapper costs one more call per message and no allocation.
+func TestHandleAllocatesNothing(t *testing.T) {
+	h := engine.Handle(func(context.Context, int) error { return nil })
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(1000, func() { _ = h(ctx, 1) }); n != 0 {
+		t.Fatalf("%v allocations per handler call, want 0", n)
+	}
+}
