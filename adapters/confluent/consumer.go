@@ -140,9 +140,9 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 // has returned: in-flight messages drained (at most RevokeTimeout), commits
 // made, group left, and the librdkafka handles destroyed only once every
 // call into them has returned: a commit returns when librdkafka does (a
-// silent coordinator: about 3 x RequestTimeout, see the package doc), a
-// dead-letter produce of a handler abandoned after RevokeTimeout within
-// about RequestTimeout. Close is final: a Run that had not yet started when
+// silent coordinator: about 3 x (RequestTimeout + 1s), see the package
+// doc), a dead-letter produce of a handler abandoned after RevokeTimeout
+// within about RequestTimeout. Close is final: a Run that had not yet started when
 // Close was called (including one whose goroutine was started just before)
 // returns ErrClosed without joining the group. Close returns nil, also
 // when not running; it may be called any number of times, from any

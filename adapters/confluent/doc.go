@@ -88,8 +88,8 @@
 // which the Consumer sets from RequestTimeout (at least FetchMaxWait + 1s),
 // and is sent at most three times; a commit made while the group has no
 // coordinator waits for one at most session.timeout.ms. A coordinator that
-// does not answer makes a commit return about 3 x RequestTimeout after it
-// started, with kafka.ErrTimedOut (nothing recorded as committed), even if
+// does not answer makes a commit return at most about
+// 3 x (RequestTimeout + 1s) after it started, with kafka.ErrTimedOut (nothing recorded as committed), even if
 // the engine's commit timeout or a revoke ended its context earlier: the
 // context is checked between calls. (librdkafka does not bound a commit
 // whose coordinator it cannot connect to at all, librdkafka #3740; its own

@@ -30,10 +30,15 @@ type liveCalls struct {
 	// at holds, for each destruction ("close", "deadletter-close"), the
 	// calls running at that moment.
 	at map[string]map[string]int
+	// since is when the running calls of each kind started (the first);
+	// longest the longest call of each kind (for the log).
+	since   map[string]time.Time
+	longest map[string]time.Duration
 }
 
 func newLiveCalls() *liveCalls {
-	return &liveCalls{running: map[string]int{}, entered: map[string]int{}, at: map[string]map[string]int{}}
+	return &liveCalls{running: map[string]int{}, entered: map[string]int{}, at: map[string]map[string]int{},
+		since: map[string]time.Time{}, longest: map[string]time.Duration{}}
 }
 
 func (l *liveCalls) hook(call string, enter bool) {
@@ -48,10 +53,14 @@ func (l *liveCalls) hook(call string, enter bool) {
 		l.at[call] = snap
 	default:
 		if enter {
+			if l.running[call] == 0 {
+				l.since[call] = time.Now()
+			}
 			l.running[call]++
 			l.entered[call]++
 		} else {
 			l.running[call]--
+			l.longest[call] = max(l.longest[call], time.Since(l.since[call]))
 		}
 	}
 }
@@ -163,6 +172,10 @@ func TestCloseWaitsForACommitInsideLibrdkafka(t *testing.T) {
 	if !timedOut.Load() {
 		t.Error("no commit ended with librdkafka's timeout (kafka.ErrTimedOut)")
 	}
+	calls.mu.Lock()
+	t.Logf("%d commit calls, the longest %v (socket.timeout.ms %v)", calls.entered["commit"],
+		calls.longest["commit"].Round(time.Millisecond), cons.ConfigValue("socket.timeout.ms"))
+	calls.mu.Unlock()
 }
 
 // Issue: Run closed the dead-letter producer as soon as the engine stopped,
