@@ -37,22 +37,21 @@ import (
 // during one: librdkafka cannot cancel a commit. What bounds one call
 // (librdkafka 2.11): each OffsetCommit request times out after
 // socket.timeout.ms (RequestTimeout, at least FetchMaxWait + 1s; see
-// socketTimeoutMs; librdkafka looks for timed out requests once a second,
-// so up to a second later) and is sent at most three times (librdkafka retries a
-// timed out or failed request twice, after retry.backoff.ms doubling up to
+// socketTimeoutMs; librdkafka looks for timed out requests once a second, so
+// up to a second later) and is sent at most three times (librdkafka retries
+// a timed out or failed request twice, after retry.backoff.ms doubling up to
 // retry.backoff.max.ms); a commit that finds no coordinator, or loses it
 // (NOT_COORDINATOR, a broken connection), waits for one at most
-// session.timeout.ms, once, then is sent again within the same bounds. So
-// a commit held by a slow or silent coordinator returns at most about
-// 3 x (socket.timeout.ms + 1s) after it started (the error is a
-// kafka.Error, ErrTimedOut; measured: 5.5s for 1.05s), whatever ctx says,
-// and at worst about session.timeout.ms + 6 x (socket.timeout.ms + 1s); the engine's "return soon after ctx ends" is met
-// within that bound, and commitRetrying makes no new call once ctx ended.
-// One case
-// librdkafka does not bound: a coordinator it cannot connect to at all
-// leaves the request unsent, and an unsent request is retried without
-// limit (librdkafka #3740); librdkafka's own consumer close waits for such
-// a commit too.
+// session.timeout.ms, once, then is sent again within the same bounds. So a
+// commit held by a slow or silent coordinator returns at most about 3 x
+// (socket.timeout.ms + 1s) after it started (the error is a kafka.Error,
+// ErrTimedOut; measured: 5.5s for 1.05s), whatever ctx says, and at worst
+// about session.timeout.ms + 6 x (socket.timeout.ms + 1s). That is how the
+// engine's "return soon after ctx ends" is met: within that bound, and
+// commitRetrying makes no new call once ctx ended. One case librdkafka does
+// not bound: a coordinator it cannot connect to at all leaves the request
+// unsent, and an unsent request is retried without limit (librdkafka #3740);
+// librdkafka's own consumer close waits for such a commit too.
 func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, error) {
 	errs := make([]error, len(offs))
 	tps := make([]kafka.TopicPartition, 0, len(offs))
