@@ -76,7 +76,9 @@ const (
 // librdkafka settings they set: max.poll.interval.ms (RebalanceTimeout),
 // session.timeout.ms, heartbeat.interval.ms, isolation.level,
 // auto.offset.reset, max.partition.fetch.bytes, fetch.wait.max.ms,
-// retry.backoff.ms, client.id.
+// retry.backoff.ms, client.id, and socket.timeout.ms (RequestTimeout, raised
+// to FetchMaxWait + 1s if below: it bounds each request librdkafka sends,
+// commits included; see the commit bounds in the package doc).
 var (
 	WithConcurrency       = engine.WithConcurrency
 	WithWindow            = engine.WithWindow
@@ -126,6 +128,12 @@ type config struct {
 	// onCommitted sees (and may change) the committed offsets read at an
 	// assignment, before they are used.
 	onCommitted func(ktps []kafka.TopicPartition)
+	// onCall is called around every librdkafka call that can block for a
+	// while: call "commit" (Commit, CommitOffsets) and "deadletter" (a
+	// dead-letter Produce) with enter true before it and false after it
+	// returned; "close" and "deadletter-close" (enter true) just before the
+	// consumer, or the dead-letter producers, are destroyed.
+	onCall func(call string, enter bool)
 }
 
 // own returns the librdkafka settings of o, or records that option is not
@@ -187,6 +195,7 @@ var shared = map[string]string{
 	"fetch.wait.max.ms":         "FetchMaxWait",
 	"retry.backoff.ms":          "RetryBackoff",
 	"client.id":                 "ClientID",
+	"socket.timeout.ms":         "RequestTimeout",
 }
 
 // newOptions applies and validates the options and returns them with the
@@ -254,6 +263,7 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 		"retry.backoff.ms":          ms(o.RetryBackoff),
 		"retry.backoff.max.ms":      ms(max(o.RetryBackoff, engine.DefaultMaxRetryBackoff)),
 		"client.id":                 o.ClientID,
+		"socket.timeout.ms":         socketTimeoutMs(o),
 		// librdkafka postpones a partition's next fetch by this much once
 		// its local queue is over queued.min.messages or
 		// queued.max.messages.kbytes; its default, 1s, stalls a consumer
@@ -298,6 +308,16 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 // fetchQueueBackoffMs is the Consumer's fetch.queue.backoff.ms (see
 // newOptions).
 const fetchQueueBackoffMs = 50
+
+// socketTimeoutMs is the Consumer's socket.timeout.ms, librdkafka's timeout
+// of every request (a commit's OffsetCommit included; a fetch gets
+// fetch.wait.max.ms on top): RequestTimeout, raised to FetchMaxWait + 1s
+// (below that, librdkafka warns, a request queued behind a fetch on the
+// same connection times out) and capped at librdkafka's maximum, 300s.
+func socketTimeoutMs(o *engine.Options) int {
+	d := min(max(o.RequestTimeout, o.FetchMaxWait+time.Second), 300*time.Second)
+	return int(d / time.Millisecond)
+}
 
 // fromConfigMap sets the shared option that librdkafka setting k
 // corresponds to from its value v.
@@ -345,6 +365,8 @@ func fromConfigMap(o *engine.Options, k string, v kafka.ConfigValue) error {
 			o.FetchMaxWait = d
 		case "retry.backoff.ms":
 			o.RetryBackoff = d
+		case "socket.timeout.ms":
+			o.RequestTimeout = d
 		}
 	}
 	return nil

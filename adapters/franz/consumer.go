@@ -62,9 +62,10 @@ func (c *Consumer) Stats() []PartitionStats {
 	return nil
 }
 
-// newEngine is the one place the engine is created.
+// newEngine is the one place the engine is created. Handle: a Close called
+// from inside the handler does not wait for it.
 func newEngine(cfg engine.Config, h func(context.Context, *kgo.Record) error) *engine.Engine[*kgo.Record] {
-	e := engine.New(cfg, engine.Handler[*kgo.Record](h), func(r *kgo.Record) []byte { return r.Key })
+	e := engine.New(cfg, engine.Handle(engine.Handler[*kgo.Record](h)), func(r *kgo.Record) []byte { return r.Key })
 	e.SetSize(recordSize)
 	return e
 }
@@ -147,7 +148,12 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 // made, group left. Close is final: a Run that had not yet started when
 // Close was called returns ErrClosed without joining the group. Close
 // returns nil, also when not running; it may be called any number of
-// times, from any goroutine.
+// times, from any goroutine. Called from inside a handler (on the
+// handler's own goroutine), Close starts the shutdown and returns at once,
+// without waiting for the Run that waits for that very handler: the
+// handler returns, its message is acked and committed by the final
+// drain, and Run returns (wait for Run itself to know when). That holds in
+// a handler of any Consumer: Close cannot tell them apart.
 func (c *Consumer) Close() error {
 	c.life.Close()
 	return nil

@@ -120,7 +120,8 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 			return dl.Produce(ctx, m.(kafka.Message), err, attempts)
 		}
 	}
-	eng := engine.New(ecfg, engine.Handler[kafka.Message](handler),
+	// Handle: a Close called from inside the handler does not wait for it.
+	eng := engine.New(ecfg, engine.Handle(engine.Handler[kafka.Message](handler)),
 		func(m kafka.Message) []byte { return m.Key })
 	eng.SetSize(messageSize)
 	eng.Start(ctx)
@@ -208,7 +209,12 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 // Close was called (including one whose goroutine was started just before)
 // returns ErrClosed without joining the group. Close returns nil, also
 // when not running; it may be called any number of times, from any
-// goroutine (not from a handler: it would wait for itself).
+// goroutine. Called from inside a handler (on the
+// handler's own goroutine), Close starts the shutdown and returns at once,
+// without waiting for the Run that waits for that very handler: the
+// handler returns, its message is acked and committed by the final
+// drain, and Run returns (wait for Run itself to know when). That holds in
+// a handler of any Consumer: Close cannot tell them apart.
 func (c *Consumer) Close() error {
 	c.life.Close()
 	return nil
