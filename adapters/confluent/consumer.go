@@ -125,7 +125,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		}
 	}
 	// Handle: a Close called from inside the handler does not wait for it.
-	eng := engine.New(ecfg, engine.Handle(engine.Handler[*kafka.Message](handler)),
+	eng := engine.New(ecfg, engine.Handler[*kafka.Message](handler),
 		func(m *kafka.Message) []byte { return m.Key })
 	eng.SetSize(messageSize)
 	r, err := newRunner(c, eng)

@@ -65,7 +65,7 @@ func (c *Consumer) Stats() []PartitionStats {
 // newEngine is the one place the engine is created. Handle: a Close called
 // from inside the handler does not wait for it.
 func newEngine(cfg engine.Config, h func(context.Context, *kgo.Record) error) *engine.Engine[*kgo.Record] {
-	e := engine.New(cfg, engine.Handle(engine.Handler[*kgo.Record](h)), func(r *kgo.Record) []byte { return r.Key })
+	e := engine.New(cfg, engine.Handler[*kgo.Record](h), func(r *kgo.Record) []byte { return r.Key })
 	e.SetSize(recordSize)
 	return e
 }

@@ -74,7 +74,7 @@ func New[M any](cfg Config, h Handler[M], key func(M) []byte) *Engine[M] {
 	return &Engine[M]{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		handler: h,
+		handler: Handle(h), // Close can tell a call from inside a handler
 		queue:   newRunq(cfg, key),
 		quit:    make(chan struct{}),
 		fatal:   make(chan struct{}),

@@ -81,8 +81,8 @@ func (l *Lifecycle) Close() {
 
 // Handle returns h wrapped so that Close can tell when it is called from
 // inside one of h's calls: the wrapper's frame (inHandler) on the calling
-// goroutine's stack. Adapters pass every handler through it. Its cost is
-// one more call per message, no allocation.
+// goroutine's stack. New passes every handler through it. Its cost is one
+// more call per message, no allocation.
 func Handle[M any](h Handler[M]) Handler[M] {
 	return func(ctx context.Context, msg M) error { return inHandler(ctx, msg, h) }
 }
