@@ -47,7 +47,7 @@ const (
 	DefaultFetchMaxWait      = 500 * time.Millisecond
 	DefaultRequestTimeout    = 10 * time.Second
 	DefaultRetryBackoff      = 250 * time.Millisecond
-	DefaultMaxRetryBackoff   = 5 * time.Second
+	DefaultMaxRetryBackoff   = 5 * time.Second // the cap of the doubling RetryBackoff waits
 	DefaultClientID          = "inorder"
 
 	// FirstFetchBytes is the size of the first fetches of an assignment
@@ -413,7 +413,8 @@ func WithKeylessOrdered() Option {
 }
 
 // WithRetry retries a failing message: MaxAttempts counts every handler
-// call (1 = no retry, the default), waiting Backoff before the second,
+// call, the first included (1, the default, never retries; "3 retries" is
+// MaxAttempts: 4), waiting Backoff before the second,
 // doubling up to MaxBackoff, each wait jittered. The wait holds no worker;
 // it holds only what the ordering requires (the message's key under ByKey,
 // its partition under ByPartition, only itself under Unordered). After the
@@ -456,11 +457,14 @@ func WithDeadLetterFunc[M any](f func(ctx context.Context, msg M, err error) err
 // TLS, SASL and client id), with acks from all in-sync replicas
 // (idempotent where the client supports it), and acks the message only
 // once the broker acknowledged the dead-letter record. Key, value and
-// headers are the original's, plus Spring Kafka's dead-letter headers
-// (kafka_dlt-original-topic, -partition, -offset, -timestamp,
-// -timestamp-type, -consumer-group, kafka_dlt-exception-message, -fqcn,
-// -cause-fqcn, in Spring's encodings) and inorder-attempts. The record goes
-// to the original's partition number when topic has it, else to the key's
+// headers are the original's, plus Spring Kafka's dead-letter headers, in
+// Spring's encodings (kafka_dlt-original-topic,
+// kafka_dlt-original-partition, kafka_dlt-original-offset,
+// kafka_dlt-original-timestamp, kafka_dlt-original-timestamp-type,
+// kafka_dlt-original-consumer-group, kafka_dlt-exception-message,
+// kafka_dlt-exception-fqcn, kafka_dlt-exception-cause-fqcn), and
+// inorder-attempts: the Header constants name them. The record goes to the
+// original's partition number when topic has it, else to the key's
 // partition (Java's murmur2). A produce that fails (topic missing, not
 // authorized, unreachable) is logged and retried with the Retry waits: the
 // commit point holds, nothing is skipped. topic must not be empty nor one
