@@ -114,6 +114,15 @@ type constEntry struct {
 	file  string
 }
 
+// doc returns the constant's doc comment: its own, or its declaration's
+// when it is declared alone.
+func (c constEntry) doc() *ast.CommentGroup {
+	if c.spec.Doc == nil && len(c.group.Specs) == 1 {
+		return c.group.Doc
+	}
+	return c.spec.Doc
+}
+
 type engineSrc struct {
 	fset    *token.FileSet
 	funcs   map[string]*ast.FuncDecl
@@ -347,7 +356,7 @@ func (g *gen) aliases() error {
 		}
 		g.buf.WriteString("const (\n")
 		for _, c := range cs {
-			g.comment("\t", c.name, c.spec.Doc)
+			g.comment("\t", c.name, c.doc())
 			fmt.Fprintf(&g.buf, "\t%s %s = engine.%s\n", rename(c.name), al.name, c.name)
 		}
 		g.buf.WriteString(")\n\n")
@@ -413,8 +422,8 @@ func (g *gen) defaults(opts []*ast.FuncDecl) {
 		c := byName[n]
 		doc := ""
 		switch {
-		case c.spec.Doc != nil:
-			doc = c.spec.Doc.Text()
+		case c.doc() != nil:
+			doc = c.doc().Text()
 		case g.e.funcs["With"+strings.TrimPrefix(n, "Default")] != nil:
 			doc = fmt.Sprintf("%s is the default of With%s", n, strings.TrimPrefix(n, "Default"))
 			if c.spec.Comment != nil {
@@ -444,7 +453,7 @@ func (g *gen) headers() {
 	g.comment("", "", hs[0].group.Doc)
 	g.buf.WriteString("const (\n")
 	for _, c := range hs {
-		g.comment("\t", c.name, c.spec.Doc)
+		g.comment("\t", c.name, c.doc())
 		fmt.Fprintf(&g.buf, "\t%s = engine.%s\n", c.name, c.name)
 	}
 	g.buf.WriteString(")\n\n")
