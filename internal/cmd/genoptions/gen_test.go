@@ -284,3 +284,34 @@ func firstDiff(got, want []byte) string {
 	}
 	return "no difference"
 }
+
+// Issue 21: every Example of the adapters and of kafkatest, and every
+// program under examples/, imports only what a user's module can import
+// (no internal package), so that each can be copied as it is.
+func TestExamplesImportNoInternalPackage(t *testing.T) {
+	var files []string
+	for _, pattern := range []string{"adapters/*/example_test.go", "kafkatest/example_test.go", "examples/*/*.go"} {
+		m, err := filepath.Glob(filepath.Join(root, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 5 {
+		t.Fatalf("found only %v", files)
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") && !strings.HasSuffix(name, "example_test.go") {
+			continue // a program's own tests may use internal helpers
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range f.Imports {
+			if p := strings.Trim(im.Path.Value, `"`); strings.Contains(p, "/internal/") || strings.HasSuffix(p, "/internal") {
+				t.Errorf("%s imports %s, which a user's module cannot", name, p)
+			}
+		}
+	}
+}
