@@ -1,9 +1,12 @@
 package engine
 
 // This file holds the options every adapter shares: their defaults, the
-// Kafka setting each corresponds to, and their validation. The adapters
-// re-export them (kafkago.WithConcurrency is engine.WithConcurrency) and add
-// only what their client needs, as options over the same Options.
+// Kafka setting each corresponds to, and their validation. Their doc
+// comments are what users read: internal/cmd/genoptions copies them, with
+// the options' signatures, the types and the defaults, into each adapter's
+// options_shared.go (run go generate ./adapters/... after a change; a test
+// fails until then). The adapters add only what their client needs, as
+// options over the same Options.
 
 import (
 	"context"
