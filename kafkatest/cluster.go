@@ -21,19 +21,21 @@ var (
 )
 
 // Option configures a Cluster.
-type Option func(*[]ikt.Option)
+type Option func(*config)
+
+type config struct{ opts []ikt.Option }
 
 // WithTopic creates topic with the given number of partitions as the
 // cluster starts. It may be given several times. Default: no topics (the
 // broker does not create topics on use: see Cluster.CreateTopic).
 func WithTopic(name string, partitions int32) Option {
-	return func(o *[]ikt.Option) { *o = append(*o, ikt.WithTopic(name, partitions)) }
+	return func(c *config) { c.opts = append(c.opts, ikt.WithTopic(name, partitions)) }
 }
 
 // WithBrokers sets the number of brokers, each listening on a free port of
 // 127.0.0.1. Default 1.
 func WithBrokers(n int) Option {
-	return func(o *[]ikt.Option) { *o = append(*o, ikt.WithBrokers(n)) }
+	return func(c *config) { c.opts = append(c.opts, ikt.WithBrokers(n)) }
 }
 
 // Cluster is a running in-process broker. Its methods are safe for
@@ -50,11 +52,11 @@ type Cluster struct {
 // 100ms (Kafka's group.min.session.timeout.ms is 6s), so that tests can use
 // short ones. Close it when done.
 func Start(opts ...Option) (*Cluster, error) {
-	var io []ikt.Option
+	var cfg config
 	for _, o := range opts {
-		o(&io)
+		o(&cfg)
 	}
-	in, err := ikt.New(io...)
+	in, err := ikt.New(cfg.opts...)
 	if err != nil {
 		return nil, err
 	}

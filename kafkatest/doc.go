@@ -10,11 +10,12 @@
 // speaks the real protocol on 127.0.0.1, so kafka-go, franz-go and
 // librdkafka clients connect to it like to any cluster. It keeps everything
 // in memory and is gone after Close (or when the process exits). It is a
-// test double, not Kafka: one replica, no persistence, and a few known
-// differences from Kafka listed in the module's DESIGN notes.
+// test double, not Kafka: one replica per partition, no persistence, and
+// behaviour at the edges (rebalance timing, some failure paths) that may
+// differ from a real cluster's.
 //
 // Start is for programs and examples (call Close when done); StartTest is
 // for tests and closes the cluster in the test's Cleanup. A Cluster is safe
-// for concurrent use; each method blocks until the broker answered or ctx
-// ended.
+// for concurrent use; a method that takes a context blocks until the broker
+// answered or the context ended.
 package kafkatest
