@@ -9,7 +9,6 @@ package confluent
 //go:generate go run ../../internal/cmd/genoptions -adapter confluent
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -301,12 +300,4 @@ func durationMs(v kafka.ConfigValue) (time.Duration, error) {
 		return 0, fmt.Errorf("not a positive number of milliseconds: %v", v)
 	}
 	return time.Duration(n) * time.Millisecond, nil
-}
-
-// WithDeadLetterFunc hands a message whose last attempt failed (see
-// WithRetry) to f, with the handler's error; the message is acked only once
-// f returned nil. An error (or panic) from f is retried with the Retry
-// waits, never dropped: the commit point holds meanwhile. Not nil.
-func WithDeadLetterFunc(f func(ctx context.Context, msg *kafka.Message, err error) error) Option {
-	return engine.WithDeadLetterFunc(f)
 }

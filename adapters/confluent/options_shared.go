@@ -3,9 +3,11 @@
 package confluent
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/inorder/inorder/adapters/internal/engine"
 	"github.com/inorder/inorder/watermark"
 	"go.opentelemetry.io/otel/metric"
@@ -405,6 +407,16 @@ func WithKeylessOrdered() Option { return engine.WithKeylessOrdered() }
 // naming the field. (Spring Kafka: DefaultErrorHandler with an
 // ExponentialBackOff.)
 func WithRetry(r Retry) Option { return engine.WithRetry(engine.Retry(r)) }
+
+// WithDeadLetterFunc hands a message whose last attempt failed (see
+// WithRetry) to f, with the handler's error; the message is acked only once
+// f returned nil. An error (or panic) from f is retried with the Retry
+// waits, never dropped: the commit point holds meanwhile. Default: none
+// (after the last attempt the error policy applies); f not nil; not with
+// WithDeadLetter. (Spring Kafka: a ConsumerRecordRecoverer.)
+func WithDeadLetterFunc(f func(ctx context.Context, msg *kafka.Message, err error) error) Option {
+	return engine.WithDeadLetterFunc(f)
+}
 
 // WithDeadLetter produces a message whose last attempt failed (see
 // WithRetry) to topic through the consumer's own client (same brokers, TLS,

@@ -266,11 +266,3 @@ func funcPointer(f any) uintptr {
 	}
 	return v.Pointer()
 }
-
-// WithDeadLetterFunc hands a message whose last attempt failed (see
-// WithRetry) to f, with the handler's error; the message is acked only once
-// f returned nil. An error (or panic) from f is retried with the Retry
-// waits, never dropped: the commit point holds meanwhile. Not nil.
-func WithDeadLetterFunc(f func(ctx context.Context, msg *kgo.Record, err error) error) Option {
-	return engine.WithDeadLetterFunc(f)
-}

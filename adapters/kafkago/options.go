@@ -7,7 +7,6 @@ package kafkago
 //go:generate go run ../../internal/cmd/genoptions -adapter kafkago
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"time"
@@ -115,12 +114,4 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 		return nil, nil, err
 	}
 	return o, cfg, nil
-}
-
-// WithDeadLetterFunc hands a message whose last attempt failed (see
-// WithRetry) to f, with the handler's error; the message is acked only once
-// f returned nil. An error (or panic) from f is retried with the Retry
-// waits, never dropped: the commit point holds meanwhile. Not nil.
-func WithDeadLetterFunc(f func(ctx context.Context, msg kafka.Message, err error) error) Option {
-	return engine.WithDeadLetterFunc(f)
 }

@@ -417,12 +417,12 @@ func WithKeylessOrdered() Option {
 
 // WithRetry retries a failing message: MaxAttempts counts every handler
 // call, the first included (1, the default, never retries; "3 retries" is
-// MaxAttempts: 4), waiting Backoff before the second,
-// doubling up to MaxBackoff, each wait jittered. The wait holds no worker;
-// it holds only what the ordering requires (the message's key under ByKey,
-// its partition under ByPartition, only itself under Unordered). After the
-// last attempt the dead letter (WithDeadLetter, WithDeadLetterFunc) takes
-// the message or, without one, the error policy applies. A handler returns
+// MaxAttempts: 4), waiting Backoff before the second, doubling up to
+// MaxBackoff, each wait jittered. The wait holds no worker; it holds only
+// what the ordering requires (the message's key under ByKey, its partition
+// under ByPartition, only itself under Unordered). After the last attempt
+// the dead letter (WithDeadLetter, WithDeadLetterFunc) takes the message
+// or, without one, the error policy applies. A handler returns
 // Permanent(err) to skip the remaining attempts. A zero Backoff means
 // 100ms and a zero MaxBackoff 10s (or Backoff if longer); other invalid
 // values (MaxAttempts < 1, negative waits, MaxBackoff < Backoff) are
@@ -440,11 +440,14 @@ func WithRetry(r Retry) Option {
 	})
 }
 
-// WithDeadLetterFunc hands a message whose last attempt failed to f, with
-// the handler's error; the message is acked only once f returned nil. An
-// error (or panic) from f is retried with the Retry waits, never dropped:
-// the commit point holds meanwhile. M is the adapter's message type; the
-// adapters define their own WithDeadLetterFunc over it.
+// WithDeadLetterFunc hands a message whose last attempt failed (see
+// WithRetry) to f, with the handler's error; the message is acked only
+// once f returned nil. An error (or panic) from f is retried with the Retry
+// waits, never dropped: the commit point holds meanwhile. Default: none
+// (after the last attempt the error policy applies); f not nil; not with
+// WithDeadLetter. (Spring Kafka: a ConsumerRecordRecoverer.) M is the
+// adapter's message type; genoptions writes each adapter's
+// WithDeadLetterFunc over it.
 func WithDeadLetterFunc[M any](f func(ctx context.Context, msg M, err error) error) Option {
 	return mark("DeadLetter", func(o *Options) {
 		if f == nil {

@@ -25,11 +25,16 @@ const (
 	width      = 77 // columns of a generated comment line, tabs as 4
 )
 
-// Adapters are the packages generated for. Settings, by option name (With
-// dropped), say which setting of the adapter's client the option sets; the
-// sentence is appended to the option's doc.
-var Adapters = map[string]struct{ Settings map[string]string }{
-	"franz": {Settings: map[string]string{
+// Adapters are the packages generated for. Message is the adapter's
+// message type, for the engine's generic options (their type parameter M),
+// and Import the package it names. Settings, by option name (With dropped),
+// say which setting of the adapter's client the option sets; the sentence
+// is appended to the option's doc.
+var Adapters = map[string]struct {
+	Message, Import string
+	Settings        map[string]string
+}{
+	"franz": {Message: "*kgo.Record", Import: "github.com/twmb/franz-go/pkg/kgo", Settings: map[string]string{
 		"SessionTimeout":    "It sets kgo.SessionTimeout.",
 		"RebalanceTimeout":  "It sets kgo.RebalanceTimeout.",
 		"HeartbeatInterval": "It sets kgo.HeartbeatInterval.",
@@ -42,7 +47,7 @@ var Adapters = map[string]struct{ Settings map[string]string }{
 		"StartOffset":    "The Consumer applies it itself (kgo.ConsumeResetOffset may not be given).",
 		"RequestTimeout": "The Consumer applies it to its own requests.",
 	}},
-	"confluent": {Settings: map[string]string{
+	"confluent": {Message: "*kafka.Message", Import: "github.com/confluentinc/confluent-kafka-go/v2/kafka", Settings: map[string]string{
 		"SessionTimeout":    "It sets librdkafka's session.timeout.ms (a ConfigMap may set that instead, not as well).",
 		"RebalanceTimeout":  "It sets librdkafka's max.poll.interval.ms (a ConfigMap may set that instead, not as well).",
 		"HeartbeatInterval": "It sets librdkafka's heartbeat.interval.ms (a ConfigMap may set that instead, not as well).",
@@ -53,7 +58,7 @@ var Adapters = map[string]struct{ Settings map[string]string }{
 		"RetryBackoff":      "It sets librdkafka's retry.backoff.ms (a ConfigMap may set that instead, not as well).",
 		"ClientID":          "It sets librdkafka's client.id (a ConfigMap may set that instead, not as well).",
 	}},
-	"kafkago": {},
+	"kafkago": {Message: "kafka.Message", Import: "github.com/segmentio/kafka-go"},
 }
 
 // aliases are the engine's enumerations the adapters export as aliases,
@@ -85,6 +90,7 @@ var renames = map[string]string{
 // replacements rewrite engine-internal references in doc comments.
 var replacements = []struct{ old, new string }{
 	{"Config.KeylessOrdered", "WithKeylessOrdered"},
+	{" M is the adapter's message type; genoptions writes each adapter's WithDeadLetterFunc over it.", ""},
 }
 
 // docs replace engine doc comments that speak of the engine's internals.
@@ -219,6 +225,9 @@ func types(x ast.Expr) string {
 type gen struct {
 	e       *engineSrc
 	adapter string
+	message string            // the adapter's message type
+	extra   map[string]string // package name → path, of the message type
+	typeArg map[string]string // the function's type parameter → the message type
 	buf     bytes.Buffer
 	used    map[string]bool // package names used
 	local   map[string]bool // engine names the adapter has under the same name (or renamed)
@@ -234,7 +243,9 @@ func generate(engineDir, adapter string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &gen{e: e, adapter: adapter, used: map[string]bool{"engine": true},
+	msgPkg, _, _ := strings.Cut(strings.TrimPrefix(a.Message, "*"), ".")
+	g := &gen{e: e, adapter: adapter, message: a.Message, extra: map[string]string{msgPkg: a.Import},
+		used:  map[string]bool{"engine": true},
 		local: map[string]bool{"Option": true}, structs: map[string]bool{}}
 	for _, al := range aliases {
 		g.local[al.engine] = true
@@ -310,16 +321,21 @@ func (g *gen) importPath(name string) string {
 	if name == "engine" {
 		return enginePath
 	}
+	if p, ok := g.extra[name]; ok {
+		return p
+	}
 	return g.e.imports[name]
 }
 
 // options returns the shared options: options.go's exported functions
-// named With..., not generic, returning Option.
+// named With... returning Option, not generic or generic in the message
+// type only (one type parameter, given the adapter's Message).
 func (g *gen) options() []*ast.FuncDecl {
 	var out []*ast.FuncDecl
 	for _, f := range g.e.funcSeq {
 		r := f.Type.Results
-		if !strings.HasPrefix(f.Name.Name, "With") || f.Type.TypeParams != nil ||
+		tp := f.Type.TypeParams
+		if !strings.HasPrefix(f.Name.Name, "With") || tp != nil && (len(tp.List) != 1 || len(tp.List[0].Names) != 1) ||
 			r == nil || len(r.List) != 1 || types(r.List[0].Type) != "Option" {
 			continue
 		}
@@ -469,6 +485,10 @@ func (g *gen) function(f *ast.FuncDecl, setting string) error {
 		doc = strings.TrimRight(doc, "\n") + "\n\n" + setting
 	}
 	g.text("", g.rewrite(f.Name.Name, doc))
+	g.typeArg = map[string]string{}
+	if tp := f.Type.TypeParams; tp != nil {
+		g.typeArg[tp.List[0].Names[0].Name] = g.message
+	}
 	var params, args []string
 	for _, p := range f.Type.Params.List {
 		typ, err := g.expr(p.Type)
@@ -507,6 +527,12 @@ func (g *gen) expr(x ast.Expr) (string, error) {
 			}
 			return false
 		case *ast.Ident:
+			if m, ok := g.typeArg[n.Name]; ok {
+				pkg, _, _ := strings.Cut(strings.TrimPrefix(m, "*"), ".")
+				g.used[pkg] = true
+				n.Name = m // printed as is
+				return true
+			}
 			if _, engineType := g.e.types[n.Name]; engineType && err == nil {
 				if !g.local[n.Name] {
 					err = fmt.Errorf("engine type %s is not exported by the adapters (add it to aliases or structs)", n.Name)
@@ -554,6 +580,15 @@ var (
 // rewrite applies the renames (whole words; "State" is left alone, it is a
 // field in the docs) and the replacements to the doc of key.
 func (g *gen) rewrite(key, doc string) string {
+	// One line per paragraph, so that a replacement can span lines.
+	paras := strings.Split(doc, "\n\n")
+	for i, p := range paras {
+		if !strings.Contains(p, "\n ") && !strings.Contains(p, "\n\t") &&
+			!strings.HasPrefix(p, " ") && !strings.HasPrefix(p, "\t") {
+			paras[i] = strings.ReplaceAll(strings.TrimRight(p, "\n"), "\n", " ") + "\n"
+		}
+	}
+	doc = strings.Join(paras, "\n\n")
 	for _, r := range replacements {
 		doc = strings.ReplaceAll(doc, r.old, r.new)
 	}
