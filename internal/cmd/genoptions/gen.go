@@ -201,7 +201,7 @@ func (e *engineSrc) addGen(d *ast.GenDecl, file string) {
 		for _, s := range d.Specs {
 			vs := s.(*ast.ValueSpec)
 			if vs.Type != nil {
-				typ = types(vs.Type)
+				typ = identName(vs.Type)
 			} else if len(vs.Values) > 0 {
 				typ = ""
 			}
@@ -214,8 +214,8 @@ func (e *engineSrc) addGen(d *ast.GenDecl, file string) {
 	}
 }
 
-// types returns a type expression's identifier, or "" if it is not one.
-func types(x ast.Expr) string {
+// identName returns a type expression's identifier, or "" if it is not one.
+func identName(x ast.Expr) string {
 	if id, ok := x.(*ast.Ident); ok {
 		return id.Name
 	}
@@ -336,7 +336,7 @@ func (g *gen) options() []*ast.FuncDecl {
 		r := f.Type.Results
 		tp := f.Type.TypeParams
 		if !strings.HasPrefix(f.Name.Name, "With") || tp != nil && (len(tp.List) != 1 || len(tp.List[0].Names) != 1) ||
-			r == nil || len(r.List) != 1 || types(r.List[0].Type) != "Option" {
+			r == nil || len(r.List) != 1 || identName(r.List[0].Type) != "Option" {
 			continue
 		}
 		out = append(out, f)
@@ -383,8 +383,11 @@ func (g *gen) aliases() error {
 func (g *gen) structTypes() error {
 	for _, s := range structs {
 		ts := g.e.types[s.name]
+		if ts == nil {
+			return fmt.Errorf("engine struct %s not found", s.name)
+		}
 		st, ok := ts.Type.(*ast.StructType)
-		if ts == nil || !ok {
+		if !ok {
 			return fmt.Errorf("engine struct %s not found", s.name)
 		}
 		g.comment("", s.name, g.e.typeDoc[s.name])
@@ -498,8 +501,8 @@ func (g *gen) function(f *ast.FuncDecl, setting string) error {
 		for _, n := range p.Names {
 			params = append(params, n.Name+" "+typ)
 			switch {
-			case g.structs[types(p.Type)]:
-				args = append(args, fmt.Sprintf("engine.%s(%s)", types(p.Type), n.Name))
+			case g.structs[identName(p.Type)]:
+				args = append(args, fmt.Sprintf("engine.%s(%s)", identName(p.Type), n.Name))
 			case strings.HasPrefix(typ, "..."):
 				args = append(args, n.Name+"...")
 			default:
