@@ -68,7 +68,8 @@ func own(o *engine.Options, option string) *config { return engine.Own[config](o
 // go.application.rebalance.enable and go.events.channel.enable (the
 // Consumer handles rebalances in its own callback and polls), and group.id
 // (the group argument). bootstrap.servers may replace the brokers argument.
-// Given several times, the maps are merged.
+// Default: none (librdkafka's defaults, but for what the Consumer and the
+// shared options set). Given several times, the maps are merged.
 func WithConfigMap(m kafka.ConfigMap) Option {
 	return func(o *engine.Options) {
 		c := own(o, "WithConfigMap")

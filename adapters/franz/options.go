@@ -48,7 +48,8 @@ func own(o *engine.Options, option string) *config { return engine.Own[config](o
 // WithClientOptions passes kgo options through: TLS (DialTLSConfig), SASL,
 // Dialer, Balancers (kgo's default is the cooperative-sticky balancer;
 // kgo.RangeBalancer is eager), InstanceID, Rack, fetch sizes, metrics
-// hooks, and anything else that leaves the guarantees alone. Given several
+// hooks, and anything else that leaves the guarantees alone. Default: none
+// (kgo's defaults, but for what the shared options set). Given several
 // times, the lists are concatenated.
 //
 // NewConsumer applies them to throwaway clients (kgo.NewClient, never
