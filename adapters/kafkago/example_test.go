@@ -187,8 +187,8 @@ func Example_ordersService() {
 		}
 	}
 
-	fmt.Println("metrics: retries", sum(scrape, "inorder_handler_retries_total"),
-		"dead-lettered", sum(scrape, "inorder_messages_dead_lettered_total"))
+	fmt.Println("metrics: retries", metricSum(scrape, "inorder_handler_retries_total"),
+		"dead-lettered", metricSum(scrape, "inorder_messages_dead_lettered_total"))
 	// Output:
 	// Run: <nil>
 	// handled: 195 out of order: 0
@@ -196,8 +196,8 @@ func Example_ordersService() {
 	// metrics: retries 13 dead-lettered 5
 }
 
-// sum adds up the samples of the metric name in a Prometheus text scrape.
-func sum(scrape, name string) (total float64) {
+// metricSum adds up the samples of the metric name in a Prometheus text scrape.
+func metricSum(scrape, name string) (total float64) {
 	for _, line := range strings.Split(scrape, "\n") {
 		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
 			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
