@@ -77,7 +77,7 @@ func cloneMap(m kafka.ConfigMap) kafka.ConfigMap {
 // use.
 func (c *Consumer) Stats() []PartitionStats {
 	if e := c.eng.Load(); e != nil {
-		return e.Stats()
+		return partitionStats(e.Stats())
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func NewConsumer(brokers []string, group string, topics []string, opts ...Option
 // use.
 func (c *Consumer) Stats() []PartitionStats {
 	if e := c.eng.Load(); e != nil {
-		return e.Stats()
+		return partitionStats(e.Stats())
 	}
 	return nil
 }

@@ -22,8 +22,9 @@ const (
 	// LogAndAck logs the error and acks the message: the commit point moves
 	// past it (the original design's behaviour). Default.
 	LogAndAck ErrorPolicy = iota
-	// Stop makes Run return the error: the message is not acked, so nothing
-	// at or past it is committed, and it is delivered again after a restart.
+	// Stop makes Run drain, commit (never past the failed message) and
+	// return the error wrapped in ErrHandler: the message is not acked, so
+	// it is delivered again after a restart.
 	Stop
 )
 
