@@ -192,8 +192,8 @@ func WithWindow(n int) Option { return mark("Window", func(o *Options) { o.Windo
 // its share (n divided by the partitions owned) is paused until it is back
 // under it; a partition under its share keeps fetching, so a hot partition
 // cannot starve the others. A message larger than n still goes through,
-// alone. The client's own buffers come on top and are sized from n by each
-// adapter (see its package doc). Default 64 MiB; positive. Java (librdkafka):
+// alone. The client's own buffers come on top (the adapter's note below
+// says how it bounds them). Default 64 MiB; positive. Java (librdkafka):
 // queued.max.messages.kbytes bounds the client's queue alike.
 func WithMaxBufferedBytes(n int64) Option {
 	return mark("MaxBufferedBytes", func(o *Options) { o.MaxBufferedBytes = n })
