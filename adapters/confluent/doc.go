@@ -17,22 +17,27 @@
 // inside kafka.Consumer.Close) on it. Every librdkafka call that changes a
 // partition's fetch state (Assign, Unassign, IncrementalAssign,
 // IncrementalUnassign, Pause, Resume, Seek) is made there, so none of them
-// race; so is every Track and Skip of a partition's watermark (through the
-// engine's TryDeliver, which never waits). The engine's Concurrency workers
+// race; so is every Offer of a partition's messages to the engine (which
+// never waits). The engine's Concurrency workers
 // (adapters/internal/engine) run the handler; its commit loop, every
 // CommitInterval, calls StoreOffsets, Commit and CommitOffsets, which
 // librdkafka allows from any thread. One more goroutine forwards
 // librdkafka's log lines to the Logger. Whether a partition is being
-// revoked is the engine's state (Part.Revoked); the poll goroutine keeps
-// only what it needs to route a partition's messages and to hold those that
-// do not fit, dropped at the revoke.
+// revoked is the engine's state (Part.Revoked), and so is whether it should
+// be fetched (the engine's flow control); the poll goroutine keeps only what
+// it needs to route a partition's messages, dropped at the revoke.
 //
-// A message's path. The poll goroutine hands each message to the engine
-// with TryDeliver. When the partition's window is full, the message is
-// held, the partition is Paused, and after every Poll (which then waits at
-// most 10ms) the held messages are retried; once they fit the partition is
-// Resumed and Sought to where it stands (librdkafka otherwise refetches a
-// resumed partition only after about a second). A partition EOF lets the
+// A message's path. The poll goroutine offers each partition's messages to
+// the engine (Offer, in batches of consecutive messages): the engine tracks
+// what fits in the window and keeps the rest, and decides which partitions
+// to pause (window full, or over their share of MaxBufferedBytes). After
+// every Poll (which waits at most 10ms while a partition is paused) the
+// poll goroutine applies those decisions: Pause, or Resume and Seek to
+// where the partition stands (librdkafka otherwise refetches a resumed
+// partition only after about a second; what it fetched before the pause
+// and fetches again is dropped by the engine as already offered). Its local
+// queue is bounded by queued.max.messages.kbytes, a quarter of
+// MaxBufferedBytes unless a ConfigMap sets it. A partition EOF lets the
 // commit point pass trailing transaction markers (enable.partition.eof).
 // Every CommitInterval the poll goroutine refreshes each partition's log
 // end from librdkafka's cached high watermark (no request), so Stats' Lag

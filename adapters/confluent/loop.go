@@ -107,7 +107,7 @@ func (r *runner) run(ctx context.Context) error {
 
 	r.eng.Start(ctx)
 	// Lag and the stall watchdog run on the poll goroutine (flow.go), which
-	// owns every librdkafka partition call: no session hooks.
+	// owns every librdkafka partition call.
 	r.sess = r.eng.NewSession(r.commit)
 	var err error
 	if serr := r.kc.SubscribeTopics(r.c.topics, r.rebalance); serr != nil {
@@ -116,8 +116,7 @@ func (r *runner) run(ctx context.Context) error {
 		err = r.poll(ctx)
 	}
 
-	// Shutdown. Messages held for room are dropped (not tracked: not
-	// committed, delivered again). The session's Close drains, stores and
+	// Shutdown. The session's Close drains, stores and
 	// commits every partition while it is still assigned, and stops the
 	// engine's commit loop; then kafka.Consumer.Close revokes the
 	// assignment through the rebalance callback (which finds nothing left
@@ -352,8 +351,8 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 // revoke gives up partitions: the engine stops handing out their messages
 // at once (without waiting for busy workers), waits at most RevokeTimeout
 // for the in-flight ones, stores and commits the commit points
-// synchronously and closes them; then the poll goroutine forgets them
-// (dropping the messages held for room, resuming them if paused) and
+// synchronously and closes them (the engine drops what it had not handed
+// out); then the poll goroutine forgets them (resuming them if paused) and
 // unassigns them. A lost assignment (session or poll timeout: another
 // member may own the partitions already) is dropped without waiting or
 // committing. At shutdown (inside kafka.Consumer.Close) the revoke is the

@@ -33,17 +33,18 @@
 //
 // What it does with kgo. The client is a group consumer with
 // BlockRebalanceOnPoll, auto-commit disabled and control records kept. Run
-// polls (PollFetches) on its own goroutine and hands each record to the
-// workers without ever waiting (engine TryDeliver); a transaction marker,
-// which kgo hands out as a control record because of KeepControlRecords,
-// is stepped over at its exact offset. When a partition's window is full
-// its records are kept aside, the partition is paused
-// (PauseFetchPartitions) while the others go on, and they are retried as
-// soon as the window has room (the acks that make it end the poll's wait;
-// no timer spins meanwhile); once they fit, it is resumed
-// (ResumeFetchPartitions; kgo includes it in its next fetch, after the
-// broker's in-flight one, which can take up to FetchMaxWait). Then Run
-// calls AllowRebalance, so a rebalance never waits for a handler.
+// polls (PollFetches) on its own goroutine and offers each partition's
+// records to the engine without ever waiting (engine Offer); a transaction
+// marker, which kgo hands out as a control record because of
+// KeepControlRecords, is a gap at its exact offset. The engine tracks what
+// fits in the window, keeps the rest, and decides which partitions to pause
+// (window full, or over their share of MaxBufferedBytes); after each poll
+// Run applies its decisions with PauseFetchPartitions and
+// ResumeFetchPartitions (kgo includes a resumed partition in its next
+// fetch, after the broker's in-flight one, which can take up to
+// FetchMaxWait). While a partition is paused the poll also ends when the
+// engine wants a change, so no timer spins. Then Run calls AllowRebalance,
+// so a rebalance never waits for a handler.
 //
 // Fetch sizes. kgo reads and decodes a fetch response whole before the
 // poll hands out any of it, so a response is at most FetchMaxBytes (1 MiB

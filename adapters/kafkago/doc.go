@@ -59,14 +59,17 @@
 // Stats reports, per owned partition, the commit point, the committed
 // offset, LogEnd and Lag: LogEnd is the high watermark of the last fetch
 // response, and is read from the broker at each commit tick for a
-// partition whose fetch is waiting (its window is full), so a partition
+// partition whose fetch is waiting (paused by the engine), so a partition
 // held by a slow message reports its lag.
 //
 // Fetching. One fetch loop per assigned partition sends Fetch requests
-// through kafka-go's Transport (see fetch.go for why not a Reader), tracks
-// each delivered offset and queues the message for the Concurrency
-// workers. A partition whose window is full stops fetching until its oldest
-// message is handled (back-pressure). Transaction markers, aborted records
+// through kafka-go's Transport (see fetch.go for why not a Reader) and
+// offers each response's messages to the engine, which tracks and queues
+// them for the Concurrency workers. The loop fetches again only when the
+// engine lets it (WaitFlow): not while the partition's window is full or it
+// holds its share of MaxBufferedBytes while the consumer is at the budget
+// (back-pressure). One response of at most FetchMaxBytes per partition is
+// held at a time, on top of the budget. Transaction markers, aborted records
 // (read_committed, the default) and compacted offsets are gaps that never
 // hold the commit point, including a marker at the very end of a
 // partition. A committed offset below the log start or above the log end
