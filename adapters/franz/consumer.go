@@ -112,6 +112,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 	}
 	eng := newEngine(ecfg, handler)
 	r := newRunner(c, eng)
+	r.w = engine.NewWatch(ecfg, c.brokers, c.opts.RequestTimeout)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	r.stop = stop
@@ -127,7 +128,10 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 	}
 	c.eng.Store(eng)
 	defer c.eng.Store(nil)
-	return r.run(runCtx, ctx)
+	stopWatch := r.w.WatchTopics(runCtx, r.missingTopics)
+	err = r.run(runCtx, ctx)
+	stopWatch()
+	return r.w.End(err)
 }
 
 // Close stops a running Run (as if its ctx had ended) and waits until it
@@ -154,10 +158,12 @@ func (k kgoLogger) Level() kgo.LogLevel {
 
 func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	l := slog.LevelDebug
-	switch level {
-	case kgo.LogLevelError:
+	switch {
+	case connErrorIn(keyvals):
+		// Reported by the Consumer's Watch, once and then quietly.
+	case level == kgo.LogLevelError:
 		l = slog.LevelError
-	case kgo.LogLevelWarn:
+	case level == kgo.LogLevelWarn:
 		l = slog.LevelWarn
 	}
 	k.l.Log(context.Background(), l, "kgo: "+msg, keyvals...)

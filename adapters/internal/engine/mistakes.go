@@ -185,11 +185,17 @@ func (w *Watch) Joined() {
 	w.Connected()
 }
 
-// Assigned logs, at Info, one line naming the partitions assigned to this
-// member, and counts as Joined.
+// Assigned logs, at Info, one line naming the partitions newly assigned to
+// this member (an empty assignment only at the first join), and counts as
+// Joined.
 func (w *Watch) Assigned(tps []TopicPartition) {
+	w.mu.Lock()
+	first := !w.joined
+	w.mu.Unlock()
 	w.Joined()
-	w.log.Info("inorder: partitions assigned", "group", w.group, "partitions", FormatPartitions(tps))
+	if len(tps) > 0 || first {
+		w.log.Info("inorder: partitions assigned", "group", w.group, "partitions", FormatPartitions(tps))
+	}
 }
 
 // Revoked logs, at Info, one line naming the partitions this member gives
