@@ -138,7 +138,8 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		TLS:           c.cfg.tls,
 		SASLMechanism: c.cfg.sasl,
 	}
-	g := &groupRun{c: c, client: client, dialer: dialer, eng: eng, runCtx: runCtx, cancel: cancel}
+	g := &groupRun{c: c, client: client, dialer: dialer, eng: eng, runCtx: runCtx, cancel: cancel,
+		w: engine.NewWatch(ecfg, c.brokers, c.opts.RequestTimeout)}
 
 	kl := kafka.LoggerFunc(func(msg string, args ...any) {
 		log.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
@@ -169,6 +170,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		}
 	}()
 
+	stopWatch := g.w.WatchTopics(runCtx, g.missingTopics)
 	backoff := g.newBackoff()
 	for runCtx.Err() == nil {
 		gen, err := cg.Next(runCtx)
@@ -182,7 +184,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 			// kafka-go already waited JoinGroupBackoff (except for
 			// RebalanceInProgress, which the broker paces); wait too, so
 			// that no error path can spin.
-			log.Warn("kafkago: joining group failed, retrying", "group", c.group, "error", err)
+			g.joinFailed(err)
 			backoff.Wait(runCtx)
 			continue
 		}
@@ -195,10 +197,11 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		<-done
 	}
 	g.closeGroup()
+	stopWatch()
 	if err := eng.Err(); err != nil {
 		return err
 	}
-	return g.err
+	return g.w.End(g.err)
 }
 
 // Close stops a running Run (as if its ctx had ended) and waits until it
@@ -222,6 +225,7 @@ type groupRun struct {
 	cg     *kafka.ConsumerGroup
 	runCtx context.Context
 	cancel context.CancelFunc // ends runCtx
+	w      *engine.Watch      // mistakes.go
 
 	failOnce sync.Once
 	err      error // why Run stops, besides a handler error; set before cancel
@@ -296,7 +300,8 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 	slices.SortFunc(owned, func(a, b TopicPartition) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
-	log.Info("kafkago: generation started", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "partitions", len(owned))
+	log.Debug("kafkago: generation started", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "partitions", len(owned))
+	g.w.Assigned(owned)
 	if c.cfg.onGeneration != nil {
 		c.cfg.onGeneration(gen.MemberID, gen.ID, slices.Clone(owned))
 	}
@@ -352,7 +357,8 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 	shutdown := g.runCtx.Err() != nil
 	sess.Close(context.Background())
 	stopHeartbeat()
-	log.Info("kafkago: generation ended", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "shutdown", shutdown)
+	log.Debug("kafkago: generation ended", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "shutdown", shutdown)
+	g.w.Revoked(owned, false)
 	if shutdown {
 		g.leaveFromGeneration()
 	}
