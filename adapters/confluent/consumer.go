@@ -131,7 +131,8 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	}
 	c.eng.Store(eng)
 	defer c.eng.Store(nil)
-	return r.run(ctx)
+	r.w = engine.NewWatch(ecfg, c.brokers(), c.opts.RequestTimeout)
+	return r.w.End(r.run(ctx))
 }
 
 // Close stops a running Run (as if its ctx had ended) and waits until it
