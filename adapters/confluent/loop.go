@@ -39,6 +39,7 @@ type runner struct {
 	sess *engine.Session[*kafka.Message]
 	logs chan kafka.LogEvent
 	w    *engine.Watch // mistakes.go
+	conn connDetail    // mistakes.go
 
 	// Poll goroutine only (the rebalance callback runs inside Poll).
 	parts        map[TopicPartition]*pstate // assigned partitions, for routing messages; dropped at revoke

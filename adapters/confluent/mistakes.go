@@ -6,7 +6,9 @@ package confluent
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -31,12 +33,28 @@ func (r *runner) watchError(e kafka.Error) bool {
 				return true
 			}
 		}
-	case kafka.ErrTransport, kafka.ErrAllBrokersDown, kafka.ErrResolve:
+	case kafka.ErrAllBrokersDown:
+		// "1/1 brokers are down" says nothing of why: add the last
+		// failure librdkafka described.
+		if d := r.conn.last.Load(); d != nil {
+			r.w.ConnFailed(fmt.Errorf("%w (last failure: %s)", e, *d))
+		} else {
+			r.w.ConnFailed(e)
+		}
+		return true
+	case kafka.ErrTransport, kafka.ErrResolve:
+		r.conn.set(e.String())
 		r.w.ConnFailed(e)
 		return true
 	}
 	return false
 }
+
+// connDetail is the last connection failure librdkafka described (its log
+// lines and transport errors); the poll and log goroutines write it.
+type connDetail struct{ last atomic.Pointer[string] }
+
+func (c *connDetail) set(s string) { c.last.Store(&s) }
 
 // watchLog reports a librdkafka log line about a failed connection to the
 // Watch, and then returns true (the line goes to Debug only).
@@ -52,6 +70,7 @@ func (r *runner) watchLog(ev kafka.LogEvent) bool {
 	m := ev.Message
 	for _, s := range []string{"Connect to", "Connection refused", "brokers are down", "resolve", "Disconnected"} {
 		if strings.Contains(m, s) {
+			r.conn.set(m)
 			r.w.ConnFailed(errors.New(m))
 			return true
 		}
