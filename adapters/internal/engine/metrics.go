@@ -30,9 +30,9 @@ const MeterName = "github.com/inorder/inorder"
 // (when the group is known), messaging.destination.name (the topic) and
 // messaging.destination.partition.id.
 const (
-	// MetricConsumed counts handler calls, that is every attempt: a
-	// message retried twice counts 3, and a dead letter's call (and each
-	// retry of a failed dead letter) counts too; restored messages do not
+	// MetricConsumed counts the messages workers take for a handler call,
+	// that is every attempt: a message retried twice counts 3, and each
+	// retry of a failed dead letter counts too; restored messages do not
 	// count. For messages, see MetricFinished. Counter, {message}.
 	MetricConsumed = "messaging.client.consumed.messages"
 	// MetricFinished counts messages done with, once each: acked after
