@@ -53,8 +53,6 @@ type Watch struct {
 	connWarn  time.Time // the last Warn about the connection
 	connQuiet int       // connection failures not logged at Warn since connWarn
 	topicWarn map[string]time.Time
-	stop      context.CancelFunc // of WatchTopics' goroutine
-	done      chan struct{}
 }
 
 // NewWatch returns the watch of one Run of group on brokers; a connection
