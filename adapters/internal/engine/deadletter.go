@@ -53,7 +53,7 @@ const (
 	// HeaderExceptionFQCN is the Go type of the handler's error (fmt's %T,
 	// e.g. "*orders.RejectedError"), as Spring writes the class of the
 	// exception it was given; this module's Permanent wrapper is looked
-	// through (see ErrorType).
+	// through, a recovered panic is "panic(T)" (see ErrorType).
 	HeaderExceptionFQCN = "kafka_dlt-exception-fqcn"
 	// HeaderExceptionCauseFQCN is the Go type of the innermost error of
 	// the chain errors.Unwrap walks (the root cause), as Spring writes the

@@ -271,7 +271,8 @@ func IsConnError(err error) bool {
 // ErrorType names err as the user's code made it, for the dead-letter
 // header HeaderExceptionFQCN and the metrics' error.type: the Go type
 // (fmt's %T) of err once our own wrappers (Permanent's) are looked
-// through; "" for nil.
+// through; for a recovered panic "panic(T)", T the panic value's type
+// (e.g. "panic(runtime.boundsError)"); "" for nil.
 func ErrorType(err error) string {
 	if err == nil {
 		return ""
@@ -283,7 +284,31 @@ func ErrorType(err error) string {
 		}
 		err = p.err
 	}
+	if p, ok := err.(*panicError); ok {
+		return fmt.Sprintf("panic(%T)", p.v)
+	}
 	return typeName(err)
+}
+
+// panicError is a recovered panic of the handler or the dead letter:
+// errors.Is finds ErrPanic, and the panic value when it is an error.
+type panicError struct {
+	what string // "handler" or "dead letter"
+	v    any
+}
+
+func (p *panicError) Error() string {
+	if p.what == "handler" {
+		return fmt.Sprintf("%v: %v", ErrPanic, p.v)
+	}
+	return fmt.Sprintf("%v: %s: %v", ErrPanic, p.what, p.v)
+}
+
+func (p *panicError) Unwrap() []error {
+	if err, ok := p.v.(error); ok {
+		return []error{ErrPanic, err}
+	}
+	return []error{ErrPanic}
 }
 
 // logEvery limits a kind of Engine log line to one per second; the lines
@@ -319,10 +344,7 @@ type engineNotes struct {
 // call: "handler" or "dead letter"), into the error the engine handles,
 // and logs it at Error with its stack (at most once a second).
 func (e *Engine[M]) recovered(what string, r any) error {
-	err := fmt.Errorf("%w: %v", ErrPanic, r)
-	if what != "handler" {
-		err = fmt.Errorf("%w: %s: %v", ErrPanic, what, r)
-	}
+	err := &panicError{what: what, v: r}
 	if ok, skipped := e.notes.panics.turn(); ok {
 		e.log.Error("inorder: recovered a panic in the "+what, "panic", fmt.Sprint(r),
 			"stack", string(debug.Stack()), "panics_not_logged", skipped)

@@ -71,6 +71,14 @@ func TestErrorTypeNamesTheUsersErrorThroughPermanent(t *testing.T) {
 	if got := engine.ErrorType(fmt.Errorf("wrapped by the user: %w", user)); got != "*fmt.wrapError" {
 		t.Errorf("a user's own wrapping is the user's type: got %q, want *fmt.wrapError", got)
 	}
+	if got := engine.ErrorType(engine.Permanent(engine.PanicError("handler", "boom"))); got != "panic(string)" {
+		t.Errorf("ErrorType of a recovered panic(\"boom\") = %q, want panic(string)", got)
+	}
+	var ue *rejectedError
+	if perr := engine.PanicError("handler", user); !errors.Is(perr, engine.ErrPanic) || !errors.As(perr, &ue) ||
+		perr.Error() != "inorder: handler panicked: rejected: no stock" {
+		t.Errorf("a panic with an error: %v; errors.Is ErrPanic and errors.As the value must hold", perr)
+	}
 	if got := engine.ErrorType(nil); got != "" {
 		t.Errorf("ErrorType(nil) = %q, want empty", got)
 	}
