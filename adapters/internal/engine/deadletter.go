@@ -128,11 +128,7 @@ func (d *DeadLetter) RecordHeaders() []Header {
 	var fqcn, cause, msg string
 	if d.Err != nil {
 		fqcn, msg = ErrorType(d.Err), d.Err.Error()
-		root := d.Err
-		for u := errors.Unwrap(root); u != nil; u = errors.Unwrap(root) {
-			root = u
-		}
-		cause = typeName(root)
+		cause = ErrorType(rootCause(d.Err))
 	}
 	hs = append(hs,
 		Header{HeaderOriginalTopic, []byte(d.Topic)},

@@ -290,6 +290,26 @@ func ErrorType(err error) string {
 	return typeName(err)
 }
 
+// rootCause returns the innermost error of err's chain as errors.Unwrap
+// walks it, and through a recovered panic whose value is an error.
+func rootCause(err error) error {
+	for {
+		if p, ok := err.(*panicError); ok {
+			v, isErr := p.v.(error)
+			if !isErr {
+				return err
+			}
+			err = v
+			continue
+		}
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
 // panicError is a recovered panic of the handler or the dead letter:
 // errors.Is finds ErrPanic, and the panic value when it is an error.
 type panicError struct {

@@ -74,6 +74,22 @@ func TestErrorTypeNamesTheUsersErrorThroughPermanent(t *testing.T) {
 	if got := engine.ErrorType(engine.Permanent(engine.PanicError("handler", "boom"))); got != "panic(string)" {
 		t.Errorf("ErrorType of a recovered panic(\"boom\") = %q, want panic(string)", got)
 	}
+	for _, c := range []struct {
+		err         error
+		fqcn, cause string
+	}{
+		{engine.PanicError("handler", "boom"), "panic(string)", "panic(string)"},
+		{engine.PanicError("handler", fmt.Errorf("ctx: %w", user)), "panic(*fmt.wrapError)", "*engine_test.rejectedError"},
+	} {
+		d := engine.DeadLetter{Topic: "orders", Err: c.err}
+		info, perr := engine.ParseDeadLetterHeaders(d.RecordHeaders())
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		if info.ErrType != c.fqcn || info.ErrCauseType != c.cause {
+			t.Errorf("headers of %v: fqcn %q, cause %q, want %q and %q", c.err, info.ErrType, info.ErrCauseType, c.fqcn, c.cause)
+		}
+	}
 	var ue *rejectedError
 	if perr := engine.PanicError("handler", user); !errors.Is(perr, engine.ErrPanic) || !errors.As(perr, &ue) ||
 		perr.Error() != "inorder: handler panicked: rejected: no stock" {
