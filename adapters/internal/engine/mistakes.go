@@ -35,6 +35,10 @@ var ErrNeverJoined = errors.New("inorder: Run ended without ever joining the gro
 // once, the repeats at most this often.
 const MistakeEvery = time.Minute
 
+// minEpisodeGap is the least time without a connection failure that ends
+// an outage (see ConnFailed); a variable for tests.
+var minEpisodeGap = 30 * time.Second
+
 // Watch is one Run's account of the mistakes a person must hear about and
 // of its group membership: adapters report connection failures and
 // successes, missing topics, assignments and revocations to it; it logs
@@ -49,6 +53,7 @@ type Watch struct {
 	mu        sync.Mutex
 	joined    bool
 	failSince time.Time // when the connection failures began; zero while connected
+	lastFail  time.Time // the last connection failure
 	lastErr   error     // the last connection or join error
 	connWarn  time.Time // the last Warn about the connection
 	connQuiet int       // connection failures not logged at Warn since connWarn
@@ -72,14 +77,18 @@ func NewWatch(cfg Config, brokers []string, requestTimeout time.Duration) *Watch
 // failed with err. It is logged at Debug; once no broker has answered for
 // RequestTimeout, one Warn names the brokers and err, and further failures
 // are logged at Warn at most once per MistakeEvery, with the count left
-// out.
+// out. Failures further apart than the episode gap (3 RequestTimeouts,
+// at least 30s: every client retries a dead broker more often) are not
+// one outage but routine disconnects: the later one starts a new count.
 func (w *Watch) ConnFailed(err error) {
 	now := time.Now()
 	w.mu.Lock()
 	w.lastErr = err
-	if w.failSince.IsZero() {
+	gap := max(3*w.timeout, minEpisodeGap)
+	if w.failSince.IsZero() || (!w.lastFail.IsZero() && now.Sub(w.lastFail) > gap) {
 		w.failSince = now
 	}
+	w.lastFail = now
 	since := w.failSince
 	warn := now.Sub(since) >= w.timeout && (w.connWarn.IsZero() || now.Sub(w.connWarn) >= MistakeEvery)
 	quiet := w.connQuiet

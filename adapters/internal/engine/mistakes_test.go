@@ -302,3 +302,29 @@ func TestWatchLogsAssignmentsAndRevocationsOneLineEach(t *testing.T) {
 		t.Errorf("lost lines %q, want 1", got)
 	}
 }
+
+func TestWatchTakesFailuresFarApartForRoutineDisconnects(t *testing.T) {
+	engine.SetMinEpisodeGap(t, 0) // the gap is then 3 RequestTimeouts: 60ms
+	log, buf := bufLogger(slog.LevelInfo)
+	c := cfg().ForGroup("g")
+	c.Logger = log
+	w := engine.NewWatch(c, []string{"b:9092"}, 20*time.Millisecond)
+	w.Joined()
+	closed := errors.New("broker closed the idle connection")
+	w.ConnFailed(closed)
+	time.Sleep(100 * time.Millisecond)
+	w.ConnFailed(closed) // 100ms after the last one: a new outage, 0ms old
+	if got := buf.lines("level=WARN"); len(got) != 0 {
+		t.Fatalf("two failures 100ms apart (gap 60ms) warned: %q", got)
+	}
+	// Failures every 5ms: an outage, past RequestTimeout after 20ms (a
+	// loaded machine's longer sleeps only start it again; the deadline is
+	// a hang guard).
+	for deadline := time.Now().Add(10 * time.Second); len(buf.lines("level=WARN")) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		w.ConnFailed(closed)
+	}
+	if got := buf.lines("level=WARN", "cannot connect"); len(got) != 1 {
+		t.Fatalf("an outage past RequestTimeout: Warn lines %q, want 1", got)
+	}
+}
