@@ -52,6 +52,7 @@ type Watch struct {
 
 	mu        sync.Mutex
 	joined    bool
+	answered  bool      // a broker answered once (Connected)
 	failSince time.Time // when the connection failures began; zero while connected
 	lastFail  time.Time // the last connection failure
 	lastErr   error     // the last connection or join error
@@ -91,7 +92,7 @@ func (w *Watch) ConnFailed(err error) {
 	w.lastFail = now
 	since := w.failSince
 	warn := now.Sub(since) >= w.timeout && (w.connWarn.IsZero() || now.Sub(w.connWarn) >= MistakeEvery)
-	quiet := w.connQuiet
+	quiet, answered := w.connQuiet, w.answered
 	if warn {
 		w.connWarn, w.connQuiet = now, 0
 	} else {
@@ -102,8 +103,12 @@ func (w *Watch) ConnFailed(err error) {
 		w.log.Debug("inorder: broker connection failed", "group", w.group, "error", err)
 		return
 	}
-	w.log.Warn("inorder: cannot connect to any broker; retrying (check the broker addresses and the network)",
-		"group", w.group, "brokers", strings.Join(w.brokers, ","), "error", err,
+	msg := "inorder: cannot connect to any broker; retrying (check the broker addresses and the network)"
+	if answered {
+		// Some broker answered before: this one, or all, may be down.
+		msg = "inorder: broker connections keep failing; retrying (check the brokers and the network)"
+	}
+	w.log.Warn(msg, "group", w.group, "brokers", strings.Join(w.brokers, ","), "error", err,
 		"failing_for", now.Sub(since).Round(time.Millisecond), "failures_not_logged", quiet)
 }
 
@@ -114,6 +119,7 @@ func (w *Watch) Connected() {
 	w.mu.Lock()
 	warned := !w.connWarn.IsZero() && !w.failSince.IsZero()
 	w.failSince, w.connWarn, w.connQuiet = time.Time{}, time.Time{}, 0
+	w.answered = true
 	w.mu.Unlock()
 	if warned {
 		w.log.Info("inorder: connected to the brokers again", "group", w.group)

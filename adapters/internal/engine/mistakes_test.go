@@ -324,7 +324,7 @@ func TestWatchTakesFailuresFarApartForRoutineDisconnects(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 		w.ConnFailed(closed)
 	}
-	if got := buf.lines("level=WARN", "cannot connect"); len(got) != 1 {
-		t.Fatalf("an outage past RequestTimeout: Warn lines %q, want 1", got)
+	if got := buf.lines("level=WARN", "broker connections keep failing"); len(got) != 1 {
+		t.Fatalf("an outage past RequestTimeout after a broker answered: Warn lines %q, want 1", got)
 	}
 }
