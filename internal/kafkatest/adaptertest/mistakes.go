@@ -59,6 +59,7 @@ func NewLogBuffer() (*slog.Logger, *LogBuffer) {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 
+// Write appends p (one or more log lines).
 func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -165,6 +166,7 @@ func CheckMissingTopic(t *testing.T, start StartMistake) {
 // returns, wrapped in the adapter's Permanent.
 type RejectedError struct{ Reason string }
 
+// Error returns "rejected: " and the reason.
 func (e *RejectedError) Error() string { return "rejected: " + e.Reason }
 
 // CheckInfoStory consumes 20 messages of "orders" (2 partitions) with a
