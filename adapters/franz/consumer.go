@@ -79,7 +79,10 @@ func newEngine(cfg engine.Config, h func(context.Context, *kgo.Record) error) *e
 // wrapping ErrInvalidConfig for a nil handler, and an error wrapping
 // ErrAssign or ErrClient if a partition cannot be taken or kgo fails for
 // good (authentication, authorization). Unreachable brokers are retried by
-// kgo (and logged) until ctx ends.
+// kgo until ctx ends. A Run that ends (ctx, Close) before the group ever answered returns an
+// error wrapping ErrNeverJoined and the last connection or join error.
+// Unreachable brokers and missing topics are logged at Warn once, then at
+// most once a minute.
 //
 // Handlers get a context that ends only after the final drain, not when
 // ctx ends. A handler still running RevokeTimeout after that is abandoned

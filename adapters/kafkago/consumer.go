@@ -78,7 +78,10 @@ func (c *Consumer) Stats() []PartitionStats {
 // ErrClosed once Close was called.
 // Transient errors (an unreachable cluster, a coordinator moving, a
 // rebalance in progress, a deleted topic) are logged and retried with
-// backoff until ctx ends.
+// backoff until ctx ends. A Run that ends (ctx, Close) before the group ever answered returns an
+// error wrapping ErrNeverJoined and the last connection or join error.
+// Unreachable brokers and missing topics are logged at Warn once, then at
+// most once a minute.
 //
 // Handlers get a context that ends only after the final drain, not when
 // ctx ends. A handler still running RevokeTimeout after that is abandoned
