@@ -117,34 +117,21 @@ func TestMetricsNameTheErrorTypeLogDeadLettersAndCountFinished(t *testing.T) {
 	c.DeadLetter = func(_ context.Context, msg any, err error, attempts int) error {
 		mu.Lock()
 		defer mu.Unlock()
-		dead = append(dead, fmt.Sprintf("%v %s %d", msg, engine.ErrorType(err), attempts))
+		dead = append(dead, fmt.Sprintf("%d %s %d", msg.(kmsg).off, engine.ErrorType(err), attempts))
 		return nil
 	}
 	failed3 := false
-	e := engine.New(c, func(_ context.Context, o int64) error {
+	const n = 6
+	_, _, p, _ := startOne(t, c, n, func(_ context.Context, m kmsg) error {
 		switch {
-		case o == 0:
+		case m.off == 0:
 			return engine.Permanent(&rejectedError{"bad"})
-		case o == 3 && !failed3:
+		case m.off == 3 && !failed3:
 			failed3 = true
 			return errors.New("transient")
 		}
 		return nil
-	}, nil)
-	e.Start(context.Background())
-	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
-	defer s.Close(context.Background())
-	p, err := s.Assign(tp, 0, "", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 6
-	for o := range int64(n) {
-		if err := s.Deliver(context.Background(), p, o, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	waitUntil(t, func() bool { return p.Watermark().Committable() == n })
 	rd := collect(t, r)
 	rd.expect(t, 1, engine.MetricProcessDuration, pid, "0", "error.type", "*engine_test.rejectedError")
@@ -182,21 +169,8 @@ func TestRecoveredPanicIsLoggedWithItsStackAtMostOnceASecond(t *testing.T) {
 	log, buf := bufLogger(slog.LevelInfo)
 	c := cfg()
 	c.Logger = log
-	e := engine.New(c, func(_ context.Context, o int64) error { return panicInHandler(o) }, nil)
-	e.Start(context.Background())
-	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
-	defer s.Close(context.Background())
-	p, err := s.Assign(tp, 0, "", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 50
-	for o := range int64(n) {
-		if err := s.Deliver(context.Background(), p, o, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, _, p, _ := startOne(t, c, n, func(_ context.Context, m kmsg) error { return panicInHandler(m.off) })
 	waitUntil(t, func() bool { return p.Watermark().Committable() == n }) // LogAndAck
 	lines := buf.lines("level=ERROR", "recovered a panic in the handler")
 	if len(lines) < 1 || len(lines) > 2 {
