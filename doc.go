@@ -28,7 +28,11 @@
 //     (WithRetry, WithDeadLetter), OpenTelemetry metrics
 //     (WithMeterProvider), TLS and SASL. They are thin layers over one
 //     engine (adapters/internal/engine) that owns scheduling, ordering,
-//     retries, commits and metrics.
+//     retries, commits and metrics; the options, written once there, are
+//     generated into each adapter with their docs (internal/cmd/genoptions).
+//   - kafkatest: an in-process Kafka-protocol broker for tests and examples,
+//     like net/http/httptest: start it with topics, produce, and read back a
+//     group's commits, state and members, or a dead-letter topic.
 //   - bench and fuzz: benchmarks against the baselines and the physical limit,
 //     and fuzz targets for the ordering invariants.
 //

@@ -121,6 +121,38 @@ func TestFetchQueueBackoff(t *testing.T) {
 	}
 }
 
+// librdkafka's socket.timeout.ms bounds each request, a commit's included
+// (see the package doc): the Consumer sets it from RequestTimeout, at
+// least FetchMaxWait + 1s, and a ConfigMap may set it instead of
+// WithRequestTimeout, not as well.
+func TestSocketTimeoutFollowsRequestTimeout(t *testing.T) {
+	b, g, tp := []string{"127.0.0.1:1"}, "g", []string{"t"}
+	for _, tc := range []struct {
+		name string
+		opts []confluent.Option
+		want int
+	}{
+		{"default", nil, 10000},
+		{"request timeout 30s", []confluent.Option{confluent.WithRequestTimeout(30 * time.Second)}, 30000},
+		{"request timeout below the fetch wait + 1s", []confluent.Option{confluent.WithRequestTimeout(100 * time.Millisecond)}, 1500},
+		{"capped at librdkafka's maximum", []confluent.Option{confluent.WithRequestTimeout(time.Hour)}, 300000},
+		{"from the ConfigMap", []confluent.Option{confluent.WithConfigMap(kafka.ConfigMap{"socket.timeout.ms": 20000})}, 20000},
+	} {
+		c, err := confluent.NewConsumer(b, g, tp, tc.opts...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := c.ConfigValue("socket.timeout.ms"); got != tc.want {
+			t.Errorf("%s: socket.timeout.ms = %v, want %d", tc.name, got, tc.want)
+		}
+	}
+	_, err := confluent.NewConsumer(b, g, tp, confluent.WithRequestTimeout(time.Second),
+		confluent.WithConfigMap(kafka.ConfigMap{"socket.timeout.ms": 20000}))
+	if !errors.Is(err, confluent.ErrInvalidConfig) || !strings.Contains(err.Error(), "socket.timeout.ms") {
+		t.Errorf("RequestTimeout and socket.timeout.ms both set: err = %v, want ErrInvalidConfig naming socket.timeout.ms", err)
+	}
+}
+
 func TestRunRefusesNilHandlerAndSecondRun(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.WithTopic("t", 1))
 	cons, err := confluent.NewConsumer(c.Addrs(), "g", []string{"t"}, fastOpts(testLogger(t))...)

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -30,9 +29,29 @@ import (
 // answers ErrNoOffset). Those partitions are sent with CommitOffsets, see
 // commitExplicit.
 //
-// The librdkafka calls run on a goroutine of their own: when ctx ends
-// first, commit returns ctx's error (nothing is recorded as committed), and
-// the call may still complete later.
+// Bounds. The librdkafka calls are made on the calling goroutine and never
+// abandoned: a commit returns when librdkafka has the coordinator's answer
+// or gives up, so the engine's commit lock bounds what reaches the broker,
+// and Close destroys the handle only after the last call returned. ctx is
+// checked between calls (before each, and in the retries' backoff), not
+// during one: librdkafka cannot cancel a commit. What bounds one call
+// (librdkafka 2.11): each OffsetCommit request times out after
+// socket.timeout.ms (RequestTimeout, at least FetchMaxWait + 1s; see
+// socketTimeoutMs; librdkafka looks for timed out requests once a second, so
+// up to a second later) and is sent at most three times (librdkafka retries
+// a timed out or failed request twice, after retry.backoff.ms doubling up to
+// retry.backoff.max.ms); a commit that finds no coordinator, or loses it
+// (NOT_COORDINATOR, a broken connection), waits for one at most
+// session.timeout.ms, once, then is sent again within the same bounds. So a
+// commit held by a slow or silent coordinator returns at most about 3 x
+// (socket.timeout.ms + 1s) after it started (the error is a kafka.Error,
+// ErrTimedOut; measured: 5.5s for 1.05s), whatever ctx says, and at worst
+// about session.timeout.ms + 6 x (socket.timeout.ms + 1s). That is how the
+// engine's "return soon after ctx ends" is met: within that bound, and
+// commitRetrying makes no new call once ctx ended. One case librdkafka does
+// not bound: a coordinator it cannot connect to at all leaves the request
+// unsent, and an unsent request is retried without limit (librdkafka #3740);
+// librdkafka's own consumer close waits for such a commit too.
 func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, error) {
 	errs := make([]error, len(offs))
 	tps := make([]kafka.TopicPartition, 0, len(offs))
@@ -216,7 +235,7 @@ func (r *runner) commitRetrying(ctx context.Context, f func() ([]kafka.TopicPart
 		seen map[TopicPartition]int
 	)
 	for {
-		res, err := r.call(ctx, f)
+		res, err := r.call(f)
 		if seen == nil && !refusedForNow(err, res) {
 			return res, err // the common case: one call
 		}
@@ -283,43 +302,16 @@ func firstError(res []kafka.TopicPartition) error {
 	return nil
 }
 
-// call runs f (a librdkafka commit, which waits for the coordinator's
-// answer without a bound) on a goroutine of its own and returns its result,
-// or ctx's error if ctx ends first. Then the call may still complete later:
-// run waits for it (bounded) before closing the librdkafka handle.
-func (r *runner) call(ctx context.Context, f func() ([]kafka.TopicPartition, error)) ([]kafka.TopicPartition, error) {
-	type result struct {
-		res []kafka.TopicPartition
-		err error
-	}
-	ch := make(chan result, 1)
+// call makes f (Commit or CommitOffsets) on the calling goroutine and
+// returns its result. It is never abandoned: librdkafka answers within its
+// own timeouts (see commit), and Run destroys the handle only once every
+// call has returned (calls).
+func (r *runner) call(f func() ([]kafka.TopicPartition, error)) ([]kafka.TopicPartition, error) {
 	r.calls.Add(1)
-	go func() {
-		defer r.calls.Done()
-		res, err := f()
-		ch <- result{res, err}
-	}()
-	select {
-	case x := <-ch:
-		return x.res, x.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("commit not confirmed, it may still complete: %w", ctx.Err())
+	defer r.calls.Done()
+	if r.cfg.onCall != nil {
+		r.cfg.onCall("commit", true)
+		defer r.cfg.onCall("commit", false)
 	}
-}
-
-// waitGroup waits for wg at most d and reports whether it is done.
-func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
+	return f()
 }

@@ -132,10 +132,11 @@ func TestCommittedPartitionErrorFailsTheAssignment(t *testing.T) {
 	}
 }
 
-// Issue: a commit honours its timeout. The broker holds every OffsetCommit
-// without answering; the commit gives up at its timeout with the context's
-// error (nothing recorded as committed) instead of blocking for ever under
-// the commit lock. Once the broker answers again, Run stops and commits.
+// Issue: a commit is bounded. The broker holds every OffsetCommit without
+// answering; the commit gives up when librdkafka does (socket.timeout.ms,
+// set from RequestTimeout; kafka.ErrTimedOut, nothing recorded as
+// committed) instead of blocking for ever under the commit lock. Once the
+// broker answers again, Run stops and commits.
 func TestCommitGivesUpAtItsTimeout(t *testing.T) {
 	const (
 		topic = "commit-held"
@@ -160,9 +161,11 @@ func TestCommitGivesUpAtItsTimeout(t *testing.T) {
 		append(stableOpts(testLogger(t)),
 			confluent.WithSessionTimeout(45*time.Second),
 			confluent.WithRebalanceTimeout(60*time.Second),
+			confluent.WithRequestTimeout(time.Second),
 			confluent.WithCommitHook(func(_ []confluent.Offset, errs []error) {
 				for _, err := range errs {
-					if errors.Is(err, context.DeadlineExceeded) {
+					var kerr kafka.Error
+					if errors.As(err, &kerr) && kerr.Code() == kafka.ErrTimedOut {
 						timedOut.Store(true)
 					}
 				}
@@ -173,7 +176,7 @@ func TestCommitGivesUpAtItsTimeout(t *testing.T) {
 	stop := runConsumer(t, cons, func(context.Context, *kafka.Message) error { return nil })
 	adaptertest.WaitFor(ctx, t, "a commit held by the broker", func() bool { return held.Load() > 0 })
 	// Fails (times out) if the commit waits for the broker for ever.
-	adaptertest.WaitFor(ctx, t, "the held commit to give up at its timeout", timedOut.Load)
+	adaptertest.WaitFor(ctx, t, "the held commit to give up at librdkafka's timeout", timedOut.Load)
 	releaseAll()
 	adaptertest.WaitFor(ctx, t, "the commit at the log end once the broker answers", func() bool {
 		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)

@@ -77,7 +77,7 @@ func cloneMap(m kafka.ConfigMap) kafka.ConfigMap {
 // use.
 func (c *Consumer) Stats() []PartitionStats {
 	if e := c.eng.Load(); e != nil {
-		return e.Stats()
+		return partitionStats(e.Stats())
 	}
 	return nil
 }
@@ -115,8 +115,9 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 
 	ecfg := c.opts.Config.ForGroup(c.group)
 	if topic := c.opts.DeadLetterTopic; topic != "" {
-		// Closed after the engine stopped (deferred first): its last
-		// dead-letter call has returned by then.
+		// Closed after the engine stopped (deferred first), and after the
+		// dead-letter calls still running returned: a handler the engine
+		// abandoned at its stop may still be in one.
 		dl, err := c.newDeadLetter(topic)
 		if err != nil {
 			return err
@@ -126,8 +127,10 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 			return dl.Produce(ctx, m.(*kafka.Message), err, attempts)
 		}
 	}
+	// Handle: a Close called from inside the handler does not wait for it.
 	eng := engine.New(ecfg, engine.Handler[*kafka.Message](handler),
 		func(m *kafka.Message) []byte { return m.Key })
+	eng.SetSize(messageSize)
 	r, err := newRunner(c, eng)
 	if err != nil {
 		return err
@@ -138,13 +141,32 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	return r.w.End(r.run(ctx))
 }
 
+// messageSize is what a message holds for MaxBufferedBytes: key, value and
+// headers.
+func messageSize(m *kafka.Message) int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
 // Close stops a running Run (as if its ctx had ended) and waits until it
 // has returned: in-flight messages drained (at most RevokeTimeout), commits
-// made, group left. Close is final: a Run that had not yet started when
+// made, group left, and the librdkafka handles destroyed only once every
+// call into them has returned: a commit returns when librdkafka does (a
+// silent coordinator: about 3 x (RequestTimeout + 1s), see the package
+// doc), a dead-letter produce of a handler abandoned after RevokeTimeout
+// within about RequestTimeout. Close is final: a Run that had not yet started when
 // Close was called (including one whose goroutine was started just before)
 // returns ErrClosed without joining the group. Close returns nil, also
 // when not running; it may be called any number of times, from any
-// goroutine.
+// goroutine. Called from inside a handler (on the
+// handler's own goroutine), Close starts the shutdown and returns at once,
+// without waiting for the Run that waits for that very handler: the
+// handler returns, its message is acked and committed by the final
+// drain, and Run returns (wait for Run itself to know when). That holds in
+// a handler of any Consumer: Close cannot tell them apart.
 func (c *Consumer) Close() error {
 	c.life.Close()
 	return nil

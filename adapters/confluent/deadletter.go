@@ -44,18 +44,25 @@ var producerPrefixes = []string{"sasl.", "ssl.", "ssl_", "socket."}
 // delivery report. An idempotent producer that hit a fatal error refuses
 // every later message: the next Produce makes a new one (the old one is
 // closed by Close, after the Produce calls that may still wait on it).
-// Safe for concurrent use; Close it after the last Produce.
+// Safe for concurrent use. Close waits for the Produce calls running (a
+// handler the engine abandoned may still be in one), so no producer is
+// destroyed under a librdkafka call.
 type deadLetter struct {
 	topic   string
 	group   string
 	timeout time.Duration
 	cm      kafka.ConfigMap // without go.logs.channel: each producer has its own
 	log     *slog.Logger
+	onCall  func(call string, enter bool) // test hook (config.onCall)
 
 	mu      sync.Mutex
 	cur     *producer   // nil: make one at the next Produce
 	retired []*producer // hit a fatal error; closed by Close
 	closed  bool
+	// calls counts the Produce calls that may be inside librdkafka: added
+	// to under mu while not closed (begin), waited for by Close after it
+	// set closed.
+	calls sync.WaitGroup
 }
 
 // producer is one librdkafka producer and the goroutine forwarding its
@@ -89,7 +96,8 @@ func (c *Consumer) newDeadLetter(topic string) (*deadLetter, error) {
 			return nil, fmt.Errorf("%w: dead-letter topic %q is one of the consumed topics", ErrInvalidConfig, topic)
 		}
 	}
-	d := &deadLetter{topic: topic, group: c.group, timeout: c.opts.RequestTimeout, log: c.opts.Logger}
+	d := &deadLetter{topic: topic, group: c.group, timeout: c.opts.RequestTimeout, log: c.opts.Logger,
+		onCall: c.cfg.onCall}
 	d.cm = kafka.ConfigMap{}
 	for k, v := range c.cm {
 		if producerKeys[k] || hasAnyPrefix(k, producerPrefixes) {
@@ -123,9 +131,10 @@ func (d *deadLetter) newProducer() (*producer, error) {
 	return pr, nil
 }
 
-// current returns the current producer, making one if the last one hit a
-// fatal error.
-func (d *deadLetter) current() (*producer, error) {
+// begin registers a Produce call with Close and returns the current
+// producer, making one if the last one hit a fatal error. On success the
+// caller must call d.calls.Done once it makes no more librdkafka calls.
+func (d *deadLetter) begin() (*producer, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -138,6 +147,7 @@ func (d *deadLetter) current() (*producer, error) {
 		}
 		d.cur = p
 	}
+	d.calls.Add(1)
 	return d.cur, nil
 }
 
@@ -187,9 +197,14 @@ func (d *deadLetter) Produce(ctx context.Context, msg *kafka.Message, cause erro
 	if timeout < time.Millisecond {
 		return d.fail("metadata", context.DeadlineExceeded)
 	}
-	pr, err := d.current()
+	pr, err := d.begin()
 	if err != nil {
 		return d.fail("producer", err)
+	}
+	defer d.calls.Done()
+	if d.onCall != nil {
+		d.onCall("deadletter", true)
+		defer d.onCall("deadletter", false)
 	}
 	meta, err := pr.p.GetMetadata(&d.topic, false, int(timeout/time.Millisecond))
 	if err != nil {
@@ -297,10 +312,12 @@ func (p *producer) close() {
 	<-p.drained
 }
 
-// Close destroys the producers (messages not yet delivered are dropped:
-// their Produce has returned or returns an error) and ends their
-// goroutines; a later Produce returns an error. Call it after the last
-// Produce; idempotent.
+// Close makes every later Produce return an error, waits for the Produce
+// calls running (each returns within about RequestTimeout: its metadata
+// request and its delivery report are bounded by it, and it stops waiting
+// for the report when its context ends), then destroys the producers
+// (messages not yet delivered are dropped: their Produce has returned an
+// error) and ends their goroutines. Idempotent; safe for concurrent use.
 func (d *deadLetter) Close() {
 	d.mu.Lock()
 	ps := d.retired
@@ -309,6 +326,11 @@ func (d *deadLetter) Close() {
 	}
 	d.cur, d.retired, d.closed = nil, nil, true
 	d.mu.Unlock()
+	// librdkafka forbids destroying a producer under a live call.
+	d.calls.Wait()
+	if d.onCall != nil {
+		d.onCall("deadletter-close", true)
+	}
 	for _, p := range ps {
 		p.close()
 	}

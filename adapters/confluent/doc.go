@@ -78,16 +78,32 @@
 // refuses for a moment (REBALANCE_IN_PROGRESS, or ILLEGAL_GENERATION while
 // librdkafka rejoins: a COOPERATIVE member rejoins in the background even
 // while Run drains at shutdown) is sent again after a backoff, unless the
-// assignment is lost. A commit the coordinator does not answer gives up after the engine's commit timeout (nothing is
-// recorded as committed; the request may still complete later, and Run
-// waits for it, at most RequestTimeout, before closing the handle).
+// assignment is lost.
+//
+// Commit bounds. No librdkafka call is abandoned: a commit (Commit,
+// CommitOffsets) runs on the goroutine that commits, under the engine's
+// commit lock, and returns when librdkafka returns, so nothing reaches the
+// broker that the lock did not let through. librdkafka bounds the call
+// itself: each OffsetCommit request times out after socket.timeout.ms,
+// which the Consumer sets from RequestTimeout (at least FetchMaxWait + 1s),
+// and is sent at most three times; a commit made while the group has no
+// coordinator waits for one at most session.timeout.ms. A coordinator that
+// does not answer makes a commit return at most about
+// 3 x (RequestTimeout + 1s) after it started, with kafka.ErrTimedOut (nothing recorded as committed), even if
+// the engine's commit timeout or a revoke ended its context earlier: the
+// context is checked between calls. (librdkafka does not bound a commit
+// whose coordinator it cannot connect to at all, librdkafka #3740; its own
+// close waits for such a commit too.)
 //
 // Shutdown. When ctx ends or Close is called, the poll goroutine stops
 // polling, drops the held messages (never tracked: delivered again to the
 // next owner), and the session drains, stores and commits every partition
 // while they are still assigned; then kafka.Consumer.Close revokes the
 // assignment through the callback (nothing is left to commit) and leaves
-// the group.
+// the group. The consumer handle is destroyed only after every commit call
+// into it has returned, and the dead-letter producer only after every
+// dead-letter produce into it has returned, including one of a handler the
+// engine abandoned after RevokeTimeout (bounded by RequestTimeout).
 //
 // Errors. librdkafka retries most errors itself; they are logged (routine
 // ones such as a connection closed by a broker at Debug). Fatal librdkafka

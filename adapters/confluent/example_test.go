@@ -2,29 +2,47 @@ package confluent_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/inorder/inorder/adapters/confluent"
-	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/kafkatest"
 )
 
-// Consume a topic with 32 handlers at once; the commits follow the
-// handlers, in order, per partition.
+// Consume a topic with 32 handlers at once; the commits follow the handlers,
+// in order, per partition. Run returns nil once Close was called (or its
+// context ended), after it drained, committed and left the group.
 func ExampleConsumer_Run() {
-	cluster, err := kafkatest.New(kafkatest.WithTopic("orders", 4))
+	cluster, err := kafkatest.Start(kafkatest.WithTopic("orders", 4))
 	if err != nil {
 		panic(err)
 	}
 	defer cluster.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := cluster.Produce(ctx, "orders", 1000); err != nil {
+	var recs []kafkatest.Record
+	for i := range 1000 {
+		recs = append(recs, kafkatest.Record{Partition: int32(i % 4), Value: []byte(strconv.Itoa(i))})
+	}
+	if _, err := cluster.Produce(ctx, "orders", recs...); err != nil {
 		panic(err)
 	}
 
@@ -32,30 +50,18 @@ func ExampleConsumer_Run() {
 		confluent.WithConcurrency(32),
 		confluent.WithCommitInterval(100*time.Millisecond),
 		confluent.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		// Security, the assignor, ... go through librdkafka's own settings.
 		confluent.WithConfigMap(kafka.ConfigMap{"partition.assignment.strategy": "cooperative-sticky"}))
 	if err != nil {
 		panic(err)
 	}
-	var handled atomic.Int64
 	go func() {
-		// Stop once everything is committed.
-		for {
-			com, _ := cluster.Committed(ctx, "billing", "orders")
-			var sum int64
-			for _, cm := range com {
-				sum += cm.Offset
-			}
-			if sum == 1000 {
-				_ = c.Close()
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return // Run returns too
-			case <-time.After(50 * time.Millisecond):
-			}
+		// Stop once everything is committed: Close makes Run return.
+		if cluster.WaitCommitted(ctx, "billing", "orders") == nil {
+			_ = c.Close()
 		}
 	}()
+	var handled atomic.Int64
 	err = c.Run(ctx, func(ctx context.Context, msg *kafka.Message) error {
 		handled.Add(1) // called concurrently
 		return nil
@@ -65,4 +71,138 @@ func ExampleConsumer_Run() {
 	// Output:
 	// Run: <nil>
 	// handled: 1000
+}
+
+// An orders service. The orders of one customer are handled one at a time,
+// in order (ByKey); 64 orders of different customers at once. A failing
+// order is retried 3 times (MaxAttempts: 4, the first call included), then
+// goes to a dead-letter topic with Spring Kafka's headers; an order the
+// handler rejects goes there at once (Permanent). Metrics are served to
+// Prometheus; SIGINT or SIGTERM shuts down gracefully: Run drains the
+// handlers, commits and leaves the group.
+func Example_ordersService() {
+	// The test broker stands in for the cluster: 200 orders of 20
+	// customers, each customer's on one partition. Orders 7, 57, 107 and
+	// 157 are rejected; order 33 always fails; orders 21, 61, 101, 141
+	// and 181 fail twice, then succeed.
+	cluster, err := kafkatest.Start(kafkatest.WithTopic("orders", 4), kafkatest.WithTopic("orders.DLT", 4))
+	if err != nil {
+		panic(err)
+	}
+	defer cluster.Close()
+	var orders []kafkatest.Record
+	for i := range 200 {
+		kind := "order"
+		switch {
+		case i%50 == 7:
+			kind = "bad"
+		case i == 33:
+			kind = "broken"
+		case i%40 == 21:
+			kind = "flaky"
+		}
+		orders = append(orders, kafkatest.Record{Partition: int32(i % 20 % 4),
+			Key: []byte("customer-" + strconv.Itoa(i%20)), Value: []byte(kind + "-" + strconv.Itoa(i))})
+	}
+	if _, err := cluster.Produce(context.Background(), "orders", orders...); err != nil {
+		panic(err)
+	}
+
+	// Metrics: OpenTelemetry's Prometheus exporter, served at /metrics.
+	reg := prometheus.NewRegistry()
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		panic(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	defer mp.Shutdown(context.Background())
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// A service listens: go http.ListenAndServe(":9464", mux)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := confluent.NewConsumer(cluster.Addrs(), "orders-service", []string{"orders"},
+		confluent.WithOrdering(confluent.ByKey),
+		confluent.WithConcurrency(64),
+		confluent.WithRetry(confluent.Retry{MaxAttempts: 4, Backoff: 10 * time.Millisecond}),
+		confluent.WithDeadLetter("orders.DLT"),
+		confluent.WithMeterProvider(mp),
+		confluent.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))), // os.Stderr in a service
+		confluent.WithCommitInterval(100*time.Millisecond))
+	if err != nil {
+		panic(err)
+	}
+	var scrape string
+	go func() {
+		// Here the example stops itself once every order is done, as a
+		// SIGTERM would.
+		if cluster.WaitCommitted(ctx, "orders-service", "orders") == nil {
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+			scrape = w.Body.String()
+			stop()
+		}
+	}()
+
+	var (
+		mu       sync.Mutex
+		tries    = map[string]int{} // calls per order
+		last     = map[string]int{} // last order handled, per customer
+		shuffled int                // orders handled before an earlier one of their customer
+		handled  atomic.Int64
+	)
+	err = c.Run(ctx, func(ctx context.Context, msg *kafka.Message) error {
+		kind, n, _ := strings.Cut(string(msg.Value), "-")
+		i, _ := strconv.Atoi(n)
+		mu.Lock()
+		defer mu.Unlock()
+		tries[n]++
+		switch {
+		case kind == "bad":
+			return confluent.Permanent(errors.New("rejected: unknown product"))
+		case kind == "broken", kind == "flaky" && tries[n] <= 2:
+			return errors.New("payment service unavailable")
+		}
+		if prev, ok := last[string(msg.Key)]; ok && prev > i {
+			shuffled++
+		}
+		last[string(msg.Key)] = i
+		handled.Add(1)
+		return nil
+	})
+	fmt.Println("Run:", err)
+	fmt.Println("handled:", handled.Load(), "out of order:", shuffled)
+
+	dead, err := cluster.Read(context.Background(), "orders.DLT", 5)
+	if err != nil {
+		panic(err)
+	}
+	for _, d := range dead {
+		if string(d.Value) == "broken-33" {
+			topic, _ := d.HeaderValue(confluent.HeaderOriginalTopic)
+			msg, _ := d.HeaderValue(confluent.HeaderExceptionMessage)
+			attempts, _ := d.HeaderValue(confluent.HeaderAttempts)
+			fmt.Printf("dead letters: %d; %s from %s after %s attempts: %s\n", len(dead), d.Value, topic, attempts, msg)
+		}
+	}
+
+	fmt.Println("metrics: retries", metricSum(scrape, "inorder_handler_retries_total"),
+		"dead-lettered", metricSum(scrape, "inorder_messages_dead_lettered_total"))
+	// Output:
+	// Run: <nil>
+	// handled: 195 out of order: 0
+	// dead letters: 5; broken-33 from orders after 4 attempts: payment service unavailable
+	// metrics: retries 13 dead-lettered 5
+}
+
+// metricSum adds up the samples of the metric name in a Prometheus text scrape.
+func metricSum(scrape, name string) (total float64) {
+	for _, line := range strings.Split(scrape, "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			total += v
+		}
+	}
+	return total
 }

@@ -75,3 +75,11 @@ func WithCommittedHook(f func(ktps []kafka.TopicPartition)) Option {
 // ConfigValue returns the librdkafka setting k of the Consumer's
 // configuration (nil if unset). Tests only.
 func (c *Consumer) ConfigValue(k string) kafka.ConfigValue { return c.cm[k] }
+
+// WithCallHook calls f around every librdkafka commit call ("commit") and
+// dead-letter produce ("deadletter"), enter true before and false after,
+// and with "close" and "deadletter-close" just before the consumer or the
+// dead-letter producers are destroyed. Tests only.
+func WithCallHook(f func(call string, enter bool)) Option {
+	return func(o *engine.Options) { own(o, "WithCallHook").onCall = f }
+}

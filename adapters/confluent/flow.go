@@ -1,22 +1,23 @@
 package confluent
 
-// This file holds what the poll goroutine does with each partition: track
-// and hand out messages, pause a partition whose window is full and resume
-// it when there is room, refresh the log end for the lag, and reseek a
+// This file holds what the poll goroutine does with each partition: offer
+// its messages to the engine (which tracks what fits in the window and
+// keeps the rest: nothing is held here), apply the engine's pause and
+// resume decisions, refresh the log end for the lag, and reseek a
 // partition librdkafka has stopped fetching.
 //
 // Every call here runs on the poll goroutine (Run's), like the rebalance
 // callback: librdkafka's Pause, Resume and Seek are never issued from two
-// goroutines. The engine's TryDeliverBatch and Skip never wait, so the poll
-// loop never waits for a worker; whether a partition is being revoked is
-// read from the engine (Part.Revoked), the one owner of that state.
+// goroutines. Offer never waits, so the poll loop never waits for a
+// worker; whether a partition is being revoked is read from the engine
+// (Part.Revoked), the one owner of that state.
 //
 // Poll returns one message at a time; consecutive messages of one
-// partition are gathered in its batch and handed to the engine together
-// (one publication of the high mark and one scheduler lock per batch), as
-// soon as Poll returns anything else (another partition's message, an
-// event, or nothing: the loop polls without waiting while a batch is
-// pending, so gathering adds no latency), or batchMax are gathered.
+// partition are gathered in its batch and offered together (one
+// publication of the high mark and one scheduler lock per batch), as soon
+// as Poll returns anything else (another partition's message, an event, or
+// nothing: the loop polls without waiting while a batch is pending, so
+// gathering adds no latency), or batchMax are gathered.
 
 import (
 	"errors"
@@ -28,35 +29,25 @@ import (
 	"github.com/inorder/inorder/watermark"
 )
 
-// waitPoll is the Poll timeout while a partition waits for room: acks make
-// room without waking Poll, so this bounds the delay before it is resumed.
+// waitPoll is the Poll timeout while a partition is paused: the engine's
+// resume does not wake Poll, so this bounds the delay before it is applied.
 const waitPoll = 10 // ms
 
 // pstate is what the poll goroutine needs to route a partition's messages
-// to the engine and to hold those that do not fit yet. Created at assign,
-// dropped at revoke; poll goroutine only.
+// to the engine. Created at assign, dropped at revoke; poll goroutine only.
 type pstate struct {
-	part   *engine.Part
-	ktp    kafka.TopicPartition // topic and partition only, for Pause/Resume/Seek
-	next   int64                // one past the highest offset received: lower ones are refetches
-	queue  []item               // received, not delivered (did not fit): the partition is paused while non-empty
-	paused bool
+	part *engine.Part
+	ktp  kafka.TopicPartition // topic and partition only, for Pause/Resume/Seek
 
-	// The batch: received, not yet handed to the engine (see flush);
-	// empty while queue is not. Only the partition of runner.last has one.
+	// The batch: received, not yet offered (see flush). Only the
+	// partition of runner.last has one.
 	boffs []int64
 	bmsgs []*kafka.Message
 
 	logEnd   int64 // the log end last given to the engine (SetLogEnd); -1 unknown
 	eofAt    int64 // offset of the last partition EOF (-1 none): the fetcher is at its end there
-	idleFrom int64 // next at the last tick
-	idle     int   // ticks in a row without anything received while the log end is above next
-}
-
-// item is a message, or a partition EOF (eof.Offset: skip to it).
-type item struct {
-	msg *kafka.Message
-	eof kafka.TopicPartition
+	idleFrom int64 // Next at the last tick
+	idle     int   // ticks in a row without anything received while the log end is above Next
 }
 
 // state returns the pstate of ktp, or nil if the partition is not (or no
@@ -80,9 +71,8 @@ func (r *runner) state(ktp kafka.TopicPartition) *pstate {
 // batchMax bounds a partition's batch.
 const batchMax = 256
 
-// deliver adds m to its partition's batch, delivering the batch of the
-// previous message's partition first if that is another one, or holds m
-// (the partition is paused) while earlier messages wait for room.
+// deliver adds m to its partition's batch, offering the batch of the
+// previous message's partition first if that is another one.
 func (r *runner) deliver(m *kafka.Message) {
 	prev := r.last
 	ps := r.state(m.TopicPartition)
@@ -92,91 +82,43 @@ func (r *runner) deliver(m *kafka.Message) {
 	if ps == nil {
 		return
 	}
-	off := int64(m.TopicPartition.Offset)
-	if off < ps.next {
-		return // fetched again after a Resume and Seek: already received
-	}
-	ps.next = off + 1
-	if len(ps.queue) > 0 {
-		r.hold(ps, item{msg: m})
-		return
-	}
-	ps.boffs = append(ps.boffs, off)
+	ps.boffs = append(ps.boffs, int64(m.TopicPartition.Offset))
 	ps.bmsgs = append(ps.bmsgs, m)
 	if len(ps.boffs) == batchMax {
 		r.flushPart(ps)
 	}
 }
 
-// batched reports whether a batch waits to be handed to the engine: the
-// loop then polls without waiting, and calls flush when Poll returns
-// anything but a message.
+// batched reports whether a batch waits to be offered: the loop then polls
+// without waiting, and calls flush when Poll returns anything but a
+// message.
 func (r *runner) batched() bool { return r.last != nil && len(r.last.boffs) > 0 }
 
-// flush hands the pending batch to the engine (see flushPart).
+// flush offers the pending batch (see flushPart).
 func (r *runner) flush() {
 	if r.last != nil {
 		r.flushPart(r.last)
 	}
 }
 
-// flushPart hands ps's batch to the engine; what does not fit in the
-// window is held (the partition is paused).
-func (r *runner) flushPart(ps *pstate) {
+// flushPart offers ps's batch to the engine, up to end (a partition EOF;
+// 0 none). Messages fetched again after a Resume and Seek are dropped by
+// the engine as stale.
+func (r *runner) flushPart(ps *pstate, end ...int64) {
 	offs, msgs := ps.boffs, ps.bmsgs
-	if len(offs) == 0 {
+	var e int64
+	if len(end) > 0 {
+		e = end[0]
+	}
+	if len(offs) == 0 && e == 0 {
 		return
 	}
-	i := 0
-	for i < len(offs) {
-		n, err := r.sess.TryDeliverBatch(ps.part, offs[i:], msgs[i:])
-		i += n
-		if err == nil {
-			break
-		}
-		if errors.Is(err, watermark.ErrWindowFull) {
-			for _, m := range msgs[i:] {
-				r.hold(ps, item{msg: m})
-			}
-			break
-		}
-		if !r.refused(ps, offs[i], err) {
-			break // revoked or stopping: the rest is redelivered to the next owner
-		}
-		i++ // dropped
+	if _, err := r.sess.Offer(ps.part, offs, msgs, e); err != nil &&
+		!errors.Is(err, watermark.ErrClosed) && !errors.Is(err, engine.ErrStopped) {
+		r.log.Error("confluent: offer", "topic", ps.part.TP.Topic, "partition", ps.part.TP.Partition, "error", err)
 	}
 	clear(msgs)
 	ps.boffs, ps.bmsgs = offs[:0], msgs[:0]
-}
-
-// refused logs why the message at off was refused (err, neither nil nor
-// ErrWindowFull), and reports whether the messages after it may still be
-// delivered: not once the partition is revoked or the engine stopped.
-func (r *runner) refused(ps *pstate, off int64, err error) bool {
-	switch {
-	case errors.Is(err, watermark.ErrClosed), errors.Is(err, engine.ErrStopped):
-		return false
-	case errors.Is(err, watermark.ErrOutOfOrder):
-		r.log.Warn("confluent: dropping offset below the partition's start or already delivered",
-			"topic", ps.part.TP.Topic, "partition", ps.part.TP.Partition, "offset", off)
-	default:
-		r.log.Error("confluent: deliver", "topic", ps.part.TP.Topic, "partition", ps.part.TP.Partition,
-			"offset", off, "error", err)
-	}
-	return true
-}
-
-// send hands m, a held message, to the engine. It returns false, having
-// changed nothing, when m does not fit in the window yet.
-func (r *runner) send(ps *pstate, off int64, m *kafka.Message) bool {
-	err := r.sess.TryDeliver(ps.part, off, m)
-	if errors.Is(err, watermark.ErrWindowFull) {
-		return false
-	}
-	if err != nil {
-		r.refused(ps, off, err)
-	}
-	return true
 }
 
 // eof handles librdkafka's partition EOF: no offset below its position that
@@ -191,108 +133,48 @@ func (r *runner) eof(ktp kafka.TopicPartition) {
 	to := int64(ktp.Offset)
 	ps.eofAt = to
 	r.setLogEnd(ps, max(to, ps.logEnd))
-	ps.next = max(ps.next, to)
-	if len(ps.queue) > 0 || !r.skip(ps, to) {
-		r.hold(ps, item{eof: ktp})
-	}
+	r.flushPart(ps, to)
 }
 
-// skip declares the offsets below to that were not delivered gaps. Like
-// send, it returns false, having changed nothing, when to-1 does not fit.
-func (r *runner) skip(ps *pstate, to int64) bool {
-	err := ps.part.Watermark().Skip(to)
-	switch {
-	case err == nil, errors.Is(err, watermark.ErrClosed):
-	case errors.Is(err, watermark.ErrWindowFull):
-		return false
-	default:
-		r.log.Error("confluent: skip to partition end", "topic", ps.part.TP.Topic,
-			"partition", ps.part.TP.Partition, "offset", to, "error", err)
-	}
-	return true
-}
-
-// hold keeps it for later and pauses the partition.
-func (r *runner) hold(ps *pstate, it item) {
-	if len(ps.queue) == 0 {
-		r.waiting = append(r.waiting, ps)
-	}
-	ps.queue = append(ps.queue, it)
-	if ps.paused {
+// applyFlow pauses or resumes p in librdkafka (Engine.ApplyFlow). A resume
+// Seeks the partition to where it stands: librdkafka (2.11) may not fetch a
+// resumed partition again for up to a second otherwise. Poll goroutine.
+func (r *runner) applyFlow(p *engine.Part, pause bool) {
+	ps := r.parts[p.TP]
+	if ps == nil || ps.part != p {
 		return
 	}
-	if err := r.kc.Pause([]kafka.TopicPartition{ps.ktp}); err != nil {
-		r.log.Warn("confluent: pause", "topic", ps.part.TP.Topic, "partition", ps.part.TP.Partition, "error", err)
-	}
-	ps.paused = true
-	if r.cfg.onPause != nil {
-		r.cfg.onPause(ps.part.TP, true)
-	}
-}
-
-// pump delivers what now fits of the held items and resumes the partitions
-// whose queue emptied. Called after every Poll while a partition waits: a
-// check is one Track attempt per waiting partition.
-func (r *runner) pump() {
-	kept := r.waiting[:0]
-	for _, ps := range r.waiting {
-		for len(ps.queue) > 0 {
-			it := ps.queue[0]
-			var sent bool
-			if it.msg != nil {
-				sent = r.send(ps, int64(it.msg.TopicPartition.Offset), it.msg)
-			} else {
-				sent = r.skip(ps, int64(it.eof.Offset))
-			}
-			if !sent {
-				break
-			}
-			ps.queue[0] = item{}
-			ps.queue = ps.queue[1:]
+	if pause {
+		if err := r.kc.Pause([]kafka.TopicPartition{ps.ktp}); err != nil {
+			r.log.Warn("confluent: pause", "topic", p.TP.Topic, "partition", p.TP.Partition, "error", err)
 		}
-		if len(ps.queue) > 0 {
-			kept = append(kept, ps)
-			continue
+		r.paused++
+	} else {
+		if err := r.kc.Resume([]kafka.TopicPartition{ps.ktp}); err != nil {
+			r.log.Warn("confluent: resume", "topic", p.TP.Topic, "partition", p.TP.Partition, "error", err)
 		}
-		ps.queue = nil
-		r.resume(ps)
+		r.seek(ps)
+		ps.idle = 0
+		r.paused--
 	}
-	clear(r.waiting[len(kept):])
-	r.waiting = kept
-}
-
-// resume resumes a paused partition and Seeks it to where it stands:
-// librdkafka (2.11) may not fetch a resumed partition again for up to a
-// second otherwise. Messages received before the Pause took effect and
-// refetched after the Seek are dropped as refetches (deliver).
-func (r *runner) resume(ps *pstate) {
-	if !ps.paused {
-		return
-	}
-	if err := r.kc.Resume([]kafka.TopicPartition{ps.ktp}); err != nil {
-		r.log.Warn("confluent: resume", "topic", ps.part.TP.Topic, "partition", ps.part.TP.Partition, "error", err)
-	}
-	r.seek(ps)
-	ps.paused = false
-	ps.idle = 0
 	if r.cfg.onPause != nil {
-		r.cfg.onPause(ps.part.TP, false)
+		r.cfg.onPause(p.TP, pause)
 	}
 }
 
 func (r *runner) seek(ps *pstate) {
 	at := ps.ktp
-	at.Offset = kafka.Offset(ps.next)
+	at.Offset = kafka.Offset(ps.part.Next())
 	if err := r.kc.Seek(at, 0); err != nil {
 		r.log.Warn("confluent: seek", "topic", ps.part.TP.Topic, "partition", ps.part.TP.Partition,
-			"offset", ps.next, "error", err)
+			"offset", ps.part.Next(), "error", err)
 	}
 }
 
-// forget drops a revoked partition: its held messages are never delivered
-// (the next owner gets them from the committed offset). A paused partition
-// is resumed first: librdkafka keeps the pause flag across an unassign and
-// would apply it when the partition comes back (#5591).
+// forget drops a revoked partition; the engine dropped what it had not
+// handed out (the next owner gets it from the committed offset). A paused
+// partition is resumed first: librdkafka keeps the pause flag across an
+// unassign and would apply it when the partition comes back (#5591).
 func (r *runner) forget(tp TopicPartition) {
 	ps := r.parts[tp]
 	if ps == nil {
@@ -302,23 +184,13 @@ func (r *runner) forget(tp TopicPartition) {
 	if r.last == ps {
 		r.last = nil
 	}
-	clear(ps.bmsgs) // not tracked: redelivered to the next owner
+	clear(ps.bmsgs) // not offered: redelivered to the next owner
 	ps.boffs, ps.bmsgs = nil, nil
-	if len(ps.queue) > 0 {
-		clear(ps.queue)
-		ps.queue = nil
-		for i, w := range r.waiting {
-			if w == ps {
-				r.waiting = append(r.waiting[:i], r.waiting[i+1:]...)
-				break
-			}
-		}
-	}
-	if ps.paused {
+	if ps.part.FetchPaused() {
 		if err := r.kc.Resume([]kafka.TopicPartition{ps.ktp}); err != nil {
 			r.log.Debug("confluent: resume before unassign", "topic", tp.Topic, "partition", tp.Partition, "error", err)
 		}
-		ps.paused = false
+		r.paused--
 	}
 }
 
@@ -339,13 +211,13 @@ func (r *runner) tick() {
 		if _, hi, err := r.kc.GetWatermarkOffsets(ps.part.TP.Topic, ps.part.TP.Partition); err == nil && hi >= 0 {
 			r.setLogEnd(ps, hi)
 		}
-		le := ps.logEnd
+		le, next := ps.logEnd, ps.part.Next()
 		// Stalled: nothing received since the last tick although the log
 		// end is above the position, not paused by us, and the fetcher did
 		// not report its end there (under read_committed an open
 		// transaction holds the end below the high watermark).
-		if ps.next != ps.idleFrom || ps.paused || le <= ps.next || ps.eofAt == ps.next {
-			ps.idleFrom, ps.idle = ps.next, 0
+		if next != ps.idleFrom || ps.part.FetchPaused() || le <= next || ps.eofAt == next {
+			ps.idleFrom, ps.idle = next, 0
 			continue
 		}
 		ps.idle++
@@ -364,18 +236,18 @@ func (r *runner) tick() {
 // or has nothing more to read. Poll goroutine only.
 func (r *runner) reseek(p *engine.Part) {
 	ps := r.parts[p.TP]
-	if ps == nil || ps.part != p || p.Revoked() || ps.paused {
+	if ps == nil || ps.part != p || p.Revoked() || p.FetchPaused() {
 		return
 	}
 	wm := p.Watermark()
-	if ps.logEnd <= ps.next || ps.next-wm.Committable() >= wm.Window() {
+	if ps.logEnd <= p.Next() || p.Next()-wm.Committable() >= wm.Window() {
 		return
 	}
 	if r.cfg.onReseek != nil {
 		r.cfg.onReseek(p.TP)
 	}
 	r.log.Warn("confluent: partition not fetched although behind its log end, seeking it",
-		"topic", p.TP.Topic, "partition", p.TP.Partition, "position", ps.next, "log_end", ps.logEnd)
+		"topic", p.TP.Topic, "partition", p.TP.Partition, "position", p.Next(), "log_end", ps.logEnd)
 	if err := r.kc.Resume([]kafka.TopicPartition{ps.ktp}); err != nil {
 		r.log.Warn("confluent: resume", "topic", p.TP.Topic, "partition", p.TP.Partition, "error", err)
 	}

@@ -44,14 +44,14 @@ type runner struct {
 	// Poll goroutine only (the rebalance callback runs inside Poll).
 	parts        map[TopicPartition]*pstate // assigned partitions, for routing messages; dropped at revoke
 	last         *pstate                    // the partition of the last message (a cache of parts)
-	waiting      []*pstate                  // partitions holding messages that did not fit (paused)
+	paused       int                        // partitions paused in librdkafka (applyFlow)
 	cooperative  bool                       // protocol: from the configuration, then as read at each assign outside shutdown
 	closing      bool                       // Run is stopping: the callback commits and releases everything it revokes
 	err          error                      // set by the callback: stops Run
 	stallAfter   time.Duration              // how long a partition behind its log end may go unfetched (see reseek)
 	authFailures int                        // SASL authentication failures since anything was received
 
-	calls sync.WaitGroup // librdkafka commit calls running (see call)
+	calls sync.WaitGroup // librdkafka commit calls running (see call); Close waits for them
 }
 
 func newRunner(c *Consumer, eng *engine.Engine[*kafka.Message]) (*runner, error) {
@@ -110,7 +110,7 @@ func (r *runner) run(ctx context.Context) error {
 	r.eng.Start(ctx)
 	// Lag and the stall watchdog run on the poll goroutine (flow.go), which
 	// owns every librdkafka partition call: no session hooks.
-	r.sess = r.eng.NewSession(r.commit, engine.SessionHooks{})
+	r.sess = r.eng.NewSession(r.commit)
 	var err error
 	if serr := r.kc.SubscribeTopics(r.c.topics, r.rebalance); serr != nil {
 		err = fmt.Errorf("%w: subscribe: %w", ErrClient, serr)
@@ -126,19 +126,17 @@ func (r *runner) run(ctx context.Context) error {
 	// to commit and only unassigns) and leaves the group.
 	r.closing = true
 	t0 := time.Now()
-	for _, ps := range r.waiting {
-		clear(ps.queue)
-		ps.queue = nil
-	}
-	r.waiting = nil
 	r.sess.Close(context.WithoutCancel(ctx))
 	r.eng.Stop()
-	// A commit abandoned at its timeout may still be in a librdkafka call:
-	// give it the request timeout before the handle is destroyed.
-	if !waitGroup(&r.calls, r.opts.RequestTimeout) {
-		r.log.Error("confluent: a commit call is still running at close", "waited", r.opts.RequestTimeout)
-	}
+	// librdkafka forbids destroying a handle under a live call. Every
+	// commit call is synchronous (commit.go) and the session's Close has
+	// waited for its commit loop and made the final commits, so none is
+	// running: the wait is the guarantee, not a timeout.
+	r.calls.Wait()
 	t1 := time.Now()
+	if r.cfg.onCall != nil {
+		r.cfg.onCall("close", true)
+	}
 	if cerr := r.kc.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("%w: close: %w", ErrClient, cerr)
 	}
@@ -180,7 +178,7 @@ func (r *runner) poll(ctx context.Context) error {
 			}
 		}
 		timeout := pollTimeout
-		if len(r.waiting) > 0 {
+		if r.paused > 0 {
 			timeout = waitPoll
 		}
 		if r.batched() {
@@ -225,9 +223,7 @@ func (r *runner) poll(ctx context.Context) error {
 		if _, msg := ev.(*kafka.Message); !msg {
 			r.flush()
 		}
-		if len(r.waiting) > 0 {
-			r.pump()
-		}
+		r.eng.ApplyFlow(r.applyFlow)
 	}
 }
 
@@ -332,8 +328,7 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		}
 		tps[i] = tp
 		bare := kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}
-		r.parts[tp] = &pstate{part: part, ktp: bare, next: sp.offset, logEnd: sp.logEnd,
-			eofAt: -1, idleFrom: sp.offset}
+		r.parts[tp] = &pstate{part: part, ktp: bare, logEnd: sp.logEnd, eofAt: -1, idleFrom: sp.offset}
 		at[i] = kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition, Offset: kafka.Offset(sp.offset)}
 	}
 	// librdkafka keeps a partition's pause flag across an unassign (#5591):

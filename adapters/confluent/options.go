@@ -1,12 +1,14 @@
 package confluent
 
 // This file holds the Consumer's options: the ones every adapter shares
-// (defined in the engine, re-exported here), librdkafka's own
-// (WithConfigMap), the settings a ConfigMap may not change, and how the
-// options map onto librdkafka's configuration.
+// (defined in the engine; options_shared.go, which genoptions writes,
+// exports them with their docs), librdkafka's own (WithConfigMap), the
+// settings a ConfigMap may not change, and how the options map onto
+// librdkafka's configuration.
+
+//go:generate go run ../../internal/cmd/genoptions -adapter confluent
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -19,89 +21,12 @@ import (
 	"github.com/inorder/inorder/adapters/internal/engine"
 )
 
-// Option configures a Consumer. The options below are shared by every
-// adapter of this module (same names, meanings, defaults and validation);
+// Option configures a Consumer. The options of options_shared.go are shared
+// by every adapter of this module (same names, meanings, defaults and
+// validation);
 // each documents its default and the Java setting it corresponds to, which
 // for librdkafka has the same name unless said otherwise.
 type Option = engine.Option
-
-// ErrorPolicy says what a handler error (or recovered panic) does.
-type ErrorPolicy = engine.ErrorPolicy
-
-const (
-	// LogAndAck logs the error and acks the message: the commit point moves
-	// past it. Default.
-	LogAndAck = engine.LogAndAck
-	// StopOnError makes Run drain, commit (never past the failed message) and
-	// return the error wrapped in ErrHandler.
-	StopOnError = engine.Stop
-)
-
-// StartOffset says where to start a partition without a committed offset,
-// or whose committed offset is outside the log: Earliest or Latest.
-type StartOffset = engine.StartOffset
-
-const (
-	// Earliest starts at the log start. Default.
-	Earliest = engine.Earliest
-	// Latest starts at the log end (the last stable offset when reading
-	// committed).
-	Latest = engine.Latest
-)
-
-// PartitionStats describes one partition the Consumer owns; see Stats.
-type PartitionStats = engine.PartitionStats
-
-// TopicPartition names a partition.
-type TopicPartition = engine.TopicPartition
-
-// Defaults.
-const (
-	DefaultConcurrency       = engine.DefaultConcurrency
-	DefaultCommitInterval    = engine.DefaultCommitInterval
-	DefaultRevokeTimeout     = engine.DefaultRevokeTimeout
-	DefaultMetadataMaxBytes  = engine.DefaultMetadataMaxBytes
-	DefaultSessionTimeout    = engine.DefaultSessionTimeout
-	DefaultRebalanceTimeout  = engine.DefaultRebalanceTimeout
-	DefaultHeartbeatInterval = engine.DefaultHeartbeatInterval
-	DefaultFetchMaxBytes     = engine.DefaultFetchMaxBytes
-	DefaultFetchMaxWait      = engine.DefaultFetchMaxWait
-	DefaultRequestTimeout    = engine.DefaultRequestTimeout
-	DefaultRetryBackoff      = engine.DefaultRetryBackoff
-	DefaultClientID          = engine.DefaultClientID
-)
-
-// The options every adapter shares; see their documentation in the engine
-// package (adapters/internal/engine/options.go) and the README. The
-// librdkafka settings they set: max.poll.interval.ms (RebalanceTimeout),
-// session.timeout.ms, heartbeat.interval.ms, isolation.level,
-// auto.offset.reset, max.partition.fetch.bytes, fetch.wait.max.ms,
-// retry.backoff.ms, client.id.
-var (
-	WithConcurrency       = engine.WithConcurrency
-	WithWindow            = engine.WithWindow
-	WithMaxBufferedBytes  = engine.WithMaxBufferedBytes
-	WithCommitInterval    = engine.WithCommitInterval
-	WithRevokeTimeout     = engine.WithRevokeTimeout
-	WithErrorPolicy       = engine.WithErrorPolicy
-	WithLogger            = engine.WithLogger
-	WithMetadataMaxBytes  = engine.WithMetadataMaxBytes
-	WithSessionTimeout    = engine.WithSessionTimeout
-	WithRebalanceTimeout  = engine.WithRebalanceTimeout
-	WithHeartbeatInterval = engine.WithHeartbeatInterval
-	WithReadCommitted     = engine.WithReadCommitted
-	WithStartOffset       = engine.WithStartOffset
-	WithFetchMaxBytes     = engine.WithFetchMaxBytes
-	WithFetchMaxWait      = engine.WithFetchMaxWait
-	WithRequestTimeout    = engine.WithRequestTimeout
-	WithRetryBackoff      = engine.WithRetryBackoff
-	WithClientID          = engine.WithClientID
-	WithStuckThreshold    = engine.WithStuckThreshold
-	WithOrdering          = engine.WithOrdering
-	WithKeylessOrdered    = engine.WithKeylessOrdered
-	WithRetry             = engine.WithRetry
-	WithDeadLetter        = engine.WithDeadLetter
-)
 
 // config is librdkafka's own settings (engine.Options.Adapter).
 type config struct {
@@ -126,6 +51,12 @@ type config struct {
 	// onCommitted sees (and may change) the committed offsets read at an
 	// assignment, before they are used.
 	onCommitted func(ktps []kafka.TopicPartition)
+	// onCall is called around every librdkafka call that can block for a
+	// while: call "commit" (Commit, CommitOffsets) and "deadletter" (a
+	// dead-letter Produce) with enter true before it and false after it
+	// returned; "close" and "deadletter-close" (enter true) just before the
+	// consumer, or the dead-letter producers, are destroyed.
+	onCall func(call string, enter bool)
 }
 
 // own returns the librdkafka settings of o, or records that option is not
@@ -143,7 +74,8 @@ func own(o *engine.Options, option string) *config { return engine.Own[config](o
 // go.application.rebalance.enable and go.events.channel.enable (the
 // Consumer handles rebalances in its own callback and polls), and group.id
 // (the group argument). bootstrap.servers may replace the brokers argument.
-// Given several times, the maps are merged.
+// Default: none (librdkafka's defaults, but for what the Consumer and the
+// shared options set). Given several times, the maps are merged.
 func WithConfigMap(m kafka.ConfigMap) Option {
 	return func(o *engine.Options) {
 		c := own(o, "WithConfigMap")
@@ -187,6 +119,7 @@ var shared = map[string]string{
 	"fetch.wait.max.ms":         "FetchMaxWait",
 	"retry.backoff.ms":          "RetryBackoff",
 	"client.id":                 "ClientID",
+	"socket.timeout.ms":         "RequestTimeout",
 }
 
 // newOptions applies and validates the options and returns them with the
@@ -254,12 +187,18 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 		"retry.backoff.ms":          ms(o.RetryBackoff),
 		"retry.backoff.max.ms":      ms(max(o.RetryBackoff, engine.DefaultMaxRetryBackoff)),
 		"client.id":                 o.ClientID,
+		"socket.timeout.ms":         socketTimeoutMs(o),
 		// librdkafka postpones a partition's next fetch by this much once
 		// its local queue is over queued.min.messages or
 		// queued.max.messages.kbytes; its default, 1s, stalls a consumer
 		// that drains the queue faster than that (a backlog). A
 		// ConfigMap may set it.
 		"fetch.queue.backoff.ms": fetchQueueBackoffMs,
+		// librdkafka's own buffer, on top of MaxBufferedBytes (the engine's):
+		// its local queue at a quarter of the budget (librdkafka's default
+		// is 64 MiB whatever the budget), and a fetch response no larger.
+		"queued.max.messages.kbytes": max(1, min(2097151, int(o.MaxBufferedBytes/4/1024))),
+		"fetch.max.bytes":            max(o.FetchMaxBytes, 1_000_000, min(50<<20, int(o.MaxBufferedBytes/4))), // librdkafka: at least message.max.bytes
 	}
 	if len(brokers) > 0 {
 		cm["bootstrap.servers"] = strings.Join(brokers, ",")
@@ -293,6 +232,16 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 // fetchQueueBackoffMs is the Consumer's fetch.queue.backoff.ms (see
 // newOptions).
 const fetchQueueBackoffMs = 50
+
+// socketTimeoutMs is the Consumer's socket.timeout.ms, librdkafka's timeout
+// of every request (a commit's OffsetCommit included; a fetch gets
+// fetch.wait.max.ms on top): RequestTimeout, raised to FetchMaxWait + 1s
+// (below that, librdkafka warns, a request queued behind a fetch on the
+// same connection times out) and capped at librdkafka's maximum, 300s.
+func socketTimeoutMs(o *engine.Options) int {
+	d := min(max(o.RequestTimeout, o.FetchMaxWait+time.Second), 300*time.Second)
+	return int(d / time.Millisecond)
+}
 
 // fromConfigMap sets the shared option that librdkafka setting k
 // corresponds to from its value v.
@@ -340,6 +289,8 @@ func fromConfigMap(o *engine.Options, k string, v kafka.ConfigValue) error {
 			o.FetchMaxWait = d
 		case "retry.backoff.ms":
 			o.RetryBackoff = d
+		case "socket.timeout.ms":
+			o.RequestTimeout = d
 		}
 	}
 	return nil
@@ -375,38 +326,4 @@ func durationMs(v kafka.ConfigValue) (time.Duration, error) {
 		return 0, fmt.Errorf("not a positive number of milliseconds: %v", v)
 	}
 	return time.Duration(n) * time.Millisecond, nil
-}
-
-// WithMeterProvider sets the OpenTelemetry meter provider of the Consumer's
-// metrics; see the engine's documentation and the README. Default: the
-// global provider (otel.GetMeterProvider()).
-var WithMeterProvider = engine.WithMeterProvider
-
-// Ordering says which handler calls of a partition may overlap; see
-// WithOrdering.
-type Ordering = engine.Ordering
-
-const (
-	// Unordered lets any handler calls overlap. Default.
-	Unordered = engine.Unordered
-	// ByKey runs the calls for one key one at a time, in offset order.
-	ByKey = engine.ByKey
-	// ByPartition runs one call at a time per partition, in offset order.
-	ByPartition = engine.ByPartition
-)
-
-// Retry says how often a failing message is handled again; see WithRetry.
-type Retry = engine.Retry
-
-// Permanent wraps a handler error so that the message is not retried: the
-// dead letter or the error policy applies at once. errors.Is and errors.As
-// see through it. Permanent(nil) is nil.
-func Permanent(err error) error { return engine.Permanent(err) }
-
-// WithDeadLetterFunc hands a message whose last attempt failed (see
-// WithRetry) to f, with the handler's error; the message is acked only once
-// f returned nil. An error (or panic) from f is retried with the Retry
-// waits, never dropped: the commit point holds meanwhile. Not nil.
-func WithDeadLetterFunc(f func(ctx context.Context, msg *kafka.Message, err error) error) Option {
-	return engine.WithDeadLetterFunc(f)
 }

@@ -57,14 +57,27 @@ func NewConsumer(brokers []string, group string, topics []string, opts ...Option
 // use.
 func (c *Consumer) Stats() []PartitionStats {
 	if e := c.eng.Load(); e != nil {
-		return e.Stats()
+		return partitionStats(e.Stats())
 	}
 	return nil
 }
 
-// newEngine is the one place the engine is created.
+// newEngine is the one place the engine is created. Handle: a Close called
+// from inside the handler does not wait for it.
 func newEngine(cfg engine.Config, h func(context.Context, *kgo.Record) error) *engine.Engine[*kgo.Record] {
-	return engine.New(cfg, engine.Handler[*kgo.Record](h), func(r *kgo.Record) []byte { return r.Key })
+	e := engine.New(cfg, engine.Handler[*kgo.Record](h), func(r *kgo.Record) []byte { return r.Key })
+	e.SetSize(recordSize)
+	return e
+}
+
+// recordSize is what a record holds for MaxBufferedBytes: key, value and
+// headers.
+func recordSize(r *kgo.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // Run joins the group and consumes until ctx ends, Close is called or,
@@ -120,7 +133,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 	defer stop()
 	r.stop = stop
 	eng.Start(ctx)
-	r.sess = eng.NewSession(r.commit, engine.SessionHooks{})
+	r.sess = eng.NewSession(r.commit)
 	// The client starts joining the group at once: everything its
 	// callbacks use is set before, and r.cl by a HookNewClient before kgo
 	// starts its goroutines.
@@ -142,7 +155,12 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 // made, group left. Close is final: a Run that had not yet started when
 // Close was called returns ErrClosed without joining the group. Close
 // returns nil, also when not running; it may be called any number of
-// times, from any goroutine.
+// times, from any goroutine. Called from inside a handler (on the
+// handler's own goroutine), Close starts the shutdown and returns at once,
+// without waiting for the Run that waits for that very handler: the
+// handler returns, its message is acked and committed by the final
+// drain, and Run returns (wait for Run itself to know when). That holds in
+// a handler of any Consumer: Close cannot tell them apart.
 func (c *Consumer) Close() error {
 	c.life.Close()
 	return nil

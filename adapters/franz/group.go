@@ -31,10 +31,10 @@ import (
 type pstate struct {
 	tp     TopicPartition
 	part   *engine.Part
-	stash  []*kgo.Record // fetched, not yet delivered (did not fit); paused while non-empty
-	epochs *epochLog     // leader epochs by offset; see runner.epochs
+	epochs *epochLog // leader epochs by offset; see runner.epochs
 
-	lastEpoch int32 // the epoch of the last record handed out (-1 none), on the poll loop
+	lastEpoch   int32 // the epoch of the last record handed out (-1 none), on the poll loop
+	staleLogged bool  // records below the position were dropped (logged once)
 }
 
 // epochLog is a partition's leader epochs by offset: the first offset
@@ -88,7 +88,7 @@ type runner struct {
 
 	mu      sync.Mutex                    // the poll loop's state, shared with the callbacks
 	parts   map[TopicPartition]*pstate    // owned partitions
-	blocked map[TopicPartition]*pstate    // partitions with a non-empty stash (paused)
+	paused  int                           // partitions paused in kgo (ApplyFlow)
 	fetched map[TopicPartition]commitInfo // the commits read at the assignment in progress
 	ramp    fetchRamp                     // the fetch sizes asked for
 
@@ -107,14 +107,13 @@ type commitInfo struct {
 
 func newRunner(c *Consumer, eng *engine.Engine[*kgo.Record]) *runner {
 	return &runner{
-		c:       c,
-		cfg:     c.cfg,
-		opts:    c.opts,
-		log:     c.opts.Logger,
-		eng:     eng,
-		parts:   make(map[TopicPartition]*pstate),
-		blocked: make(map[TopicPartition]*pstate),
-		epochs:  make(map[TopicPartition]*epochLog),
+		c:      c,
+		cfg:    c.cfg,
+		opts:   c.opts,
+		log:    c.opts.Logger,
+		eng:    eng,
+		parts:  make(map[TopicPartition]*pstate),
+		epochs: make(map[TopicPartition]*epochLog),
 	}
 }
 
@@ -301,8 +300,10 @@ func (r *runner) release(tps []TopicPartition, lost bool) {
 	}
 	r.mu.Lock()
 	for _, tp := range tps {
+		if st := r.parts[tp]; st != nil && st.part.FetchPaused() {
+			r.paused--
+		}
 		delete(r.parts, tp)
-		delete(r.blocked, tp)
 	}
 	r.mu.Unlock()
 	r.cl.ResumeFetchPartitions(tpMap(tps...))

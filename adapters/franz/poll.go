@@ -1,31 +1,20 @@
 package franz
 
 // This file holds one Run's poll loop: PollFetches on the Run goroutine,
-// each partition's records handed to the engine in runs with the
-// non-blocking TryDeliverBatch (a transaction marker, kept as a control
-// record, is stepped over with Skip), and back-pressure per partition: a
-// record that does not fit the window is kept in its partition's stash and
-// the partition is paused in kgo. While any partition is paused so, the
-// poll also ends as soon as one of them has room for its first stashed
-// record: a goroutine per such partition waits for it (watermark WaitRoom,
-// woken by the acks that move the commit point, not a timer) and cancels
-// the poll's context. The loop then retries the stashes (pump) and resumes
-// a partition whose stash emptied. Nothing here blocks between a poll and
-// AllowRebalance, so a rebalance never waits for a handler; while the poll
-// waits, kgo lets rebalances run.
-//
-// roomWaitMax bounds that wait. WaitRoom is woken by every ack in the word
-// of the window's base and by Close, so no room goes unnoticed and the
-// bound is not needed for progress; it is kept as a safety net (a missed
-// wake-up would cost at most roomWaitMax, not a stuck partition) at a
-// cost of at most 10 empty polls a second while something is blocked,
-// against 1,000 with the former 1 ms retry timer.
+// each partition's records offered to the engine (Offer: the engine tracks
+// what fits in the window and keeps the rest, so nothing here holds a
+// record), a transaction marker (kept as a control record) offered as a
+// gap, and the engine's flow decisions applied with kgo's
+// PauseFetchPartitions and ResumeFetchPartitions after each poll. While a
+// partition is paused the poll also ends when the engine wants a change
+// (Engine.FlowChanged), so a partition resumes as soon as it has room.
+// Nothing here blocks between a poll and AllowRebalance, so a rebalance
+// never waits for a handler; while the poll waits, kgo lets rebalances run.
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -33,21 +22,6 @@ import (
 	"github.com/inorder/inorder/adapters/internal/engine"
 	"github.com/inorder/inorder/watermark"
 )
-
-// roomWaitMax is the longest a poll waits while a paused partition waits
-// for room (see the file comment).
-const roomWaitMax = 100 * time.Millisecond
-
-// noWait is the nil context with which kgo's PollFetches returns at once
-// with what it has buffered (its documented meaning).
-var noWait context.Context
-
-// roomWait is a paused partition's wait: offset, its first stashed record,
-// fits in the window of wm.
-type roomWait struct {
-	wm     *watermark.Partition
-	offset int64
-}
 
 // run polls until runCtx ends, then leaves the group and stops the engine.
 // ctx is Run's.
@@ -79,22 +53,16 @@ func (r *runner) run(runCtx, ctx context.Context) error {
 // poll is the loop. It returns when ctx ends (Run's end, a handler failed,
 // or fail) or the client is closed.
 func (r *runner) poll(ctx context.Context) {
-	var waits []roomWait // the paused partitions, as of the last pump
+	paused := false // a partition is paused in kgo, as of the last poll
 	for ctx.Err() == nil {
-		fs := r.pollFetches(ctx, waits)
+		fs := r.pollFetches(ctx, paused)
 		r.mu.Lock()
 		closed := r.take(ctx, fs)
 		if !fs.Empty() {
 			r.ramp.grow(r.cl)
 		}
-		if ctx.Err() == nil {
-			r.pump()
-		}
-		clear(waits) // drop the revoked partitions' trackers
-		waits = waits[:0]
-		for _, st := range r.blocked {
-			waits = append(waits, roomWait{st.part.Watermark(), st.stash[0].Offset})
-		}
+		r.eng.ApplyFlow(r.applyFlow)
+		paused = r.paused > 0
 		r.mu.Unlock()
 		r.cl.AllowRebalance()
 		if closed {
@@ -106,41 +74,55 @@ func (r *runner) poll(ctx context.Context) {
 	}
 }
 
-// pollFetches is PollFetches(ctx) that, while waits is not empty, also
-// returns once one of waits has room (or a partition of waits is closed,
-// at a revoke) or after roomWaitMax. It starts a goroutine per wait and
-// returns after they all have: they are the partitions' only
-// Track-goroutine callers meanwhile (the poll loop calls Track again only
-// after this returns). Run goroutine only.
-func (r *runner) pollFetches(ctx context.Context, waits []roomWait) kgo.Fetches {
-	if len(waits) == 0 {
+// pollFetches is PollFetches(ctx) that, while a partition is paused (paused), also
+// returns when the engine wants a partition's fetch state changed. Run
+// goroutine only.
+func (r *runner) pollFetches(ctx context.Context, paused bool) kgo.Fetches {
+	if !paused {
 		return r.cl.PollFetches(ctx)
 	}
-	pctx, cancel := context.WithTimeout(ctx, roomWaitMax)
-	var wg sync.WaitGroup
-	for _, w := range waits {
-		wg.Go(func() {
-			// nil: room; ErrClosed: revoked (the loop drops it);
-			// pctx's error: the poll ended first.
-			_ = w.wm.WaitRoom(pctx, w.offset)
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-r.eng.FlowChanged():
 			cancel()
-		})
-	}
+		case <-pctx.Done():
+		}
+	}()
 	fs := r.cl.PollFetches(pctx)
 	cancel()
-	wg.Wait() // at once: each WaitRoom returns when pctx ends
+	<-done
 	if errors.Is(fs.Err0(), context.Canceled) && ctx.Err() == nil {
-		// Woken for room. A poll whose context ended before it looked at
-		// kgo's buffer returns nothing of it: take what is buffered,
-		// without waiting, so that the other partitions are not held back
-		// while this one drains its stash.
+		// Woken for a change of the flow. A poll whose context ended
+		// before it looked at kgo's buffer returns nothing of it: take
+		// what is buffered, without waiting.
 		fs = append(fs, r.cl.PollFetches(noWait)...)
 	}
 	return fs
 }
 
-// take hands out the records of fs and reports whether the client is
-// closed. Under r.mu.
+// noWait is the nil context with which kgo's PollFetches returns at once
+// with what it has buffered (its documented meaning).
+var noWait context.Context
+
+// applyFlow pauses or resumes p in kgo (Engine.ApplyFlow). Under r.mu.
+func (r *runner) applyFlow(p *engine.Part, pause bool) {
+	if pause {
+		r.cl.PauseFetchPartitions(tpMap(p.TP))
+		r.paused++
+	} else {
+		r.cl.ResumeFetchPartitions(tpMap(p.TP))
+		r.paused--
+	}
+	if f := r.cfg.onPause; f != nil {
+		f(p.TP, pause)
+	}
+}
+
+// take offers the records of fs to the engine and reports whether the
+// client is closed. Under r.mu.
 func (r *runner) take(ctx context.Context, fs kgo.Fetches) (closed bool) {
 	for _, fe := range fs.Errors() {
 		switch {
@@ -165,97 +147,55 @@ func (r *runner) take(ctx context.Context, fs kgo.Fetches) (closed bool) {
 			return // not ours (any more)
 		}
 		st.part.SetLogEnd(fp.HighWatermark)
-		recs := fp.Records
-		if len(st.stash) == 0 {
-			n := r.push(st, recs)
-			recs = recs[n:]
-			if len(recs) == 0 {
-				return
-			}
-			r.blocked[st.tp] = st
-			r.cl.PauseFetchPartitions(tpMap(st.tp))
-			if f := r.cfg.onPause; f != nil {
-				f(st.tp, true)
-			}
-		}
-		st.stash = append(st.stash, recs...)
+		r.offer(st, fp.Records)
 	})
 	return closed
 }
 
-// pump retries the stashes; a partition whose stash emptied is resumed.
-// Under r.mu, after each poll.
-func (r *runner) pump() {
-	for tp, st := range r.blocked {
-		i := r.push(st, st.stash)
-		clear(st.stash[:i])
-		st.stash = st.stash[i:]
-		if len(st.stash) == 0 {
-			st.stash = nil
-			delete(r.blocked, tp)
-			r.cl.ResumeFetchPartitions(tpMap(tp))
-			if f := r.cfg.onPause; f != nil {
-				f(tp, false)
-			}
-		}
-	}
-}
-
-// batchMax bounds the records push hands to the engine at once (its
-// offsets are gathered in an array on the stack).
+// batchMax bounds the records offered at once (their offsets are gathered
+// in an array on the stack).
 const batchMax = 256
 
-// push hands recs, records of st's partition in offset order, to the
-// engine in runs (TryDeliverBatch: one publication and one scheduler lock
-// per run) and returns how many it is done with: fewer than len(recs) when
-// recs[n] does not fit in the window yet. A control record (transaction
-// marker) is a gap: Skip past it. Under r.mu.
-func (r *runner) push(st *pstate, recs []*kgo.Record) int {
+// offer hands recs, records of st's partition in offset order, to the
+// engine in runs; a control record (transaction marker) ends a run as a
+// gap. Under r.mu.
+func (r *runner) offer(st *pstate, recs []*kgo.Record) {
 	var buf [batchMax]int64
-	done := 0
-	for done < len(recs) {
-		var err error
-		if rec := recs[done]; rec.Attrs.IsControl() {
-			if err = st.part.Watermark().Skip(rec.Offset + 1); err == nil {
-				if rec.LeaderEpoch != st.lastEpoch {
-					r.epochStart(st, rec)
-				}
-				done++
-				continue
+	for len(recs) > 0 {
+		run := recs[:min(len(recs), batchMax)]
+		offs := buf[:0]
+		end := int64(0)
+		for _, rec := range run {
+			if rec.LeaderEpoch != st.lastEpoch { // a leader change: rare
+				r.epochStart(st, rec)
 			}
-		} else {
-			run := recs[done:min(len(recs), done+batchMax)]
-			offs := buf[:0]
-			for _, rec := range run {
-				if rec.Attrs.IsControl() {
-					break
-				}
-				if rec.LeaderEpoch != st.lastEpoch { // a leader change: rare
-					r.epochStart(st, rec)
-				}
-				offs = append(offs, rec.Offset)
+			if rec.Attrs.IsControl() {
+				end = rec.Offset + 1
+				break
 			}
-			run = run[:len(offs)]
-			var n int
-			n, err = r.sess.TryDeliverBatch(st.part, offs, run)
-			done += n
-			if err == nil {
-				continue
-			}
+			offs = append(offs, rec.Offset)
 		}
-		switch {
-		case errors.Is(err, watermark.ErrWindowFull):
-			return done
-		case errors.Is(err, watermark.ErrClosed), errors.Is(err, engine.ErrStopped):
-			return len(recs) // revoked or stopping: redelivered to the next owner
-		default:
-			rec := recs[done]
-			r.log.Warn("franz: record not delivered", "topic", rec.Topic, "partition", rec.Partition,
-				"offset", rec.Offset, "error", err)
-			done++
+		n := len(offs)
+		if end > 0 {
+			n++ // the marker
+		}
+		stale, err := r.sess.Offer(st.part, offs, run[:len(offs)], end)
+		recs = recs[n:]
+		if stale > 0 && !st.staleLogged {
+			// A log truncated below what was fetched (an unclean leader
+			// election), or a refetch: once per assignment at Info.
+			st.staleLogged = true
+			r.log.Info("franz: records below the partition's fetch position dropped (refetched, or the log was truncated)",
+				"topic", st.tp.Topic, "partition", st.tp.Partition, "first", offs[0], "dropped", stale,
+				"position", st.part.Next())
+		}
+		if err != nil {
+			if !errors.Is(err, watermark.ErrClosed) && !errors.Is(err, engine.ErrStopped) {
+				r.log.Warn("franz: records not offered", "topic", st.tp.Topic, "partition", st.tp.Partition, "error", err)
+			}
+			return // revoked or stopping: redelivered to the next owner
 		}
 	}
-	return done
 }
 
 // epochStart records that rec, a record of st's partition about to be

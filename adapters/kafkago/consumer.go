@@ -59,7 +59,7 @@ func NewConsumer(brokers []string, group string, topics []string, opts ...Option
 // use.
 func (c *Consumer) Stats() []PartitionStats {
 	if e := c.eng.Load(); e != nil {
-		return e.Stats()
+		return partitionStats(e.Stats())
 	}
 	return nil
 }
@@ -123,8 +123,10 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 			return dl.Produce(ctx, m.(kafka.Message), err, attempts)
 		}
 	}
+	// Handle: a Close called from inside the handler does not wait for it.
 	eng := engine.New(ecfg, engine.Handler[kafka.Message](handler),
 		func(m kafka.Message) []byte { return m.Key })
+	eng.SetSize(messageSize)
 	eng.Start(ctx)
 	c.eng.Store(eng)
 	defer func() {
@@ -213,13 +215,28 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 // Close was called (including one whose goroutine was started just before)
 // returns ErrClosed without joining the group. Close returns nil, also
 // when not running; it may be called any number of times, from any
-// goroutine (not from a handler: it would wait for itself).
+// goroutine. Called from inside a handler (on the
+// handler's own goroutine), Close starts the shutdown and returns at once,
+// without waiting for the Run that waits for that very handler: the
+// handler returns, its message is acked and committed by the final
+// drain, and Run returns (wait for Run itself to know when). That holds in
+// a handler of any Consumer: Close cannot tell them apart.
 func (c *Consumer) Close() error {
 	c.life.Close()
 	return nil
 }
 
 // groupRun is the state of one Run.
+// messageSize is what a message holds for MaxBufferedBytes: key, value and
+// headers.
+func messageSize(m kafka.Message) int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
 type groupRun struct {
 	c      *Consumer
 	client *kafka.Client
@@ -309,7 +326,7 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 		c.cfg.onGeneration(gen.MemberID, gen.ID, slices.Clone(owned))
 	}
 
-	sess := g.eng.NewSession(g.commitFunc(gen), engine.SessionHooks{})
+	sess := g.eng.NewSession(g.commitFunc(gen))
 	// fctx ends the fetch loops: generation end, Run end, or fatal error.
 	fctx, stopFetch := context.WithCancel(g.runCtx)
 	stop := context.AfterFunc(gctx, stopFetch)

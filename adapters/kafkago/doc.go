@@ -53,7 +53,9 @@
 //
 // Lifecycle. Run may be called again after it returns; Close stops a
 // running Run as its context would, waits until it has returned (drained,
-// committed, left the group) and makes every later Run return ErrClosed.
+// committed, left the group) and makes every later Run return ErrClosed;
+// called from inside a handler it does not wait (the Run waits for that
+// handler).
 // Stats reports, per owned partition, the commit point, the committed
 // offset, LogEnd and Lag: LogEnd is the high watermark of the last fetch
 // response, and is read from the broker at each commit tick for a

@@ -38,7 +38,6 @@ import (
 func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part, fetchedAt *atomic.Int64) {
 	log := g.c.opts.Logger
 	tp := p.TP
-	wm := p.Watermark()
 	backoff := g.newBackoff()
 	var failing time.Time // since when fetches fail in a row (zero: the last one succeeded)
 	var b batch           // reused from response to response
@@ -47,9 +46,14 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 	// assignment comes after a 64 KiB response, not a FetchMaxBytes one.
 	ramp := engine.NewFetchRamp(g.c.opts.FetchMaxBytes)
 	for ctx.Err() == nil {
-		// Fetch from the first offset not tracked yet: everything below it
-		// was delivered or declared a gap.
-		offset := wm.High()
+		// The engine decides when the partition is fetched: not while its
+		// window is full or it is over its share of MaxBufferedBytes.
+		if err := g.eng.WaitFlow(ctx, p); err != nil {
+			return
+		}
+		// Fetch from the first offset not offered yet: everything below it
+		// was offered or declared a gap.
+		offset := p.Next()
 		part, err := g.fetch(ctx, tp, offset, ramp.Size())
 		if err == nil && part.ErrorCode != 0 {
 			err = kafka.Error(part.ErrorCode)
@@ -63,7 +67,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 			}
 			if errors.Is(err, kafka.OffsetOutOfRange) {
 				if to, ok := g.outOfRange(ctx, tp, offset); ok {
-					if err := sess.SkipTo(ctx, p, to); err != nil {
+					if _, err := sess.Offer(p, nil, nil, to); err != nil {
 						return
 					}
 					continue
@@ -93,16 +97,16 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 		if g.c.cfg.onFetch != nil {
 			g.c.cfg.onFetch(tp, offset, part)
 		}
-		next, err := g.deliver(ctx, sess, p, offset, part, &b)
+		next, err := g.deliver(sess, p, offset, part, &b)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, watermark.ErrClosed) || errors.Is(err, engine.ErrStopped) {
 				return // the generation or Run is ending
 			}
 			// A record that cannot be read, or the like: refetch from the
-			// first offset not yet tracked, after a backoff. What was
-			// delivered stays delivered; the rest comes again.
+			// first offset not yet offered, after a backoff. What was
+			// offered stays offered; the rest comes again.
 			log.Error("kafkago: delivering fetched messages failed, refetching", "topic", tp.Topic, "partition", tp.Partition,
-				"offset", wm.High(), "error", err)
+				"offset", p.Next(), "error", err)
 			backoff.Wait(ctx)
 			continue
 		}
@@ -110,7 +114,7 @@ func (g *groupRun) fetchLoop(ctx context.Context, sess *engine.Session[kafka.Mes
 		// message (markers, aborted or compacted records) are gaps, up to
 		// and including a marker at the very end of the partition.
 		if next > offset {
-			if err := sess.SkipTo(ctx, p, next); err != nil {
+			if _, err := sess.Offer(p, nil, nil, next); err != nil {
 				return
 			}
 		} else if part.HighWatermark > offset && part.LastStableOffset > offset {
@@ -257,7 +261,7 @@ func (g *groupRun) outOfRange(ctx context.Context, tp TopicPartition, offset int
 // batchMax bounds the messages handed to the session at once.
 const batchMax = 256
 
-// batch gathers the messages of a fetch response for DeliverBatch (one
+// batch gathers the messages of a fetch response for Offer (one
 // publication and one scheduler lock per run rather than per message).
 // Fetch loop only.
 type batch struct {
@@ -270,14 +274,14 @@ func (b *batch) add(m kafka.Message) {
 	b.msgs = append(b.msgs, m)
 }
 
-// flush delivers the gathered messages, waiting for room (back-pressure),
-// and empties b; what it could not deliver (ctx ended, revoked, stopped)
-// is dropped and fetched again by whoever fetches from the high mark.
-func (b *batch) flush(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part) error {
+// flush offers the gathered messages to the engine (which keeps what does
+// not fit in the window) and empties b; what it could not offer (revoked,
+// stopped) is fetched again by the next owner.
+func (b *batch) flush(sess *engine.Session[kafka.Message], p *engine.Part) error {
 	if len(b.offs) == 0 {
 		return nil
 	}
-	_, err := sess.DeliverBatch(ctx, p, b.offs, b.msgs)
+	_, err := sess.Offer(p, b.offs, b.msgs, 0)
 	clear(b.msgs) // release the payloads
 	b.offs, b.msgs = b.offs[:0], b.msgs[:0]
 	return err
@@ -287,11 +291,11 @@ func (b *batch) flush(ctx context.Context, sess *engine.Session[kafka.Message], 
 // the session in runs of up to batchMax (b gathers them), dropping control
 // batches and (read committed) aborted transactions, and returns one past
 // the highest offset the response covered.
-func (g *groupRun) deliver(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part, offset int64, part *fetchAPI.ResponsePartition, b *batch) (next int64, err error) {
+func (g *groupRun) deliver(sess *engine.Session[kafka.Message], p *engine.Part, offset int64, part *fetchAPI.ResponsePartition, b *batch) (next int64, err error) {
 	defer func() {
 		// What was read is delivered, also before an error: the refetch
 		// starts after it.
-		if ferr := b.flush(ctx, sess, p); err == nil {
+		if ferr := b.flush(sess, p); err == nil {
 			err = ferr
 		}
 	}()
@@ -346,13 +350,13 @@ func (g *groupRun) deliver(ctx context.Context, sess *engine.Session[kafka.Messa
 				reachAborted(rb.BaseOffset)
 				skip = abortedPIDs[rb.ProducerID]
 			}
-			n, err := g.deliverRecords(ctx, sess, p, offset, part.HighWatermark, rb, skip, b)
+			n, err := g.deliverRecords(sess, p, offset, part.HighWatermark, rb, skip, b)
 			next = max(next, n)
 			if err != nil {
 				return next, err
 			}
 		default:
-			n, err := g.deliverRecords(ctx, sess, p, offset, part.HighWatermark, rb, false, b)
+			n, err := g.deliverRecords(sess, p, offset, part.HighWatermark, rb, false, b)
 			next = max(next, n)
 			if err != nil {
 				return next, err
@@ -365,7 +369,7 @@ func (g *groupRun) deliver(ctx context.Context, sess *engine.Session[kafka.Messa
 // deliverRecords adds the records of rb at or above offset to b (unless
 // skip), delivering b whenever it is full, and returns one past the highest
 // offset it read.
-func (g *groupRun) deliverRecords(ctx context.Context, sess *engine.Session[kafka.Message], p *engine.Part, offset, hwm int64, rb protocol.RecordReader, skip bool, b *batch) (int64, error) {
+func (g *groupRun) deliverRecords(sess *engine.Session[kafka.Message], p *engine.Part, offset, hwm int64, rb protocol.RecordReader, skip bool, b *batch) (int64, error) {
 	next := offset
 	for {
 		r, err := rb.ReadRecord()
@@ -387,7 +391,7 @@ func (g *groupRun) deliverRecords(ctx context.Context, sess *engine.Session[kafk
 			return next, fmt.Errorf("reading record %d: %w", r.Offset, err)
 		}
 		if len(b.offs) == batchMax {
-			if err := b.flush(ctx, sess, p); err != nil {
+			if err := b.flush(sess, p); err != nil {
 				return next, err
 			}
 		}

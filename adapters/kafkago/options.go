@@ -1,10 +1,12 @@
 package kafkago
 
 // This file holds the Consumer's options: the ones every adapter shares
-// (defined in the engine, re-exported here), and kafka-go's own.
+// (defined in the engine; options_shared.go, which genoptions writes,
+// exports them with their docs), and kafka-go's own.
+
+//go:generate go run ../../internal/cmd/genoptions -adapter kafkago
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"time"
@@ -16,85 +18,11 @@ import (
 	"github.com/inorder/inorder/adapters/internal/engine"
 )
 
-// Option configures a Consumer. The options below are shared by every
-// adapter of this module (same names, meanings, defaults and validation);
+// Option configures a Consumer. The options of options_shared.go are shared
+// by every adapter of this module (same names, meanings, defaults and
+// validation);
 // each documents its default and the Java setting it corresponds to.
 type Option = engine.Option
-
-// ErrorPolicy says what a handler error (or recovered panic) does.
-type ErrorPolicy = engine.ErrorPolicy
-
-const (
-	// LogAndAck logs the error and acks the message: the commit point moves
-	// past it. Default.
-	LogAndAck = engine.LogAndAck
-	// StopOnError makes Run drain, commit (never past the failed message) and
-	// return the error wrapped in ErrHandler.
-	StopOnError = engine.Stop
-)
-
-// StartOffset says where to start a partition without a committed offset,
-// or whose committed offset is outside the log: Earliest or Latest.
-type StartOffset = engine.StartOffset
-
-const (
-	// Earliest starts at the log start. Default.
-	Earliest = engine.Earliest
-	// Latest starts at the log end (the last stable offset when reading
-	// committed).
-	Latest = engine.Latest
-)
-
-// PartitionStats describes one partition the Consumer owns; see Stats.
-type PartitionStats = engine.PartitionStats
-
-// TopicPartition names a partition.
-type TopicPartition = engine.TopicPartition
-
-// Defaults.
-const (
-	DefaultConcurrency       = engine.DefaultConcurrency
-	DefaultCommitInterval    = engine.DefaultCommitInterval
-	DefaultRevokeTimeout     = engine.DefaultRevokeTimeout
-	DefaultMetadataMaxBytes  = engine.DefaultMetadataMaxBytes
-	DefaultSessionTimeout    = engine.DefaultSessionTimeout
-	DefaultRebalanceTimeout  = engine.DefaultRebalanceTimeout
-	DefaultHeartbeatInterval = engine.DefaultHeartbeatInterval
-	DefaultFetchMaxBytes     = engine.DefaultFetchMaxBytes
-	DefaultFetchMaxWait      = engine.DefaultFetchMaxWait
-	DefaultRequestTimeout    = engine.DefaultRequestTimeout
-	DefaultRetryBackoff      = engine.DefaultRetryBackoff
-	DefaultMaxRetryBackoff   = engine.DefaultMaxRetryBackoff
-	DefaultClientID          = engine.DefaultClientID
-)
-
-// The options every adapter shares; see their documentation in the engine
-// package (adapters/internal/engine/options.go) and the README.
-var (
-	WithConcurrency       = engine.WithConcurrency
-	WithWindow            = engine.WithWindow
-	WithMaxBufferedBytes  = engine.WithMaxBufferedBytes
-	WithCommitInterval    = engine.WithCommitInterval
-	WithRevokeTimeout     = engine.WithRevokeTimeout
-	WithErrorPolicy       = engine.WithErrorPolicy
-	WithLogger            = engine.WithLogger
-	WithMetadataMaxBytes  = engine.WithMetadataMaxBytes
-	WithSessionTimeout    = engine.WithSessionTimeout
-	WithRebalanceTimeout  = engine.WithRebalanceTimeout
-	WithHeartbeatInterval = engine.WithHeartbeatInterval
-	WithReadCommitted     = engine.WithReadCommitted
-	WithStartOffset       = engine.WithStartOffset
-	WithFetchMaxBytes     = engine.WithFetchMaxBytes
-	WithFetchMaxWait      = engine.WithFetchMaxWait
-	WithRequestTimeout    = engine.WithRequestTimeout
-	WithRetryBackoff      = engine.WithRetryBackoff
-	WithClientID          = engine.WithClientID
-	WithStuckThreshold    = engine.WithStuckThreshold
-	WithOrdering          = engine.WithOrdering
-	WithKeylessOrdered    = engine.WithKeylessOrdered
-	WithRetry             = engine.WithRetry
-	WithDeadLetter        = engine.WithDeadLetter
-)
 
 // WithTLS makes every connection (group membership, fetches, commits,
 // metadata, the drain heartbeats) use TLS with cfg (cloned; the broker's
@@ -186,38 +114,4 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 		return nil, nil, err
 	}
 	return o, cfg, nil
-}
-
-// WithMeterProvider sets the OpenTelemetry meter provider of the Consumer's
-// metrics; see the engine's documentation and the README. Default: the
-// global provider (otel.GetMeterProvider()).
-var WithMeterProvider = engine.WithMeterProvider
-
-// Ordering says which handler calls of a partition may overlap; see
-// WithOrdering.
-type Ordering = engine.Ordering
-
-const (
-	// Unordered lets any handler calls overlap. Default.
-	Unordered = engine.Unordered
-	// ByKey runs the calls for one key one at a time, in offset order.
-	ByKey = engine.ByKey
-	// ByPartition runs one call at a time per partition, in offset order.
-	ByPartition = engine.ByPartition
-)
-
-// Retry says how often a failing message is handled again; see WithRetry.
-type Retry = engine.Retry
-
-// Permanent wraps a handler error so that the message is not retried: the
-// dead letter or the error policy applies at once. errors.Is and errors.As
-// see through it. Permanent(nil) is nil.
-func Permanent(err error) error { return engine.Permanent(err) }
-
-// WithDeadLetterFunc hands a message whose last attempt failed (see
-// WithRetry) to f, with the handler's error; the message is acked only once
-// f returned nil. An error (or panic) from f is retried with the Retry
-// waits, never dropped: the commit point holds meanwhile. Not nil.
-func WithDeadLetterFunc(f func(ctx context.Context, msg kafka.Message, err error) error) Option {
-	return engine.WithDeadLetterFunc(f)
 }

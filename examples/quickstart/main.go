@@ -7,7 +7,8 @@
 //	go run ./examples/quickstart -brokers host:9092 -topic demo
 //	go run ./examples/quickstart -metrics :9464      # and serve the metrics at http://localhost:9464/metrics
 //
-// With no -brokers it starts an in-process Kafka-protocol broker (kfake).
+// With no -brokers it starts an in-process Kafka-protocol broker (package
+// kafkatest, franz-go's kfake).
 // With -metrics it serves the consumer's OpenTelemetry metrics in the
 // Prometheus text format (OpenTelemetry's Prometheus exporter).
 // The exit status is non-zero if any message was not handled.
@@ -39,7 +40,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/inorder/inorder/adapters/kafkago"
-	"github.com/inorder/inorder/internal/kafkatest"
+	"github.com/inorder/inorder/kafkatest"
 )
 
 func main() {
@@ -88,7 +89,7 @@ func run() int {
 func quickstart(ctx context.Context, f flags) error {
 	var brokers []string
 	if f.brokers == "" {
-		c, err := kafkatest.New()
+		c, err := kafkatest.Start()
 		if err != nil {
 			return err
 		}

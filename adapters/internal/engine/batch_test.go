@@ -89,7 +89,7 @@ func deliverRun(t *testing.T, mode engine.Ordering, r batchRun, chunks []int) ba
 	}, msgKey)
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	defer s.Close(context.Background())
 	p, err := s.Assign(tp, r.start, r.meta(t), -1)
 	if err != nil {
@@ -180,7 +180,7 @@ func blockingEngine(t *testing.T, c engine.Config, meta string) (*engine.Engine[
 		return nil
 	}, nil)
 	e.Start(context.Background())
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	p, err := s.Assign(tp, 0, meta, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +282,7 @@ func TestTryDeliverBatchSkipsRestored(t *testing.T) {
 	e := engine.New(c, func(_ context.Context, o int64) error { hs.add(o); return nil }, nil)
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	defer s.Close(context.Background())
 	p, err := s.Assign(tp, 1, meta, -1)
 	if err != nil {
@@ -326,7 +326,7 @@ func TestTryDeliverBatchToRevokedPartition(t *testing.T) {
 	}, nil)
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
 	offs := seq(0, 6)
@@ -364,7 +364,7 @@ func TestTryDeliverBatchToRevokedPartition(t *testing.T) {
 func TestTryDeliverBatchAfterStop(t *testing.T) {
 	e := engine.New(cfg(), func(context.Context, int64) error { return nil }, nil)
 	e.Start(context.Background())
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
 	e.Stop()
@@ -380,7 +380,7 @@ func TestTryDeliverBatchBadInput(t *testing.T) {
 	e := engine.New(cfg(), func(context.Context, int64) error { return nil }, nil)
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
 	offs := []int64{0, 1, 5, 3}
@@ -410,7 +410,7 @@ func TestUnorderedDeliverBatchDoesNotAllocate(t *testing.T) {
 	}, nil)
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
 	offs := make([]int64, batch)

@@ -41,8 +41,8 @@ func (s *Session[M]) loop() {
 	}
 }
 
-// tick is one turn of the commit loop at time now: refresh the log ends
-// (SessionHooks.Refresh), run the watchdogs, commit what moved.
+// tick is one turn of the commit loop at time now: run the watchdog,
+// commit what moved.
 func (s *Session[M]) tick(ctx context.Context, now time.Time) {
 	s.tickMu.Lock()
 	defer s.tickMu.Unlock()
@@ -50,9 +50,6 @@ func (s *Session[M]) tick(ctx context.Context, now time.Time) {
 	for _, p := range parts {
 		if p.Revoked() {
 			continue
-		}
-		if s.hooks.Refresh != nil {
-			s.hooks.Refresh(p)
 		}
 		s.watch(p, now)
 	}
@@ -88,16 +85,6 @@ func (s *Session[M]) endRelease() {
 	s.cmu.Lock()
 	s.releases--
 	s.cmu.Unlock()
-}
-
-// CommitNow commits every owned partition whose commit point (or commit
-// metadata) moved since the last commit. It returns the request's error or
-// the first partition's, ctx.Err() if ctx ends while it waits for another
-// commit, and an error if a revoke or loss is running (which cancels it if
-// it was already committing; the revoke commits its own partitions). Safe
-// for concurrent use; it blocks until the commit returns.
-func (s *Session[M]) CommitNow(ctx context.Context) error {
-	return s.commitCancellable(ctx, s.owned())
 }
 
 // commitCancellable is a commit that a revoke or loss cancels (periodic

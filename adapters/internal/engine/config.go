@@ -22,8 +22,9 @@ const (
 	// LogAndAck logs the error and acks the message: the commit point moves
 	// past it (the original design's behaviour). Default.
 	LogAndAck ErrorPolicy = iota
-	// Stop makes Run return the error: the message is not acked, so nothing
-	// at or past it is committed, and it is delivered again after a restart.
+	// Stop makes Run drain, commit (never past the failed message) and
+	// return the error wrapped in ErrHandler: the message is not acked, so
+	// it is delivered again after a restart.
 	Stop
 )
 
@@ -48,7 +49,6 @@ const (
 	// DefaultMaxBufferedBytes is the default budget of the bytes of
 	// messages fetched and not yet handled, across the consumer.
 	DefaultMaxBufferedBytes = 64 << 20
-	minStallAfter           = 10 * time.Second // floor of the derived StallAfter
 )
 
 // Config is what the engine needs from the adapter's options.
@@ -91,13 +91,8 @@ type Config struct {
 	// long while messages are pending is logged at Warn level (once per
 	// episode). Default 1 min; must be positive.
 	StuckThreshold time.Duration
-	// StallAfter: a partition with room in its window whose log end is
-	// above its high mark, and whose high mark has not moved for this long,
-	// is reported stalled (logged, and SessionHooks.Stalled). 0 (default)
-	// derives it: max(10s, 3 × CommitInterval); must not be negative.
-	StallAfter    time.Duration
-	MeterProvider metric.MeterProvider // metrics.go; not nil
-	Group         string               // consumer group, a metrics attribute (ForGroup); may be empty
+	MeterProvider  metric.MeterProvider // metrics.go; not nil
+	Group          string               // consumer group, a metrics attribute (ForGroup); may be empty
 }
 
 // DefaultConfig returns the defaults.
@@ -150,20 +145,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: CommitTimeout must be positive, got %v", ErrConfig, c.CommitTimeout)
 	case c.StuckThreshold <= 0:
 		return fmt.Errorf("%w: StuckThreshold must be positive, got %v", ErrConfig, c.StuckThreshold)
-	case c.StallAfter < 0:
-		return fmt.Errorf("%w: StallAfter must not be negative, got %v", ErrConfig, c.StallAfter)
 	case c.MeterProvider == nil:
 		return fmt.Errorf("%w: MeterProvider is nil (WithMeterProvider; otel.GetMeterProvider() is the global one)", ErrConfig)
 	}
 	return nil
-}
-
-// stallAfter returns StallAfter, or the derived value when it is 0.
-func (c Config) stallAfter() time.Duration {
-	if c.StallAfter > 0 {
-		return c.StallAfter
-	}
-	return max(minStallAfter, 3*c.CommitInterval)
 }
 
 // revokeReserve is the part of RevokeTimeout kept for the commit at

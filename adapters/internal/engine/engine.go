@@ -31,12 +31,14 @@ type Engine[M any] struct {
 	cfg     Config
 	log     *slog.Logger
 	handler Handler[M]
+	size    func(M) int // SetSize; nil: every message counts 0
+	flow    flowState   // flow.go
 
 	queue    *runq[M] // ready messages; never blocks the fetch side (the windows bound it)
 	quit     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
-	hctx     context.Context // handlers' context: outlives the drain, ends at Stop
+	hctx     context.Context // parent of each assignment's handler context (Part.ctx); ends at Stop
 	hcancel  context.CancelFunc
 
 	fatalOnce sync.Once
@@ -74,13 +76,14 @@ func New[M any](cfg Config, h Handler[M], key func(M) []byte) *Engine[M] {
 	return &Engine[M]{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		handler: h,
+		handler: Handle(h), // Close can tell a call from inside a handler
 		queue:   newRunq(cfg, key),
 		quit:    make(chan struct{}),
 		fatal:   make(chan struct{}),
 		parts:   make(map[TopicPartition]*Part),
 		ctrs:    make([]workerCtrs, cfg.Concurrency),
 		m:       newMetrics(cfg),
+		flow:    flowState{changed: make(chan struct{}, 1), wake: make(chan struct{}, 1)},
 	}
 }
 
@@ -107,11 +110,14 @@ func (e *Engine[M]) sum(f func(*workerCtrs) *atomic.Int64) int64 {
 }
 
 // Start starts the workers. Handlers get a context carrying ctx's values
-// that is cancelled by Stop, not when ctx ends: on shutdown the drain must
-// let running handlers finish (a handler cancelled mid-way would, under
-// LogAndAck, be acked without having done its work).
+// that is cancelled when their partition's revoke has closed it (after its
+// drain and commit), or by Stop, not when ctx ends: on shutdown the drain
+// must let running handlers finish (a handler cancelled mid-way would,
+// under LogAndAck, be acked without having done its work).
 func (e *Engine[M]) Start(ctx context.Context) {
 	e.hctx, e.hcancel = context.WithCancel(context.WithoutCancel(ctx))
+	e.queue.s.size, e.queue.s.bytes = e.size, e.addBytes
+	go e.flowLoop()
 	for i := range e.cfg.Concurrency {
 		e.wg.Add(1)
 		go e.worker(&e.ctrs[i])
@@ -190,6 +196,7 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 	defer c.exited.Store(true)
 	w := e.queue.newWorker()
 	want := 1
+	runs := e.cfg.Ordering == Unordered // ByKey: a key is free the moment its call returns
 	for e.queue.next(w, want) {
 		// Size the next run by how long these calls took, so
 		// that a run holds about runBudget of work: short handlers take
@@ -206,11 +213,22 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 			start = time.Now()
 		}
 		n := 0
+		var fp *Part // the partition of freed
+		var freed int64
+		timing := e.m.timing() // once per run: a reader may start collecting meanwhile
 		for t := w.next(); t != nil; t = w.next() {
-			e.run(t, c)
+			e.run(t, c, timing)
 			n++
+			if e.size != nil && (t.rt == nil || !t.rt.pending) { // finished: its bytes are free
+				if t.p != fp {
+					e.addBytes(fp, -freed)
+					fp, freed = t.p, 0
+				}
+				freed += int64(e.size(t.msg))
+			}
 		}
-		if timed && n > 0 {
+		e.addBytes(fp, -freed)
+		if timed && n > 0 && runs {
 			want = runSize(time.Since(start), n)
 		}
 	}
@@ -236,9 +254,9 @@ func runSize(d time.Duration, n int) int {
 // done with. A failure to retry marks t.rt pending: the scheduler then holds
 // the message for its wait when the worker reports it done. c is the
 // worker's counters.
-func (e *Engine[M]) run(t *task[M], c *workerCtrs) {
+func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) {
 	j := &t.job
-	p := t.q.p
+	p := t.p
 	if p.revoking.Load() || e.failed.Load() {
 		// Revoked (or lost) before a worker took it, or Run is stopping on
 		// an error: the message is not handled and not acked (it is
@@ -251,10 +269,10 @@ func (e *Engine[M]) run(t *task[M], c *workerCtrs) {
 		return
 	}
 	var start time.Time
-	if t.sample {
-		start = e.m.start()
+	if timing {
+		start = time.Now()
 	}
-	err := e.call(j.msg)
+	err := e.call(p, j.msg)
 	e.m.handled(p, start, err)
 	c.handled.Add(1)
 	if err == nil {
@@ -351,13 +369,17 @@ func (e *Engine[M]) logHandlerError(p *Part, offset int64, err, ackErr error) {
 		"errors_not_logged", p.errLogsSkipped.Swap(0))
 }
 
-func (e *Engine[M]) call(msg M) (err error) {
+func (e *Engine[M]) call(p *Part, msg M) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = e.recovered("handler", r)
 		}
 	}()
-	return e.handler(e.hctx, msg)
+	ctx := p.ctx
+	if ctx == nil {
+		ctx = e.hctx
+	}
+	return e.handler(ctx, msg)
 }
 
 func (e *Engine[M]) fail(err error) {
@@ -375,6 +397,9 @@ func (e *Engine[M]) fail(err error) {
 // it is counted as unackable so the drain does not wait for it.
 func (e *Engine[M]) dispatch(p *Part, offset int64, msg M) error {
 	if e.queue.push(p, offset, msg) {
+		if e.size != nil {
+			e.addBytes(p, int64(e.size(msg)))
+		}
 		return nil
 	}
 	p.addUnackable()
@@ -392,6 +417,7 @@ func (e *Engine[M]) dispatch(p *Part, offset int64, msg M) error {
 // and are counted as unackable.
 func (e *Engine[M]) dispatchBatch(p *Part, offs []int64, msgs []M) error {
 	k := e.queue.pushBatch(p, offs, msgs)
+	e.addBytes(p, e.sizeOf(msgs[:k]))
 	if k == len(offs) {
 		return nil
 	}
@@ -409,10 +435,16 @@ func (e *Engine[M]) dispatchBatch(p *Part, offs []int64, msgs []M) error {
 // them) and their memory is released; later deliveries to p are dropped
 // too. The session calls it when it revokes or loses p, after setting
 // p.revoking. Running handler calls are not affected. Any goroutine.
-func (e *Engine[M]) dropPart(p *Part) { e.queue.drop(p) }
+func (e *Engine[M]) dropPart(p *Part) {
+	e.queue.drop(p)
+	e.dropBacklog(p)
+}
 
 func (e *Engine[M]) register(p *Part) {
 	e.mu.Lock()
+	if e.parts[p.TP] == nil {
+		e.flow.nparts.Add(1)
+	}
 	e.parts[p.TP] = p
 	e.mu.Unlock()
 }
@@ -421,9 +453,17 @@ func (e *Engine[M]) unregister(p *Part) {
 	e.mu.Lock()
 	if e.parts[p.TP] == p {
 		delete(e.parts, p.TP)
+		e.flow.nparts.Add(-1)
 	}
 	e.mu.Unlock()
 	e.dropPart(p) // releases the queue if the revoke did not drop it yet
+}
+
+// owned returns the partitions registered now.
+func (e *Engine[M]) owned() []*Part {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Collect(maps.Values(e.parts))
 }
 
 // Stats returns the statistics of the partitions currently owned, sorted by

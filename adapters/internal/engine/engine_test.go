@@ -62,7 +62,7 @@ func TestCommitsOnlyMovedNeverLowerNeverAfterRevoke(t *testing.T) {
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestMetadataMissIsCountedAndNeverStalls(t *testing.T) {
 		e.Stop()
 	}()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestRevokeWaitsAtMostRevokeTimeout(t *testing.T) {
 	e.Start(context.Background())
 	defer func() { go e.Stop() }() // the blocked handler would hold Stop
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range int64(3) {
 		if err := s.Deliver(context.Background(), p, o, o); err != nil {
@@ -242,7 +242,7 @@ func TestStopAbandonsHandlersThatIgnoreCtx(t *testing.T) {
 	}, nil)
 	e.Start(context.Background())
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	p, _ := s.Assign(tp, 0, "", -1)
 	if err := s.Deliver(context.Background(), p, 0, 0); err != nil {
 		t.Fatal(err)
@@ -299,7 +299,7 @@ func TestHandlerErrorLogsAreRateLimited(t *testing.T) {
 	e := engine.New(c, func(context.Context, int64) error { return errors.New("boom") }, nil)
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	p, _ := s.Assign(tp, 0, "", -1)
 	begin := time.Now()
 	for o := range int64(n) {
@@ -345,7 +345,7 @@ func TestDrainEndsWhenOnlyUnackableMessagesRemain(t *testing.T) {
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range int64(3) {
 		if err := s.Deliver(context.Background(), p, o, o); err != nil {
@@ -388,7 +388,7 @@ func TestTryDeliverRefusesAFullWindowWithoutChange(t *testing.T) {
 	}, nil)
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range int64(2) {
@@ -424,7 +424,7 @@ func TestRefusedMetadataOnlyCommitIsSentAgain(t *testing.T) {
 	e.Start(context.Background())
 	defer func() { go e.Stop() }()
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range int64(4) {
 		if err := s.Deliver(context.Background(), p, o, o); err != nil {

@@ -5,7 +5,10 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/inorder/inorder/watermark"
 )
 
 // TestSched is a scheduler of messages that are their offset and key.
@@ -135,4 +138,88 @@ func (s *Session[M]) Tick(now time.Time) { s.tick(context.Background(), now) }
 // call, so that a test knows the exact deadline the commit must see.
 func (s *Session[M]) RevokeAt(ctx context.Context, start time.Time, tps ...TopicPartition) {
 	s.release(ctx, start, s.lookup(tps), false)
+}
+
+// The delivery calls the tests drive a session with, besides Offer: the
+// session's own primitives (tryDeliverBatch) with the waits for room.
+
+// Deliver tracks offset (waiting while the window is full: back-pressure)
+// and queues msg for the workers, unless commit metadata marked it done.
+// It never waits for a worker. It returns ctx.Err() when ctx ends,
+// watermark.ErrClosed after revoke, watermark.ErrOutOfOrder for an offset
+// not above the last one, ErrStopped after the engine stopped. Fetch
+// goroutine of p only.
+func (s *Session[M]) Deliver(ctx context.Context, p *Part, offset int64, msg M) error {
+	return s.dispatch(p, offset, msg, p.wm.TrackWait(ctx, offset))
+}
+
+// TryDeliver is Deliver without the wait for room: when offset does not fit
+// in the window yet it returns watermark.ErrWindowFull and changes nothing,
+// for the caller to retry later (see Part.WaitRoom). It never blocks. Fetch
+// goroutine of p only.
+func (s *Session[M]) TryDeliver(p *Part, offset int64, msg M) error {
+	return s.dispatch(p, offset, msg, p.wm.Track(offset))
+}
+
+// DeliverBatch is Deliver for a run of p's messages (see TryDeliverBatch):
+// it delivers what fits in the window, waits for room for the rest
+// (back-pressure: the handling of what it delivered makes the room), and
+// returns once every message is delivered, len(offsets) and nil, or with
+// how many it consumed and ctx.Err() when ctx ends, or the errors of
+// TryDeliverBatch but watermark.ErrWindowFull. It never waits for a worker.
+// Fetch goroutine of p only.
+func (s *Session[M]) DeliverBatch(ctx context.Context, p *Part, offsets []int64, msgs []M) (int, error) {
+	done := 0
+	for {
+		n, err := s.TryDeliverBatch(p, offsets[done:], msgs[done:])
+		done += n
+		if !errors.Is(err, watermark.ErrWindowFull) {
+			return done, err
+		}
+		if err := p.wm.WaitRoom(ctx, offsets[done]); err != nil {
+			return done, err
+		}
+	}
+}
+
+// dispatch queues msg once Track or TrackWait returned trackErr for it.
+func (s *Session[M]) dispatch(p *Part, offset int64, msg M, trackErr error) error {
+	if trackErr != nil {
+		if errors.Is(trackErr, watermark.ErrRestored) {
+			p.restored.Add(1)
+			return nil
+		}
+		return trackErr
+	}
+	return s.e.dispatch(p, offset, msg)
+}
+
+// SkipTo declares every offset below to that was not delivered a gap
+// (transaction markers, aborted or compacted records), waiting for room if
+// needed. Fetch goroutine of p only.
+func (s *Session[M]) SkipTo(ctx context.Context, p *Part, to int64) error {
+	for {
+		err := p.wm.Skip(to)
+		if !errors.Is(err, watermark.ErrWindowFull) {
+			return err
+		}
+		if err := p.wm.WaitRoom(ctx, to-1); err != nil {
+			return err
+		}
+	}
+}
+
+// TryDeliverBatch is tryDeliverBatch, for the tests.
+func (s *Session[M]) TryDeliverBatch(p *Part, offsets []int64, msgs []M) (int, error) {
+	return s.tryDeliverBatch(p, offsets, msgs)
+}
+
+// CommitNow commits every owned partition whose commit point (or commit
+// metadata) moved since the last commit. It returns the request's error or
+// the first partition's, ctx.Err() if ctx ends while it waits for another
+// commit, and an error if a revoke or loss is running (which cancels it if
+// it was already committing; the revoke commits its own partitions). Safe
+// for concurrent use; it blocks until the commit returns.
+func (s *Session[M]) CommitNow(ctx context.Context) error {
+	return s.commitCancellable(ctx, s.owned())
 }

@@ -2,7 +2,7 @@ package engine_test
 
 // The shape of the franz no-op benchmark without a broker: one fetching
 // goroutine hands each partition's fetched runs of messages to the engine
-// (DeliverBatch, round-robin over the partitions), and a no-op handler
+// (Offer, round-robin over the partitions), and a no-op handler
 // counts them. Beside it, alternating in rounds in the same process, the
 // baseline the franz benchmark compares with: one goroutine per partition
 // receiving its runs through a channel and handling them in order (kgo's
@@ -48,6 +48,7 @@ func BenchmarkOneFetcher(b *testing.B) {
 			b.ReportMetric(n/tIn.Seconds(), "engine-msgs/s")
 			b.ReportMetric(n/tBase.Seconds(), "baseline-msgs/s")
 			b.ReportMetric(ratios[len(ratios)/2], "ratio")
+			b.ReportMetric(tIn.Seconds()*1e9/n, "engine-ns/msg")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
@@ -67,7 +68,6 @@ func oneFetcherEngine(b *testing.B, parts, workers, run, total int) time.Duratio
 	s, ps, stop := benchSession(e, parts)
 	defer stop()
 	offs, msgs := make([]int64, run), make([]int64, run)
-	ctx := context.Background()
 	start := time.Now()
 	per := total / parts
 	for o := 0; o < per; o += run {
@@ -76,8 +76,8 @@ func oneFetcherEngine(b *testing.B, parts, workers, run, total int) time.Duratio
 			for i := range k {
 				offs[i], msgs[i] = int64(o+i), int64(o+i)
 			}
-			if n, err := s.DeliverBatch(ctx, p, offs[:k], msgs[:k]); err != nil || n != k {
-				b.Fatal(n, err)
+			if _, err := s.Offer(p, offs[:k], msgs[:k], 0); err != nil {
+				b.Fatal(err)
 			}
 		}
 	}
@@ -127,7 +127,7 @@ func oneFetcherPerPartition(parts, run, total int) time.Duration {
 // topic "t" from offset 0; stop closes the session and stops e.
 func benchSession[M any](e *engine.Engine[M], parts int) (s *engine.Session[M], ps []*engine.Part, stop func()) {
 	e.Start(context.Background())
-	s = e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s = e.NewSession((&fakeBroker{}).commit)
 	ps = make([]*engine.Part, parts)
 	for i := range ps {
 		ps[i], _ = s.Assign(engine.TopicPartition{Topic: "t", Partition: int32(i)}, 0, "", -1)

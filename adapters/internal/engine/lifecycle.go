@@ -4,6 +4,9 @@ package engine
 
 import (
 	"context"
+	"reflect"
+	"runtime"
+	"strings"
 	"sync"
 )
 
@@ -54,8 +57,13 @@ func (l *Lifecycle) Begin(ctx context.Context) (context.Context, func(), error) 
 
 // Close makes every later Begin fail with ErrClosed, cancels the running
 // Run's context and waits until that Run has ended. It returns at once when
-// nothing runs. Any number of times, from any goroutine (not from inside
-// the Run: it would wait for itself).
+// nothing runs. Any number of times, from any goroutine. Called from inside
+// a handler call (on the goroutine of a handler wrapped by Handle), it
+// starts the shutdown and returns without waiting: the Run's drain waits
+// for that very call, so waiting would wait for itself until the revoke
+// budget ran out. That holds for a handler of any Consumer: a handler that
+// closes another Consumer does not wait for it either. A goroutine the
+// handler started is not inside the call: its Close waits.
 func (l *Lifecycle) Close() {
 	l.mu.Lock()
 	l.closed = true
@@ -65,5 +73,57 @@ func (l *Lifecycle) Close() {
 		return
 	}
 	cancel()
+	if inHandlerCall() {
+		return
+	}
 	<-done
+}
+
+// Handle returns h wrapped so that Close can tell when it is called from
+// inside one of h's calls: the wrapper's frame (inHandler) on the calling
+// goroutine's stack. New passes every handler through it. Its cost is one
+// more call per message, no allocation.
+func Handle[M any](h Handler[M]) Handler[M] {
+	return func(ctx context.Context, msg M) error { return inHandler(ctx, msg, h) }
+}
+
+// inHandler calls h. Its frame marks a goroutine that is inside a handler
+// call: it must not be inlined.
+//
+//go:noinline
+func inHandler[M any](ctx context.Context, msg M, h Handler[M]) error {
+	return h(ctx, msg)
+}
+
+// handlerFrame is the name of inHandler's frames, up to its type
+// parameters: "<this package's path>.inHandler[".
+var handlerFrame = strings.TrimSuffix(
+	runtime.FuncForPC(reflect.ValueOf(frameAnchor).Pointer()).Name(), "frameAnchor") + "inHandler["
+
+// frameAnchor names this package in handlerFrame.
+func frameAnchor() {}
+
+// inHandlerCall reports whether the calling goroutine is inside a handler
+// call (an inHandler frame is on its stack). It walks the whole stack: for
+// Close, not for a hot path.
+func inHandlerCall() bool {
+	pcs := make([]uintptr, 64)
+	for {
+		n := runtime.Callers(2, pcs)
+		if n < len(pcs) {
+			pcs = pcs[:n]
+			break
+		}
+		pcs = make([]uintptr, 2*len(pcs))
+	}
+	frames := runtime.CallersFrames(pcs)
+	for {
+		f, more := frames.Next()
+		if strings.HasPrefix(f.Function, handlerFrame) {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }

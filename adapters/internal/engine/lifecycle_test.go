@@ -154,7 +154,7 @@ func TestPartitionStates(t *testing.T) {
 		during = append(during, p.State())
 		return accept(offs)
 	}}
-	s := e.NewSession(sc.commit, engine.SessionHooks{})
+	s := e.NewSession(sc.commit)
 	defer s.Close(context.Background())
 	p, _ = s.Assign(tp, 0, "", -1)
 	if got := p.State(); got != engine.StateAssigned || p.Revoked() {
@@ -223,7 +223,7 @@ func TestRevokeCommitFitsTheBudget(t *testing.T) {
 	sc := &scripted{answer: func(_ int, ctx context.Context, _ []engine.Offset) ([]error, error) {
 		return blockUntilDone(ctx)
 	}}
-	s := e.NewSession(sc.commit, engine.SessionHooks{})
+	s := e.NewSession(sc.commit)
 	p, _ := s.Assign(tp, 0, "", -1)
 	deliverRange(t, s, p, 0, 4)
 	waitUntil(t, func() bool { return p.Watermark().Committable() == 2 })
@@ -265,7 +265,7 @@ func TestRevokeCancelsAPeriodicCommitInFlight(t *testing.T) {
 		}
 		return accept(offs)
 	}}
-	s := e.NewSession(sc.commit, engine.SessionHooks{})
+	s := e.NewSession(sc.commit)
 	p, _ := s.Assign(tp, 0, "", -1)
 	deliverRange(t, s, p, 0, 5)
 	waitUntil(t, func() bool { return p.Watermark().Committable() == 5 })
@@ -316,7 +316,7 @@ func TestRefusedCommitAtRevokeIsRetried(t *testing.T) {
 		}
 		return accept(offs)
 	}}
-	s := e.NewSession(sc.commit, engine.SessionHooks{})
+	s := e.NewSession(sc.commit)
 	p0, _ := s.Assign(tp, 0, "", -1)
 	p1, _ := s.Assign(tp1, 0, "", -1)
 	deliverRange(t, s, p0, 0, 3)
@@ -365,7 +365,7 @@ func TestCommitAtRevokeGivesUp(t *testing.T) {
 			sc := &scripted{answer: func(_ int, _ context.Context, offs []engine.Offset) ([]error, error) {
 				return refuse(offs, tc.err)
 			}}
-			s := e.NewSession(sc.commit, engine.SessionHooks{})
+			s := e.NewSession(sc.commit)
 			p, _ := s.Assign(tp, 0, "", -1)
 			deliverRange(t, s, p, 0, 4)
 			waitUntil(t, func() bool { return p.Watermark().Pending() == 0 })
@@ -403,7 +403,7 @@ func TestLoseNeverCommits(t *testing.T) {
 		}
 		return refuse(offs, errRebalancing)
 	}}
-	s := e.NewSession(sc.commit, engine.SessionHooks{})
+	s := e.NewSession(sc.commit)
 	p, _ := s.Assign(tp, 0, "", -1)
 	deliverRange(t, s, p, 0, 4)
 	waitUntil(t, func() bool { return p.Watermark().Pending() == 0 })
@@ -455,7 +455,7 @@ func TestStuckWarnedOncePerEpisode(t *testing.T) {
 		}
 		return nil
 	})
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
 	deliverRange(t, s, p, 0, 3)
@@ -504,103 +504,6 @@ func TestStuckWarnedOncePerEpisode(t *testing.T) {
 	}
 }
 
-// The stall watchdog reports a partition whose high mark stays below its
-// log end with room in the window, once per episode, through the Stalled
-// hook; not when the window is full, the log end is not above the high
-// mark, or the log end is unknown. Refresh runs before it on each tick.
-func TestStallReportedOncePerEpisode(t *testing.T) {
-	c := cfg()
-	c.StallAfter = 30 * time.Second // the ticks' clock is the test's
-	c.Window = 8
-	release := make(chan struct{})
-	e := started(t, c, func(_ context.Context, o int64) error {
-		if o >= 100 {
-			<-release
-		}
-		return nil
-	})
-	var mu sync.Mutex
-	stalled := map[engine.TopicPartition]int{}
-	logEnd := map[engine.TopicPartition]int64{}
-	hooks := engine.SessionHooks{
-		Refresh: func(p *engine.Part) {
-			mu.Lock()
-			defer mu.Unlock()
-			if le, ok := logEnd[p.TP]; ok {
-				p.SetLogEnd(le)
-			}
-		},
-		Stalled: func(p *engine.Part) {
-			mu.Lock()
-			stalled[p.TP]++
-			mu.Unlock()
-		},
-	}
-	s := e.NewSession((&fakeBroker{}).commit, hooks)
-	defer func() { close(release); s.Close(context.Background()) }()
-	setLogEnd := func(tp engine.TopicPartition, v int64) {
-		mu.Lock()
-		logEnd[tp] = v
-		mu.Unlock()
-	}
-	count := func(tp engine.TopicPartition) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return stalled[tp]
-	}
-	part := func(n int32) engine.TopicPartition { return engine.TopicPartition{Topic: "t", Partition: n} }
-
-	// p0: behind its log end with room: a stall. p1: window full (offsets
-	// 100.. never finish). p2: caught up. p3: log end unknown.
-	p0, _ := s.Assign(part(0), 0, "", -1)
-	p1, _ := s.Assign(part(1), 100, "", -1)
-	p2, _ := s.Assign(part(2), 0, "", -1)
-	p3, _ := s.Assign(part(3), 0, "", -1)
-	deliverRange(t, s, p0, 0, 5)
-	deliverRange(t, s, p2, 0, 5)
-	deliverRange(t, s, p3, 0, 5)
-	waitUntil(t, func() bool { return p0.Watermark().Pending()+p2.Watermark().Pending()+p3.Watermark().Pending() == 0 })
-	for o := int64(100); ; o++ { // after the others: these hold workers
-		if err := s.TryDeliver(p1, o, o); err != nil {
-			break
-		}
-	}
-	setLogEnd(part(0), 50)
-	setLogEnd(part(1), 1000)
-	setLogEnd(part(2), 5)
-
-	t0 := time.Unix(1_000_000, 0)
-	s.Tick(t0)
-	s.Tick(t0.Add(c.StallAfter - time.Nanosecond))
-	if n := count(part(0)); n != 0 {
-		t.Fatalf("stalled reported %d times before StallAfter", n)
-	}
-	for i := 1; i <= 3; i++ {
-		s.Tick(t0.Add(time.Duration(i) * c.StallAfter))
-	}
-	if n := count(part(0)); n != 1 {
-		t.Fatalf("stalled reported %d times in one episode, want 1", n)
-	}
-	if st := e.Stats(); st[0].Partition != 0 || st[0].LogEnd != 50 {
-		t.Fatalf("stats %+v, want p0's log end 50 from Refresh", st[0])
-	}
-	for _, q := range []*engine.Part{p1, p2, p3} {
-		if n := count(q.TP); n != 0 {
-			t.Fatalf("%v (high %d) reported stalled", q.TP, q.Watermark().High())
-		}
-	}
-
-	// Fetched again, then a second episode. (Offset 5 is not handled, the
-	// workers are held by p1: the high mark is what counts.)
-	deliverRange(t, s, p0, 5, 6)
-	t1 := t0.Add(10 * c.StallAfter)
-	s.Tick(t1)
-	s.Tick(t1.Add(c.StallAfter))
-	if n := count(part(0)); n != 2 {
-		t.Fatalf("stalled reported %d times over two episodes, want 2", n)
-	}
-}
-
 func TestConfigValidatesTheLifecycleSettings(t *testing.T) {
 	for _, tc := range []struct {
 		field string
@@ -608,7 +511,6 @@ func TestConfigValidatesTheLifecycleSettings(t *testing.T) {
 	}{
 		{"CommitTimeout", func(c *engine.Config) { c.CommitTimeout = 0 }},
 		{"StuckThreshold", func(c *engine.Config) { c.StuckThreshold = 0 }},
-		{"StallAfter", func(c *engine.Config) { c.StallAfter = -time.Second }},
 	} {
 		c := engine.DefaultConfig()
 		tc.set(&c)

@@ -3,9 +3,9 @@ package engine
 // This file holds the engine's OpenTelemetry metrics. Most are read at
 // collection time from what the engine tracks anyway (Part's atomics and
 // its watermark); the hot path adds one atomic add per run of messages a
-// worker takes (runq.next: the consumed count, which also picks the calls
-// to time) and, for one message in DurationSampleEvery per partition, when
-// a reader collects it, the handler's duration.
+// worker takes (runq.next: the consumed count) and, when a reader collects
+// it, the duration of every handler call (two clock reads and a Record).
+// Without a reader (the no-op provider) a call costs one Enabled check.
 
 import (
 	"context"
@@ -42,10 +42,8 @@ const (
 	// MetricProcessDuration is the handler's duration, in seconds, with
 	// error.type when it failed or panicked: the Go type of the handler's
 	// error as ErrorType names it (Permanent looked through, e.g.
-	// "*orders.RejectedError"). Histogram of a sample:
-	// one handler call in DurationSampleEvery per partition (the first, then
-	// every DurationSampleEvery-th), so its count is about
-	// MetricConsumed/DurationSampleEvery; use MetricConsumed for counts.
+	// "*orders.RejectedError"). Histogram of every handler call: its count
+	// equals MetricConsumed.
 	MetricProcessDuration = "messaging.process.duration"
 
 	// MetricCommitPoint: every offset below it is handled (or a gap).
@@ -63,8 +61,9 @@ const (
 	// messages are pending (PartitionStats.Stuck), in seconds; 0 when
 	// nothing is pending. Gauge.
 	MetricOldestPendingAge = "inorder.partition.oldest_pending_age"
-	// MetricPaused: 1 while the partition's window is full, so its fetching
-	// waits for the commit point to move (back-pressure), else 0. Gauge.
+	// MetricPaused: 1 while the engine wants the partition paused (its
+	// window is full, or it is over its share of MaxBufferedBytes: see
+	// flow.go), else 0. Gauge.
 	MetricPaused = "inorder.partition.paused"
 	// MetricMetadataSize: bytes of commit metadata in the last accepted
 	// commit. Gauge, By.
@@ -100,15 +99,6 @@ const (
 	// {partition}; group attributes only.
 	MetricRebalancePartitions = "inorder.rebalance.partitions"
 )
-
-// DurationSampleEvery is the sampling of MetricProcessDuration: one handler
-// call in DurationSampleEvery per partition is timed and recorded. Reading
-// the clock twice and recording into an SDK histogram costs several times
-// the engine's own path for a trivial handler (BenchmarkSampledCall);
-// sampled, it stays within a few percent of it (BenchmarkHotPath). The
-// sampled calls are chosen by count, not by duration: the histogram's
-// distribution is that of all calls.
-const DurationSampleEvery = 128
 
 // durationBuckets are the semantic conventions' buckets for
 // messaging.process.duration, below 5ms refined: in-process handlers are
@@ -240,7 +230,7 @@ func newMetrics(cfg Config) *metrics {
 	m.committed = gauge(MetricCommitted, "Last offset the broker accepted from this member.", "{offset}")
 	m.lag = gauge(MetricLag, "Log end offset minus commit point.", "{message}")
 	m.pending = gauge(MetricPending, "Messages fetched and not yet handled.", "{message}")
-	m.paused = gauge(MetricPaused, "1 while the window is full and fetching waits, else 0.", "{partition}")
+	m.paused = gauge(MetricPaused, "1 while the partition is paused (window full or over its share of the byte budget), else 0.", "{partition}")
 	m.metaSize = gauge(MetricMetadataSize, "Commit metadata bytes in the last accepted commit.", "By")
 	og, err := meter.Float64ObservableGauge(MetricOldestPendingAge,
 		metric.WithDescription("How long the commit point has not moved while messages are pending."),
@@ -328,15 +318,9 @@ func (m *metrics) release(p *Part, lost bool) {
 	}
 }
 
-// start returns the time a sampled handler call starts (see runq.next), or
-// the zero time if no reader collects the histogram: then no clock is
-// read. Workers call it.
-func (m *metrics) start() time.Time {
-	if m.procDur.Enabled(bg) {
-		return time.Now()
-	}
-	return time.Time{}
-}
+// timing reports whether handler calls are to be timed: a reader collects
+// MetricProcessDuration. Workers call it once per run.
+func (m *metrics) timing() bool { return m.procDur.Enabled(bg) }
 
 // handled records the duration of a handler call on p that started at
 // start (see start) and returned err. Workers call it.
@@ -394,7 +378,7 @@ func (m *metrics) observe(_ context.Context, o metric.Observer) error {
 			o.ObserveInt64(m.pending, st.Pending, pm.obs...)
 			o.ObserveFloat64(m.oldestPending, st.Stuck.Seconds(), pm.obs...)
 			var paused int64
-			if st.High-st.CommitPoint >= p.wm.Window() {
+			if p.Paused() {
 				paused = 1
 			}
 			o.ObserveInt64(m.paused, paused, pm.obs...)

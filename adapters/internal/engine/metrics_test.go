@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/inorder/inorder/adapters/internal/engine"
-	"github.com/inorder/inorder/watermark"
 )
 
 // reading is one collection of a manual reader.
@@ -135,7 +134,7 @@ func TestMetricsFollowTheEngine(t *testing.T) {
 			return nil, errors.New("coordinator not available")
 		}
 		return fb.commit(ctx, offs)
-	}, engine.SessionHooks{})
+	})
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +188,7 @@ func TestMetricsFollowTheEngine(t *testing.T) {
 	rd.expect(t, 0, engine.MetricLag, pid, "0")
 	rd.expect(t, 0, engine.MetricPending, pid, "0")
 	rd.expect(t, 0, engine.MetricOldestPendingAge, pid, "0")
-	rd.expect(t, 1, engine.MetricProcessDuration, pid, "0") // the first of DurationSampleEvery
+	rd.expect(t, 10, engine.MetricProcessDuration, pid, "0") // every call
 	rd.expect(t, 2, engine.MetricCommits, pid, "0")
 	rd.expect(t, 2, engine.MetricCommitDuration)
 	rd.absent(t, engine.MetricCommitErrors)
@@ -249,19 +248,16 @@ func TestMetricsCountPausesRestoresAndLosses(t *testing.T) {
 	e.Start(context.Background())
 	defer func() { go e.Stop() }() // the blocked handler would hold Stop
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	defer s.Close(context.Background())
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for o := range int64(4) {
-		if err := s.TryDeliver(p, o, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.TryDeliver(p, 4, 4); !errors.Is(err, watermark.ErrWindowFull) {
-		t.Fatalf("TryDeliver(4) = %v, want ErrWindowFull", err)
+	// Offset 4 does not fit the window of 4: it waits in the backlog and
+	// the partition is paused.
+	if _, err := s.Offer(p, []int64{0, 1, 2, 3, 4}, []int64{0, 1, 2, 3, 4}, 0); err != nil {
+		t.Fatal(err)
 	}
 	waitUntil(t, func() bool { return p.Watermark().Pending() == 1 })
 	rd := collect(t, r)
@@ -275,7 +271,7 @@ func TestMetricsCountPausesRestoresAndLosses(t *testing.T) {
 
 	// Lost, then assigned again from that commit: 1..3 are restored.
 	s.Lose(tp)
-	s2 := e.NewSession(fb.commit, engine.SessionHooks{})
+	s2 := e.NewSession(fb.commit)
 	defer s2.Close(context.Background())
 	p2, err := s2.Assign(tp, 0, meta, -1)
 	if err != nil {
@@ -296,14 +292,14 @@ func TestMetricsCountPausesRestoresAndLosses(t *testing.T) {
 	rd.absent(t, engine.MetricConsumed, "messaging.consumer.group.name", "") // no group given: no attribute
 }
 
-func TestProcessDurationSamplesOneCallInDurationSampleEvery(t *testing.T) {
+func TestProcessDurationRecordsEveryCall(t *testing.T) {
 	r, mp := sdkProvider(t)
 	c := cfg()
 	c.MeterProvider = mp
 	c.Concurrency = 1 // handler calls in offset order: call n is offset n-1
-	const n = 2*engine.DurationSampleEvery + 3
+	const n = 2*128 + 3
 	e := engine.New(c, func(_ context.Context, o int64) error {
-		if o == engine.DurationSampleEvery {
+		if o == 128 {
 			return errors.New("boom")
 		}
 		return nil
@@ -311,7 +307,7 @@ func TestProcessDurationSamplesOneCallInDurationSampleEvery(t *testing.T) {
 
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	defer s.Close(context.Background())
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
@@ -325,7 +321,7 @@ func TestProcessDurationSamplesOneCallInDurationSampleEvery(t *testing.T) {
 	waitUntil(t, func() bool { return p.Watermark().Pending() == 0 })
 	rd := collect(t, r)
 	rd.expect(t, n, engine.MetricConsumed, pid, "0")
-	rd.expect(t, 3, engine.MetricProcessDuration, pid, "0", "messaging.operation.name", "process")
+	rd.expect(t, n, engine.MetricProcessDuration, pid, "0", "messaging.operation.name", "process")
 	rd.expect(t, 1, engine.MetricProcessDuration, pid, "0", "error.type", "*errors.errorString")
 	rd.expect(t, 1, engine.MetricHandlerErrors, pid, "0")
 }
@@ -352,7 +348,7 @@ type hotPath struct {
 func newHotPath(b *testing.B, c engine.Config) *hotPath {
 	e := engine.New(c, func(context.Context, int64) error { return nil }, nil)
 	e.Start(context.Background())
-	s := e.NewSession(func(context.Context, []engine.Offset) ([]error, error) { return nil, nil }, engine.SessionHooks{})
+	s := e.NewSession(func(context.Context, []engine.Offset) ([]error, error) { return nil, nil })
 	p, err := s.Assign(tp, 0, "", -1)
 	if err != nil {
 		b.Fatal(err)
@@ -422,8 +418,7 @@ func BenchmarkHotPath(b *testing.B) {
 // BenchmarkSampledCall is what a sampled handler call adds with an SDK
 // provider (Enabled, two clock reads, Record with the partition's
 // attributes), beside the clock reads alone: BenchmarkHotPath's sdk/default
-// ratio should be about 1 + this/DurationSampleEvery/(default ns per
-// message).
+// ratio should be about 1 + this/(default ns per message).
 func BenchmarkSampledCall(b *testing.B) {
 	_, mp := sdkProvider(b)
 	h, err := mp.Meter("bench").Float64Histogram(engine.MetricProcessDuration)

@@ -408,10 +408,10 @@ func (e *Engine[M]) finish(p *Part) {
 	}
 }
 
-// errorTypeOpts returns the record options of a failed, sampled handler
+// errorTypeOpts returns the record options of a failed handler
 // call of pm: the process attributes and error.type naming err (see
-// ErrorType); "_OTHER" when the type has no name. Allocates: sampled
-// failures only.
+// ErrorType); "_OTHER" when the type has no name. Allocates: failed
+// calls only, when a reader collects the histogram.
 func errorTypeOpts(pm *partMetrics, err error) []metric.RecordOption {
 	t := ErrorType(err)
 	if t == "" {

@@ -1,9 +1,12 @@
 package engine
 
 // This file holds the options every adapter shares: their defaults, the
-// Kafka setting each corresponds to, and their validation. The adapters
-// re-export them (kafkago.WithConcurrency is engine.WithConcurrency) and add
-// only what their client needs, as options over the same Options.
+// Kafka setting each corresponds to, and their validation. Their doc
+// comments are what users read: internal/cmd/genoptions copies them, with
+// the options' signatures, the types and the defaults, into each adapter's
+// options_shared.go (run go generate ./adapters/... after a change; a test
+// fails until then). The adapters add only what their client needs, as
+// options over the same Options.
 
 import (
 	"context"
@@ -47,7 +50,7 @@ const (
 	DefaultFetchMaxWait      = 500 * time.Millisecond
 	DefaultRequestTimeout    = 10 * time.Second
 	DefaultRetryBackoff      = 250 * time.Millisecond
-	DefaultMaxRetryBackoff   = 5 * time.Second
+	DefaultMaxRetryBackoff   = 5 * time.Second // the cap of the doubling RetryBackoff waits
 	DefaultClientID          = "inorder"
 
 	// FirstFetchBytes is the size of the first fetches of an assignment
@@ -189,8 +192,8 @@ func WithWindow(n int) Option { return mark("Window", func(o *Options) { o.Windo
 // its share (n divided by the partitions owned) is paused until it is back
 // under it; a partition under its share keeps fetching, so a hot partition
 // cannot starve the others. A message larger than n still goes through,
-// alone. The client's own buffers come on top and are sized from n by each
-// adapter (see its package doc). Default 64 MiB; positive. Java (librdkafka):
+// alone. The client's own buffers come on top (the adapter's note below
+// says how it bounds them). Default 64 MiB; positive. Java (librdkafka):
 // queued.max.messages.kbytes bounds the client's queue alike.
 func WithMaxBufferedBytes(n int64) Option {
 	return mark("MaxBufferedBytes", func(o *Options) { o.MaxBufferedBytes = n })
@@ -413,12 +416,13 @@ func WithKeylessOrdered() Option {
 }
 
 // WithRetry retries a failing message: MaxAttempts counts every handler
-// call (1 = no retry, the default), waiting Backoff before the second,
-// doubling up to MaxBackoff, each wait jittered. The wait holds no worker;
-// it holds only what the ordering requires (the message's key under ByKey,
-// its partition under ByPartition, only itself under Unordered). After the
-// last attempt the dead letter (WithDeadLetter, WithDeadLetterFunc) takes
-// the message or, without one, the error policy applies. A handler returns
+// call, the first included (1, the default, never retries; "3 retries" is
+// MaxAttempts: 4), waiting Backoff before the second, doubling up to
+// MaxBackoff, each wait jittered. The wait holds no worker; it holds only
+// what the ordering requires (the message's key under ByKey, its partition
+// under ByPartition, only itself under Unordered). After the last attempt
+// the dead letter (WithDeadLetter, WithDeadLetterFunc) takes the message
+// or, without one, the error policy applies. A handler returns
 // Permanent(err) to skip the remaining attempts. A zero Backoff means
 // 100ms and a zero MaxBackoff 10s (or Backoff if longer); other invalid
 // values (MaxAttempts < 1, negative waits, MaxBackoff < Backoff) are
@@ -436,11 +440,14 @@ func WithRetry(r Retry) Option {
 	})
 }
 
-// WithDeadLetterFunc hands a message whose last attempt failed to f, with
-// the handler's error; the message is acked only once f returned nil. An
-// error (or panic) from f is retried with the Retry waits, never dropped:
-// the commit point holds meanwhile. M is the adapter's message type; the
-// adapters define their own WithDeadLetterFunc over it.
+// WithDeadLetterFunc hands a message whose last attempt failed (see
+// WithRetry) to f, with the handler's error; the message is acked only
+// once f returned nil. An error (or panic) from f is retried with the Retry
+// waits, never dropped: the commit point holds meanwhile. Default: none
+// (after the last attempt the error policy applies); f not nil; not with
+// WithDeadLetter. (Spring Kafka: a ConsumerRecordRecoverer.) M is the
+// adapter's message type; genoptions writes each adapter's
+// WithDeadLetterFunc over it.
 func WithDeadLetterFunc[M any](f func(ctx context.Context, msg M, err error) error) Option {
 	return mark("DeadLetter", func(o *Options) {
 		if f == nil {
@@ -456,11 +463,14 @@ func WithDeadLetterFunc[M any](f func(ctx context.Context, msg M, err error) err
 // TLS, SASL and client id), with acks from all in-sync replicas
 // (idempotent where the client supports it), and acks the message only
 // once the broker acknowledged the dead-letter record. Key, value and
-// headers are the original's, plus Spring Kafka's dead-letter headers
-// (kafka_dlt-original-topic, -partition, -offset, -timestamp,
-// -timestamp-type, -consumer-group, kafka_dlt-exception-message, -fqcn,
-// -cause-fqcn, in Spring's encodings) and inorder-attempts. The record goes
-// to the original's partition number when topic has it, else to the key's
+// headers are the original's, plus Spring Kafka's dead-letter headers, in
+// Spring's encodings (kafka_dlt-original-topic,
+// kafka_dlt-original-partition, kafka_dlt-original-offset,
+// kafka_dlt-original-timestamp, kafka_dlt-original-timestamp-type,
+// kafka_dlt-original-consumer-group, kafka_dlt-exception-message,
+// kafka_dlt-exception-fqcn, kafka_dlt-exception-cause-fqcn), and
+// inorder-attempts: the Header constants name them. The record goes to the
+// original's partition number when topic has it, else to the key's
 // partition (Java's murmur2). A produce that fails (topic missing, not
 // authorized, unreachable) is logged and retried with the Retry waits: the
 // commit point holds, nothing is skipped. topic must not be empty nor one

@@ -96,7 +96,7 @@ func TestOrderingModesHoldThroughTheEngine(t *testing.T) {
 				e.Start(context.Background())
 				defer e.Stop()
 				fb := &fakeBroker{}
-				s := e.NewSession(fb.commit, engine.SessionHooks{})
+				s := e.NewSession(fb.commit)
 				var wg sync.WaitGroup
 				for pi := range int32(parts) {
 					p, err := s.Assign(engine.TopicPartition{Topic: "t", Partition: pi}, 0, "", -1)
@@ -159,7 +159,7 @@ func TestBlockedPartitionDoesNotStarveAnother(t *testing.T) {
 				mu.Unlock()
 				return nil
 			}, msgKey)
-			s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+			s := e.NewSession((&fakeBroker{}).commit)
 			defer e.Stop()
 			defer s.Close(context.Background())
 			defer close(gate)
@@ -212,7 +212,7 @@ func TestRevokeDropsQueuedMessages(t *testing.T) {
 			e.Start(context.Background())
 			defer e.Stop()
 			fb := &fakeBroker{}
-			s := e.NewSession(fb.commit, engine.SessionHooks{})
+			s := e.NewSession(fb.commit)
 			defer s.Close(context.Background())
 			p, _ := s.Assign(tp, 0, "", -1)
 			for o := range int64(100) {
@@ -272,7 +272,7 @@ func TestUnorderedDeliverAndHandleDoNotAllocate(t *testing.T) {
 	}, nil)
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
 	ctx := context.Background()
@@ -310,7 +310,7 @@ func TestEveryWorkerTakesAllowedWork(t *testing.T) {
 			}, msgKey)
 			e.Start(context.Background())
 			defer e.Stop()
-			s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+			s := e.NewSession((&fakeBroker{}).commit)
 			defer s.Close(context.Background())
 			defer close(gate)
 			busy := func(n int) func() bool {

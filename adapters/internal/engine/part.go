@@ -38,7 +38,24 @@ type Part struct {
 
 	m *partMetrics // metrics.go; set by Session.Assign before the first delivery
 
-	sq any // the scheduler's queue of the partition (*partQ[M]); under the scheduler's lock
+	sq any // the scheduler's lane of the partition (*partQ[M]); under the scheduler's lock
+
+	// The assignment's handler context: cancelled when the revoke (or
+	// loss) has closed the partition, so that calls still running past the
+	// revoke's deadline are told to stop.
+	ctx    context.Context
+	cancel context.CancelFunc
+	gone   chan struct{} // closed with cancel
+
+	// Intake and flow (flow.go).
+	in      any          // *intake[M]
+	next    atomic.Int64 // one past the highest offset offered
+	bytes   atomic.Int64 // buffered bytes of the partition
+	flowMu  sync.Mutex
+	flowCh  chan struct{} // closed when want changes (WaitFlow)
+	want    atomic.Bool   // the engine wants the partition paused
+	over    atomic.Bool   // ... for the budget (counted in flowState.nover)
+	applied bool          // the client has it paused; adapter's goroutine only
 
 	lastErrLog     atomic.Int64 // unix nanos of the last handler error logged; workers write
 	errLogsSkipped atomic.Int64 // handler errors not logged since (rate limit)
@@ -52,14 +69,11 @@ type Part struct {
 	lastMissLog time.Time
 	snap        *ordset.Set
 
-	// Commit tick only (under Session.tickMu): the stuck and stall
-	// watchdogs, sampled on each tick.
+	// Commit tick only (under Session.tickMu): the stuck watchdog,
+	// sampled on each tick.
 	stuckPoint  int64     // commit point at stuckSince
 	stuckSince  time.Time // zero: nothing pending at the last tick
 	stuckLogged bool      // this episode was logged
-	stallHigh   int64     // high mark at stallSince
-	stallSince  time.Time // zero: not a stall candidate at the last tick
-	stalled     bool      // this episode was reported
 }
 
 // State is a partition's place in its life cycle:

@@ -12,10 +12,12 @@ import (
 )
 
 // Retry says how often a failing message is handled again before the dead
-// letter (Config.DeadLetter) or, without one, the error policy applies.
+// letter (WithDeadLetter, WithDeadLetterFunc) or, without one, the error
+// policy applies; see WithRetry.
 type Retry struct {
 	// MaxAttempts counts every handler call of a message, the first
-	// included: 1 (default) never retries.
+	// included: 1 (default) never retries, and "3 retries" is
+	// MaxAttempts: 4.
 	MaxAttempts int
 	// Backoff is the wait before the second attempt (default 100ms); each
 	// further wait doubles, up to MaxBackoff. Each wait is jittered: between

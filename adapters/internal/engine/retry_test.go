@@ -54,7 +54,7 @@ func startOne(t *testing.T, c engine.Config, n int64, h engine.Handler[kmsg]) (*
 	e.Start(context.Background())
 	t.Cleanup(e.Stop)
 	fb := &fakeBroker{}
-	s := e.NewSession(fb.commit, engine.SessionHooks{})
+	s := e.NewSession(fb.commit)
 	t.Cleanup(func() { s.Close(context.Background()) })
 	p, _ := s.Assign(tp, 0, "", -1)
 	for o := range n {
@@ -167,7 +167,7 @@ func TestRetryWaitHoldsTheKeyNotAWorker(t *testing.T) {
 	}, msgKey)
 	e.Start(context.Background())
 	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit, engine.SessionHooks{})
+	s := e.NewSession((&fakeBroker{}).commit)
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
 	defer s.Lose(tp) // the retry is an hour away: drop it

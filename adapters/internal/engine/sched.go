@@ -57,10 +57,10 @@ type job[M any] struct {
 // task is a job handed to a worker, with what done needs to release.
 type task[M any] struct {
 	job[M]
-	q      *partQ[M]
-	kq     *keyQ[M] // ByKey, keyed message: the key it holds
-	stolen bool     // taken from its run by another worker, which releases it
-	sample bool     // time the handler call (metrics: one in DurationSampleEvery)
+	p      *Part     // the assignment the message belongs to (q.p when taken)
+	q      *partQ[M] // its lane
+	kq     *keyQ[M]  // ByKey, keyed message: the key it holds
+	stolen bool      // taken from its run by another worker, which releases it
 }
 
 // fifo is a ring-buffer queue; its buffer is kept when it empties.
@@ -223,7 +223,7 @@ func (q *jobq[M]) popRun(s *sched[M], pq *partQ[M], out []task[M], k int) []task
 		}
 		m := min(k, end-q.hi)
 		for i := q.hi; i < q.hi+m; i++ {
-			out = append(out, task[M]{job: b.jobs[i], q: pq})
+			out = append(out, task[M]{job: b.jobs[i], p: pq.p, q: pq})
 		}
 		clear(b.jobs[q.hi : q.hi+m])
 		q.hi += m
@@ -300,9 +300,13 @@ const (
 	keepKey  = 256
 )
 
-// partQ is the ready work of one partition.
+// partQ is the lane of one topic-partition: its ready work, and what its
+// handler calls hold. A lane outlives the partition's assignments: a
+// partition revoked and assigned again gets the same lane, whose busy keys
+// (ByKey) and running count (ByPartition) still hold the calls of the
+// earlier assignment, so its new messages wait for them.
 type partQ[M any] struct {
-	p          *Part
+	p          *Part     // the current assignment
 	next, prev *partQ[M] // ring of the bucket it is in
 	bucket     int       // handler calls running when it was placed; -1: in no bucket
 	running    int       // handler calls running
@@ -339,6 +343,24 @@ type sched[M any] struct {
 	free    []*keyQ[M]   // key records for reuse, at most maxFree
 	blocks  []*qblock[M] // queue blocks for reuse, at most maxFreeBlocks
 	timers  []*retry[M]  // messages waiting for a retry, by due time
+	lanes   map[TopicPartition]*partQ[M]
+
+	// The buffered-bytes accounting (flow.go) of the messages dropped
+	// here; nil in the scheduler's own tests.
+	size  func(M) int
+	bytes func(p *Part, n int64)
+}
+
+// freeBytes counts the bytes of msgs dropped from p.
+func (s *sched[M]) freeBytes(p *Part, msgs ...M) {
+	if s.size == nil {
+		return
+	}
+	var n int64
+	for i := range msgs {
+		n += int64(s.size(msgs[i]))
+	}
+	s.bytes(p, -n)
 }
 
 func newSched[M any](mode Ordering, keylessOrdered bool, workers int, key func(M) []byte) *sched[M] {
@@ -347,17 +369,37 @@ func newSched[M any](mode Ordering, keylessOrdered bool, workers int, key func(M
 		keyless: keylessOrdered,
 		key:     key,
 		buckets: make([]*partQ[M], workers+1),
+		lanes:   make(map[TopicPartition]*partQ[M]),
 	}
 }
 
-// partOf returns p's queue, creating it at p's first message.
+// partOf returns p's lane, at p's first message the lane of its
+// topic-partition, which p then owns: what an earlier assignment left
+// queued there is dropped, what it left running keeps holding its keys
+// (ByKey) or the partition (ByPartition) until it returns.
 func (s *sched[M]) partOf(p *Part) *partQ[M] {
-	q, _ := p.sq.(*partQ[M])
-	if q == nil {
-		q = &partQ[M]{p: p, bucket: -1}
-		p.sq = q
+	if q, _ := p.sq.(*partQ[M]); q != nil {
+		return q
 	}
+	q := s.lanes[p.TP]
+	if q == nil {
+		q = &partQ[M]{bucket: -1}
+		s.lanes[p.TP] = q
+	}
+	if q.p != nil && q.p != p && !q.dropped {
+		addUnackable(q.p, s.drop(q))
+	}
+	q.p, q.dropped = p, false
+	p.sq = q
 	return q
+}
+
+// forget deletes q from the lanes once nothing of it is left: dropped
+// and no call running.
+func (s *sched[M]) forget(q *partQ[M]) {
+	if q.dropped && q.running == 0 && len(q.keys) == 0 && s.lanes[q.p.TP] == q {
+		delete(s.lanes, q.p.TP)
+	}
 }
 
 // push queues a message whose key hashes to h (ByKey only). It returns
@@ -414,7 +456,7 @@ func (s *sched[M]) take() (task[M], bool) {
 				continue
 			}
 		} else {
-			t = task[M]{job: q.fifo.pop(s), q: q}
+			t = task[M]{job: q.fifo.pop(s), p: q.p, q: q}
 		}
 		q.running++
 		s.place(q)
@@ -422,36 +464,22 @@ func (s *sched[M]) take() (task[M], bool) {
 	}
 }
 
-// takeMore appends to out up to n more messages of q, the partition of a
+// takeMore appends to out up to n more messages of q, the lane of a
 // message take just handed out, and counts them running: a worker whose
 // handler calls are short takes a run of them under one lock (see
-// Engine.worker). Unordered: the next messages of q's queue; ByKey: one
-// after the other what take would hand out next within q (each holds its
-// key); ByPartition: nothing (one call at a time).
+// Engine.worker). Unordered only: the next messages of q's queue (ByKey and
+// ByPartition take one at a time, so that a call frees what it holds when
+// it returns).
 func (s *sched[M]) takeMore(q *partQ[M], out []task[M], n int) []task[M] {
-	if q.dropped || q.p.revoking.Load() {
+	if s.mode != Unordered || q.dropped || q.p.revoking.Load() {
 		return out
 	}
-	switch s.mode {
-	case Unordered:
-		k := min(n, q.fifo.n)
-		if k == 0 {
-			return out
-		}
-		out = q.fifo.popRun(s, q, out, k)
-		q.running += k
-	case ByKey:
-		for range n {
-			t, ok := s.takeByKey(q)
-			if !ok {
-				break
-			}
-			out = append(out, t)
-			q.running++
-		}
-	default:
+	k := min(n, q.fifo.n)
+	if k == 0 {
 		return out
 	}
+	out = q.fifo.popRun(s, q, out, k)
+	q.running += k
 	s.place(q)
 	return out
 }
@@ -468,14 +496,14 @@ func (s *sched[M]) takeByKey(q *partQ[M]) (task[M], bool) {
 		}
 		k := s.key(j.msg)
 		if len(k) == 0 && !s.keyless {
-			return task[M]{job: q.fifo.pop(s), q: q}, true // not ordered
+			return task[M]{job: q.fifo.pop(s), p: q.p, q: q}, true // not ordered
 		}
 		kq := q.lookup(j.h, k)
 		if kq == nil { // idle key: it runs now
 			kq = s.newKey(j.h, k)
 			q.insertKey(kq)
 			kq.running = true
-			return task[M]{job: q.fifo.pop(s), q: q, kq: kq}, true
+			return task[M]{job: q.fifo.pop(s), p: q.p, q: q, kq: kq}, true
 		}
 		kq.jobs.push(q.fifo.pop(s)) // busy, or older messages parked: behind them
 	}
@@ -484,7 +512,7 @@ func (s *sched[M]) takeByKey(q *partQ[M]) (task[M], bool) {
 	}
 	kq := q.heapPop()
 	kq.running = true
-	return task[M]{job: kq.jobs.pop(), q: q, kq: kq}, true
+	return task[M]{job: kq.jobs.pop(), p: q.p, q: q, kq: kq}, true
 }
 
 // done releases what t held once its handler call is over, or, if the
@@ -495,17 +523,19 @@ func (s *sched[M]) done(t *task[M], now int64) {
 	q.running--
 	if rt := t.rt; rt != nil && rt.pending {
 		rt.pending = false
-		if !q.dropped {
+		if !q.dropped && t.p == q.p {
 			s.hold(t, now)
 			return
 		}
-		addUnackable(q.p, 1) // revoked while it ran: dropped like the queue
+		addUnackable(t.p, 1) // revoked while it ran: dropped like the queue
+		s.freeBytes(t.p, t.msg)
 	}
 	if kq := t.kq; kq != nil {
 		kq.running = false
 		switch {
 		case q.dropped:
-			s.freeKey(kq) // drop already took it out of the partition
+			q.removeKey(kq) // drop kept it while it ran
+			s.freeKey(kq)
 		case kq.jobs.n > 0:
 			q.heapPush(heapEnt[M]{kq.jobs.peek().offset, kq})
 		default:
@@ -514,6 +544,7 @@ func (s *sched[M]) done(t *task[M], now int64) {
 		}
 	}
 	s.place(q)
+	s.forget(q)
 }
 
 // doneRun releases the tasks of a run (one partition's) at once if none
@@ -528,6 +559,7 @@ func (s *sched[M]) doneRun(run []task[M]) bool {
 	q := run[0].q
 	q.running -= len(run)
 	s.place(q)
+	s.forget(q)
 	return true
 }
 
@@ -603,6 +635,29 @@ func (s *sched[M]) drop(q *partQ[M]) int64 {
 		return 0
 	}
 	n := int64(q.fifo.n + len(q.waiting))
+	if s.size != nil {
+		var b int64
+		for blk, i := q.fifo.head, q.fifo.hi; blk != nil; blk, i = blk.next, 0 {
+			end := qblockLen
+			if blk == q.fifo.tail {
+				end = q.fifo.ti
+			}
+			for ; i < end; i++ {
+				b += int64(s.size(blk.jobs[i].msg))
+			}
+		}
+		for _, rt := range q.waiting {
+			b += int64(s.size(rt.t.msg))
+		}
+		for _, kq := range q.keys {
+			for ; kq != nil; kq = kq.chain {
+				for k := range kq.jobs.n {
+					b += int64(s.size(kq.jobs.buf[(kq.jobs.head+k)&(len(kq.jobs.buf)-1)].msg))
+				}
+			}
+		}
+		s.bytes(q.p, -b)
+	}
 	q.fifo.clear(s)
 	for _, rt := range q.waiting {
 		s.timerRemove(rt)
@@ -612,21 +667,32 @@ func (s *sched[M]) drop(q *partQ[M]) int64 {
 		rt.t = task[M]{}
 	}
 	q.waiting, q.held = nil, 0
+	// The running keys stay in the lane, their parked messages dropped:
+	// done frees them, or a new assignment's messages of those keys wait
+	// for them.
+	var running []*keyQ[M]
 	for _, kq := range q.keys {
 		for kq != nil {
 			next := kq.chain
 			n += int64(kq.jobs.n)
 			kq.chain = nil
 			kq.jobs.reset(keepJobs)
-			if !kq.running { // a running key is freed by done
+			if kq.running {
+				running = append(running, kq)
+			} else {
 				s.freeKey(kq)
 			}
 			kq = next
 		}
 	}
-	q.keys, q.heap = nil, nil
+	clear(q.keys)
+	for _, kq := range running {
+		q.insertKey(kq)
+	}
+	q.heap = nil
 	q.dropped = true
 	s.place(q)
+	s.forget(q)
 	return n
 }
 
@@ -1045,14 +1111,8 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 				k := min(want-1, t.q.fifo.n/(1+r.signaled+r.spinning))
 				w.tasks = r.s.takeMore(t.q, w.tasks, k)
 			}
-			if pm := t.q.p.m; pm != nil && !stolen { // a stolen one was counted with its run
-				// The messages of a partition taken for a handler call
-				// are numbered; one in DurationSampleEvery is timed.
-				k := int64(len(w.tasks))
-				first := pm.consumed.Add(k) - k
-				if i := (DurationSampleEvery - first%DurationSampleEvery) % DurationSampleEvery; i < k {
-					w.tasks[i].sample = true
-				}
+			if pm := t.p.m; pm != nil && !stolen { // a stolen one was counted with its run
+				pm.consumed.Add(int64(len(w.tasks)))
 			}
 			if len(w.tasks) > 1 {
 				w.open = len(r.open)
@@ -1203,7 +1263,10 @@ func (r *runq[M]) fire() {
 // drop drops p's queued messages (p is revoked) and counts them unackable.
 func (r *runq[M]) drop(p *Part) {
 	r.mu.Lock()
-	n := r.s.drop(r.s.partOf(p))
+	var n int64
+	if q, _ := p.sq.(*partQ[M]); q != nil && q.p == p {
+		n = r.s.drop(q)
+	} // else nothing was queued, or a newer assignment took the lane (and dropped p's queue)
 	r.mu.Unlock()
 	addUnackable(p, n)
 }

@@ -179,10 +179,12 @@ func (m *schedModel) fill(more int) {
 		m.running = append(m.running, t)
 		if k := min(more, m.workers-len(m.running)); k > 0 {
 			// The extras are, one after the other, what a take limited
-			// to this partition must hand out next; ByPartition has none.
+			// to this partition must hand out next; only Unordered has
+			// runs (a ByKey or ByPartition call frees what it holds on
+			// its own).
 			extra := m.s.TakeMore(t, k)
-			if m.mode == engine.ByPartition && len(extra) > 0 {
-				m.fatalf("TakeMore handed out %d with ByPartition", len(extra))
+			if m.mode != engine.Unordered && len(extra) > 0 {
+				m.fatalf("TakeMore handed out %d with %v", len(extra), m.mode)
 			}
 			for _, x := range extra {
 				al := m.allowed(pi)
@@ -198,7 +200,7 @@ func (m *schedModel) fill(more int) {
 				}
 				m.running = append(m.running, x)
 			}
-			if len(extra) < k && m.mode != engine.ByPartition && len(m.allowed(pi)) > 0 {
+			if len(extra) < k && m.mode == engine.Unordered && len(m.allowed(pi)) > 0 {
 				m.fatalf("TakeMore(%d) handed out %d while partition %d still has %d allowed", k, len(extra), pi, len(m.allowed(pi)))
 			}
 		}
@@ -351,11 +353,13 @@ func (m *schedModel) checkCounts() {
 					live[l] = true
 				}
 			}
-			for l := range m.keyRun {
-				if strings.HasPrefix(l, prefix) {
-					live[l] = true
-					busy++
-				}
+		}
+		// A revoked partition's lane keeps the keys still running: a new
+		// assignment's messages of those keys wait for them.
+		for l := range m.keyRun {
+			if strings.HasPrefix(l, prefix) {
+				live[l] = true
+				busy++
 			}
 		}
 		if got := m.s.Keys(p); got < busy || got > len(live) {

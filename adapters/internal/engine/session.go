@@ -34,30 +34,11 @@ type Offset struct {
 // session.
 type CommitFunc func(ctx context.Context, offs []Offset) ([]error, error)
 
-// SessionHooks are the adapter's callbacks into a session. Nil fields are
-// skipped. Both are called on the session's commit-loop goroutine and must
-// not block: a hook that needs the client's own goroutine (a seek) hands
-// the work over to it.
-type SessionHooks struct {
-	// Refresh is called on each commit tick for each owned partition that
-	// is not revoked, before the tick's watchdogs and commit, to refresh
-	// the log end (Part.SetLogEnd) from the client's cache (no request),
-	// so that lag and the stall watchdog see a fresh value.
-	Refresh func(p *Part)
-	// Stalled is called once per episode when a partition is stalled: not
-	// revoking, room in its window, its log end known and above its high
-	// mark, and that high mark unchanged for Config.StallAfter. The adapter
-	// should make its client fetch it again (a seek to Part.Watermark().High()).
-	Stalled func(p *Part)
-}
-
 // Session is the set of partitions of one assignment (for kafka-go, one
 // generation) and its commit loop. Create it with Engine.NewSession.
 type Session[M any] struct {
-	e          *Engine[M]
-	commit     CommitFunc
-	hooks      SessionHooks
-	stallAfter time.Duration
+	e      *Engine[M]
+	commit CommitFunc
 
 	// commitMu serialises commits (a commit never overtakes a later one)
 	// and the close of partitions. A channel of one token, so that a
@@ -81,20 +62,17 @@ type Session[M any] struct {
 }
 
 // NewSession starts a session whose commit loop commits through commit
-// every CommitInterval and calls hooks (see SessionHooks). commit must not
-// be nil. Safe for concurrent use.
-func (e *Engine[M]) NewSession(commit CommitFunc, hooks SessionHooks) *Session[M] {
+// every CommitInterval. commit must not be nil. Safe for concurrent use.
+func (e *Engine[M]) NewSession(commit CommitFunc) *Session[M] {
 	if commit == nil {
 		panic("engine: nil CommitFunc") // programmer error
 	}
 	s := &Session[M]{
-		e:          e,
-		commit:     commit,
-		hooks:      hooks,
-		stallAfter: e.cfg.stallAfter(),
-		commitMu:   make(chan struct{}, 1),
-		parts:      make(map[TopicPartition]*Part),
-		done:       make(chan struct{}),
+		e:        e,
+		commit:   commit,
+		commitMu: make(chan struct{}, 1),
+		parts:    make(map[TopicPartition]*Part),
+		done:     make(chan struct{}),
 	}
 	s.loopCtx, s.loopCancel = context.WithCancel(context.Background())
 	go s.loop()
@@ -123,7 +101,13 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 	}
 	cfg := s.e.cfg
 	wm := watermark.NewPartition(committed, watermark.WithWindow(cfg.Window))
-	p := &Part{TP: tp, wm: wm, lastMeta: meta, snap: ordset.New()}
+	p := &Part{TP: tp, wm: wm, lastMeta: meta, snap: ordset.New(), in: &intake[M]{}, gone: make(chan struct{})}
+	hctx := s.e.hctx
+	if hctx == nil { // not started (tests)
+		hctx = context.Background()
+	}
+	p.ctx, p.cancel = context.WithCancel(hctx)
+	p.next.Store(committed)
 	p.committed.Store(committed)
 	p.logEnd.Store(logEnd)
 	if meta != "" && cfg.MetadataMaxBytes > 0 {
@@ -153,27 +137,8 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 	return p, nil
 }
 
-// Deliver tracks offset (waiting while the window is full: back-pressure)
-// and queues msg for the workers, unless commit metadata marked it done.
-// It never waits for a worker. It returns ctx.Err() when ctx ends,
-// watermark.ErrClosed after revoke, watermark.ErrOutOfOrder for an offset
-// not above the last one, ErrStopped after the engine stopped. Fetch
-// goroutine of p only.
-func (s *Session[M]) Deliver(ctx context.Context, p *Part, offset int64, msg M) error {
-	return s.dispatch(p, offset, msg, p.wm.TrackWait(ctx, offset))
-}
-
-// TryDeliver is Deliver without the wait for room: when offset does not fit
-// in the window yet it returns watermark.ErrWindowFull and changes nothing,
-// for the caller to retry later (see Part.WaitRoom). It never blocks. Fetch
-// goroutine of p only.
-func (s *Session[M]) TryDeliver(p *Part, offset int64, msg M) error {
-	return s.dispatch(p, offset, msg, p.wm.Track(offset))
-}
-
-// TryDeliverBatch is TryDeliver for a run of p's messages: msgs[i] at
-// offsets[i], offsets strictly increasing (offsets between them are gaps,
-// as with TryDeliver). It tracks them with one publication of the high mark
+// tryDeliverBatch tracks and queues a run of p's messages: msgs[i] at
+// offsets[i], offsets strictly increasing (offsets between them are gaps). It tracks them with one publication of the high mark
 // (watermark.Partition.TrackBatch) and queues them under one lock of the
 // scheduler, waking as many idle workers as the run can use. Messages that
 // commit metadata marked done are counted and not queued, as with
@@ -189,9 +154,9 @@ func (s *Session[M]) TryDeliver(p *Part, offset int64, msg M) error {
 // ErrStopped (the engine stopped) may come with n == len(offsets). An empty
 // run returns 0, nil. It panics if the lengths differ (a programmer
 // error). It never blocks. Fetch goroutine of p only.
-func (s *Session[M]) TryDeliverBatch(p *Part, offsets []int64, msgs []M) (int, error) {
+func (s *Session[M]) tryDeliverBatch(p *Part, offsets []int64, msgs []M) (int, error) {
 	if len(offsets) != len(msgs) {
-		panic(fmt.Sprintf("engine: TryDeliverBatch: %d offsets for %d messages", len(offsets), len(msgs)))
+		panic(fmt.Sprintf("engine: tryDeliverBatch: %d offsets for %d messages", len(offsets), len(msgs)))
 	}
 	i := 0
 	for i < len(offsets) {
@@ -217,54 +182,6 @@ func (s *Session[M]) TryDeliverBatch(p *Part, offsets []int64, msgs []M) (int, e
 		i++
 	}
 	return i, nil
-}
-
-// DeliverBatch is Deliver for a run of p's messages (see TryDeliverBatch):
-// it delivers what fits in the window, waits for room for the rest
-// (back-pressure: the handling of what it delivered makes the room), and
-// returns once every message is delivered, len(offsets) and nil, or with
-// how many it consumed and ctx.Err() when ctx ends, or the errors of
-// TryDeliverBatch but watermark.ErrWindowFull. It never waits for a worker.
-// Fetch goroutine of p only.
-func (s *Session[M]) DeliverBatch(ctx context.Context, p *Part, offsets []int64, msgs []M) (int, error) {
-	done := 0
-	for {
-		n, err := s.TryDeliverBatch(p, offsets[done:], msgs[done:])
-		done += n
-		if !errors.Is(err, watermark.ErrWindowFull) {
-			return done, err
-		}
-		if err := p.wm.WaitRoom(ctx, offsets[done]); err != nil {
-			return done, err
-		}
-	}
-}
-
-// dispatch queues msg once Track or TrackWait returned trackErr for it.
-func (s *Session[M]) dispatch(p *Part, offset int64, msg M, trackErr error) error {
-	if trackErr != nil {
-		if errors.Is(trackErr, watermark.ErrRestored) {
-			p.restored.Add(1)
-			return nil
-		}
-		return trackErr
-	}
-	return s.e.dispatch(p, offset, msg)
-}
-
-// SkipTo declares every offset below to that was not delivered a gap
-// (transaction markers, aborted or compacted records), waiting for room if
-// needed. Fetch goroutine of p only.
-func (s *Session[M]) SkipTo(ctx context.Context, p *Part, to int64) error {
-	for {
-		err := p.wm.Skip(to)
-		if !errors.Is(err, watermark.ErrWindowFull) {
-			return err
-		}
-		if err := p.wm.WaitRoom(ctx, to-1); err != nil {
-			return err
-		}
-	}
 }
 
 // Revoke gives up tps (their fetch loops must have stopped) within
@@ -356,6 +273,14 @@ func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part
 			p.move(StateClosed) // refused if it was lost meanwhile: it stays lost
 		}
 		p.wm.Close()
+		// Late acks are ignored from here: tell the calls still running
+		// (past the drain's deadline, or of a lost partition) to stop.
+		p.cancel()
+		select {
+		case <-p.gone: // a revoke and a loss of p both got here (under commitMu)
+		default:
+			close(p.gone)
+		}
 	}
 	<-s.commitMu
 	s.mu.Lock()

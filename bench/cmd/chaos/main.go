@@ -11,6 +11,7 @@
 //
 //	go run ./bench/cmd/chaos -runs 20
 //	go run ./bench/cmd/chaos -runs 3 -defaults -adapters kafkago,naive
+//	go run ./bench/cmd/chaos -runs 20 -keys 200 -adapters kafkago,confluent-eager,confluent-cooperative,franz-eager,franz-cooperative
 //
 // With -defaults the members keep their client's default timeouts (kafka-go
 // adapter and Reader: session 30s, rebalance 30s; confluent: session 45s,
@@ -67,6 +68,7 @@ func main() {
 	keep := flag.Bool("keep", false, "keep every run's directory (failed runs' are always kept)")
 	verbose := flag.Bool("v", false, "print each run's events")
 	timeout := flag.Duration("timeout", 10*time.Minute, "bound on one run")
+	keys := flag.Int("keys", 0, "messages with this many keys, handled ByKey by the adapters (0: keyless, Unordered)")
 	flag.Parse()
 
 	if *member != "" || churn.IsMember() {
@@ -77,13 +79,13 @@ func main() {
 		}
 		os.Exit(churn.MemberMain(rows[i].consume))
 	}
-	if err := run(*runs, *messages, *kills, *adapters, *defaults, *keep, *verbose, *timeout); err != nil {
+	if err := run(*runs, *messages, *kills, *keys, *adapters, *defaults, *keep, *verbose, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		os.Exit(1)
 	}
 }
 
-func run(runs, messages, kills int, adapters string, defaults, keep, verbose bool, timeout time.Duration) error {
+func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbose bool, timeout time.Duration) error {
 	if runs < 1 || messages < 1 || kills < 0 {
 		return fmt.Errorf("-runs %d, -messages %d, -kills %d: want runs and messages >= 1, kills >= 0", runs, messages, kills)
 	}
@@ -106,8 +108,12 @@ func run(runs, messages, kills int, adapters string, defaults, keep, verbose boo
 	if defaults {
 		settings = "each client's default timeouts, stall = session timeout + 30s without progress"
 	}
-	fmt.Printf("chaos: %s, %d runs per row, %d messages, 4 partitions, 3 members, %d kills, handlers 10-30ms, 16 workers per member; %s\n",
-		time.Now().UTC().Format(time.RFC3339), runs, messages, kills, settings)
+	ordering := "keyless, Unordered"
+	if keys > 0 {
+		ordering = fmt.Sprintf("%d keys, ByKey", keys)
+	}
+	fmt.Printf("chaos: %s, %d runs per row, %d messages (%s), 4 partitions, 3 members, %d kills, handlers 10-30ms, 16 workers per member; %s\n",
+		time.Now().UTC().Format(time.RFC3339), runs, messages, ordering, kills, settings)
 
 	results := make(map[string][]churn.Result)
 	// Rows take turns, so that the machine's load falls on all of them.
@@ -124,6 +130,7 @@ func run(runs, messages, kills int, adapters string, defaults, keep, verbose boo
 				Protocol: r.protocol,
 				Messages: messages,
 				Kills:    kills,
+				Keys:     keys,
 				Defaults: defaults,
 				Timeout:  timeout,
 			}

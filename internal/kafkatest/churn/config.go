@@ -20,6 +20,10 @@ type Config struct {
 
 	Adapter  string // a label for the Result
 	Protocol string // "eager" (default) or "cooperative", passed to members
+	// Keys, if positive, gives the messages Keys distinct keys (round-robin
+	// over the partitions) and has the members handle them ByKey (adapters;
+	// others ignore it). 0 (default): keyless messages, Unordered.
+	Keys int
 
 	Members    int   // live members at any time. Default 3.
 	Partitions int32 // Default 4.
@@ -121,6 +125,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Dir is empty", ErrBadConfig)
 	case c.Protocol != "eager" && c.Protocol != "cooperative":
 		return fmt.Errorf("%w: Protocol %q (want eager or cooperative)", ErrBadConfig, c.Protocol)
+	case c.Keys < 0:
+		return fmt.Errorf("%w: Keys %d (want >= 0)", ErrBadConfig, c.Keys)
 	case c.Members < 1 || c.Partitions < 1 || c.Messages < 1 || c.Kills < 0 || c.Concurrency < 1:
 		return fmt.Errorf("%w: Members %d, Partitions %d, Messages %d, Kills %d, Concurrency %d (want >= 1, Kills >= 0)",
 			ErrBadConfig, c.Members, c.Partitions, c.Messages, c.Kills, c.Concurrency)
@@ -135,7 +141,7 @@ func (c *Config) validate() error {
 func (c *Config) spec(index int, brokers []string, group, topic, out string) MemberSpec {
 	return MemberSpec{
 		Index: index, Adapter: c.Adapter, Brokers: brokers, Group: group, Topic: topic, Out: out,
-		Protocol: c.Protocol, Defaults: c.Defaults,
+		Protocol: c.Protocol, ByKey: c.Keys > 0, Defaults: c.Defaults,
 		SessionTimeout: c.SessionTimeout, RebalanceTimeout: c.RebalanceTimeout,
 		RevokeTimeout: c.RevokeTimeout, HeartbeatInterval: c.HeartbeatInterval,
 		Concurrency: c.Concurrency, HandlerMin: c.HandlerMin, HandlerMax: c.HandlerMax,

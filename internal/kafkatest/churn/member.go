@@ -34,6 +34,7 @@ type MemberSpec struct {
 	Topic    string
 	Out      string // the shared handled file
 	Protocol string // "eager" or "cooperative" (clients that support both)
+	ByKey    bool   // handle the messages ByKey (adapters; Config.Keys)
 	// Defaults leaves the client's timeouts at their defaults; otherwise
 	// the four timeouts below are set.
 	Defaults          bool

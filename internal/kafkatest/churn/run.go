@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	defer c.Close()
-	if _, err := c.Produce(ctx, topic, cfg.Messages); err != nil {
+	if err := produce(ctx, c, topic, cfg); err != nil {
 		return res, err
 	}
 	ends, err := c.LogEnd(ctx, topic)
@@ -390,4 +390,20 @@ func randDur(lo, hi time.Duration) time.Duration {
 		return lo
 	}
 	return lo + time.Duration(rand.Int64N(int64(hi-lo)+1))
+}
+
+// produce writes the run's messages: keyless, or with cfg.Keys keys.
+func produce(ctx context.Context, c *kafkatest.Cluster, topic string, cfg Config) error {
+	if cfg.Keys == 0 {
+		_, err := c.Produce(ctx, topic, cfg.Messages)
+		return err
+	}
+	recs := make([]kafkatest.KeyedRecord, cfg.Messages)
+	for i := range recs {
+		k := i % cfg.Keys
+		recs[i] = kafkatest.KeyedRecord{Partition: int32(k) % cfg.Partitions,
+			Key: fmt.Appendf(nil, "k%d", k), Value: fmt.Appendf(nil, "m%d", i)}
+	}
+	_, err := c.ProduceKeyed(ctx, topic, recs)
+	return err
 }

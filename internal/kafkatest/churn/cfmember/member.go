@@ -18,6 +18,9 @@ import (
 // "cooperative", the cooperative-sticky assignor.
 func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
 	opts := []confluent.Option{confluent.WithConcurrency(s.Concurrency), confluent.WithLogger(log)}
+	if s.ByKey {
+		opts = append(opts, confluent.WithOrdering(confluent.ByKey))
+	}
 	if !s.Defaults {
 		opts = append(opts,
 			confluent.WithSessionTimeout(s.SessionTimeout),

@@ -18,6 +18,9 @@ import (
 // cooperative-sticky one.
 func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
 	opts := []franz.Option{franz.WithConcurrency(s.Concurrency), franz.WithLogger(log)}
+	if s.ByKey {
+		opts = append(opts, franz.WithOrdering(franz.ByKey))
+	}
 	if !s.Defaults {
 		opts = append(opts,
 			franz.WithSessionTimeout(s.SessionTimeout),

@@ -17,6 +17,9 @@ import (
 // ends. kafka-go rebalances eagerly; s.Protocol is ignored.
 func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
 	opts := []kafkago.Option{kafkago.WithConcurrency(s.Concurrency), kafkago.WithLogger(log)}
+	if s.ByKey {
+		opts = append(opts, kafkago.WithOrdering(kafkago.ByKey))
+	}
 	if !s.Defaults {
 		opts = append(opts,
 			kafkago.WithSessionTimeout(s.SessionTimeout),
