@@ -101,9 +101,9 @@ func TestErrorTypeNamesTheUsersErrorThroughPermanent(t *testing.T) {
 }
 
 // TestMetricsNameTheErrorTypeLogDeadLettersAndCountFinished runs 6
-// messages: offset 0 (the first call, which the duration histogram
-// samples) fails with Permanent(&rejectedError{}) and is dead-lettered at
-// once, offset 3 fails once and then succeeds, the others succeed.
+// messages: offset 0 fails with Permanent(&rejectedError{}) and is
+// dead-lettered at once, offset 3 fails once and then succeeds, the others
+// succeed.
 func TestMetricsNameTheErrorTypeLogDeadLettersAndCountFinished(t *testing.T) {
 	r, mp := sdkProvider(t)
 	log, buf := bufLogger(slog.LevelInfo)
