@@ -24,12 +24,6 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
-// ErrNeverJoined is returned by Run when it ended (its context ended or
-// Close was called) before the group ever answered this member with an
-// assignment: the brokers were unreachable, refused the group, or the Run
-// was too short. The last connection or join error, if any, is wrapped too.
-var ErrNeverJoined = errors.New("inorder: Run ended without ever joining the group")
-
 // MistakeEvery is the least time between two Warn lines about the same
 // mistake (a missing topic, unreachable brokers): the first is logged at
 // once, the repeats at most this often.
