@@ -50,7 +50,8 @@ type Watch struct {
 	failSince time.Time // when the connection failures began; zero while connected
 	lastFail  time.Time // the last connection failure
 	lastErr   error     // the last connection or join error
-	connWarn  time.Time // the last Warn about the connection
+	connWarn  time.Time // the last Warn about the connection (kept across Connected: the bound holds for a flapping broker)
+	warned    bool      // the current outage was warned about
 	connQuiet int       // connection failures not logged at Warn since connWarn
 	topicWarn map[string]time.Time
 }
@@ -88,7 +89,7 @@ func (w *Watch) ConnFailed(err error) {
 	warn := now.Sub(since) >= w.timeout && (w.connWarn.IsZero() || now.Sub(w.connWarn) >= MistakeEvery)
 	quiet, answered := w.connQuiet, w.answered
 	if warn {
-		w.connWarn, w.connQuiet = now, 0
+		w.connWarn, w.connQuiet, w.warned = now, 0, true
 	} else {
 		w.connQuiet++
 	}
@@ -107,12 +108,13 @@ func (w *Watch) ConnFailed(err error) {
 }
 
 // Connected reports that a broker answered: a later failure starts a new
-// RequestTimeout before it is worth a Warn. After a Warn about the
-// connection it logs, at Info, that the brokers answer again.
+// RequestTimeout before it is worth a Warn (and the next Warn still comes
+// at most once per MistakeEvery). After a Warn about the outage it logs,
+// at Info, that the brokers answer again.
 func (w *Watch) Connected() {
 	w.mu.Lock()
-	warned := !w.connWarn.IsZero() && !w.failSince.IsZero()
-	w.failSince, w.connWarn, w.connQuiet = time.Time{}, time.Time{}, 0
+	warned := w.warned
+	w.failSince, w.connQuiet, w.warned = time.Time{}, 0, false
 	w.answered = true
 	w.mu.Unlock()
 	if warned {

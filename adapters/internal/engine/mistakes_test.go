@@ -302,3 +302,29 @@ func TestWatchTakesFailuresFarApartForRoutineDisconnects(t *testing.T) {
 		t.Fatalf("an outage past RequestTimeout after a broker answered: Warn lines %q, want 1", got)
 	}
 }
+
+func TestWatchWarnsAtMostOnceAMinuteAboutAFlappingBroker(t *testing.T) {
+	log, buf := bufLogger(slog.LevelInfo)
+	c := cfg().ForGroup("g")
+	c.Logger = log
+	w := engine.NewWatch(c, []string{"b:9092"}, 10*time.Millisecond)
+	flap := errors.New("connection reset by peer")
+	for range 5 {
+		// Each round: an outage past RequestTimeout (the deadline is a
+		// hang guard), then a broker answers.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+			w.ConnFailed(flap)
+			if time.Since(deadline.Add(-5*time.Second)) > 30*time.Millisecond {
+				break
+			}
+		}
+		w.Connected()
+	}
+	if got := buf.lines("level=WARN"); len(got) != 1 {
+		t.Fatalf("5 outages within a minute: Warn lines %q, want 1", got)
+	}
+	if got := buf.lines("level=INFO", "connected to the brokers again"); len(got) != 1 {
+		t.Fatalf("reconnect lines %q, want 1 (after the warned outage only)", got)
+	}
+}
