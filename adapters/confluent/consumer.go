@@ -96,8 +96,11 @@ func (c *Consumer) Stats() []PartitionStats {
 // for longer than RequestTimeout, or with an authorization error), and one
 // wrapping ErrClient on a fatal librdkafka error or when the brokers refuse
 // the credentials or the authorization; librdkafka's kafka.Error is wrapped
-// (errors.As finds it). Unreachable brokers are retried by librdkafka (and
-// logged) until ctx ends.
+// (errors.As finds it). Unreachable brokers are retried by librdkafka until
+// ctx ends. A Run that ends (ctx, Close) before the group ever answered returns an
+// error wrapping ErrNeverJoined and the last connection or join error.
+// Unreachable brokers and missing topics are logged at Warn once, then at
+// most once a minute.
 func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, msg *kafka.Message) error) error {
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
@@ -134,7 +137,8 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	}
 	c.eng.Store(eng)
 	defer c.eng.Store(nil)
-	return r.run(ctx)
+	r.w = engine.NewWatch(ecfg, c.brokers(), c.opts.RequestTimeout)
+	return r.w.End(r.run(ctx))
 }
 
 // messageSize is what a message holds for MaxBufferedBytes: key, value and

@@ -300,9 +300,7 @@ func (p *producer) drain(log *slog.Logger, topic string) {
 				level = slog.LevelError
 			case ev.Level == 4:
 				level = slog.LevelWarn
-			case ev.Level <= 6:
-				level = slog.LevelInfo
-			}
+			} // notice and info (telemetry ids, connections): routine, Debug
 			log.Log(context.Background(), level, "librdkafka: "+ev.Message, "tag", ev.Tag, "client", ev.Name)
 		}
 	}

@@ -29,6 +29,11 @@ var (
 	ErrAssign = engine.ErrAssign
 	// ErrClient wraps a fatal librdkafka error that stopped Run.
 	ErrClient = engine.ErrClient
+	// ErrNeverJoined is returned by Run when it ended (ctx done, Close)
+	// before the group ever answered this member with an assignment:
+	// unreachable brokers, a refused join, or a very short Run. The last
+	// connection or join error is wrapped too.
+	ErrNeverJoined = engine.ErrNeverJoined
 	// errLost is the per-partition commit result for a partition whose
 	// assignment was lost: it is closed without committing.
 	errLost = fmt.Errorf("%w: confluent: assignment lost, not committing", engine.ErrFenced)

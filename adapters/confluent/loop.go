@@ -38,6 +38,8 @@ type runner struct {
 	eng  *engine.Engine[*kafka.Message]
 	sess *engine.Session[*kafka.Message]
 	logs chan kafka.LogEvent
+	w    *engine.Watch // mistakes.go
+	conn connDetail    // mistakes.go
 
 	// Poll goroutine only (the rebalance callback runs inside Poll).
 	parts        map[TopicPartition]*pstate // assigned partitions, for routing messages; dropped at revoke
@@ -241,7 +243,7 @@ func (r *runner) messageError(m *kafka.Message) {
 // reachable yet, all of which it retries), at Warn otherwise.
 func (r *runner) clientError(e kafka.Error) {
 	level := slog.LevelWarn
-	if transientClientError(e.Code()) {
+	if r.watchError(e) || transientClientError(e.Code()) {
 		level = slog.LevelDebug
 	}
 	r.log.Log(context.Background(), level, "confluent: librdkafka error (retried by librdkafka)", "code", e.Code(), "error", e)
@@ -339,6 +341,7 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		r.log.Debug("confluent: resume before assign", "error", err)
 	}
 	r.ack(kc, at, true)
+	r.w.Assigned(tps)
 	if r.cfg.onAssign != nil {
 		proto := "EAGER"
 		if r.cooperative {
@@ -367,10 +370,9 @@ func (r *runner) revoke(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 	if r.cfg.onRevokeStart != nil {
 		r.cfg.onRevokeStart(tps, lost)
 	}
+	r.w.Revoked(tps, lost)
 	if lost {
 		r.sess.Lose(tps...)
-		r.log.Warn("confluent: assignment lost (session or poll timeout), partitions released without commit",
-			"partitions", len(tps))
 	} else {
 		r.sess.Revoke(context.Background(), tps...)
 	}
@@ -418,6 +420,8 @@ func (r *runner) forwardLogs(stop <-chan struct{}, done chan<- struct{}) {
 		case ev := <-r.logs:
 			level := slog.LevelDebug
 			switch {
+			case r.watchLog(ev):
+				// Reported by the Watch, once and then quietly.
 			case ev.Level <= 3:
 				level = slog.LevelError
 			case ev.Level == 4:

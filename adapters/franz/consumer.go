@@ -92,7 +92,10 @@ func recordSize(r *kgo.Record) int {
 // wrapping ErrInvalidConfig for a nil handler, and an error wrapping
 // ErrAssign or ErrClient if a partition cannot be taken or kgo fails for
 // good (authentication, authorization). Unreachable brokers are retried by
-// kgo (and logged) until ctx ends.
+// kgo until ctx ends. A Run that ends (ctx, Close) before the group ever answered returns an
+// error wrapping ErrNeverJoined and the last connection or join error.
+// Unreachable brokers and missing topics are logged at Warn once, then at
+// most once a minute.
 //
 // Handlers get a context that ends only after the final drain, not when
 // ctx ends. A handler still running RevokeTimeout after that is abandoned
@@ -125,6 +128,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 	}
 	eng := newEngine(ecfg, handler)
 	r := newRunner(c, eng)
+	r.w = engine.NewWatch(ecfg, c.brokers, c.opts.RequestTimeout)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	r.stop = stop
@@ -140,7 +144,10 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 	}
 	c.eng.Store(eng)
 	defer c.eng.Store(nil)
-	return r.run(runCtx, ctx)
+	stopWatch := r.w.WatchTopics(runCtx, r.missingTopics)
+	err = r.run(runCtx, ctx)
+	stopWatch()
+	return r.w.End(err)
 }
 
 // Close stops a running Run (as if its ctx had ended) and waits until it
@@ -172,10 +179,12 @@ func (k kgoLogger) Level() kgo.LogLevel {
 
 func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	l := slog.LevelDebug
-	switch level {
-	case kgo.LogLevelError:
+	switch {
+	case connErrorIn(keyvals):
+		// Reported by the Consumer's Watch, once and then quietly.
+	case level == kgo.LogLevelError:
 		l = slog.LevelError
-	case kgo.LogLevelWarn:
+	case level == kgo.LogLevelWarn:
 		l = slog.LevelWarn
 	}
 	k.l.Log(context.Background(), l, "kgo: "+msg, keyvals...)

@@ -30,6 +30,11 @@ var (
 	// authorization) or the client closing under Run: Run stops with it.
 	// The kgo error is wrapped too.
 	ErrClient = engine.ErrClient
+	// ErrNeverJoined is returned by Run when it ended (ctx done, Close)
+	// before the group ever answered this member with an assignment:
+	// unreachable brokers, a refused join, or a very short Run. The last
+	// connection or join error is wrapped too.
+	ErrNeverJoined = engine.ErrNeverJoined
 	// errNotCommitted is the per-partition commit result for a partition
 	// missing from the broker's answer.
 	errNotCommitted = errors.New("franz: partition missing from the commit response")

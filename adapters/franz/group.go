@@ -84,6 +84,7 @@ type runner struct {
 	cl   *kgo.Client
 	eng  *engine.Engine[*kgo.Record]
 	sess *engine.Session[*kgo.Record]
+	w    *engine.Watch // mistakes.go
 
 	mu      sync.Mutex                    // the poll loop's state, shared with the callbacks
 	parts   map[TopicPartition]*pstate    // owned partitions
@@ -134,7 +135,8 @@ func (r *runner) clientOpts() []kgo.Opt {
 		kgo.AdjustFetchOffsetsFn(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
-		kgo.WithHooks(newClientHook{r}),
+		kgo.OnPartitionsAssigned(r.onJoined),
+		kgo.WithHooks(newClientHook{r}, watchHook{r.w}),
 	})
 }
 
@@ -305,9 +307,9 @@ func (r *runner) release(tps []TopicPartition, lost bool) {
 	}
 	r.mu.Unlock()
 	r.cl.ResumeFetchPartitions(tpMap(tps...))
+	r.w.Revoked(tps, lost)
 	if lost {
 		r.sess.Lose(tps...)
-		r.log.Warn("franz: assignment lost, partitions closed without commit", "group", r.c.group, "partitions", len(tps))
 	} else {
 		r.sess.Revoke(context.Background(), tps...)
 	}

@@ -78,7 +78,10 @@ func (c *Consumer) Stats() []PartitionStats {
 // ErrClosed once Close was called.
 // Transient errors (an unreachable cluster, a coordinator moving, a
 // rebalance in progress, a deleted topic) are logged and retried with
-// backoff until ctx ends.
+// backoff until ctx ends. A Run that ends (ctx, Close) before the group ever answered returns an
+// error wrapping ErrNeverJoined and the last connection or join error.
+// Unreachable brokers and missing topics are logged at Warn once, then at
+// most once a minute.
 //
 // Handlers get a context that ends only after the final drain, not when
 // ctx ends. A handler still running RevokeTimeout after that is abandoned
@@ -140,7 +143,8 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		TLS:           c.cfg.tls,
 		SASLMechanism: c.cfg.sasl,
 	}
-	g := &groupRun{c: c, client: client, dialer: dialer, eng: eng, runCtx: runCtx, cancel: cancel}
+	g := &groupRun{c: c, client: client, dialer: dialer, eng: eng, runCtx: runCtx, cancel: cancel,
+		w: engine.NewWatch(ecfg, c.brokers, c.opts.RequestTimeout)}
 
 	kl := kafka.LoggerFunc(func(msg string, args ...any) {
 		log.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
@@ -171,6 +175,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		}
 	}()
 
+	stopWatch := g.w.WatchTopics(runCtx, g.missingTopics)
 	backoff := g.newBackoff()
 	for runCtx.Err() == nil {
 		gen, err := cg.Next(runCtx)
@@ -184,7 +189,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 			// kafka-go already waited JoinGroupBackoff (except for
 			// RebalanceInProgress, which the broker paces); wait too, so
 			// that no error path can spin.
-			log.Warn("kafkago: joining group failed, retrying", "group", c.group, "error", err)
+			g.joinFailed(err)
 			backoff.Wait(runCtx)
 			continue
 		}
@@ -197,10 +202,11 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		<-done
 	}
 	g.closeGroup()
+	stopWatch()
 	if err := eng.Err(); err != nil {
 		return err
 	}
-	return g.err
+	return g.w.End(g.err)
 }
 
 // Close stops a running Run (as if its ctx had ended) and waits until it
@@ -239,6 +245,7 @@ type groupRun struct {
 	cg     *kafka.ConsumerGroup
 	runCtx context.Context
 	cancel context.CancelFunc // ends runCtx
+	w      *engine.Watch      // mistakes.go
 
 	failOnce sync.Once
 	err      error // why Run stops, besides a handler error; set before cancel
@@ -313,7 +320,8 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 	slices.SortFunc(owned, func(a, b TopicPartition) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
-	log.Info("kafkago: generation started", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "partitions", len(owned))
+	log.Debug("kafkago: generation started", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "partitions", len(owned))
+	g.w.Assigned(owned)
 	if c.cfg.onGeneration != nil {
 		c.cfg.onGeneration(gen.MemberID, gen.ID, slices.Clone(owned))
 	}
@@ -369,7 +377,8 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 	shutdown := g.runCtx.Err() != nil
 	sess.Close(context.Background())
 	stopHeartbeat()
-	log.Info("kafkago: generation ended", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "shutdown", shutdown)
+	log.Debug("kafkago: generation ended", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "shutdown", shutdown)
+	g.w.Revoked(owned, false)
 	if shutdown {
 		g.leaveFromGeneration()
 	}

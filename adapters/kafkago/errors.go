@@ -35,6 +35,11 @@ var (
 	// (authentication, TLS handshake, authorization): Run stops with it.
 	// The kafka-go error is wrapped too (errors.As a kafka.Error).
 	ErrClient = engine.ErrClient
+	// ErrNeverJoined is returned by Run when it ended (ctx done, Close)
+	// before the group ever answered this member with an assignment:
+	// unreachable brokers, a refused join, or a very short Run. The last
+	// connection or join error is wrapped too.
+	ErrNeverJoined = engine.ErrNeverJoined
 )
 
 // clientFailure names why err cannot be fixed by retrying (SASL

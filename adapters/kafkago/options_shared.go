@@ -214,9 +214,10 @@ const (
 	HeaderOriginalConsumerGroup = engine.HeaderOriginalConsumerGroup
 	// HeaderExceptionMessage is the error's text (err.Error()), UTF-8.
 	HeaderExceptionMessage = engine.HeaderExceptionMessage
-	// HeaderExceptionFQCN is the Go type of the error itself, the outermost
-	// one (fmt's %T, e.g. "*fmt.wrapError"), as Spring writes the class of
-	// the exception it was given.
+	// HeaderExceptionFQCN is the Go type of the handler's error (fmt's %T,
+	// e.g. "*orders.RejectedError"), as Spring writes the class of the
+	// exception it was given; this module's Permanent wrapper is looked
+	// through, a recovered panic is "panic(T)" (see ErrorType).
 	HeaderExceptionFQCN = engine.HeaderExceptionFQCN
 	// HeaderExceptionCauseFQCN is the Go type of the innermost error of the
 	// chain errors.Unwrap walks (the root cause), as Spring writes the root

@@ -50,9 +50,10 @@ const (
 	HeaderOriginalConsumerGroup = "kafka_dlt-original-consumer-group"
 	// HeaderExceptionMessage is the error's text (err.Error()), UTF-8.
 	HeaderExceptionMessage = "kafka_dlt-exception-message"
-	// HeaderExceptionFQCN is the Go type of the error itself, the
-	// outermost one (fmt's %T, e.g. "*fmt.wrapError"), as Spring writes the
-	// class of the exception it was given.
+	// HeaderExceptionFQCN is the Go type of the handler's error (fmt's %T,
+	// e.g. "*orders.RejectedError"), as Spring writes the class of the
+	// exception it was given; this module's Permanent wrapper is looked
+	// through, a recovered panic is "panic(T)" (see ErrorType).
 	HeaderExceptionFQCN = "kafka_dlt-exception-fqcn"
 	// HeaderExceptionCauseFQCN is the Go type of the innermost error of
 	// the chain errors.Unwrap walks (the root cause), as Spring writes the
@@ -126,12 +127,8 @@ func (d *DeadLetter) RecordHeaders() []Header {
 	}
 	var fqcn, cause, msg string
 	if d.Err != nil {
-		fqcn, msg = typeName(d.Err), d.Err.Error()
-		root := d.Err
-		for u := errors.Unwrap(root); u != nil; u = errors.Unwrap(root) {
-			root = u
-		}
-		cause = typeName(root)
+		fqcn, msg = ErrorType(d.Err), d.Err.Error()
+		cause = ErrorType(rootCause(d.Err))
 	}
 	hs = append(hs,
 		Header{HeaderOriginalTopic, []byte(d.Topic)},

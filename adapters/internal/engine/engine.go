@@ -55,6 +55,8 @@ type Engine[M any] struct {
 	ctrs []workerCtrs
 
 	m *metrics // metrics.go
+
+	notes engineNotes // mistakes.go
 }
 
 // New returns an engine; cfg must be valid (see Config.Validate). key
@@ -275,6 +277,7 @@ func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) {
 	c.handled.Add(1)
 	if err == nil {
 		_ = p.wm.Ack(j.offset) // ErrClosed: a late ack after revoke, ignored by design
+		e.finish(p)
 		return
 	}
 	c.errs.Add(1)
@@ -303,6 +306,7 @@ func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) {
 		return
 	}
 	ackErr := p.wm.Ack(j.offset)
+	e.finish(p)
 	e.logHandlerError(p, j.offset, err, ackErr)
 }
 
@@ -326,6 +330,7 @@ func (e *Engine[M]) deadLetter(p *Part, j *job[M], err error, attempts int) {
 			p.m.dlq.Add(1)
 		}
 		_ = p.wm.Ack(j.offset)
+		e.deadLettered(p, j.offset, err)
 		return
 	}
 	p.deadFails.Add(1)
@@ -344,7 +349,7 @@ func (e *Engine[M]) deadLetter(p *Part, j *job[M], err error, attempts int) {
 func (e *Engine[M]) callDeadLetter(msg M, err error, attempts int) (dlErr error) {
 	defer func() {
 		if r := recover(); r != nil {
-			dlErr = fmt.Errorf("%w: dead letter: %v", ErrPanic, r)
+			dlErr = e.recovered("dead letter", r)
 		}
 	}()
 	return e.cfg.DeadLetter(e.hctx, msg, err, attempts)
@@ -367,7 +372,7 @@ func (e *Engine[M]) logHandlerError(p *Part, offset int64, err, ackErr error) {
 func (e *Engine[M]) call(p *Part, msg M) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", ErrPanic, r)
+			err = e.recovered("handler", r)
 		}
 	}()
 	ctx := p.ctx

@@ -34,4 +34,10 @@ var (
 	// the partition is no longer assigned): the commit at revoke gives up on
 	// that partition at once instead of retrying until its budget ends.
 	ErrFenced = errors.New("inorder: commit fenced")
+	// ErrNeverJoined is returned by Run when it ended (its context ended or
+	// Close was called) before the group ever answered this member with an
+	// assignment: the brokers were unreachable, refused the group, or the
+	// Run was too short. The last connection or join error, if any, is
+	// wrapped too (see Watch.End).
+	ErrNeverJoined = errors.New("inorder: Run ended without ever joining the group")
 )

@@ -30,12 +30,20 @@ const MeterName = "github.com/inorder/inorder"
 // (when the group is known), messaging.destination.name (the topic) and
 // messaging.destination.partition.id.
 const (
-	// MetricConsumed counts messages handed to the handler (whatever it
-	// returned); restored messages are not. Counter, {message}.
+	// MetricConsumed counts the messages workers take for a handler call,
+	// that is every attempt: a message retried twice counts 3, and each
+	// retry of a failed dead letter counts too; restored messages do not
+	// count. For messages, see MetricFinished. Counter, {message}.
 	MetricConsumed = "messaging.client.consumed.messages"
+	// MetricFinished counts messages done with, once each: acked after
+	// the handler succeeded, after the dead letter took them, or after a
+	// failure the LogAndAck policy acks. Counter, {message}.
+	MetricFinished = "inorder.messages.finished"
 	// MetricProcessDuration is the handler's duration, in seconds, with
-	// error.type "_OTHER" when it failed or panicked. Histogram of every
-	// handler call: its count equals MetricConsumed.
+	// error.type when it failed or panicked: the Go type of the handler's
+	// error as ErrorType names it (Permanent looked through, e.g.
+	// "*orders.RejectedError"). Histogram of every handler call: its count
+	// equals MetricConsumed.
 	MetricProcessDuration = "messaging.process.duration"
 
 	// MetricCommitPoint: every offset below it is handled (or a gap).
@@ -118,6 +126,7 @@ type metrics struct {
 	rebalances metric.Int64Counter
 
 	consumed, commits, misses, restored, errs, retries, dlq metric.Int64ObservableCounter
+	finished                                                metric.Int64ObservableCounter
 	commitPoint, committed, lag, pending, paused, metaSize  metric.Int64ObservableGauge
 	oldestPending                                           metric.Float64ObservableGauge
 
@@ -137,6 +146,7 @@ type partMetrics struct {
 	consumed  atomic.Int64 // messages taken by workers for a handler call (runq.next)
 	retries   atomic.Int64 // failed handler calls followed by another attempt; workers write
 	dlq       atomic.Int64 // messages acked after the dead letter took them; workers write
+	finished  atomic.Int64 // messages acked as done (MetricFinished); workers write
 	metaBytes atomic.Int64 // metadata of the last accepted commit; commit path writes
 
 	// Counts of released Parts, folded in under metrics.mu.
@@ -145,6 +155,7 @@ type partMetrics struct {
 	obs              []metric.ObserveOption // partition attributes
 	procObs          []metric.ObserveOption // and messaging.operation.name
 	procOK, procFail []metric.RecordOption
+	proc             []attribute.KeyValue // procOK's attributes, for error.type
 	add              []metric.AddOption
 }
 
@@ -213,6 +224,7 @@ func newMetrics(cfg Config) *metrics {
 	m.errs = ocounter(MetricHandlerErrors, "Handler errors and panics.", "{message}")
 	m.retries = ocounter(MetricRetries, "Failed handler calls followed by another attempt.", "{retry}")
 	m.dlq = ocounter(MetricDeadLettered, "Messages acked after the dead letter took them.", "{message}")
+	m.finished = ocounter(MetricFinished, "Messages done with: handled, dead-lettered or acked by the error policy.", "{message}")
 
 	m.commitPoint = gauge(MetricCommitPoint, "Offset below which every message is handled.", "{offset}")
 	m.committed = gauge(MetricCommitted, "Last offset the broker accepted from this member.", "{offset}")
@@ -239,7 +251,7 @@ func newMetrics(cfg Config) *metrics {
 	m.assigned, m.revoked, m.lost = event("assigned"), event("revoked"), event("lost")
 
 	reg, err := meter.RegisterCallback(m.observe,
-		m.consumed, m.commits, m.misses, m.restored, m.errs, m.retries, m.dlq,
+		m.consumed, m.commits, m.misses, m.restored, m.errs, m.retries, m.dlq, m.finished,
 		m.commitPoint, m.committed, m.lag, m.pending, m.paused, m.metaSize, m.oldestPending)
 	if err != nil {
 		keep(err)
@@ -269,6 +281,7 @@ func (m *metrics) part(tp TopicPartition) *partMetrics {
 		add:      []metric.AddOption{metric.WithAttributeSet(set)},
 		procOK:   []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(proc...))},
 		procFail: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(procFail...))},
+		proc:     proc,
 	}
 	m.tps[tp] = pm
 	return pm
@@ -318,7 +331,7 @@ func (m *metrics) handled(p *Part, start time.Time, err error) {
 	}
 	opts := pm.procOK
 	if err != nil {
-		opts = pm.procFail
+		opts = errorTypeOpts(pm, err)
 	}
 	m.procDur.Record(bg, time.Since(start).Seconds(), opts...)
 }
@@ -378,6 +391,7 @@ func (m *metrics) observe(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(m.errs, errs, pm.obs...)
 		o.ObserveInt64(m.retries, pm.retries.Load(), pm.obs...)
 		o.ObserveInt64(m.dlq, pm.dlq.Load(), pm.obs...)
+		o.ObserveInt64(m.finished, pm.finished.Load(), pm.obs...)
 	}
 	return nil
 }

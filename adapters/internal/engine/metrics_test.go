@@ -322,7 +322,7 @@ func TestProcessDurationRecordsEveryCall(t *testing.T) {
 	rd := collect(t, r)
 	rd.expect(t, n, engine.MetricConsumed, pid, "0")
 	rd.expect(t, n, engine.MetricProcessDuration, pid, "0", "messaging.operation.name", "process")
-	rd.expect(t, 1, engine.MetricProcessDuration, pid, "0", "error.type", "_OTHER")
+	rd.expect(t, 1, engine.MetricProcessDuration, pid, "0", "error.type", "*errors.errorString")
 	rd.expect(t, 1, engine.MetricHandlerErrors, pid, "0")
 }
 
