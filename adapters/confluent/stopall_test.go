@@ -2,6 +2,7 @@ package confluent_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -89,7 +90,11 @@ func TestAllMembersStoppingTogetherCommitAtLogEnd(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range stops {
 			wg.Go(func() {
-				if err := stops[i](); err != nil {
+				err := stops[i]()
+				if i == members && errors.Is(err, confluent.ErrNeverJoined) {
+					return // the late member stopped before its join completed: said so, as it should
+				}
+				if err != nil {
 					t.Errorf("round %d member %d: Run = %v", round, i, err)
 				}
 			})
