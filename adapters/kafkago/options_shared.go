@@ -244,13 +244,17 @@ func WithWindow(n int) Option { return engine.WithWindow(n) }
 // WithMaxBufferedBytes bounds the memory of the messages fetched and not yet
 // handled: their key, value and header bytes, summed over every partition of
 // the consumer (queued, running, waiting for a retry, or fetched beyond a
-// full window). When the sum reaches n, each partition holding more than its
-// share (n divided by the partitions owned) is paused until it is back under
-// it; a partition under its share keeps fetching, so a hot partition cannot
-// starve the others. A message larger than n still goes through, alone. The
-// client's own buffers come on top (the adapter's note below says how it
-// bounds them). Default 64 MiB; positive. Java (librdkafka):
-// queued.max.messages.kbytes bounds the client's queue alike.
+// full window). From n/2 on, a partition holding its share (n divided by the
+// partitions owned) or more is paused; from n on, every partition holding
+// anything is, until the sum is back under ¾ n. A partition holding nothing
+// always fetches, so a hot partition cannot starve the others; the sum stays
+// within n plus about one fetch per partition. A message larger than n still
+// goes through, alone. The process's RSS is about twice the sum plus the
+// runtime and the client (the Go heap grows to twice what is live at
+// GOGC=100; GOMEMLIMIT keeps it closer). The client's own buffers come on
+// top (the adapter's note below says how it bounds them). Default 64 MiB;
+// positive. Java (librdkafka): queued.max.messages.kbytes bounds the
+// client's queue alike.
 //
 // Each partition's fetch loop holds one response (at most FetchMaxBytes) on
 // top.

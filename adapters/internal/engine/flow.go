@@ -11,16 +11,23 @@ package engine
 // Flow: the engine decides which partitions the client should stop
 // fetching, from two budgets: the partition's window (a partition with a
 // backlog is paused) and MaxBufferedBytes, the bytes (key, value, headers)
-// of the messages fetched and not yet finished across the consumer. When
-// the consumer is at its budget, a partition holding its share (the budget
-// over the partitions owned) or more is paused, one below its share is not:
-// a hot partition cannot starve the others, and the buffered bytes stay
-// within the budget plus what the partitions below their share add up to it
-// (so at most twice the budget, about the budget in practice). A paused
-// partition resumes once its backlog is tracked and the consumer is below
-// three quarters of its budget, or the partition below half its share. A
-// message larger than the budget is taken like any other (it was fetched
-// already): its partition is paused until it is finished.
+// of the messages fetched and not yet finished across the consumer. Once
+// the consumer holds half its budget, a partition holding its share (the
+// budget over the partitions owned) or more is paused; once it holds the
+// whole budget, every partition holding anything is. A partition holding
+// nothing is never paused for the budget, so a hot partition cannot starve
+// the others, and the buffered bytes stay within the budget plus one fetch
+// per partition (what was fetched before the pause took effect). A paused
+// partition resumes once its backlog is tracked and either it holds nothing
+// or the consumer is below the thresholds with some hysteresis (three
+// quarters of the budget; three eighths for a partition over half its
+// share). A message larger than the budget is taken like any other (it
+// was fetched already): its partition is paused until it is finished.
+//
+// Memory of the process: the Go heap grows to about twice what is live
+// between collections (GOGC=100), so a consumer's RSS is about twice what
+// it buffers plus the runtime and the client (measured: bench/cmd/memory);
+// GOMEMLIMIT makes the collector keep it closer.
 //
 // The adapter applies the decisions on the goroutine its client requires:
 // ApplyFlow after each poll (FlowChanged is ready when there is something
@@ -91,7 +98,7 @@ func (e *Engine[M]) addBytes(p *Part, n int64) {
 	total := e.flow.bytes.Add(n)
 	if n < 0 && e.flow.nover.Load() > 0 {
 		budget := e.cfg.MaxBufferedBytes
-		if total < budget*3/4 || p.over.Load() && pb < e.share()/2 {
+		if total < budget*3/4 || p.over.Load() && pb <= 0 {
 			select {
 			case e.flow.wake <- struct{}{}:
 			default:
@@ -105,13 +112,16 @@ func (e *Engine[M]) share() int64 {
 }
 
 // overBudget reports whether p should be paused for the budget, with the
-// hysteresis of the package comment (was: it is paused for it now).
+// hysteresis of the file comment (was: it is paused for it now).
 func (e *Engine[M]) overBudget(p *Part, was bool) bool {
 	budget, total, pb, share := e.cfg.MaxBufferedBytes, e.flow.bytes.Load(), p.bytes.Load(), e.share()
-	if was {
-		return total >= budget*3/4 && pb >= share/2
+	if pb <= 0 {
+		return false
 	}
-	return total >= budget && pb >= share
+	if was {
+		return total >= budget*3/4 || pb >= share/2 && total >= budget*3/8
+	}
+	return total >= budget || pb >= share && total >= budget/2
 }
 
 // decide sets p's wanted fetch state from its backlog (backlogged) and the

@@ -85,9 +85,9 @@ func TestOfferKeepsWhatDoesNotFitTheWindowAndPausesThePartition(t *testing.T) {
 	s.Close(context.Background())
 }
 
-func TestBudgetPausesThePartitionOverItsShareOnly(t *testing.T) {
+func TestBudgetPausesThePartitionOverItsShareFirst(t *testing.T) {
 	c := cfg()
-	c.MaxBufferedBytes = 10_000
+	c.MaxBufferedBytes = 10_000 // a share of 5,000 for each of two partitions
 	release := make(chan struct{})
 	e := engine.New(c, func(_ context.Context, o int64) error {
 		<-release
@@ -106,22 +106,81 @@ func TestBudgetPausesThePartitionOverItsShareOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	offs, msgs := offsets(0, 12)
+	// Half the budget held, by a partition over its share: it is paused,
+	// the other one is not.
+	if _, err := s.Offer(hot, offs[:6], msgs[:6], 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Offer(quiet, offs[:2], msgs[:2], 0); err != nil {
+		t.Fatal(err)
+	}
+	if !hot.Paused() || quiet.Paused() {
+		t.Fatalf("6,000 and 2,000 bytes of a 10,000 budget: paused %v and %v, want the first only", hot.Paused(), quiet.Paused())
+	}
+	// Over the whole budget every partition holding anything is paused;
+	// what it fetched before the pause is taken.
+	if _, err := s.Offer(quiet, offs[2:5], msgs[2:5], 0); err != nil {
+		t.Fatal(err)
+	}
+	if !quiet.Paused() {
+		t.Fatal("the consumer over its budget: a partition holding 5,000 bytes is not paused")
+	}
+	if got := e.Buffered(); got != 11_000 {
+		t.Fatalf("Buffered = %d, want 11,000", got)
+	}
+	close(release)
+	waitUntil(t, func() bool { return !hot.Paused() && !quiet.Paused() && e.Buffered() == 0 })
+	s.Close(context.Background())
+}
+
+// A partition that holds nothing is never paused for the budget: however
+// much a hot partition holds, the others still get their messages in.
+func TestAPartitionHoldingNothingIsNeverPausedForTheBudget(t *testing.T) {
+	c := cfg()
+	c.MaxBufferedBytes = 10_000
+	release := make(chan struct{})
+	e := engine.New(c, func(_ context.Context, o int64) error {
+		if o < 100 {
+			<-release // the hot partition's messages
+		}
+		return nil
+	}, nil)
+	e.SetSize(func(o int64) int {
+		if o < 100 {
+			return 6000 // two hold more than the budget, on two of the four workers
+		}
+		return 1000
+	})
+	e.Start(context.Background())
+	defer e.Stop()
+	s := e.NewSession((&fakeBroker{}).commit)
+	hot, err := s.Assign(engine.TopicPartition{Topic: "t", Partition: 0}, 0, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet, err := s.Assign(engine.TopicPartition{Topic: "t", Partition: 1}, 100, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, msgs := offsets(0, 2)
 	if _, err := s.Offer(hot, offs, msgs, 0); err != nil {
 		t.Fatal(err)
 	}
-	if !hot.Paused() {
-		t.Fatal("12,000 bytes over a 10,000 budget: the partition holding them all is not paused")
-	}
-	// The quiet partition is under its share (5,000): it keeps fetching
-	// although the consumer is over its budget.
-	if _, err := s.Offer(quiet, offs[:3], msgs[:3], 0); err != nil {
-		t.Fatal(err)
-	}
 	if quiet.Paused() {
-		t.Fatal("a partition under its share is paused: a hot partition starves it")
+		t.Fatal("a partition holding nothing is paused")
 	}
-	if st := e.Buffered(); st != 15_000 {
-		t.Fatalf("Buffered = %d, want 15,000", st)
+	for round := range int64(5) {
+		o := 100 + round
+		if err := e.WaitFlow(context.Background(), quiet); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Offer(quiet, []int64{o}, []int64{o}, 0); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, func() bool { return quiet.Watermark().Committable() == o+1 })
+	}
+	if !hot.Paused() {
+		t.Fatal("the hot partition holding 12,000 bytes of a 10,000 budget is not paused")
 	}
 	close(release)
 	waitUntil(t, func() bool { return !hot.Paused() && e.Buffered() == 0 })
