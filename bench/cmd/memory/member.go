@@ -254,10 +254,10 @@ func samplePending(ctx context.Context, pending func() int64) {
 }
 
 // pendingOf sums the partitions' pending messages.
-func pendingOf(ps []kafkago.PartitionStats) int64 {
+func pendingOf[S kafkago.PartitionStats | confluent.PartitionStats | franz.PartitionStats](ps []S) int64 {
 	var n int64
 	for _, p := range ps {
-		n += p.Pending
+		n += kafkago.PartitionStats(p).Pending
 	}
 	return n
 }
