@@ -143,7 +143,8 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 
 // messageSize is what a message holds for MaxBufferedBytes: key, value and
 // headers.
-func messageSize(m *kafka.Message) int {
+func messageSize(mp **kafka.Message) int {
+	m := *mp
 	n := len(m.Key) + len(m.Value)
 	for _, h := range m.Headers {
 		n += len(h.Key) + len(h.Value)

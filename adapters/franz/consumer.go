@@ -72,7 +72,8 @@ func newEngine(cfg engine.Config, h func(context.Context, *kgo.Record) error) *e
 
 // recordSize is what a record holds for MaxBufferedBytes: key, value and
 // headers.
-func recordSize(r *kgo.Record) int {
+func recordSize(rp **kgo.Record) int {
+	r := *rp
 	n := len(r.Key) + len(r.Value)
 	for _, h := range r.Headers {
 		n += len(h.Key) + len(h.Value)

@@ -229,7 +229,7 @@ func (c *Consumer) Close() error {
 // groupRun is the state of one Run.
 // messageSize is what a message holds for MaxBufferedBytes: key, value and
 // headers.
-func messageSize(m kafka.Message) int {
+func messageSize(m *kafka.Message) int {
 	n := len(m.Key) + len(m.Value)
 	for _, h := range m.Headers {
 		n += len(h.Key) + len(h.Value)

@@ -31,7 +31,7 @@ type Engine[M any] struct {
 	cfg     Config
 	log     *slog.Logger
 	handler Handler[M]
-	size    func(M) int // SetSize; nil: every message counts 0
+	size    func(*M) int // SetSize; nil: every message counts 0
 	flow    flowState   // flow.go
 
 	queue    *runq[M] // ready messages; never blocks the fetch side (the windows bound it)
@@ -224,7 +224,7 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 					e.addBytes(fp, -freed)
 					fp, freed = t.p, 0
 				}
-				freed += int64(e.size(t.msg))
+				freed += int64(e.size(&t.msg))
 			}
 		}
 		e.addBytes(fp, -freed)
@@ -398,7 +398,7 @@ func (e *Engine[M]) fail(err error) {
 func (e *Engine[M]) dispatch(p *Part, offset int64, msg M) error {
 	if e.queue.push(p, offset, msg) {
 		if e.size != nil {
-			e.addBytes(p, int64(e.size(msg)))
+			e.addBytes(p, int64(e.sizeOne(msg)))
 		}
 		return nil
 	}

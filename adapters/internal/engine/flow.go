@@ -75,7 +75,10 @@ type flowState struct {
 // SetSize sets how many bytes a message holds (key, value and headers),
 // for MaxBufferedBytes; without it every message counts 0. Call it before
 // Start. The function is called on the intake and the worker goroutines.
-func (e *Engine[M]) SetSize(size func(M) int) { e.size = size }
+func (e *Engine[M]) SetSize(size func(*M) int) { e.size = size }
+
+// sizeOne is the size of msg, copied: only its caller's copy escapes.
+func (e *Engine[M]) sizeOne(msg M) int { return e.size(&msg) }
 
 func (e *Engine[M]) sizeOf(msgs []M) int64 {
 	if e.size == nil {
@@ -83,7 +86,7 @@ func (e *Engine[M]) sizeOf(msgs []M) int64 {
 	}
 	var n int64
 	for i := range msgs {
-		n += int64(e.size(msgs[i]))
+		n += int64(e.size(&msgs[i]))
 	}
 	return n
 }
@@ -324,17 +327,17 @@ func (s *Session[M]) pumpLocked(p *Part, in *intake[M]) int64 {
 		n, err := s.intake(p, in.offs, in.msgs)
 		clear(in.msgs)
 		if err != nil { // revoked or stopping: the rest is dropped
-			for _, it := range in.backlog[i:] {
-				if !it.gap && e.size != nil {
-					freed += int64(e.size(it.msg))
+			for k := i; k < len(in.backlog); k++ {
+				if !in.backlog[k].gap && e.size != nil {
+					freed += int64(e.size(&in.backlog[k].msg))
 				}
 			}
 			i = len(in.backlog)
 			break
 		}
-		for _, it := range in.backlog[i : i+n] {
+		for k := i; k < i+n; k++ {
 			if e.size != nil {
-				freed += int64(e.size(it.msg))
+				freed += int64(e.size(&in.backlog[k].msg))
 			}
 		}
 		i += n
@@ -359,9 +362,9 @@ func (e *Engine[M]) dropBacklog(p *Part) {
 	}
 	in.mu.Lock()
 	var b int64
-	for _, it := range in.backlog {
-		if !it.gap && e.size != nil {
-			b += int64(e.size(it.msg))
+	for k := range in.backlog {
+		if !in.backlog[k].gap && e.size != nil {
+			b += int64(e.size(&in.backlog[k].msg))
 		}
 	}
 	in.backlog = nil

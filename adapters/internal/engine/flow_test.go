@@ -93,7 +93,7 @@ func TestBudgetPausesThePartitionOverItsShareFirst(t *testing.T) {
 		<-release
 		return nil
 	}, nil)
-	e.SetSize(func(int64) int { return 1000 })
+	e.SetSize(func(*int64) int { return 1000 })
 	e.Start(context.Background())
 	defer e.Stop()
 	s := e.NewSession((&fakeBroker{}).commit)
@@ -145,8 +145,8 @@ func TestAPartitionHoldingNothingIsNeverPausedForTheBudget(t *testing.T) {
 		}
 		return nil
 	}, nil)
-	e.SetSize(func(o int64) int {
-		if o < 100 {
+	e.SetSize(func(o *int64) int {
+		if *o < 100 {
 			return 6000 // two hold more than the budget, on two of the four workers
 		}
 		return 1000
@@ -195,7 +195,7 @@ func TestAMessageLargerThanTheBudgetGoesThroughAlone(t *testing.T) {
 		handled.Add(1)
 		return nil
 	}, nil)
-	e.SetSize(func(int64) int { return 1 << 20 })
+	e.SetSize(func(*int64) int { return 1 << 20 })
 	e.Start(context.Background())
 	defer e.Stop()
 	s := e.NewSession((&fakeBroker{}).commit)
@@ -228,7 +228,7 @@ func TestRevokeDropsTheBacklog(t *testing.T) {
 		handled.Add(1)
 		return nil
 	}, nil)
-	e.SetSize(func(int64) int { return 10 })
+	e.SetSize(func(*int64) int { return 10 })
 	e.Start(context.Background())
 	defer e.Stop()
 	fb := &fakeBroker{}
@@ -448,7 +448,7 @@ func TestOfferRandomized(t *testing.T) {
 				mu.Unlock()
 				return nil
 			}, nil)
-			e.SetSize(func(o int64) int { return int(o%50) + 1 })
+			e.SetSize(func(o *int64) int { return int(*o%50) + 1 })
 			e.Start(context.Background())
 			defer e.Stop()
 			s := e.NewSession((&fakeBroker{}).commit)

@@ -347,7 +347,7 @@ type sched[M any] struct {
 
 	// The buffered-bytes accounting (flow.go) of the messages dropped
 	// here; nil in the scheduler's own tests.
-	size  func(M) int
+	size  func(*M) int
 	bytes func(p *Part, n int64)
 }
 
@@ -358,7 +358,7 @@ func (s *sched[M]) freeBytes(p *Part, msgs ...M) {
 	}
 	var n int64
 	for i := range msgs {
-		n += int64(s.size(msgs[i]))
+		n += int64(s.size(&msgs[i]))
 	}
 	s.bytes(p, -n)
 }
@@ -643,16 +643,16 @@ func (s *sched[M]) drop(q *partQ[M]) int64 {
 				end = q.fifo.ti
 			}
 			for ; i < end; i++ {
-				b += int64(s.size(blk.jobs[i].msg))
+				b += int64(s.size(&blk.jobs[i].msg))
 			}
 		}
 		for _, rt := range q.waiting {
-			b += int64(s.size(rt.t.msg))
+			b += int64(s.size(&rt.t.msg))
 		}
 		for _, kq := range q.keys {
 			for ; kq != nil; kq = kq.chain {
 				for k := range kq.jobs.n {
-					b += int64(s.size(kq.jobs.buf[(kq.jobs.head+k)&(len(kq.jobs.buf)-1)].msg))
+					b += int64(s.size(&kq.jobs.buf[(kq.jobs.head+k)&(len(kq.jobs.buf)-1)].msg))
 				}
 			}
 		}
