@@ -32,7 +32,7 @@ type Engine[M any] struct {
 	log     *slog.Logger
 	handler Handler[M]
 	size    func(*M) int // SetSize; nil: every message counts 0
-	flow    flowState   // flow.go
+	flow    flowState    // flow.go
 
 	queue    *runq[M] // ready messages; never blocks the fetch side (the windows bound it)
 	quit     chan struct{}
