@@ -197,12 +197,7 @@ func (s *Session[M]) Offer(p *Part, offs []int64, msgs []M, end int64) (stale in
 		i++
 	}
 	stale = i
-	offs, msgs = offs[i:], msgs[i:]
-	for k := 1; k < len(offs); k++ {
-		if offs[k] <= offs[k-1] { // not increasing: a programmer error of the adapter
-			panic("engine: Offer: offsets not increasing")
-		}
-	}
+	offs, msgs = offs[i:], msgs[i:] // the order of the rest: tracking refuses it (ErrOutOfOrder)
 	top := next // one past the last message offered
 	if len(offs) > 0 {
 		top = offs[len(offs)-1] + 1
@@ -237,7 +232,11 @@ func (s *Session[M]) Offer(p *Part, offs []int64, msgs []M, end int64) (stale in
 		in.pumping = true
 		go s.pump(p, in)
 	}
-	e.decide(p, backlogged)
+	// Nothing to decide while the consumer is under half its budget and p
+	// neither has a backlog nor is paused: the common case, skipped cheaply.
+	if backlogged || p.want.Load() || e.flow.bytes.Load() >= e.cfg.MaxBufferedBytes/2 {
+		e.decide(p, backlogged)
+	}
 	return stale, nil
 }
 
