@@ -198,7 +198,7 @@ func (s *Session[M]) Offer(p *Part, offs []int64, msgs []M, end int64) (stale in
 	}
 	stale = i
 	offs, msgs = offs[i:], msgs[i:] // the order of the rest: tracking refuses it (ErrOutOfOrder)
-	top := next // one past the last message offered
+	top := next                     // one past the last message offered
 	if len(offs) > 0 {
 		top = offs[len(offs)-1] + 1
 	}
