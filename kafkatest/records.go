@@ -78,9 +78,11 @@ func (c *Cluster) Produce(ctx context.Context, topic string, recs ...Record) (of
 	if err := res.FirstErr(); err != nil {
 		return nil, fmt.Errorf("kafkatest: produce to %q: %w", topic, err)
 	}
-	offsets = make([]int64, len(res))
-	for i, r := range res {
-		offsets[i] = r.Record.Offset
+	// res is in the order the produce requests completed, not recs'
+	// order: read each record's own offset.
+	offsets = make([]int64, len(krs))
+	for i, r := range krs {
+		offsets[i] = r.Offset
 	}
 	return offsets, nil
 }
