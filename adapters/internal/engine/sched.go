@@ -637,12 +637,15 @@ func (s *sched[M]) requeue(t *task[M]) {
 	s.forget(q)
 }
 
-// doneRun releases the tasks of a run (one partition's) at once if none
-// was stolen, holds a key or waits for a retry, and reports whether it did;
+// doneRun releases the tasks of a run (one partition's) at once if they
+// are of one lane and none was stolen, holds a key, waits for a retry or
+// is to be queued again, and reports whether it did;
 // else the caller releases them one by one.
 func (s *sched[M]) doneRun(run []task[M]) bool {
 	for i := range run {
-		if run[i].stolen || run[i].again || run[i].kq != nil || run[i].rt != nil && run[i].rt.pending {
+		if run[i].stolen || run[i].again || run[i].kq != nil || run[i].rt != nil && run[i].rt.pending ||
+			run[i].q != run[0].q { // a batch (takeBatch) may span lanes
+
 			return false
 		}
 	}
