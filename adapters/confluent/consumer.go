@@ -101,6 +101,9 @@ func (c *Consumer) Stats() []PartitionStats {
 // error wrapping ErrNeverJoined and the last connection or join error.
 // Unreachable brokers and missing topics are logged at Warn once, then at
 // most once a minute.
+//
+// RunBatch is the same with a handler that takes a batch of messages per
+// call (WithBatch).
 func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, msg *kafka.Message) error) error {
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)

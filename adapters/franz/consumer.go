@@ -102,6 +102,9 @@ func recordSize(rp **kgo.Record) int {
 // ctx ends. A handler still running RevokeTimeout after that is abandoned
 // (logged): Run returns, the goroutine runs on until the handler returns,
 // and its record, not committed, is delivered again later.
+//
+// RunBatch is the same with a handler that takes a batch of records per
+// call (WithBatch).
 func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, rec *kgo.Record) error) error {
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)

@@ -87,6 +87,9 @@ func (c *Consumer) Stats() []PartitionStats {
 // ctx ends. A handler still running RevokeTimeout after that is abandoned
 // (logged): Run returns, the goroutine runs on until the handler returns,
 // and its message, not committed, is delivered again later.
+//
+// RunBatch is the same with a handler that takes a batch of messages per
+// call (WithBatch).
 func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, msg kafka.Message) error) error {
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)

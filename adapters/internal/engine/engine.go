@@ -182,7 +182,8 @@ func (e *Engine[M]) Err() error {
 }
 
 // Handled returns how many handler calls have returned; Errors how many of
-// them failed or panicked.
+// them failed or panicked. With a batch handler both count messages: those
+// of the batches that returned, and those that failed.
 func (e *Engine[M]) Handled() int64 {
 	return e.sum(func(c *workerCtrs) *atomic.Int64 { return &c.handled })
 }
