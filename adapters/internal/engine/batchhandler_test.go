@@ -426,7 +426,8 @@ func TestBatchErrorWraps(t *testing.T) {
 }
 
 // Every mode, 4 partitions, keyed and keyless messages: every message is
-// handled once and the commit points reach the end (a batch spanning lanes
+// handled once, a ByPartition batch holds consecutive messages of one
+// partition, and the commit points reach the end (a batch spanning lanes
 // is released lane by lane: released as one lane's run, a lane's running
 // count went negative and the lane was never served again).
 func TestBatchHandlerHandlesEveryMessageInEveryMode(t *testing.T) {
@@ -443,8 +444,11 @@ func TestBatchHandlerHandlesEveryMessageInEveryMode(t *testing.T) {
 			e := engine.NewBatch(c, func(_ context.Context, ms []kmsg) error {
 				mu.Lock()
 				defer mu.Unlock()
-				for _, m := range ms {
+				for i, m := range ms {
 					seen[[2]int64{int64(m.part), m.off}]++
+					if mode == engine.ByPartition && i > 0 && (m.part != ms[0].part || m.off != ms[i-1].off+1) {
+						t.Errorf("ByPartition batch not consecutive messages of one partition: %v", ms)
+					}
 				}
 				return nil
 			}, msgKey)

@@ -531,7 +531,8 @@ func (s *sched[M]) takeByKey(q *partQ[M]) (task[M], bool) {
 // messages, and its later messages met in the lane's queue, in offset
 // order while there is room: the key is held for the whole batch (one hold
 // per message). ByPartition: the lane's next messages after the first
-// (the lane is held while any runs). Unordered: any messages, across
+// (the lane is held while any runs), one lane per batch: called again
+// with out not empty, only that lane's. Unordered: any messages, across
 // lanes.
 func (s *sched[M]) takeBatch(out []task[M], max int) ([]task[M], bool) {
 	n0 := len(out)
@@ -539,6 +540,16 @@ func (s *sched[M]) takeBatch(out []task[M], max int) ([]task[M], bool) {
 		s.ntok++
 		s.tok = s.ntok
 		defer func() { s.tok = 0 }()
+	}
+	if s.mode == ByPartition && n0 > 0 {
+		// Only the lane of the batch: its next messages, which it holds.
+		q := out[0].q
+		if k := min(max-n0, q.fifo.n); k > 0 && !q.dropped && !q.p.revoking.Load() {
+			out = q.fifo.popRun(s, q, out, k)
+			q.running += k
+			s.place(q)
+		}
+		return out, len(out) > n0
 	}
 	for len(out) < max {
 		t, ok := s.take()
@@ -567,6 +578,7 @@ func (s *sched[M]) takeBatch(out []task[M], max int) ([]task[M], bool) {
 				q.running += k
 				s.place(q)
 			}
+			return out, true // one partition per batch
 		}
 	}
 	return out, len(out) > n0
