@@ -101,10 +101,45 @@ func (c *Consumer) Stats() []PartitionStats {
 // error wrapping ErrNeverJoined and the last connection or join error.
 // Unreachable brokers and missing topics are logged at Warn once, then at
 // most once a minute.
+//
+// RunBatch is the same with a handler that takes a batch of messages per
+// call (WithBatch).
 func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, msg *kafka.Message) error) error {
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
 	}
+	return c.run(ctx, func(cfg engine.Config) *engine.Engine[*kafka.Message] {
+		return engine.New(cfg, engine.Handler[*kafka.Message](handler), func(m *kafka.Message) []byte { return m.Key })
+	})
+}
+
+// RunBatch is Run with a handler that takes up to WithBatch's maxSize
+// messages per call (default 100; a worker holding fewer waits up to maxWait,
+// default 10ms, for more): one round trip to a database or an index for many
+// messages. What a batch may hold follows WithOrdering: Unordered, any
+// messages, across partitions; ByKey, several messages of a key in offset
+// order, the key busy for the whole call; ByPartition, consecutive messages
+// of one partition. The handler returns nil when every msg is done;
+// &BatchError{Index: i, Err: err} when msgs[:i] are done and msgs[i] failed
+// (msgs[i] goes through WithRetry and the dead letter like a single msg,
+// Permanent(err) included; msgs[i+1:] are handed out again without an
+// attempt counted, in key order); any other error (or a panic) fails every
+// msg of the batch once. The handler must not keep the slice after it
+// returned. Everything else (life cycle, options, Stats, Close, the errors
+// returned, an error wrapping ErrInvalidConfig for a nil handler) is as for
+// Run.
+func (c *Consumer) RunBatch(ctx context.Context, handler func(ctx context.Context, msgs []*kafka.Message) error) error {
+	if handler == nil {
+		return fmt.Errorf("%w: batch handler is nil", ErrInvalidConfig)
+	}
+	return c.run(ctx, func(cfg engine.Config) *engine.Engine[*kafka.Message] {
+		return engine.NewBatch(cfg, engine.BatchHandler[*kafka.Message](handler), func(m *kafka.Message) []byte { return m.Key })
+	})
+}
+
+// run is Run and RunBatch, with mk the one place their engine
+// differs.
+func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engine[*kafka.Message]) error {
 	ctx, end, err := c.life.Begin(ctx)
 	if err != nil {
 		return err
@@ -128,8 +163,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 		}
 	}
 	// Handle: a Close called from inside the handler does not wait for it.
-	eng := engine.New(ecfg, engine.Handler[*kafka.Message](handler),
-		func(m *kafka.Message) []byte { return m.Key })
+	eng := mk(ecfg)
 	eng.SetSize(messageSize)
 	r, err := newRunner(c, eng)
 	if err != nil {

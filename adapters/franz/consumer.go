@@ -62,8 +62,8 @@ func (c *Consumer) Stats() []PartitionStats {
 	return nil
 }
 
-// newEngine is the one place the engine is created. Handle: a Close called
-// from inside the handler does not wait for it.
+// newEngine is the one place Run's engine is created (RunBatch's beside
+// it). Handle: a Close called from inside the handler does not wait for it.
 func newEngine(cfg engine.Config, h func(context.Context, *kgo.Record) error) *engine.Engine[*kgo.Record] {
 	e := engine.New(cfg, engine.Handler[*kgo.Record](h), func(r *kgo.Record) []byte { return r.Key })
 	e.SetSize(recordSize)
@@ -102,10 +102,45 @@ func recordSize(rp **kgo.Record) int {
 // ctx ends. A handler still running RevokeTimeout after that is abandoned
 // (logged): Run returns, the goroutine runs on until the handler returns,
 // and its record, not committed, is delivered again later.
+//
+// RunBatch is the same with a handler that takes a batch of records per
+// call (WithBatch).
 func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, rec *kgo.Record) error) error {
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
 	}
+	return c.run(ctx, func(cfg engine.Config) *engine.Engine[*kgo.Record] { return newEngine(cfg, handler) })
+}
+
+// RunBatch is Run with a handler that takes up to WithBatch's maxSize
+// records per call (default 100; a worker holding fewer waits up to maxWait,
+// default 10ms, for more): one round trip to a database or an index for many
+// records. What a batch may hold follows WithOrdering: Unordered, any
+// records, across partitions; ByKey, several records of a key in offset
+// order, the key busy for the whole call; ByPartition, consecutive records
+// of one partition. The handler returns nil when every rec is done;
+// &BatchError{Index: i, Err: err} when recs[:i] are done and recs[i] failed
+// (recs[i] goes through WithRetry and the dead letter like a single rec,
+// Permanent(err) included; recs[i+1:] are handed out again without an
+// attempt counted, in key order); any other error (or a panic) fails every
+// rec of the batch once. The handler must not keep the slice after it
+// returned. Everything else (life cycle, options, Stats, Close, the errors
+// returned, an error wrapping ErrInvalidConfig for a nil handler) is as for
+// Run.
+func (c *Consumer) RunBatch(ctx context.Context, handler func(ctx context.Context, recs []*kgo.Record) error) error {
+	if handler == nil {
+		return fmt.Errorf("%w: batch handler is nil", ErrInvalidConfig)
+	}
+	return c.run(ctx, func(cfg engine.Config) *engine.Engine[*kgo.Record] {
+		e := engine.NewBatch(cfg, engine.BatchHandler[*kgo.Record](handler), func(r *kgo.Record) []byte { return r.Key })
+		e.SetSize(recordSize)
+		return e
+	})
+}
+
+// run is Run and RunBatch, with mk the one place their engine
+// differs.
+func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engine[*kgo.Record]) error {
 	ctx, end, err := c.life.Begin(ctx)
 	if err != nil {
 		return err
@@ -127,7 +162,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 			return dl.Produce(ctx, m.(*kgo.Record), err, attempts)
 		}
 	}
-	eng := newEngine(ecfg, handler)
+	eng := mk(ecfg)
 	r := newRunner(c, eng)
 	r.w = engine.NewWatch(ecfg, c.brokers, c.opts.RequestTimeout)
 	runCtx, stop := context.WithCancel(ctx)

@@ -410,6 +410,18 @@ func WithKeylessOrdered() Option { return engine.WithKeylessOrdered() }
 // ExponentialBackOff.)
 func WithRetry(r Retry) Option { return engine.WithRetry(engine.Retry(r)) }
 
+// WithBatch shapes the batches RunBatch hands its handler: at most maxSize
+// messages per call, and a worker that holds fewer waits up to maxWait for
+// more before it calls (0: it calls at once with what it has). What a batch
+// may hold follows the ordering: Unordered, any messages, across partitions;
+// ByKey, several messages of a key in offset order (the key is busy for the
+// whole call); ByPartition, consecutive messages of one partition. Run
+// ignores it. Defaults 100 and 10ms; maxSize at least 1, maxWait not
+// negative, else NewConsumer refuses it naming WithBatch. (Parallel
+// Consumer: batchSize; Spring Kafka: a batch listener with
+// max.poll.records.)
+func WithBatch(maxSize int, maxWait time.Duration) Option { return engine.WithBatch(maxSize, maxWait) }
+
 // WithDeadLetterFunc hands a message whose last attempt failed (see
 // WithRetry) to f, with the handler's error; the message is acked only once
 // f returned nil. An error (or panic) from f is retried with the Retry

@@ -11,6 +11,15 @@ import (
 	"github.com/inorder/inorder/adapters/internal/engine"
 )
 
+// BatchError is what a RunBatch handler returns to say which message of its
+// batch failed: msgs[:Index] are done, msgs[Index] failed with Err and goes
+// through WithRetry and the dead letter like a single message (Permanent(err)
+// as Err skips its remaining attempts), and msgs[Index+1:] are handed out
+// again, in key order, without an attempt counted. An Index outside the
+// batch fails the whole batch (logged). errors.Is and errors.As see through
+// it to Err.
+type BatchError = engine.BatchError
+
 var (
 	// ErrInvalidConfig is wrapped by NewConsumer's errors, which name the
 	// field (Brokers, Group, Topics, Concurrency, ...).

@@ -49,6 +49,9 @@ const (
 	// DefaultMaxBufferedBytes is the default budget of the bytes of
 	// messages fetched and not yet handled, across the consumer.
 	DefaultMaxBufferedBytes = 64 << 20
+	// DefaultBatchSize and DefaultBatchWait are WithBatch's defaults.
+	DefaultBatchSize = 100
+	DefaultBatchWait = 10 * time.Millisecond
 )
 
 // Config is what the engine needs from the adapter's options.
@@ -91,8 +94,13 @@ type Config struct {
 	// long while messages are pending is logged at Warn level (once per
 	// episode). Default 1 min; must be positive.
 	StuckThreshold time.Duration
-	MeterProvider  metric.MeterProvider // metrics.go; not nil
-	Group          string               // consumer group, a metrics attribute (ForGroup); may be empty
+	// BatchSize and BatchWait shape the batches of a batch handler
+	// (NewBatch; WithBatch): at most BatchSize messages per call, and a
+	// worker holding fewer waits up to BatchWait for more. Unused by New.
+	BatchSize     int
+	BatchWait     time.Duration
+	MeterProvider metric.MeterProvider // metrics.go; not nil
+	Group         string               // consumer group, a metrics attribute (ForGroup); may be empty
 }
 
 // DefaultConfig returns the defaults.
@@ -110,6 +118,8 @@ func DefaultConfig() Config {
 		CommitTimeout:    DefaultCommitTimeout,
 		StuckThreshold:   DefaultStuckThreshold,
 		MeterProvider:    otel.GetMeterProvider(),
+		BatchSize:        DefaultBatchSize,
+		BatchWait:        DefaultBatchWait,
 	}
 }
 
@@ -145,6 +155,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: CommitTimeout must be positive, got %v", ErrConfig, c.CommitTimeout)
 	case c.StuckThreshold <= 0:
 		return fmt.Errorf("%w: StuckThreshold must be positive, got %v", ErrConfig, c.StuckThreshold)
+	case c.BatchSize < 1:
+		return fmt.Errorf("%w: WithBatch: maxSize (BatchSize) must be at least 1, got %d", ErrConfig, c.BatchSize)
+	case c.BatchWait < 0:
+		return fmt.Errorf("%w: WithBatch: maxWait (BatchWait) must not be negative, got %v", ErrConfig, c.BatchWait)
 	case c.MeterProvider == nil:
 		return fmt.Errorf("%w: MeterProvider is nil (WithMeterProvider; otel.GetMeterProvider() is the global one)", ErrConfig)
 	}

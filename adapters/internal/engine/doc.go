@@ -87,7 +87,8 @@
 // idle keys holding parked messages, under one lock shared with the intake
 // (one lock per offered batch); a worker releases its finished message and
 // takes the next in one critical section. ByKey: a worker takes one
-// message at a time, so a key is free the moment its call returns.
+// message at a time (but with a batch handler), so a key is free the
+// moment its call returns.
 //
 // Runs (Unordered only). A worker whose handler calls are short takes a run
 // of up to 64 messages of the lane it chose, sized to about 20µs of handler
@@ -97,6 +98,30 @@
 // message. A worker that finds nothing to take steals the messages of
 // another worker's run that its worker has not reached yet, one per visit,
 // so no message waits behind a slow call while a worker is free.
+//
+// Batches (NewBatch, batchhandler.go). With a batch handler a worker takes
+// up to Config.BatchSize messages per visit to the scheduler
+// (sched.takeBatch), and, holding fewer, looks again every 200µs for up to
+// BatchWait (counted as spinning meanwhile, so a push does not wake another
+// worker for what it can take). What a batch may hold follows the
+// ordering: Unordered, any messages across lanes; ByPartition, a lane's
+// consecutive messages (the lane is held while any runs); ByKey, the key's
+// parked messages after the one taken and its later messages met in the
+// lane's queue, in offset order: a key record counts its holds (messages in
+// a worker, or waiting for a retry), is free at 0, and sits in its lane's
+// heap iff it is free and has parked messages. No stealing. The outcome is
+// applied per message before the batch is released: nil acks all; a
+// BatchError acks msgs[:Index], sends msgs[Index] through the retry policy
+// (failOne, as run does for one message), and queues msgs[Index+1:] again
+// at their offset's place without an attempt (sched.requeue: behind their
+// key's earlier messages, held by the failed one if of its key); an Index
+// outside the batch, any other error or a panic fails every message once.
+// A message whose dead letter is next is dead-lettered alone, not handed to
+// the batch handler; if that dead letter fails (ByKey, ByPartition), the
+// batch's later messages are queued again, so none passes it.
+// messaging.process.duration has one observation per batch call;
+// inorder.batch.size records each call's size; the consumed counter and
+// Handled count messages.
 //
 // Retries (Config.Retry). A failed handler call is retried up to
 // Retry.MaxAttempts calls in all, unless its error is wrapped with

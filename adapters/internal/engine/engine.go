@@ -31,8 +31,9 @@ type Engine[M any] struct {
 	cfg     Config
 	log     *slog.Logger
 	handler Handler[M]
-	size    func(*M) int // SetSize; nil: every message counts 0
-	flow    flowState    // flow.go
+	batch   BatchHandler[M] // NewBatch: the workers take batches
+	size    func(*M) int    // SetSize; nil: every message counts 0
+	flow    flowState       // flow.go
 
 	queue    *runq[M] // ready messages; never blocks the fetch side (the windows bound it)
 	quit     chan struct{}
@@ -181,7 +182,8 @@ func (e *Engine[M]) Err() error {
 }
 
 // Handled returns how many handler calls have returned; Errors how many of
-// them failed or panicked.
+// them failed or panicked. With a batch handler both count messages: those
+// of the batches that returned, and those that failed.
 func (e *Engine[M]) Handled() int64 {
 	return e.sum(func(c *workerCtrs) *atomic.Int64 { return &c.handled })
 }
@@ -197,6 +199,10 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 	w := e.queue.newWorker()
 	want := 1
 	runs := e.cfg.Ordering == Unordered // ByKey: a key is free the moment its call returns
+	if e.batch != nil {
+		e.batchWorker(w, c)
+		return
+	}
 	for e.queue.next(w, want) {
 		// Size the next run by how long these calls took, so
 		// that a run holds about runBudget of work: short handlers take
@@ -281,6 +287,12 @@ func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) {
 		return
 	}
 	c.errs.Add(1)
+	e.failOne(p, j, err)
+}
+
+// failOne applies the retry policy, then the dead letter or the error
+// policy, to j, a message of p whose handler call failed with err.
+func (e *Engine[M]) failOne(p *Part, j *job[M], err error) {
 	p.errors.Add(1)
 	attempts := 1
 	if j.rt != nil {

@@ -1,6 +1,9 @@
 package engine
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // The adapters re-export these under their own names; the messages name the
 // module because they are shared by both adapters.
@@ -41,3 +44,22 @@ var (
 	// wrapped too (see Watch.End).
 	ErrNeverJoined = errors.New("inorder: Run ended without ever joining the group")
 )
+
+// BatchError is what a batch handler returns to say which message of its
+// batch failed: msgs[:Index] are done, msgs[Index] failed with Err and goes
+// through the retry policy and the dead letter like a single message
+// (Permanent(err) as Err skips its remaining attempts), and msgs[Index+1:]
+// are handed out again, in key order, without counting an attempt. An
+// Index outside the batch fails the whole batch (logged). errors.Is and
+// errors.As see through it to Err.
+type BatchError struct {
+	Index int   // the first message of the batch that failed
+	Err   error // its error
+}
+
+func (e *BatchError) Error() string {
+	return fmt.Sprintf("inorder: batch message %d: %v", e.Index, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *BatchError) Unwrap() error { return e.Err }

@@ -223,3 +223,25 @@ func (s *Session[M]) TryDeliverBatch(p *Part, offsets []int64, msgs []M) (int, e
 func (s *Session[M]) CommitNow(ctx context.Context) error {
 	return s.commitCancellable(ctx, s.owned())
 }
+
+// TakeBatch hands out up to max messages as a batch worker's visit does
+// (sched.takeBatch), out extending an earlier take of the same batch.
+func (s *TestSched) TakeBatch(out []TestTask, max int) []TestTask {
+	ts := make([]task[testMsg], len(out))
+	for i := range out {
+		ts[i] = out[i].t
+	}
+	ts, _ = s.s.takeBatch(ts, max)
+	out = out[:0]
+	for _, t := range ts {
+		out = append(out, TestTask{t})
+	}
+	return out
+}
+
+// Requeue puts back a message handed out and not handled (a BatchError's
+// tail), without an attempt.
+func (s *TestSched) Requeue(t TestTask) { s.s.requeue(&t.t) }
+
+// Key returns t's key.
+func (t TestTask) Key() []byte { return t.t.msg.key }

@@ -43,8 +43,14 @@ const (
 	// error.type when it failed or panicked: the Go type of the handler's
 	// error as ErrorType names it (Permanent looked through, e.g.
 	// "*orders.RejectedError"). Histogram of every handler call: its count
-	// equals MetricConsumed.
+	// equals MetricConsumed, but with a batch handler (RunBatch), where it
+	// has one observation per batch call, under the partition of the
+	// batch's first message.
 	MetricProcessDuration = "messaging.process.duration"
+	// MetricBatchSize is the number of messages of each batch handler call
+	// (RunBatch). Histogram, {message}, with messaging.system and the
+	// group.
+	MetricBatchSize = "inorder.batch.size"
 
 	// MetricCommitPoint: every offset below it is handled (or a gap).
 	// Gauge, {offset}.
@@ -121,6 +127,7 @@ var bg = context.Background()
 // collection callback reads.
 type metrics struct {
 	procDur    metric.Float64Histogram
+	batchSize  metric.Int64Histogram
 	commitDur  metric.Float64Histogram
 	commitErrs metric.Int64Counter
 	rebalances metric.Int64Counter
@@ -213,6 +220,13 @@ func newMetrics(cfg Config) *metrics {
 	}
 
 	m.procDur = hist(MetricProcessDuration, "Duration of processing operation.", durationBuckets)
+	bs, err := meter.Int64Histogram(MetricBatchSize, metric.WithDescription("Messages per batch handler call."),
+		metric.WithUnit("{message}"), metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
+	if err != nil {
+		keep(err)
+		bs = noop.Int64Histogram{}
+	}
+	m.batchSize = bs
 	m.commitDur = hist(MetricCommitDuration, "Duration of offset commit requests.", durationBuckets)
 	m.commitErrs = counter(MetricCommitErrors, "Partition commits that failed or were refused.", "{commit}")
 	m.rebalances = counter(MetricRebalancePartitions, "Partitions assigned, revoked or lost.", "{partition}")
@@ -334,6 +348,13 @@ func (m *metrics) handled(p *Part, start time.Time, err error) {
 		opts = errorTypeOpts(pm, err)
 	}
 	m.procDur.Record(bg, time.Since(start).Seconds(), opts...)
+}
+
+// batch records the size of a batch handler call. Workers call it.
+func (m *metrics) batch(n int) {
+	if m.batchSize.Enabled(bg) {
+		m.batchSize.Record(bg, int64(n), m.commitOK...)
+	}
 }
 
 // commit records a commit request of offs that took d and returned errs

@@ -61,6 +61,7 @@ type task[M any] struct {
 	q      *partQ[M] // its lane
 	kq     *keyQ[M]  // ByKey, keyed message: the key it holds
 	stolen bool      // taken from its run by another worker, which releases it
+	again  bool      // set by the worker: not handled, queue it again (BatchError's tail)
 }
 
 // fifo is a ring-buffer queue; its buffer is kept when it empties.
@@ -275,16 +276,17 @@ func (q *jobq[M]) clear(s *sched[M]) {
 	*q = jobq[M]{}
 }
 
-// keyQ is a busy key of a partition (ByKey): a message of it is running or
-// waits for its retry, or messages of it met while it was busy are parked
-// behind. It exists only while the key is busy.
+// keyQ is a busy key of a partition (ByKey): messages of it are running or
+// wait for their retry (its holds), or messages of it met while it was
+// busy are parked behind. It exists only while the key is busy; it sits in
+// its lane's heap iff holds is 0 and it has parked messages.
 type keyQ[M any] struct {
-	hash    uint64
-	key     []byte
-	chain   *keyQ[M]     // next key of the partition with the same hash
-	jobs    fifo[job[M]] // parked messages, by offset
-	running bool         // a message of the key is in a worker
-	waiting bool         // a message of the key waits for its retry
+	hash  uint64
+	key   []byte
+	chain *keyQ[M]     // next key of the partition with the same hash
+	jobs  fifo[job[M]] // parked messages, by offset
+	holds int          // messages of the key in a worker or waiting for a retry
+	tok   uint64       // the batch (sched.tok) that took it last
 }
 
 // heapEnt is a key that may start, in a partition's heap: the offset of its
@@ -344,6 +346,8 @@ type sched[M any] struct {
 	blocks  []*qblock[M] // queue blocks for reuse, at most maxFreeBlocks
 	timers  []*retry[M]  // messages waiting for a retry, by due time
 	lanes   map[TopicPartition]*partQ[M]
+	tok     uint64 // while takeBatch fills a batch: its token (ByKey); else 0
+	ntok    uint64 // the last token given
 
 	// The buffered-bytes accounting (flow.go) of the messages dropped
 	// here; nil in the scheduler's own tests.
@@ -502,7 +506,13 @@ func (s *sched[M]) takeByKey(q *partQ[M]) (task[M], bool) {
 		if kq == nil { // idle key: it runs now
 			kq = s.newKey(j.h, k)
 			q.insertKey(kq)
-			kq.running = true
+			kq.holds, kq.tok = 1, s.tok
+			return task[M]{job: q.fifo.pop(s), p: q.p, q: q, kq: kq}, true
+		}
+		if s.tok != 0 && kq.tok == s.tok && kq.jobs.n == 0 {
+			// Held by the batch being filled, nothing older parked: the
+			// batch takes it too, behind the key's earlier messages.
+			kq.holds++
 			return task[M]{job: q.fifo.pop(s), p: q.p, q: q, kq: kq}, true
 		}
 		kq.jobs.push(q.fifo.pop(s)) // busy, or older messages parked: behind them
@@ -511,8 +521,67 @@ func (s *sched[M]) takeByKey(q *partQ[M]) (task[M], bool) {
 		return task[M]{}, false
 	}
 	kq := q.heapPop()
-	kq.running = true
+	kq.holds, kq.tok = 1, s.tok
 	return task[M]{job: kq.jobs.pop(), p: q.p, q: q, kq: kq}, true
+}
+
+// takeBatch appends to out up to max-len(out) messages that may start, as
+// take hands them out one by one (each counted running), and reports
+// whether it appended any. ByKey: a key taken also gives its parked
+// messages, and its later messages met in the lane's queue, in offset
+// order while there is room: the key is held for the whole batch (one hold
+// per message). ByPartition: the lane's next messages after the first
+// (the lane is held while any runs), one lane per batch: called again
+// with out not empty, only that lane's. Unordered: any messages, across
+// lanes.
+func (s *sched[M]) takeBatch(out []task[M], max int) ([]task[M], bool) {
+	n0 := len(out)
+	if s.mode == ByKey {
+		s.ntok++
+		s.tok = s.ntok
+		defer func() { s.tok = 0 }()
+	}
+	if s.mode == ByPartition && n0 > 0 {
+		// Only the lane of the batch: its next messages, which it holds.
+		q := out[0].q
+		if k := min(max-n0, q.fifo.n); k > 0 && !q.dropped && !q.p.revoking.Load() {
+			out = q.fifo.popRun(s, q, out, k)
+			q.running += k
+			s.place(q)
+		}
+		return out, len(out) > n0
+	}
+	for len(out) < max {
+		t, ok := s.take()
+		if !ok {
+			break
+		}
+		out = append(out, t)
+		q := t.q
+		switch {
+		case t.kq != nil:
+			kq := t.kq
+			k := 0
+			for kq.jobs.n > 0 && len(out) < max {
+				out = append(out, task[M]{job: kq.jobs.pop(), p: q.p, q: q, kq: kq})
+				kq.holds++
+				k++
+			}
+			if k > 0 {
+				q.running += k
+				s.place(q)
+			}
+		case s.mode == ByPartition:
+			k := min(max-len(out), q.fifo.n)
+			if k > 0 {
+				out = q.fifo.popRun(s, q, out, k)
+				q.running += k
+				s.place(q)
+			}
+			return out, true // one partition per batch
+		}
+	}
+	return out, len(out) > n0
 }
 
 // done releases what t held once its handler call is over, or, if the
@@ -531,28 +600,64 @@ func (s *sched[M]) done(t *task[M], now int64) {
 		s.freeBytes(t.p, t.msg)
 	}
 	if kq := t.kq; kq != nil {
-		kq.running = false
-		switch {
-		case q.dropped:
-			q.removeKey(kq) // drop kept it while it ran
-			s.freeKey(kq)
-		case kq.jobs.n > 0:
-			q.heapPush(heapEnt[M]{kq.jobs.peek().offset, kq})
-		default:
-			q.removeKey(kq)
-			s.freeKey(kq)
-		}
+		s.unhold(q, kq)
 	}
 	s.place(q)
 	s.forget(q)
 }
 
-// doneRun releases the tasks of a run (one partition's) at once if none
-// was stolen, holds a key or waits for a retry, and reports whether it did;
+// unhold releases one hold of kq, a key of q: once none is left the key is
+// free, its next parked message may start.
+func (s *sched[M]) unhold(q *partQ[M], kq *keyQ[M]) {
+	kq.holds--
+	switch {
+	case kq.holds > 0:
+	case q.dropped:
+		q.removeKey(kq) // drop kept it while it was held
+		s.freeKey(kq)
+	case kq.jobs.n > 0:
+		q.heapPush(heapEnt[M]{kq.jobs.peek().offset, kq})
+	default:
+		q.removeKey(kq)
+		s.freeKey(kq)
+	}
+}
+
+// requeue puts t, taken and not handled (the messages of a batch behind a
+// BatchError's Index), back at its offset's place, without an attempt
+// counted: behind its key's earlier messages (ByKey), in its lane's queue
+// otherwise. A message of a lane dropped meanwhile is dropped like the
+// queue.
+func (s *sched[M]) requeue(t *task[M]) {
+	q := t.q
+	q.running--
+	t.again = false
+	switch {
+	case q.dropped || t.p != q.p:
+		addUnackable(t.p, 1)
+		s.freeBytes(t.p, t.msg)
+		if t.kq != nil {
+			s.unhold(q, t.kq)
+		}
+	case t.kq != nil:
+		t.kq.jobs.insert(t.job, jobBefore)
+		s.unhold(q, t.kq)
+	default:
+		q.fifo.insert(s, t.job)
+	}
+	s.place(q)
+	s.forget(q)
+}
+
+// doneRun releases the tasks of a run (one partition's) at once if they
+// are of one lane and none was stolen, holds a key, waits for a retry or
+// is to be queued again, and reports whether it did;
 // else the caller releases them one by one.
 func (s *sched[M]) doneRun(run []task[M]) bool {
 	for i := range run {
-		if run[i].stolen || run[i].kq != nil || run[i].rt != nil && run[i].rt.pending {
+		if run[i].stolen || run[i].again || run[i].kq != nil || run[i].rt != nil && run[i].rt.pending ||
+			run[i].q != run[0].q { // a batch (takeBatch) may span lanes
+
 			return false
 		}
 	}
@@ -566,10 +671,7 @@ func (s *sched[M]) doneRun(run []task[M]) bool {
 func (s *sched[M]) hold(t *task[M], now int64) {
 	q, rt := t.q, t.rt
 	rt.due = now + int64(rt.wait)
-	rt.t = *t
-	if t.kq != nil {
-		t.kq.running, t.kq.waiting = false, true
-	}
+	rt.t = *t // its key's hold is now the retry's
 	if s.mode == ByPartition {
 		q.held++
 	}
@@ -592,9 +694,8 @@ func (s *sched[M]) expire(now int64) int {
 		q := t.q
 		switch {
 		case t.kq != nil:
-			t.kq.waiting = false
 			t.kq.jobs.insert(t.job, jobBefore)
-			q.heapPush(heapEnt[M]{t.offset, t.kq})
+			s.unhold(q, t.kq)
 		case s.mode == ByPartition:
 			q.held--
 			q.fifo.insert(s, t.job)
@@ -662,14 +763,14 @@ func (s *sched[M]) drop(q *partQ[M]) int64 {
 	for _, rt := range q.waiting {
 		s.timerRemove(rt)
 		if kq := rt.t.kq; kq != nil {
-			kq.waiting = false // freed with the other keys below
+			kq.holds-- // freed with the other keys below if no call holds it
 		}
 		rt.t = task[M]{}
 	}
 	q.waiting, q.held = nil, 0
-	// The running keys stay in the lane, their parked messages dropped:
-	// done frees them, or a new assignment's messages of those keys wait
-	// for them.
+	// The keys held by running calls stay in the lane, their parked
+	// messages dropped: done frees them, or a new assignment's messages of
+	// those keys wait for them.
 	var running []*keyQ[M]
 	for _, kq := range q.keys {
 		for kq != nil {
@@ -677,7 +778,7 @@ func (s *sched[M]) drop(q *partQ[M]) int64 {
 			n += int64(kq.jobs.n)
 			kq.chain = nil
 			kq.jobs.reset(keepJobs)
-			if kq.running {
+			if kq.holds > 0 {
 				running = append(running, kq)
 			} else {
 				s.freeKey(kq)
@@ -782,7 +883,7 @@ func (s *sched[M]) freeKey(kq *keyQ[M]) {
 	if cap(kq.key) > keepKey {
 		kq.key = nil
 	}
-	kq.chain, kq.running, kq.waiting = nil, false, false
+	kq.chain, kq.holds, kq.tok = nil, 0, 0
 	if len(s.free) < maxFree {
 		s.free = append(s.free, kq)
 	}
@@ -1178,6 +1279,8 @@ func (r *runq[M]) releaseLocked(w *workerRun[M]) int {
 		t := &w.tasks[i]
 		switch {
 		case t.stolen: // the thief releases it
+		case t.again:
+			r.s.requeue(t)
 		case t.rt != nil && t.rt.pending:
 			if now == 0 {
 				now = r.now()
