@@ -88,7 +88,7 @@ func TestRunRefusesNilHandlerAndSecondRun(t *testing.T) {
 	var once sync.Once
 	stop := runConsumer(t, cons, func(context.Context, kafka.Message) error { return nil })
 	go func() {
-		for cons.Stats() == nil {
+		for len(cons.Stats()) == 0 { // joined and assigned (stopping earlier would be ErrNeverJoined)
 			time.Sleep(10 * time.Millisecond)
 		}
 		once.Do(func() { close(started) })

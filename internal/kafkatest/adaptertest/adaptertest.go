@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -92,7 +94,7 @@ func Run(tb testing.TB, run func(context.Context) error) (stop func() error) {
 			select {
 			case err = <-errc:
 			case <-time.After(30 * time.Second):
-				err = fmt.Errorf("Run did not return 30s after cancel")
+				err = fmt.Errorf("Run did not return 30s after cancel; its goroutines:\n%s", ourGoroutines())
 			}
 		})
 		return err
@@ -239,4 +241,18 @@ func (w *CommitWatch) Stop() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]string(nil), w.rewinds...)
+}
+
+// ourGoroutines returns the stacks of the goroutines running this module's
+// code, for a hang's report.
+func ourGoroutines() string {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "github.com/inorder/inorder/adapters") && !strings.Contains(g, "adaptertest.ourGoroutines") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
