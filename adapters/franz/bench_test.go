@@ -283,3 +283,71 @@ func BenchmarkOrdering(b *testing.B) {
 		return consumeInorder(b, c, topic, n, h, franz.WithConcurrency(64), franz.WithOrdering(o))
 	})
 }
+
+// consumeInorderBatch is consumeInorder with RunBatch: h gets each batch's
+// length.
+func consumeInorderBatch(b *testing.B, c *kafkatest.Cluster, topic string, n int, h func(int), opts ...franz.Option) time.Duration {
+	opts = append([]franz.Option{
+		franz.WithLogger(slogDiscard()),
+		franz.WithFetchMaxWait(100 * time.Millisecond),
+		franz.WithSessionTimeout(6 * time.Second),
+		franz.WithRevokeTimeout(5 * time.Second),
+	}, opts...)
+	cons, err := franz.NewConsumer(c.Addrs(), adaptertest.NextGroup("inorder-batch"), []string{topic}, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var got atomic.Int64
+	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- cons.RunBatch(ctx, func(_ context.Context, recs []*kgo.Record) error {
+			h(len(recs))
+			if got.Add(int64(len(recs))) == int64(n) {
+				close(done)
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-done:
+	case err := <-errc:
+		b.Fatalf("RunBatch returned early: %v", err)
+	case <-time.After(2 * time.Minute):
+		b.Fatal("timeout")
+	}
+	d := time.Since(start)
+	cancel()
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// BenchmarkBatch is RunBatch against Run through kgo and the embedded
+// broker, 8 partitions, Concurrency 16: a sink-like handler (2 ms per call
+// plus 10 µs per message; batches of up to 100) and a no-op one.
+//
+//	go test -run '^$' -bench Batch -benchtime 3x -count 3 ./adapters/franz/
+func BenchmarkBatch(b *testing.B) {
+	const (
+		topic = "batch"
+		n     = 200000
+		nRun  = 2000 // Run with the sink: ~8,000 messages/s
+	)
+	c := benchCluster(b, topic, 8, n)
+	sink := func(k int) { time.Sleep(2*time.Millisecond + time.Duration(k)*10*time.Microsecond) }
+	b.Run("partitions=8/sink/RunBatch-vs-Run", func(b *testing.B) {
+		pair(b, 40000, nRun,
+			func() time.Duration { return consumeInorderBatch(b, c, topic, 40000, sink, franz.WithConcurrency(16)) },
+			func() time.Duration { return consumeInorder(b, c, topic, nRun, func() { sink(1) }, franz.WithConcurrency(16)) })
+	})
+	b.Run("partitions=8/noop/RunBatch-vs-Run", func(b *testing.B) {
+		pair(b, n, n,
+			func() time.Duration { return consumeInorderBatch(b, c, topic, n, func(int) {}) },
+			func() time.Duration { return consumeInorder(b, c, topic, n, func() {}) })
+	})
+}
