@@ -343,7 +343,9 @@ func BenchmarkBatch(b *testing.B) {
 	b.Run("partitions=8/sink/RunBatch-vs-Run", func(b *testing.B) {
 		pair(b, 40000, nRun,
 			func() time.Duration { return consumeInorderBatch(b, c, topic, 40000, sink, franz.WithConcurrency(16)) },
-			func() time.Duration { return consumeInorder(b, c, topic, nRun, func() { sink(1) }, franz.WithConcurrency(16)) })
+			func() time.Duration {
+				return consumeInorder(b, c, topic, nRun, func() { sink(1) }, franz.WithConcurrency(16))
+			})
 	})
 	b.Run("partitions=8/noop/RunBatch-vs-Run", func(b *testing.B) {
 		pair(b, n, n,
