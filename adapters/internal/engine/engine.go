@@ -387,11 +387,7 @@ func (e *Engine[M]) call(p *Part, msg M) (err error) {
 			err = e.recovered("handler", r)
 		}
 	}()
-	ctx := p.ctx
-	if ctx == nil {
-		ctx = e.hctx
-	}
-	return e.handler(ctx, msg)
+	return e.handler(p.ctx, msg) // Session.Assign sets it
 }
 
 func (e *Engine[M]) fail(err error) {

@@ -77,6 +77,20 @@ type flowState struct {
 // Start. The function is called on the intake and the worker goroutines.
 func (e *Engine[M]) SetSize(size func(*M) int) { e.size = size }
 
+// itemBytes is the size of the messages of its (gaps count 0).
+func (e *Engine[M]) itemBytes(its []item[M]) int64 {
+	if e.size == nil {
+		return 0
+	}
+	var n int64
+	for k := range its {
+		if !its[k].gap {
+			n += int64(e.size(&its[k].msg))
+		}
+	}
+	return n
+}
+
 // sizeOne is the size of msg, copied: only its caller's copy escapes.
 func (e *Engine[M]) sizeOne(msg M) int { return e.size(&msg) }
 
@@ -267,10 +281,6 @@ const intakeMax = 256
 // p is revoked.
 func (s *Session[M]) pump(p *Part, in *intake[M]) {
 	e := s.e
-	ctx := p.ctx
-	if ctx == nil {
-		ctx = e.hctx
-	}
 	for {
 		in.mu.Lock()
 		if p.revoking.Load() {
@@ -292,7 +302,7 @@ func (s *Session[M]) pump(p *Part, in *intake[M]) {
 		}
 		in.mu.Unlock()
 		e.addBytes(p, -freed)
-		if err := p.wm.WaitRoom(ctx, at); err != nil {
+		if err := p.wm.WaitRoom(p.ctx, at); err != nil {
 			in.mu.Lock()
 			in.pumping = false
 			in.mu.Unlock()
@@ -326,19 +336,11 @@ func (s *Session[M]) pumpLocked(p *Part, in *intake[M]) int64 {
 		n, err := s.intake(p, in.offs, in.msgs)
 		clear(in.msgs)
 		if err != nil { // revoked or stopping: the rest is dropped
-			for k := i; k < len(in.backlog); k++ {
-				if !in.backlog[k].gap && e.size != nil {
-					freed += int64(e.size(&in.backlog[k].msg))
-				}
-			}
+			freed += e.itemBytes(in.backlog[i:])
 			i = len(in.backlog)
 			break
 		}
-		for k := i; k < i+n; k++ {
-			if e.size != nil {
-				freed += int64(e.size(&in.backlog[k].msg))
-			}
-		}
+		freed += e.itemBytes(in.backlog[i : i+n])
 		i += n
 		if n < len(in.offs) {
 			break
@@ -360,12 +362,7 @@ func (e *Engine[M]) dropBacklog(p *Part) {
 		return
 	}
 	in.mu.Lock()
-	var b int64
-	for k := range in.backlog {
-		if !in.backlog[k].gap && e.size != nil {
-			b += int64(e.size(&in.backlog[k].msg))
-		}
-	}
+	b := e.itemBytes(in.backlog)
 	in.backlog = nil
 	in.mu.Unlock()
 	e.addBytes(p, -b)
