@@ -198,7 +198,8 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 	defer c.exited.Store(true)
 	w := e.queue.newWorker()
 	want := 1
-	runs := e.cfg.Ordering == Unordered // ByKey: a key is free the moment its call returns
+	runs := e.cfg.Ordering != ByPartition
+	keyed := e.cfg.Ordering == ByKey
 	if e.batch != nil {
 		e.batchWorker(w, c)
 		return
@@ -231,6 +232,9 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 					fp, freed = t.p, 0
 				}
 				freed += int64(e.size(&t.msg))
+			}
+			if keyed {
+				w.finished()
 			}
 		}
 		e.addBytes(fp, -freed)
