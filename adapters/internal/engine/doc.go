@@ -105,10 +105,12 @@
 //
 // Batches (NewBatch, batchhandler.go). With a batch handler a worker takes
 // up to Config.BatchSize messages per visit to the scheduler
-// (sched.takeBatch), and, holding fewer, looks again every 200µs for up to
-// BatchWait (counted as spinning meanwhile, so a push does not wake another
-// worker for what it can take). What a batch may hold follows the
-// ordering: Unordered, any messages across lanes; ByPartition, a lane's
+// (sched.takeBatch), and, holding fewer, waits up to BatchWait for more
+// (counted as spinning meanwhile, so a push does not wake another worker
+// for what it can take); a push that makes enough messages ready to fill
+// it ends the wait at once (runq.fillWake), a trickle does not. What a
+// batch may hold follows the ordering: Unordered, any messages across
+// lanes, a lane's next messages at once; ByPartition, a lane's
 // consecutive messages (the lane is held while any runs); ByKey, the key's
 // parked messages after the one taken and its later messages met in the
 // lane's queue, in offset order: a key record counts its holds (messages in

@@ -580,6 +580,8 @@ func (s *sched[M]) takeBatch(out []task[M], max int) ([]task[M], bool) {
 				q.running += k
 				s.place(q)
 			}
+		case s.mode == Unordered: // the lane's next messages at once
+			out = s.takeMore(q, out, max-len(out))
 		case s.mode == ByPartition:
 			k := min(max-len(out), q.fifo.n)
 			if k > 0 {
@@ -1060,6 +1062,8 @@ type runq[M any] struct {
 	open     []*workerRun[M] // runs of more than one message, maybe not all claimed
 	keyed    []*workerRun[M] // ByKey runs of more than one message: reap releases their finished calls
 	run      int             // the length of the last run taken: how many messages a worker takes
+	fillc    chan struct{}   // closed when batch fillers may fill (fillWake); nil: none waits
+	fillNeed int             // the fewest messages a waiting filler lacks
 
 	t0       time.Time   // the scheduler's clock counts from it
 	timer    *time.Timer // fires when the first retry is due; nil until one waits
@@ -1086,6 +1090,7 @@ func (r *runq[M]) push(p *Part, offset int64, msg M) bool {
 	}
 	r.mu.Lock()
 	ok := !r.stopped && r.s.push(p, offset, msg, h)
+	r.fillWake()
 	n := r.wakeOne()
 	r.mu.Unlock()
 	for range n {
@@ -1107,6 +1112,7 @@ func (r *runq[M]) pushBatch(p *Part, offs []int64, msgs []M) int {
 	if r.s.mode != ByKey {
 		r.mu.Lock()
 		ok := !r.stopped && r.s.pushBatch(p, offs, msgs, nil)
+		r.fillWake()
 		n := r.wakeOne()
 		r.mu.Unlock()
 		for range n {
@@ -1126,6 +1132,7 @@ func (r *runq[M]) pushBatch(p *Part, offs []int64, msgs []M) int {
 		}
 		r.mu.Lock()
 		ok := !r.stopped && r.s.pushBatch(p, offs[done:done+k], msgs[done:done+k], hs[:k])
+		r.fillWake()
 		n := r.wakeOne()
 		r.mu.Unlock()
 		for range n {
@@ -1187,6 +1194,7 @@ type workerRun[M any] struct {
 	rel   int          // tasks before it are released (under runq.mu)
 	open  int          // index in runq.open, or -1
 	keyed int          // index in runq.keyed, or -1
+	fillT *time.Timer  // a batch worker's fill wait (nextBatch)
 	_     [64]byte     // claim is bumped per message: keep other workers' off its line
 }
 
@@ -1434,6 +1442,7 @@ func (r *runq[M]) drop(p *Part) {
 func (r *runq[M]) stop() {
 	r.mu.Lock()
 	r.stopped = true
+	r.fillWake()
 	r.idle = 0
 	if r.timer != nil {
 		r.timer.Stop()
