@@ -191,19 +191,13 @@ func (e *Engine[M]) runBatch(ts []task[M], c *workerCtrs, calls []*task[M], msgs
 	e.m.handled(p, start, err)
 	c.handled.Add(int64(len(calls)))
 	if err == nil {
-		for _, t := range calls {
-			_ = t.p.wm.Ack(t.offset) // ErrClosed: a late ack after revoke, ignored
-			e.finish(t.p)
-		}
+		e.ackAll(calls)
 		return calls, msgs
 	}
 	var be *BatchError
 	if errors.As(err, &be) {
 		if be.Index >= 0 && be.Index < len(calls) {
-			for _, t := range calls[:be.Index] {
-				_ = t.p.wm.Ack(t.offset)
-				e.finish(t.p)
-			}
+			e.ackAll(calls[:be.Index])
 			c.errs.Add(1)
 			t := calls[be.Index]
 			e.failOne(t.p, &t.job, be.Err)
@@ -224,6 +218,22 @@ func (e *Engine[M]) runBatch(ts []task[M], c *workerCtrs, calls []*task[M], msgs
 		e.failOne(t.p, &t.job, err)
 	}
 	return calls, msgs
+}
+
+// ackAll acks the messages of ts, done (ErrClosed: a late ack after
+// revoke, ignored), and counts them finished once per partition.
+func (e *Engine[M]) ackAll(ts []*task[M]) {
+	var p *Part
+	var n int64
+	for _, t := range ts {
+		_ = t.p.wm.Ack(t.offset)
+		if t.p != p {
+			e.settle(p, 0, n)
+			p, n = t.p, 0
+		}
+		n++
+	}
+	e.settle(p, 0, n)
 }
 
 // callBatch calls the batch handler, with the context of the batch's
