@@ -417,30 +417,11 @@ func (e *Engine[M]) fail(err error) {
 	})
 }
 
-// dispatch queues a tracked message for the workers. It never waits: the
-// queue holds at most the windows of the owned partitions. A message not
-// queued (p is revoked, or the engine stopped) stays tracked and unacked:
-// it is counted as unackable so the drain does not wait for it.
-func (e *Engine[M]) dispatch(p *Part, offset int64, msg M) error {
-	if e.queue.push(p, offset, msg) {
-		if e.size != nil {
-			e.addBytes(p, int64(e.sizeOne(msg)))
-		}
-		return nil
-	}
-	p.addUnackable()
-	select {
-	case <-e.quit:
-		return ErrStopped
-	default:
-		return nil // revoked: dropped like the messages queued before
-	}
-}
-
 // dispatchBatch queues tracked messages of p (offsets in order) for the
-// workers, under one lock of the scheduler, as dispatch does one. The
-// messages not queued (p is revoked, or the engine stopped) stay tracked
-// and are counted as unackable.
+// workers, under one lock of the scheduler. It never waits: the queue holds
+// at most the windows of the owned partitions. The messages not queued (p
+// is revoked, or the engine stopped) stay tracked and are counted as
+// unackable, so the drain does not wait for them.
 func (e *Engine[M]) dispatchBatch(p *Part, offs []int64, msgs []M) error {
 	k := e.queue.pushBatch(p, offs, msgs)
 	e.addBytes(p, e.sizeOf(msgs[:k]))

@@ -406,18 +406,6 @@ func (s *sched[M]) forget(q *partQ[M]) {
 	}
 }
 
-// push queues a message whose key hashes to h (ByKey only). It returns
-// false, queueing nothing, if p is revoked.
-func (s *sched[M]) push(p *Part, offset int64, msg M, h uint64) bool {
-	q := s.partOf(p)
-	if q.dropped || p.revoking.Load() {
-		return false
-	}
-	q.fifo.push(s, job[M]{offset: offset, msg: msg, h: h})
-	s.place(q)
-	return true
-}
-
 // pushBatch queues the messages msgs at offsets offs (ByKey: whose keys
 // hash to hs; nil otherwise), all or none, and places p once. It returns
 // false, queueing nothing, if p is revoked.
@@ -1079,24 +1067,6 @@ func newRunq[M any](cfg Config, key func(M) []byte) *runq[M] {
 	}
 	r.cond.L = &r.mu
 	return r
-}
-
-// push queues a message; it never waits for a worker. It returns false if
-// the message was not queued: p is revoked, or the engine stopped.
-func (r *runq[M]) push(p *Part, offset int64, msg M) bool {
-	var h uint64
-	if r.s.mode == ByKey {
-		h = maphash.Bytes(r.seed, r.s.key(msg)) // outside the lock
-	}
-	r.mu.Lock()
-	ok := !r.stopped && r.s.push(p, offset, msg, h)
-	r.fillWake()
-	n := r.wakeOne()
-	r.mu.Unlock()
-	for range n {
-		r.cond.Signal()
-	}
-	return ok
 }
 
 // hashChunk is how many keys pushBatch hashes (outside the lock) per
