@@ -61,6 +61,9 @@ func TestHandledFileLostAndPending(t *testing.T) {
 	if h.Distinct(0) != 4 || h.ByMember(2) != 1 {
 		t.Fatalf("after the line's end: distinct %d, member 2 %d; want 4, 1", h.Distinct(0), h.ByMember(2))
 	}
+	if got := h.Duplicates(); got != 1 {
+		t.Errorf("duplicates %d, want 1 (partition 1 offset 1 handled twice)", got)
+	}
 	// Partition 0: 0 1 3 5 handled, 2 and 4 not.
 	if got := h.Pending(0, 3); got != 1 {
 		t.Errorf("pending at or above 3: %d, want 1 (offset 4)", got)
@@ -98,6 +101,8 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		"negative kills":  {Command: []string{"x"}, Dir: t.TempDir(), Kills: -1},
 		"handler window":  {Command: []string{"x"}, Dir: t.TempDir(), HandlerMin: 2, HandlerMax: 1},
 		"negative member": {Command: []string{"x"}, Dir: t.TempDir(), Members: -1},
+		"slow fraction":   {Command: []string{"x"}, Dir: t.TempDir(), SlowFraction: 1.5},
+		"negative slow":   {Command: []string{"x"}, Dir: t.TempDir(), SlowFraction: 0.1, Slow: -1},
 	} {
 		if _, err := churn.Run(context.Background(), cfg); !errors.Is(err, churn.ErrBadConfig) {
 			t.Errorf("%s: %v, want ErrBadConfig", name, err)

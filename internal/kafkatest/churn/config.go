@@ -29,13 +29,20 @@ type Config struct {
 	Partitions int32 // Default 4.
 	Messages   int   // produced before the members start. Default 40000.
 	Kills      int   // members killed (SIGKILL) or stopped (SIGTERM) and replaced. Default 4.
+	// KillOnly makes every one of the Kills a SIGKILL. Default false: each
+	// is a SIGKILL or a SIGTERM, at random.
+	KillOnly bool
 	// KillMin and KillMax bound the random pause before each kill. Default
 	// 1.5s and 4s.
 	KillMin, KillMax time.Duration
 	// HandlerMin and HandlerMax bound each handler's sleep. Default 10ms
 	// and 30ms.
 	HandlerMin, HandlerMax time.Duration
-	Concurrency            int // handler goroutines per member. Default 16.
+	// SlowFraction of the handler calls (chosen at random) sleep Slow
+	// instead. Default 0: none.
+	SlowFraction float64
+	Slow         time.Duration
+	Concurrency  int // handler goroutines per member. Default 16.
 
 	// Defaults makes members leave their client's timeouts at the client's
 	// defaults. SessionTimeout must still be the session timeout in effect:
@@ -134,6 +141,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: KillMin %v, KillMax %v", ErrBadConfig, c.KillMin, c.KillMax)
 	case c.HandlerMin < 0 || c.HandlerMax < c.HandlerMin:
 		return fmt.Errorf("%w: HandlerMin %v, HandlerMax %v", ErrBadConfig, c.HandlerMin, c.HandlerMax)
+	case c.SlowFraction < 0 || c.SlowFraction > 1 || c.Slow < 0:
+		return fmt.Errorf("%w: SlowFraction %v, Slow %v (want a fraction in [0, 1], Slow >= 0)",
+			ErrBadConfig, c.SlowFraction, c.Slow)
 	}
 	return nil
 }
@@ -145,5 +155,6 @@ func (c *Config) spec(index int, brokers []string, group, topic, out string) Mem
 		SessionTimeout: c.SessionTimeout, RebalanceTimeout: c.RebalanceTimeout,
 		RevokeTimeout: c.RevokeTimeout, HeartbeatInterval: c.HeartbeatInterval,
 		Concurrency: c.Concurrency, HandlerMin: c.HandlerMin, HandlerMax: c.HandlerMax,
+		SlowFraction: c.SlowFraction, Slow: c.Slow,
 	}
 }

@@ -129,3 +129,12 @@ func (h *handled) lost(final map[int32]int64) (int, []string) {
 	}
 	return total, out
 }
+
+// duplicates returns the handlings of an offset beyond its first.
+func (h *handled) duplicates() int {
+	var distinct int64
+	for _, n := range h.distinct {
+		distinct += n
+	}
+	return h.lines - int(distinct)
+}
