@@ -32,6 +32,14 @@ type Config struct {
 	// KillOnly makes every one of the Kills a SIGKILL. Default false: each
 	// is a SIGKILL or a SIGTERM, at random.
 	KillOnly bool
+	// KillAtProgress makes kill i (1..Kills) also wait until i/(Kills+1) of
+	// the messages were handled, so that the kills spread over the run
+	// whether the consumer is fast or slow. Default false: the kills
+	// follow the clock alone.
+	KillAtProgress bool
+	// KillMinAge: only a member that has been handling messages for this
+	// long is killed (one that has not handled any never is). Default 0.
+	KillMinAge time.Duration
 	// KillMin and KillMax bound the random pause before each kill. Default
 	// 1.5s and 4s.
 	KillMin, KillMax time.Duration
@@ -137,8 +145,8 @@ func (c *Config) validate() error {
 	case c.Members < 1 || c.Partitions < 1 || c.Messages < 1 || c.Kills < 0 || c.Concurrency < 1:
 		return fmt.Errorf("%w: Members %d, Partitions %d, Messages %d, Kills %d, Concurrency %d (want >= 1, Kills >= 0)",
 			ErrBadConfig, c.Members, c.Partitions, c.Messages, c.Kills, c.Concurrency)
-	case c.KillMin < 0 || c.KillMax < c.KillMin:
-		return fmt.Errorf("%w: KillMin %v, KillMax %v", ErrBadConfig, c.KillMin, c.KillMax)
+	case c.KillMin < 0 || c.KillMax < c.KillMin || c.KillMinAge < 0:
+		return fmt.Errorf("%w: KillMin %v, KillMax %v, KillMinAge %v", ErrBadConfig, c.KillMin, c.KillMax, c.KillMinAge)
 	case c.HandlerMin < 0 || c.HandlerMax < c.HandlerMin:
 		return fmt.Errorf("%w: HandlerMin %v, HandlerMax %v", ErrBadConfig, c.HandlerMin, c.HandlerMax)
 	case c.SlowFraction < 0 || c.SlowFraction > 1 || c.Slow < 0:

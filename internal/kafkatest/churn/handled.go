@@ -138,3 +138,17 @@ func (h *handled) duplicates() int {
 	}
 	return h.lines - int(distinct)
 }
+
+// progressed reports whether kill number done+1 may happen: always, unless
+// cfg.KillAtProgress, when that many (Kills+1)ths of the messages must have
+// been handled.
+func (h *handled) progressed(cfg Config, done int) bool {
+	if !cfg.KillAtProgress {
+		return true
+	}
+	var distinct int64
+	for _, n := range h.distinct {
+		distinct += n
+	}
+	return distinct*int64(cfg.Kills+1) >= int64(done+1)*int64(cfg.Messages)
+}

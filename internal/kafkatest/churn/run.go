@@ -98,6 +98,7 @@ func (r Result) String() string {
 // member is one member process as the parent sees it.
 type member struct {
 	index    int
+	handling time.Time // when the run loop first saw a message it handled; written by the run loop only
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	exitErr  error
@@ -288,12 +289,17 @@ loop:
 			res.Aborted = "timeout"
 			break loop
 		}
-		if res.Kills+res.Terms < cfg.Kills && now.After(nextKill) {
+		for _, m := range live() {
+			if m.handling.IsZero() && h.byMember[m.index] > 0 {
+				m.handling = now
+			}
+		}
+		if res.Kills+res.Terms < cfg.Kills && now.After(nextKill) && h.progressed(cfg, res.Kills+res.Terms) {
 			var eligible []*member
 			for _, m := range live() {
 				// Only a member that has handled a message has completed its
 				// first join: killing one still in it can leave a ghost.
-				if !m.stopping && h.byMember[m.index] > 0 {
+				if !m.stopping && !m.handling.IsZero() && now.Sub(m.handling) >= cfg.KillMinAge {
 					eligible = append(eligible, m)
 				}
 			}
