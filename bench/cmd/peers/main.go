@@ -60,6 +60,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/inorder/inorder/adapters/kafkago"
 	"github.com/inorder/inorder/internal/kafkatest"
 	"github.com/inorder/inorder/internal/kafkatest/churn"
 )
@@ -85,7 +86,7 @@ func main() {
 	flag.IntVar(&c.partitions, "partitions", 8, "partitions of the topic")
 	flag.IntVar(&c.size, "size", 100, "throughput: bytes per message value")
 	flag.DurationVar(&c.duration, "duration", 8*time.Second, "throughput: stop a consumer this long after its first message, if it has not handled -messages by then")
-	flag.IntVar(&c.concurrency, "concurrency", 16, "handler goroutines: the adapters' WithConcurrency (16 is their default), watermill's channel readers, sarama-pool's workers")
+	flag.IntVar(&c.concurrency, "concurrency", kafkago.DefaultConcurrency, "handler goroutines: the adapters' WithConcurrency (16 is their default), watermill's channel readers, sarama-pool's workers")
 	flag.BoolVar(&c.crash, "crash", true, "run the crash loop")
 	flag.IntVar(&c.crashMessages, "crash.messages", 40000, "crash loop: messages")
 	flag.IntVar(&c.kills, "kills", 5, "crash loop: members SIGKILLed and replaced")

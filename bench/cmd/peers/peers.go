@@ -17,6 +17,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 
+	"github.com/inorder/inorder/adapters/kafkago"
 	"github.com/inorder/inorder/internal/kafkatest/churn"
 	"github.com/inorder/inorder/internal/kafkatest/churn/cfmember"
 	"github.com/inorder/inorder/internal/kafkatest/churn/frmember"
@@ -42,7 +43,12 @@ var rows = []row{
 	{"sarama-pool", false, consumeSaramaPool, func(c, _ int) string { return fmt.Sprintf("%d (workers)", c) }},
 }
 
-func ours(c, _ int) string { return fmt.Sprintf("%d (WithConcurrency, the default)", c) }
+func ours(c, _ int) string {
+	if c == kafkago.DefaultConcurrency {
+		return fmt.Sprintf("%d (WithConcurrency, the default)", c)
+	}
+	return fmt.Sprintf("%d (WithConcurrency)", c)
+}
 
 func perPartition(_, p int) string { return fmt.Sprintf("%d (one per partition)", p) }
 
