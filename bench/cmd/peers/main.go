@@ -8,6 +8,8 @@
 //     -concurrency goroutines, each message Acked after the handler;
 //   - goka (github.com/lovoo/goka): a processor with one input stream, one
 //     partition processor per partition, the callback of its README;
+//   - goka-defercommit: the same with Context.DeferCommit, the callback
+//     handing each message to a pool of -concurrency workers;
 //   - sarama-pool: a hand-rolled github.com/IBM/sarama ConsumerGroup whose
 //     claims feed one pool of -concurrency workers, each marking
 //     (MarkMessage) the message it finished;
@@ -86,7 +88,7 @@ func main() {
 	flag.IntVar(&c.partitions, "partitions", 8, "partitions of the topic")
 	flag.IntVar(&c.size, "size", 100, "throughput: bytes per message value")
 	flag.DurationVar(&c.duration, "duration", 8*time.Second, "throughput: stop a consumer this long after its first message, if it has not handled -messages by then")
-	flag.IntVar(&c.concurrency, "concurrency", kafkago.DefaultConcurrency, "handler goroutines: the adapters' WithConcurrency (16 is their default), watermill's channel readers, sarama-pool's workers")
+	flag.IntVar(&c.concurrency, "concurrency", kafkago.DefaultConcurrency, "handler goroutines: the adapters' WithConcurrency (16 is their default), watermill's channel readers, the workers of sarama-pool and goka-defercommit")
 	flag.BoolVar(&c.crash, "crash", true, "run the crash loop")
 	flag.IntVar(&c.crashMessages, "crash.messages", 40000, "crash loop: messages")
 	flag.IntVar(&c.kills, "kills", 5, "crash loop: members SIGKILLed and replaced")

@@ -40,6 +40,7 @@ var rows = []row{
 	{"inorder/franz", true, frmember.Consume, ours},
 	{"watermill-kafka", false, consumeWatermill, perPartition},
 	{"goka", false, consumeGoka, perPartition},
+	{"goka-defercommit", false, consumeGokaDeferred, func(c, _ int) string { return fmt.Sprintf("%d (workers)", c) }},
 	{"sarama-pool", false, consumeSaramaPool, func(c, _ int) string { return fmt.Sprintf("%d (workers)", c) }},
 }
 
@@ -158,6 +159,40 @@ func consumeGoka(ctx context.Context, s churn.MemberSpec, handle churn.Handle, l
 	if err == nil {
 		err = first
 	}
+	return err
+}
+
+// consumeGokaDeferred is goka with the setting that lifts its one-at-a-time
+// bound: the callback calls Context.DeferCommit, hands the message to a
+// pool of s.Concurrency workers and returns; the worker calls the commit
+// function when the handler is done. Goka then marks offset+1 (sarama's
+// MarkOffset, which keeps the highest mark): the marks arrive in the
+// order the handlers finish.
+func consumeGokaDeferred(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
+	cfg := goka.DefaultConfig()
+	saramaTimeouts(cfg, s)
+	goka.ReplaceGlobalConfig(cfg)
+	jobs := make(chan func())
+	var wg sync.WaitGroup
+	for range s.Concurrency {
+		wg.Go(func() {
+			for j := range jobs {
+				j()
+			}
+		})
+	}
+	g := goka.DefineGroup(goka.Group(s.Group),
+		goka.Input(goka.Stream(s.Topic), new(codec.Bytes), func(gctx goka.Context, _ any) {
+			// gctx is only for this call: read what the worker needs now.
+			commit, p, o, mctx := gctx.DeferCommit(), gctx.Partition(), gctx.Offset(), gctx.Context()
+			jobs <- func() { commit(handle(mctx, p, o)) }
+		}))
+	p, err := goka.NewProcessor(s.Brokers, g, goka.WithLogger(slogPrinter{log}))
+	if err == nil {
+		err = p.Run(ctx) // returns once the deferred commits are done (or after 60s)
+	}
+	close(jobs)
+	wg.Wait()
 	return err
 }
 
