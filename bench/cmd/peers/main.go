@@ -201,8 +201,8 @@ func run(c config, out io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	fmt.Fprintf(out, "peers: %s, %s %s/%s, %d CPUs (%s)\n", time.Now().UTC().Format(time.RFC3339),
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+	fmt.Fprintf(out, "peers: %s, %s %s/%s, %d CPUs (%s), load average %s\n", time.Now().UTC().Format(time.RFC3339),
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), loadAverage())
 	rep := report{
 		throughput: map[string]map[string]outcome{}, failed: map[string]map[string]string{},
 		crash: map[string]churn.Result{}, crashErr: map[string]string{},
@@ -218,7 +218,19 @@ func run(c config, out io.Writer) error {
 		}
 	}
 	printTable(out, c, rep)
+	fmt.Fprintf(out, "done %s, load average %s (the machine's, other processes included)\n",
+		time.Now().UTC().Format(time.RFC3339), loadAverage())
 	return nil
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages of
+// /proc/loadavg, or "unknown".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 // runThroughput produces the backlog and runs every chosen row on every
