@@ -29,20 +29,24 @@
 // (internal/kafkatest/churn) with -members member processes of the row in
 // one group, -crash.messages messages, handlers of 1 ms with 1% at 300 ms,
 // -kills members SIGKILLed and replaced, then the run goes to the end
-// (every partition settled) and every member is stopped with SIGTERM. Kill
-// i waits until i/(kills+1) of the messages were handled and 0.5-1.5 s
-// since the kill before, so that the kills spread over the run of a fast
-// row and of a slow one alike; only a member that has been handling
-// messages for 2 s (two commit intervals of every row) is killed. Columns: kills done,
-// messages lost (below the group's final commit, never
-// handled), duplicates (handled more than once), and commits gone
-// backwards (the group's committed offset of a partition went down).
+// (every partition's commit at the log end) and every member is stopped
+// with SIGTERM. Kill i waits until i/(kills+1) of the messages were
+// handled and 0.5-1.5 s since the kill before, so that the kills spread
+// over the run of a fast row and of a slow one alike; only a member that
+// has been handling messages for 2 s (two commit intervals of every row)
+// is killed. Columns: kills done, messages lost (below the group's final
+// commit, never handled), duplicates (handled more than once), and
+// commits gone backwards (the group's committed offset of a partition
+// went down).
+//
+// The default run takes 5-6 minutes on a 2-core machine: -duration,
+// -messages, -crash.messages, -rows, -workloads and -crash=false shrink it.
 //
 // The peers and their clients live in this directory's own module, so that
 // the library's go.mod does not carry them. From the repository root:
 //
 //	go -C bench/cmd/peers run .
-//	go -C bench/cmd/peers run . -duration 20s -crash.messages 20000
+//	go -C bench/cmd/peers run . -duration 20s -crash.messages 80000
 //	go -C bench/cmd/peers run . -rows goka,inorder/franz -workloads 1ms -crash=false
 //
 // It measures on Linux only (it reads /proc) and needs cgo (the confluent
