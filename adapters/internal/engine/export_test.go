@@ -96,7 +96,8 @@ func (s *TestSched) Drop(p *Part) int64 {
 // Ready returns how many messages a worker may take now.
 func (s *TestSched) Ready() int { return s.s.nready }
 
-// Keys returns how many key queues p holds.
+// Keys returns how many keys of p are busy or have messages parked (idle
+// keys' records kept in the lane are not counted).
 func (s *TestSched) Keys(p *Part) int {
 	q, _ := p.sq.(*partQ[testMsg])
 	if q == nil {
@@ -105,7 +106,9 @@ func (s *TestSched) Keys(p *Part) int {
 	n := 0
 	for _, kq := range q.keys {
 		for ; kq != nil; kq = kq.chain {
-			n++
+			if kq.holds > 0 || kq.jobs.n > 0 {
+				n++
+			}
 		}
 	}
 	return n

@@ -159,6 +159,9 @@ func partShare(n, parts, pi int) int {
 // timeEngine runs n messages over parts partitions through a fresh engine
 // with handler h, delivered as runOrdering does, and returns the time from
 // the first delivery to the n-th handler return (engine set-up excluded).
+// fetchRun is how many messages of a partition timeEngine offers at once.
+const fetchRun = 64
+
 func timeEngine(b *testing.B, mode engine.Ordering, parts, workers, n int, h func(kmsg),
 	keyOf func(rng *rand.Rand, i int) []byte) time.Duration {
 	c := cfg()
@@ -180,12 +183,18 @@ func timeEngine(b *testing.B, mode engine.Ordering, parts, workers, n int, h fun
 	for pi, p := range ps {
 		k := partShare(n, parts, pi)
 		wg.Go(func() {
+			// In fetch-sized batches, as the adapters offer them.
 			rng := rand.New(rand.NewPCG(uint64(pi), 9))
+			offs, msgs := make([]int64, 0, fetchRun), make([]kmsg, 0, fetchRun)
 			for o := range k {
-				m := kmsg{part: int32(pi), off: int64(o), key: keyOf(rng, o)}
-				if err := s.Deliver(context.Background(), p, int64(o), m); err != nil {
-					b.Error(err)
-					return
+				offs = append(offs, int64(o))
+				msgs = append(msgs, kmsg{part: int32(pi), off: int64(o), key: keyOf(rng, o)})
+				if len(offs) == fetchRun || o == k-1 {
+					if _, err := s.DeliverBatch(context.Background(), p, offs, msgs); err != nil {
+						b.Error(err)
+						return
+					}
+					offs, msgs = offs[:0], msgs[:0]
 				}
 			}
 		})

@@ -278,14 +278,17 @@ func (q *jobq[M]) clear(s *sched[M]) {
 
 // keyQ is a busy key of a partition (ByKey): messages of it are running or
 // wait for their retry (its holds), or messages of it met while it was
-// busy are parked behind. It exists only while the key is busy; it sits in
-// its lane's heap iff holds is 0 and it has parked messages.
+// busy are parked behind. It exists while the key is busy, and after that
+// as an idle record (idle; at most maxIdle in the scheduler) that the key's
+// next message takes again; it sits in its lane's heap iff holds is 0 and
+// it has parked messages.
 type keyQ[M any] struct {
 	hash  uint64
 	key   []byte
 	chain *keyQ[M]     // next key of the partition with the same hash
 	jobs  fifo[job[M]] // parked messages, by offset
 	holds int          // messages of the key in a worker or waiting for a retry
+	idle  bool         // not busy, nothing parked: kept for the key's next message
 	tok   uint64       // the batch (sched.tok) that took it last
 }
 
@@ -343,6 +346,7 @@ type sched[M any] struct {
 	minB    int          // no bucket below it is non-empty
 	nready  int          // sum of the partitions' ready
 	free    []*keyQ[M]   // key records for reuse, at most maxFree
+	idle    int          // records of idle keys kept in the lanes, at most maxIdle
 	blocks  []*qblock[M] // queue blocks for reuse, at most maxFreeBlocks
 	timers  []*retry[M]  // messages waiting for a retry, by due time
 	lanes   map[TopicPartition]*partQ[M]
@@ -506,6 +510,12 @@ func (s *sched[M]) takeByKey(q *partQ[M]) (task[M], bool) {
 			kq.holds, kq.tok = 1, s.tok
 			return task[M]{job: q.fifo.pop(s), p: q.p, q: q, kq: kq}, true
 		}
+		if kq.idle { // its record kept (see unhold)
+			kq.idle = false
+			s.idle--
+			kq.holds, kq.tok = 1, s.tok
+			return task[M]{job: q.fifo.pop(s), p: q.p, q: q, kq: kq}, true
+		}
 		if s.tok != 0 && kq.tok == s.tok && kq.jobs.n == 0 {
 			// Held by the batch being filled, nothing older parked: the
 			// batch takes it too, behind the key's earlier messages.
@@ -616,6 +626,11 @@ func (s *sched[M]) unhold(q *partQ[M], kq *keyQ[M]) {
 		s.freeKey(kq)
 	case kq.jobs.n > 0:
 		q.heapPush(heapEnt[M]{kq.jobs.peek().offset, kq})
+	case s.idle < maxIdle:
+		// Idle: its record stays in the lane, so that the key's next
+		// message finds it (no map insert and delete per call).
+		kq.idle = true
+		s.idle++
 	default:
 		q.removeKey(kq)
 		s.freeKey(kq)
@@ -776,6 +791,9 @@ func (s *sched[M]) drop(q *partQ[M]) int64 {
 			next := kq.chain
 			n += int64(kq.jobs.n)
 			kq.chain = nil
+			if kq.idle {
+				s.idle--
+			}
 			kq.jobs.reset(keepJobs)
 			if kq.holds > 0 {
 				running = append(running, kq)
@@ -861,8 +879,12 @@ func (s *sched[M]) unlink(q *partQ[M]) {
 	q.next, q.prev, q.bucket = nil, nil, -1
 }
 
-// maxFree bounds the key records kept for reuse.
-const maxFree = 1024
+// maxFree bounds the key records kept for reuse; maxIdle those of idle
+// keys kept in their lanes (sched.idle).
+const (
+	maxFree = 1024
+	maxIdle = 4096
+)
 
 func (s *sched[M]) newKey(h uint64, k []byte) *keyQ[M] {
 	var kq *keyQ[M]
@@ -882,7 +904,7 @@ func (s *sched[M]) freeKey(kq *keyQ[M]) {
 	if cap(kq.key) > keepKey {
 		kq.key = nil
 	}
-	kq.chain, kq.holds, kq.tok = nil, 0, 0
+	kq.chain, kq.holds, kq.tok, kq.idle = nil, 0, 0, false
 	if len(s.free) < maxFree {
 		s.free = append(s.free, kq)
 	}
