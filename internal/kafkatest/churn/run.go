@@ -48,7 +48,7 @@ type Result struct {
 	// "timeout"), or is empty. Lost and Short are not judged for an aborted
 	// run. (A stall does not abort: the stalled partition counts as settled
 	// and the run goes on to the clean stop.)
-	Aborted  string
+	Aborted string
 	// Events lists every disturbance (member started, killed, stopped,
 	// frozen; broker faults) with its duplicates and their bound; see
 	// Event. Duplicates is Handled minus the distinct offsets handled.
@@ -56,7 +56,7 @@ type Result struct {
 	Duplicates int
 	Freezes    int           // members frozen (SIGSTOP) by Chaos
 	Duration   time.Duration // from the first member's start to the last's exit
-	Dir      string        // the run's files (handled file, member logs)
+	Dir        string        // the run's files (handled file, member logs)
 }
 
 // Ghost reports whether the run hit the broker's ghost-member bug.
