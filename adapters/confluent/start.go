@@ -118,6 +118,9 @@ func (r *runner) logBounds(kc *kafka.Consumer, ktps []kafka.TopicPartition, dead
 			for ktp, info := range res.ResultInfos {
 				tp := toTP(ktp)
 				if info.Error.Code() != kafka.ErrNoError {
+					if staleLeader(info.Error.Code()) {
+						r.refreshMetadata(kc, tp.Topic, timeoutMs)
+					}
 					return fmt.Errorf("%s[%d]: %w", tp.Topic, tp.Partition, info.Error)
 				}
 				b := out[tp]
@@ -147,6 +150,32 @@ func (r *runner) logBounds(kc *kafka.Consumer, ktps []kafka.TopicPartition, dead
 		}
 	}
 	return out, nil
+}
+
+// staleLeader reports whether a ListOffsets answer says the leader or its
+// epoch that librdkafka knows is out of date.
+func staleLeader(c kafka.ErrorCode) bool {
+	switch c {
+	case kafka.ErrFencedLeaderEpoch, kafka.ErrUnknownLeaderEpoch,
+		kafka.ErrNotLeaderForPartition, kafka.ErrLeaderNotAvailable:
+		return true
+	}
+	return false
+}
+
+// refreshMetadata asks for topic's metadata, which refreshes librdkafka's
+// cache of leaders and leader epochs. The admin ListOffsets of librdkafka
+// 2.11.1 answers FENCED_LEADER_EPOCH for as long as its cache holds an
+// epoch older than the leader's (until the periodic refresh,
+// topic.metadata.refresh.interval.ms, 5 minutes by default), and does not
+// refresh it itself; seen when a partition's leader moved after the member
+// last fetched it, and reproduced with a bare kafka.Consumer and its admin
+// client against the embedded broker (ListOffsets, ShufflePartitionLeaders,
+// ListOffsets: FENCED_LEADER_EPOCH on every retry until GetMetadata).
+func (r *runner) refreshMetadata(kc *kafka.Consumer, topic string, timeoutMs int) {
+	if _, err := kc.GetMetadata(&topic, false, max(1, min(timeoutMs, 5000))); err != nil {
+		r.log.Debug("confluent: metadata refresh after a stale leader epoch", "topic", topic, "error", err)
+	}
 }
 
 // start applies the start policy to one partition's committed offset.
