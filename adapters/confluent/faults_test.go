@@ -392,3 +392,45 @@ func TestAssignAfterLeaderEpochMoved(t *testing.T) {
 		t.Fatalf("%d reads of the log bounds; want the fenced one retried", watermarkReads.Load())
 	}
 }
+
+// Issue 25: the connection of the log-bounds read at an assignment is cut
+// once: librdkafka's admin ListOffsets then answers "no offset" (-1001)
+// with no error. That answer is retried, not taken as the log start (which
+// made the engine refuse the assignment and Run stop with ErrAssign).
+func TestAssignWhenListOffsetsIsCut(t *testing.T) {
+	const (
+		topic = "offsets-cut"
+		group = "offsets-cut-group"
+		n     = 100
+	)
+	c, ctx := adaptertest.StartProduced(t, topic, 2, n, 60*time.Second)
+	var watermarkReads atomic.Int64
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(testLogger(t)), confluent.WithRetryBackoff(10*time.Millisecond),
+			confluent.WithReadHook(func(what string, _ confluent.TopicPartition) error {
+				if what == "watermarks" && watermarkReads.Add(1) == 1 {
+					c.Fake().ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+						return nil, errors.New("connection cut"), true
+					})
+				}
+				return nil
+			}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+		rec.add(m)
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok && rec.Distinct() == n
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if watermarkReads.Load() < 2 {
+		t.Fatalf("%d reads of the log bounds; want the cut one retried", watermarkReads.Load())
+	}
+}

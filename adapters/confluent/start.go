@@ -123,6 +123,13 @@ func (r *runner) logBounds(kc *kafka.Consumer, ktps []kafka.TopicPartition, dead
 					}
 					return fmt.Errorf("%s[%d]: %w", tp.Topic, tp.Partition, info.Error)
 				}
+				if info.Offset < 0 {
+					// librdkafka 2.11.1 answers "no offset" (-1001) with
+					// no error when the request's connection was closed
+					// under it (reproduced with a bare admin client and a
+					// cut ListOffsets connection): not an answer, retried.
+					return fmt.Errorf("%s[%d]: %w (%d)", tp.Topic, tp.Partition, errNoOffset, info.Offset)
+				}
 				b := out[tp]
 				set(&b, int64(info.Offset))
 				out[tp] = b
@@ -151,6 +158,10 @@ func (r *runner) logBounds(kc *kafka.Consumer, ktps []kafka.TopicPartition, dead
 	}
 	return out, nil
 }
+
+// errNoOffset is a ListOffsets answer without an offset and without an
+// error; retried like a transient error.
+var errNoOffset = errors.New("confluent: ListOffsets answered no offset and no error")
 
 // staleLeader reports whether a ListOffsets answer says the leader or its
 // epoch that librdkafka knows is out of date.
