@@ -107,6 +107,7 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 		hctx = context.Background()
 	}
 	p.ctx, p.cancel = context.WithCancel(hctx)
+	p.since = mono()
 	p.next.Store(committed)
 	p.committed.Store(committed)
 	p.logEnd.Store(logEnd)

@@ -168,8 +168,8 @@ func class(kind string) string {
 // printFaultTable prints the markdown table of the fault runs.
 func printFaultTable(chosen []row, results map[string][]churn.Result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(w, "| row\t runs\t lost\t rewinds\t stalls\t short final commits\t ghosts\t other failures\t faults\t kills\t duplicates\t dups/fault (bound)\t dups/kill (bound)\t dups/member start-stop (bound)\t events over bound\t median run time\t")
-	fmt.Fprintln(w, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
+	fmt.Fprintln(w, "| row\t runs\t lost\t rewinds\t stalls\t short final commits\t ghosts\t other failures\t faults\t kills\t duplicates\t dups/fault (bound)\t dups/kill (bound)\t dups/member start-stop (bound)\t events over bound\t stale after a freeze (max)\t median run time\t")
+	fmt.Fprintln(w, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 	for _, r := range chosen {
 		rs := results[r.name]
 		count := func(n func(churn.Result) int) string {
@@ -186,7 +186,7 @@ func printFaultTable(chosen []row, results map[string][]churn.Result) {
 			return fmt.Sprintf("%d (%d runs)", total, in)
 		}
 		n, d, b := map[string]int{}, map[string]int{}, map[string]int{}
-		dups := 0
+		dups, freezes, stale, maxStale := 0, 0, 0, 0
 		var durs []time.Duration
 		for _, x := range rs {
 			durs = append(durs, x.Duration)
@@ -196,6 +196,11 @@ func printFaultTable(chosen []row, results map[string][]churn.Result) {
 				n[c]++
 				d[c] += e.Dups
 				b[c] += e.Bound
+				if e.Kind == "freeze" {
+					freezes++
+					stale += e.Stale
+					maxStale = max(maxStale, e.Stale)
+				}
 			}
 		}
 		per := func(c string) string {
@@ -204,7 +209,11 @@ func printFaultTable(chosen []row, results map[string][]churn.Result) {
 			}
 			return fmt.Sprintf("%.0f (%.0f)", float64(d[c])/float64(n[c]), float64(b[c])/float64(n[c]))
 		}
-		fmt.Fprintf(w, "| %s\t %d\t %s\t %s\t %s\t %s\t %s\t %s\t %d\t %d\t %d\t %s\t %s\t %s\t %s\t %.1fs\t\n", r.name, len(rs),
+		staleCol := "-"
+		if freezes > 0 {
+			staleCol = fmt.Sprintf("%.0f (%d)", float64(stale)/float64(freezes), maxStale)
+		}
+		fmt.Fprintf(w, "| %s\t %d\t %s\t %s\t %s\t %s\t %s\t %s\t %d\t %d\t %d\t %s\t %s\t %s\t %s\t %s\t %.1fs\t\n", r.name, len(rs),
 			count(func(x churn.Result) int { return x.Lost }),
 			count(func(x churn.Result) int { return len(x.Rewinds) }),
 			count(func(x churn.Result) int { return len(x.Stalls) }),
@@ -219,7 +228,7 @@ func printFaultTable(chosen []row, results map[string][]churn.Result) {
 			}),
 			n["fault"], n["kill"], dups, per("fault"), per("kill"), per("member"),
 			count(func(x churn.Result) int { return len(overEvents(x)) }),
-			median(durs).Seconds())
+			staleCol, median(durs).Seconds())
 	}
 	w.Flush()
 	// Per kind of fault, over every row: how often, and what it cost.

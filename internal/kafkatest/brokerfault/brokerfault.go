@@ -1,9 +1,9 @@
 // Package brokerfault breaks a running embedded broker (kfake) the way a
 // real cluster misbehaves, for the chaos and soak commands: partition
 // leaders move (one, or all at once), group coordinators move, a broker
-// leaves and comes back on its port, connections carrying one kind of
-// request are cut for a while, requests of one kind are answered with a
-// real error code (NOT_LEADER_OR_FOLLOWER, NOT_COORDINATOR,
+// leaves and comes back on its port (under a new node id: see removeNode),
+// connections carrying one kind of request are cut for a while, requests
+// of one kind are answered with a real error code (NOT_LEADER_OR_FOLLOWER, NOT_COORDINATOR,
 // COORDINATOR_LOAD_IN_PROGRESS, REQUEST_TIMED_OUT, and UNKNOWN_SERVER_ERROR
 // as the error a client has never seen), and a member process is frozen
 // past its session timeout (through the caller's Freeze hook).
@@ -290,7 +290,7 @@ func (r *runner) one(stop context.Context) {
 }
 
 // removeNode takes a broker out for the hold and brings it back on its
-// port; it reports false if a broker is out already or only one is up.
+// port under a new node id; it reports false if a broker is out already or only one is up.
 func (r *runner) removeNode(stop context.Context) bool {
 	r.mu.Lock()
 	var ns []int32
@@ -311,10 +311,17 @@ func (r *runner) removeNode(stop context.Context) bool {
 		r.logf("brokerfault: remove node %d: %v", n, err)
 	}
 	r.hold(stop, end, func() {
+		// Back on its port under a new node id: kfake keeps serving the
+		// connections open to a removed broker, and a client that kept one
+		// across a re-add of the same id is answered NOT_LEADER_OR_FOLLOWER
+		// for ever (see TestKfakeRemovedBrokerKeepsServingItsConnections).
 		// The port was just closed; binding it again can fail briefly.
-		var err error
+		var (
+			id  int32
+			err error
+		)
 		for range 50 {
-			if _, _, err = r.fake.AddNode(n, r.ports[n]); err == nil {
+			if id, _, err = r.fake.AddNode(-1, r.ports[n]); err == nil {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -325,7 +332,10 @@ func (r *runner) removeNode(stop context.Context) bool {
 			r.errs = append(r.errs, fmt.Errorf("brokerfault: node %d back on port %d: %w", n, r.ports[n], err))
 			return
 		}
-		r.removed, r.up[n] = false, true
+		r.removed = false
+		delete(r.up, n)
+		r.up[id], r.ports[id] = true, r.ports[n]
+		delete(r.ports, n)
 	})
 	return true
 }

@@ -37,12 +37,24 @@ type Event struct {
 	At, End time.Duration // since the run's start; End == At for an instant one
 	Bound   int
 	Dups    int
+	// Stale (a freeze only) counts what the frozen member handled in the
+	// StaleWindow after it was resumed that some other member handled too:
+	// its calls in flight when it froze (at most Concurrency) and, if it
+	// ran them, the queued messages of the partitions it lost meanwhile.
+	Stale int
 }
+
+// StaleWindow is how long after a frozen member's resume its handlings
+// are checked for stale work (see Event.Stale).
+const StaleWindow = 2 * time.Second
 
 // Over reports whether the event's duplicates exceed its bound.
 func (e Event) Over() bool { return e.Dups > e.Bound }
 
 func (e Event) String() string {
+	if e.Kind == "freeze" {
+		return fmt.Sprintf("%s at %v-%v: %d duplicates, bound %d, %d stale after the resume", e.Kind, e.At, e.End, e.Dups, e.Bound, e.Stale)
+	}
 	return fmt.Sprintf("%s at %v-%v: %d duplicates, bound %d", e.Kind, e.At, e.End, e.Dups, e.Bound)
 }
 

@@ -30,6 +30,8 @@ type handled struct {
 	// the time of the offset's first handling.
 	dups  []time.Duration
 	stamp time.Duration // set by the caller before read
+	// onLine, if set, sees every line read.
+	onLine func(member int, p int32, o int64)
 }
 
 func newHandled(path string, ends map[int32]int64) *handled {
@@ -98,6 +100,9 @@ func (h *handled) line(l []byte) error {
 	c[o]++
 	h.byMember[m]++
 	h.lines++
+	if h.onLine != nil {
+		h.onLine(m, int32(p), o)
+	}
 	return nil
 }
 
@@ -155,6 +160,9 @@ func (h *handled) doneAbove(p int32, commit int64) int {
 	}
 	return n
 }
+
+// count returns how often offset o of partition p was handled.
+func (h *handled) count(p int32, o int64) uint32 { return h.counts[p][o] }
 
 // takeDups returns the duplicate handlings read since the last call, each
 // as the time its offset was first handled, and forgets them.

@@ -225,6 +225,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		logf("%v member %d resumed (SIGCONT)", since(), m.index)
 	}
 	freezeEvent := map[*member]int{}
+	// After a resume, the frozen member's handlings for StaleWindow, by
+	// event: judged (Event.Stale) once the run is over.
+	type watched struct {
+		member int
+		until  time.Duration
+		offs   [][2]int64
+	}
+	var stale = map[int]*watched{}
+	h.onLine = func(m int, p int32, o int64) {
+		for _, w := range stale {
+			if w.member == m && h.stamp <= w.until {
+				w.offs = append(w.offs, [2]int64{int64(p), o})
+			}
+		}
+	}
 	// serve answers a request of the Chaos function; freezing is refused
 	// once the churn is over.
 	serve := func(r chaosReq, churning bool) {
@@ -262,6 +277,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			if !m.frozen.IsZero() && (all || now.After(m.frozen)) {
 				thaw(m)
 				ev.end(freezeEvent[m], since(), bound())
+				stale[freezeEvent[m]] = &watched{member: m.index, until: since() + StaleWindow}
 			}
 		}
 	}
@@ -456,6 +472,13 @@ loop:
 		return res, err
 	}
 	ev.charge(h.takeDups(), readLag)
+	for i, w := range stale {
+		for _, po := range w.offs {
+			if h.count(int32(po[0]), po[1]) > 1 {
+				ev.list[i].Stale++
+			}
+		}
+	}
 	res.Events = ev.list
 	res.Handled = h.lines
 	res.Duplicates = h.lines
