@@ -434,3 +434,43 @@ func TestAssignWhenListOffsetsIsCut(t *testing.T) {
 		t.Fatalf("%d reads of the log bounds; want the cut one retried", watermarkReads.Load())
 	}
 }
+
+// Issue 25: the log start and end of an assignment cannot be read (a
+// transient error that lasts: here injected; seen in the chaos command
+// after a broker came back): partitions that all have a commit start at
+// their commits, unchecked, after a quarter of RequestTimeout, and Run
+// goes on instead of stopping with ErrAssign.
+func TestAssignWithUnreadableLogBoundsStartsAtCommits(t *testing.T) {
+	const (
+		topic = "bounds-unreadable"
+		group = "bounds-unreadable-group"
+		n     = 100
+	)
+	c, ctx := adaptertest.StartProduced(t, topic, 2, n, 60*time.Second)
+	commitAt(t, c.Addrs(), group, topic, 0, 10)
+	commitAt(t, c.Addrs(), group, topic, 1, 20)
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(testLogger(t)), confluent.WithRetryBackoff(10*time.Millisecond),
+			confluent.WithRequestTimeout(2*time.Second),
+			confluent.WithReadHook(func(what string, _ confluent.TopicPartition) error {
+				if what == "watermarks" {
+					return kafka.NewError(kafka.ErrNotLeaderForPartition, "injected", false)
+				}
+				return nil
+			}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+		rec.add(m)
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "every message above the commits handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok && rec.Distinct() == n-10-20
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,9 +68,29 @@ func (r *runner) starts(kc *kafka.Consumer, ktps []kafka.TopicPartition) ([]star
 		return nil, err
 	}
 
-	bounds, err := r.logBounds(kc, committed, deadline)
+	// With a commit for every partition the bounds only check the commits
+	// and tell the lag: a read that keeps failing for a transient reason
+	// does not hold the assignment (and the poll loop, past the rebalance
+	// timeout) for RequestTimeout; the partitions start at their commits.
+	all := !slices.ContainsFunc(committed, func(ktp kafka.TopicPartition) bool { return ktp.Offset < 0 })
+	bdeadline := deadline
+	if all {
+		if d := time.Now().Add(r.opts.RequestTimeout / 4); d.Before(deadline) {
+			bdeadline = d
+		}
+	}
+	bounds, err := r.logBounds(kc, committed, bdeadline)
 	if err != nil {
-		return nil, err
+		if !all || permanent(errors.Unwrap(err)) || permanent(err) {
+			return nil, err
+		}
+		r.log.Warn("confluent: log start and end unreadable, starting the partitions at their commits unchecked",
+			"partitions", len(committed), "error", err)
+		out := make([]startPoint, len(committed))
+		for i, ktp := range committed {
+			out[i] = startPoint{offset: int64(ktp.Offset), meta: deref(ktp.Metadata), logEnd: -1}
+		}
+		return out, nil
 	}
 	out := make([]startPoint, len(committed))
 	for i, ktp := range committed {
