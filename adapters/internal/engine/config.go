@@ -100,7 +100,7 @@ type Config struct {
 	// FrozenAfter: a process that did not run for this long (frozen,
 	// suspended) has lost its group membership; its workers do not start
 	// the queued messages of the partitions it owned until the client
-	// reports them revoked or lost, or FrozenAfter more passes (see
+	// reports them revoked or lost, or twice FrozenAfter passes (see
 	// frozen.go). The adapters set the group's session timeout; 0 (the
 	// default) disables the check.
 	FrozenAfter   time.Duration

@@ -20,7 +20,7 @@ package engine
 // worker about to start a message of a partition assigned before the gap
 // waits until the partition is revoked or lost (the message is then
 // dropped, as any message of a released partition) or, if the client
-// reports nothing for FrozenAfter after the wake, the membership survived
+// reports nothing for 2×FrozenAfter after the wake, the membership survived
 // and the work goes on. The cost when nothing froze is one atomic load per
 // message.
 
@@ -32,6 +32,10 @@ import (
 const (
 	frozenTick = 50 * time.Millisecond // period of the freeze detector
 	frozenPoll = 10 * time.Millisecond // how often a held worker re-checks
+	// frozenHold: a hold ends this many FrozenAfter after the wake without
+	// a verdict. The client needs a heartbeat's answer to learn of the
+	// eviction, and the coordinator may be moving or unreachable then.
+	frozenHold = 2
 )
 
 // monoEpoch anchors mono: durations since it are monotonic clock readings.
@@ -80,7 +84,7 @@ func (e *Engine[M]) sawGap(last, now int64) {
 // afterFreeze holds a worker about to start a message of p while a freeze
 // longer than FrozenAfter is unresolved (see the file comment). It returns
 // when p is revoked or lost, when p was assigned after the freeze, when
-// FrozenAfter has passed since the wake (the hold ends for every
+// 2×FrozenAfter has passed since the wake (the hold ends for every
 // partition), or at Stop.
 func (e *Engine[M]) afterFreeze(p *Part) {
 	woke := e.frozen.woke.Load()
@@ -91,7 +95,7 @@ func (e *Engine[M]) afterFreeze(p *Part) {
 	t := time.NewTicker(frozenPoll)
 	defer t.Stop()
 	for !p.revoking.Load() {
-		if time.Duration(mono()-woke) >= e.cfg.FrozenAfter {
+		if time.Duration(mono()-woke) >= frozenHold*e.cfg.FrozenAfter {
 			e.frozen.woke.CompareAndSwap(woke, 0)
 			return
 		}

@@ -138,10 +138,28 @@ func Run(ctx context.Context, fake *kfake.Cluster, cfg Config, hooks Hooks) erro
 		}
 		ports[int32(i)], _ = strconv.Atoi(p)
 	}
-	r := &runner{fake: fake, cfg: cfg, hooks: hooks, logf: logf, ports: ports, up: map[int32]bool{}}
+	r := &runner{fake: fake, cfg: cfg, hooks: hooks, logf: logf, ports: ports, up: map[int32]bool{},
+		zombies: map[int32]bool{}}
 	for n := range ports {
 		r.up[n] = true
+		r.nextID = max(r.nextID, n)
 	}
+	// kfake keeps serving the connections open to a removed broker (as a
+	// broker that leads nothing; see
+	// TestKfakeRemovedBrokerKeepsServingItsConnections); a real broker's
+	// connections die with it. This control closes such a connection at
+	// its next request. Removed ids are never reused (removeNode), so no
+	// live broker answers for them.
+	fake.ControlKey(-1, func(kmsg.Request) (kmsg.Response, error, bool) {
+		fake.KeepControl()
+		r.mu.Lock()
+		zombie := r.zombies[fake.CurrentNode()]
+		r.mu.Unlock()
+		if zombie {
+			return nil, errors.New("brokerfault: connection to a removed broker"), true
+		}
+		return nil, nil, false
+	})
 	var until <-chan time.Time
 	if cfg.Duration > 0 {
 		t := time.NewTimer(cfg.Duration)
@@ -182,7 +200,9 @@ type runner struct {
 
 	mu      sync.Mutex // guards the fields below
 	up      map[int32]bool
-	removed bool // a broker is out (one at a time, so a majority stays)
+	zombies map[int32]bool // removed node ids, whose connections are closed
+	nextID  int32          // the highest node id used so far
+	removed bool           // a broker is out (one at a time, so a majority stays)
 	errs    []error
 }
 
@@ -305,6 +325,7 @@ func (r *runner) removeNode(stop context.Context) bool {
 	}
 	n := ns[rand.IntN(len(ns))]
 	r.removed, r.up[n] = true, false
+	r.zombies[n] = true
 	r.mu.Unlock()
 	end := r.hooks.Begin("node")
 	if err := r.fake.RemoveNode(n); err != nil {
@@ -320,8 +341,12 @@ func (r *runner) removeNode(stop context.Context) bool {
 			id  int32
 			err error
 		)
+		r.mu.Lock()
+		r.nextID++ // never an id used before (kfake's own pick can be)
+		id = r.nextID
+		r.mu.Unlock()
 		for range 50 {
-			if id, _, err = r.fake.AddNode(-1, r.ports[n]); err == nil {
+			if _, _, err = r.fake.AddNode(id, r.ports[n]); err == nil {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
