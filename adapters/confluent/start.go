@@ -82,6 +82,16 @@ func (r *runner) starts(kc *kafka.Consumer, ktps []kafka.TopicPartition) ([]star
 	bounds, err := r.logBounds(kc, committed, bdeadline)
 	if err != nil {
 		if !all || permanent(errors.Unwrap(err)) || permanent(err) {
+			var none []string
+			for _, ktp := range committed {
+				if ktp.Offset < 0 {
+					none = append(none, fmt.Sprintf("%s[%d]", deref(ktp.Topic), ktp.Partition))
+				}
+			}
+			if len(none) > 0 {
+				// The start policy needs the bounds of these.
+				return nil, fmt.Errorf("%w (no commit for %s)", err, strings.Join(none, ", "))
+			}
 			return nil, err
 		}
 		r.log.Warn("confluent: log start and end unreadable, starting the partitions at their commits unchecked",
