@@ -39,8 +39,11 @@ type Event struct {
 	Dups    int
 	// Stale (a freeze only) counts what the frozen member handled in the
 	// StaleWindow after it was resumed that some other member handled too:
-	// its calls in flight when it froze (at most Concurrency) and, if it
-	// ran them, the queued messages of the partitions it lost meanwhile.
+	// its calls in flight when it froze (at most Concurrency), the queued
+	// messages of the partitions it lost meanwhile if it ran them, and,
+	// when it gets partitions again within the window, what it redoes of
+	// the previous owners' uncommitted work. An upper bound of the stale
+	// work, not a measure of it: the parent cannot tell these apart.
 	Stale int
 }
 
