@@ -20,7 +20,7 @@
 //
 //	go run ./bench/cmd/soak                       # 10 minutes, franz-cooperative
 //	go run ./bench/cmd/soak -adapter confluent-cooperative
-//	go run ./bench/cmd/soak -short                # a 90 s smoke test
+//	go run ./bench/cmd/soak -short                # a 2-minute smoke test
 //
 // Linux only for the figures: RSS and connections are read from /proc.
 package main
@@ -62,7 +62,7 @@ func main() {
 	o := opts{}
 	flag.StringVar(&o.adapter, "adapter", "franz-cooperative", "the adapter and protocol: kafkago, confluent-eager, confluent-cooperative, franz-eager, franz-cooperative")
 	flag.DurationVar(&o.duration, "duration", 10*time.Minute, "length of the soak")
-	short := flag.Bool("short", false, "a smoke test: -duration 90s -quiet 40s -baseline 20s")
+	short := flag.Bool("short", false, "a smoke test: -duration 2m -quiet 45s -baseline 1m")
 	flag.DurationVar(&o.quiet, "quiet", time.Minute, "the last part of the soak, without churn or faults")
 	flag.DurationVar(&o.baseline, "baseline", time.Minute, "the sample the end is compared with, this long after the start")
 	flag.IntVar(&o.rate, "rate", 200, "messages produced per second")
@@ -79,7 +79,7 @@ func main() {
 		os.Exit(churn.MemberMain(withStats(kinds[i].consume)))
 	}
 	if *short {
-		o.duration, o.quiet, o.baseline = 90*time.Second, 40*time.Second, 20*time.Second
+		o.duration, o.quiet, o.baseline = 2*time.Minute, 45*time.Second, time.Minute
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
