@@ -16,7 +16,9 @@ package engine
 // duplicates per freeze where the calls in flight were 16.)
 //
 // A goroutine ticks every frozenTick; a gap of FrozenAfter or more between
-// two ticks means the process did not run for that long. From then on a
+// two ticks means the process did not run for that long. Until the hold
+// ends, nothing is committed for the partitions assigned before the gap,
+// and a revoke of one is a loss (frozenOut). From then on a
 // worker about to start a message of a partition assigned before the gap
 // waits until the partition is revoked or lost (the message is then
 // dropped, as any message of a released partition) or, if the client
@@ -105,4 +107,38 @@ func (e *Engine[M]) afterFreeze(p *Part) {
 		case <-t.C:
 		}
 	}
+}
+
+// frozenOut reports whether p was assigned before a freeze whose hold is
+// still on: its assignment is dead (the group evicted the member), so
+// nothing is committed for it; a commit accepted under the member's next
+// generation would take the partition's commit back below what its new
+// owner committed meanwhile (seen with kgo's cooperative rejoin, which
+// calls the revoke callback, not the lost one, after such a freeze).
+func (e *Engine[M]) frozenOut(p *Part) bool {
+	woke := e.frozen.woke.Load()
+	if woke == 0 || p.since > e.frozen.frozeAt.Load() {
+		return false
+	}
+	if time.Duration(mono()-woke) >= frozenHold*e.cfg.FrozenAfter {
+		e.frozen.woke.CompareAndSwap(woke, 0)
+		return false
+	}
+	return true
+}
+
+// splitFrozen splits parts into those that may be committed and those
+// frozenOut.
+func (e *Engine[M]) splitFrozen(parts []*Part) (live, dead []*Part) {
+	if e.frozen.woke.Load() == 0 {
+		return parts, nil
+	}
+	for _, p := range parts {
+		if e.frozenOut(p) {
+			dead = append(dead, p)
+		} else {
+			live = append(live, p)
+		}
+	}
+	return live, dead
 }

@@ -94,3 +94,32 @@ func TestFrozenHoldEndsWithoutVerdict(t *testing.T) {
 		t.Fatalf("%d handled, want 10", n)
 	}
 }
+
+// Issue 25: after such a freeze the member's partitions are not committed
+// any more, by the commit loop or at a revoke (the client may call the
+// eviction a revoke and commit under its next generation, taking the
+// partition's commit back below its new owner's): a revoke is a loss.
+func TestFrozenPartitionsAreNotCommitted(t *testing.T) {
+	c := cfg()
+	c.FrozenAfter = time.Hour
+	e := started(t, c, ok)
+	sc := &scripted{answer: func(_ int, _ context.Context, offs []engine.Offset) ([]error, error) { return accept(offs) }}
+	s := e.NewSession(sc.commit)
+	defer s.Close(context.Background())
+	p, err := s.Assign(tp, 0, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliverRange(t, s, p, 0, 5)
+	waitUntil(t, func() bool { return p.Watermark().Committable() == 5 })
+	last := engine.Mono()
+	e.SawGap(last, last+int64(2*time.Hour))
+	s.Tick(time.Now())
+	s.Revoke(context.Background(), tp)
+	sc.mu.Lock()
+	calls := len(sc.calls)
+	sc.mu.Unlock()
+	if calls != 0 || p.State() != engine.StateLost {
+		t.Fatalf("%d commits, state %v after a freeze; want none, lost", calls, p.State())
+	}
+}
