@@ -24,7 +24,13 @@ import (
 // the handlers that may be running (Concurrency per live member: a call
 // that finishes after its partition moved is handled twice), taken at the
 // event's start and, for one that lasts, at its end, whichever is larger.
-// The done part counts every partition, not only the ones that moved.
+// The done part counts every partition, not only the ones that moved. For
+// a fault of the broker or a frozen member the bound is the largest from
+// its start to a session timeout after its end: the fault's effect on the
+// group (a coordinator or a connection lost, commits refused) lasts until
+// the clients recover or their sessions time out, and what is done above
+// the commit until then is what a loss at that point redoes. A member's
+// kill, stop or start takes the bound at that moment only.
 //
 // Dups is the duplicate handlings charged to the event: a duplicate of an
 // offset is charged to the first event that began at or after the offset's
@@ -128,6 +134,27 @@ func (ev *events) end(i int, at time.Duration, bound int) {
 	e.End = at
 	e.Bound = max(e.Bound, bound)
 	ev.quiet = max(ev.quiet, at)
+}
+
+// widen raises the bound of every fault whose window (start to a session
+// timeout, grace, after its end) holds now to bound(), computed at most
+// once.
+func (ev *events) widen(now, grace time.Duration, bound func() int) {
+	b := -1
+	for i := range ev.list {
+		e := &ev.list[i]
+		switch e.Kind {
+		case "kill", "term", "join", "stop", "none":
+			continue
+		}
+		if now > e.End+grace {
+			continue
+		}
+		if b < 0 {
+			b = bound()
+		}
+		e.Bound = max(e.Bound, b)
+	}
 }
 
 // charge charges duplicates (each given as its offset's first handling) to

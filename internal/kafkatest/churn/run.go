@@ -341,6 +341,7 @@ loop:
 			return res, err
 		}
 		ev.charge(h.takeDups(), readLag)
+		ev.widen(since(), cfg.SessionTimeout, bound)
 		v := w.view()
 		settled := true
 		for p, end := range ends {
