@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/inorder/inorder/internal/kafkatest"
@@ -33,11 +32,12 @@ import (
 // kill, stop or start takes the bound at that moment only.
 //
 // Dups is the duplicate handlings charged to the event: a duplicate of an
-// offset is charged to the first event that began at or after the offset's
-// first handling (minus the parent's read lag); that is the event whose
-// Bound counted the offset as done above the commit. A duplicate whose
-// first handling came after the last event is charged to the last event
-// (it was in flight then).
+// offset is charged to the first event whose bound was taken at or after
+// the offset's first handling (minus the parent's read lag): one that began
+// then or later, or a fault whose window (see above) was still open; that
+// is the first event whose Bound counted the offset as done above the
+// commit. A duplicate whose first handling came after every window is
+// charged to the last event (it was in flight then).
 type Event struct {
 	Kind    string
 	At, End time.Duration // since the run's start; End == At for an instant one
@@ -121,6 +121,7 @@ func (e *ChaosEnv) call(r chaosReq) int {
 type events struct {
 	list  []Event
 	quiet time.Duration // the latest start or end of an event
+	grace time.Duration // a fault's bound window after its end: the session timeout
 }
 
 func (ev *events) begin(kind string, at time.Duration, bound int) int {
@@ -138,16 +139,12 @@ func (ev *events) end(i int, at time.Duration, bound int) {
 
 // widen raises the bound of every fault whose window (start to a session
 // timeout, grace, after its end) holds now to bound(), computed at most
-// once.
-func (ev *events) widen(now, grace time.Duration, bound func() int) {
+// once. A member's kill, stop or start has no window.
+func (ev *events) widen(now time.Duration, bound func() int) {
 	b := -1
 	for i := range ev.list {
 		e := &ev.list[i]
-		switch e.Kind {
-		case "kill", "term", "join", "stop", "none":
-			continue
-		}
-		if now > e.End+grace {
+		if now > ev.windowEnd(*e) || now < e.At {
 			continue
 		}
 		if b < 0 {
@@ -170,10 +167,22 @@ func (ev *events) charge(dups []time.Duration, lag time.Duration) {
 		}
 	}
 	for _, first := range dups {
-		i := sort.Search(len(ev.list), func(i int) bool { return ev.list[i].At >= first-lag })
-		i = min(i, len(ev.list)-1)
+		i := slices.IndexFunc(ev.list, func(e Event) bool { return ev.windowEnd(e) >= first-lag })
+		if i < 0 {
+			i = len(ev.list) - 1
+		}
 		ev.list[i].Dups++
 	}
+}
+
+// windowEnd is the end of the time over which e's bound is taken (see
+// widen).
+func (ev *events) windowEnd(e Event) time.Duration {
+	switch e.Kind {
+	case "kill", "term", "join", "stop", "none":
+		return e.At
+	}
+	return e.End + ev.grace
 }
 
 // ChaosSummary sums a run's events by kind.

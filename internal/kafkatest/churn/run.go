@@ -163,7 +163,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		return l
 	}
-	var ev events
+	ev := events{grace: cfg.SessionTimeout}
 	// bound is an event's duplicate bound now: done above the commit on
 	// every partition, plus a call in flight on every handler goroutine.
 	bound := func() int {
@@ -341,7 +341,7 @@ loop:
 			return res, err
 		}
 		ev.charge(h.takeDups(), readLag)
-		ev.widen(since(), cfg.SessionTimeout, bound)
+		ev.widen(since(), bound)
 		v := w.view()
 		settled := true
 		for p, end := range ends {
