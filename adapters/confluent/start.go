@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,9 +68,39 @@ func (r *runner) starts(kc *kafka.Consumer, ktps []kafka.TopicPartition) ([]star
 		return nil, err
 	}
 
-	bounds, err := r.logBounds(kc, committed, deadline)
+	// With a commit for every partition the bounds only check the commits
+	// and tell the lag: a read that keeps failing for a transient reason
+	// does not hold the assignment (and the poll loop, past the rebalance
+	// timeout) for RequestTimeout; the partitions start at their commits.
+	all := !slices.ContainsFunc(committed, func(ktp kafka.TopicPartition) bool { return ktp.Offset < 0 })
+	bdeadline := deadline
+	if all {
+		if d := time.Now().Add(r.opts.RequestTimeout / 4); d.Before(deadline) {
+			bdeadline = d
+		}
+	}
+	bounds, err := r.logBounds(kc, committed, bdeadline)
 	if err != nil {
-		return nil, err
+		if !all || permanent(errors.Unwrap(err)) || permanent(err) {
+			var none []string
+			for _, ktp := range committed {
+				if ktp.Offset < 0 {
+					none = append(none, fmt.Sprintf("%s[%d]", deref(ktp.Topic), ktp.Partition))
+				}
+			}
+			if len(none) > 0 {
+				// The start policy needs the bounds of these.
+				return nil, fmt.Errorf("%w (no commit for %s)", err, strings.Join(none, ", "))
+			}
+			return nil, err
+		}
+		r.log.Warn("confluent: log start and end unreadable, starting the partitions at their commits unchecked",
+			"partitions", len(committed), "error", err)
+		out := make([]startPoint, len(committed))
+		for i, ktp := range committed {
+			out[i] = startPoint{offset: int64(ktp.Offset), meta: deref(ktp.Metadata), logEnd: -1}
+		}
+		return out, nil
 	}
 	out := make([]startPoint, len(committed))
 	for i, ktp := range committed {
@@ -118,7 +149,17 @@ func (r *runner) logBounds(kc *kafka.Consumer, ktps []kafka.TopicPartition, dead
 			for ktp, info := range res.ResultInfos {
 				tp := toTP(ktp)
 				if info.Error.Code() != kafka.ErrNoError {
+					if staleLeader(info.Error.Code()) {
+						r.refreshMetadata(kc, tp.Topic, timeoutMs)
+					}
 					return fmt.Errorf("%s[%d]: %w", tp.Topic, tp.Partition, info.Error)
+				}
+				if info.Offset < 0 {
+					// librdkafka 2.11.1 answers "no offset" (-1001) with
+					// no error when the request's connection was closed
+					// under it (reproduced with a bare admin client and a
+					// cut ListOffsets connection): not an answer, retried.
+					return fmt.Errorf("%s[%d]: %w (%d)", tp.Topic, tp.Partition, errNoOffset, info.Offset)
 				}
 				b := out[tp]
 				set(&b, int64(info.Offset))
@@ -147,6 +188,36 @@ func (r *runner) logBounds(kc *kafka.Consumer, ktps []kafka.TopicPartition, dead
 		}
 	}
 	return out, nil
+}
+
+// errNoOffset is a ListOffsets answer without an offset and without an
+// error; retried like a transient error.
+var errNoOffset = errors.New("confluent: ListOffsets answered no offset and no error")
+
+// staleLeader reports whether a ListOffsets answer says the leader or its
+// epoch that librdkafka knows is out of date.
+func staleLeader(c kafka.ErrorCode) bool {
+	switch c {
+	case kafka.ErrFencedLeaderEpoch, kafka.ErrUnknownLeaderEpoch,
+		kafka.ErrNotLeaderForPartition, kafka.ErrLeaderNotAvailable:
+		return true
+	}
+	return false
+}
+
+// refreshMetadata asks for topic's metadata, which refreshes librdkafka's
+// cache of leaders and leader epochs. The admin ListOffsets of librdkafka
+// 2.11.1 answers FENCED_LEADER_EPOCH for as long as its cache holds an
+// epoch older than the leader's (until the periodic refresh,
+// topic.metadata.refresh.interval.ms, 5 minutes by default), and does not
+// refresh it itself; seen when a partition's leader moved after the member
+// last fetched it, and reproduced with a bare kafka.Consumer and its admin
+// client against the embedded broker (ListOffsets, ShufflePartitionLeaders,
+// ListOffsets: FENCED_LEADER_EPOCH on every retry until GetMetadata).
+func (r *runner) refreshMetadata(kc *kafka.Consumer, topic string, timeoutMs int) {
+	if _, err := kc.GetMetadata(&topic, false, max(1, min(timeoutMs, 5000))); err != nil {
+		r.log.Debug("confluent: metadata refresh after a stale leader epoch", "topic", topic, "error", err)
+	}
 }
 
 // start applies the start policy to one partition's committed offset.

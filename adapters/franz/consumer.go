@@ -150,6 +150,7 @@ func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engin
 	defer end()
 
 	ecfg := c.opts.Config.ForGroup(c.group)
+	ecfg.FrozenAfter = c.opts.SessionTimeout
 	if topic := c.opts.DeadLetterTopic; topic != "" {
 		// Closed after the engine stopped (deferred first): its last
 		// dead-letter call has returned by then.

@@ -146,8 +146,8 @@ func (s *Session[M]) commitLocked(ctx context.Context, parts []*Part) (fails []c
 	offs := make([]Offset, 0, len(parts))
 	which := make([]*Part, 0, len(parts))
 	for _, p := range parts {
-		if p.closed() {
-			continue
+		if p.closed() || s.e.frozenOut(p) {
+			continue // frozenOut: see frozen.go
 		}
 		var point int64
 		meta := ""

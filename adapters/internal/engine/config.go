@@ -97,6 +97,13 @@ type Config struct {
 	// BatchSize and BatchWait shape the batches of a batch handler
 	// (NewBatch; WithBatch): at most BatchSize messages per call, and a
 	// worker holding fewer waits up to BatchWait for more. Unused by New.
+	// FrozenAfter: a process that did not run for this long (frozen,
+	// suspended) has lost its group membership; its workers do not start
+	// the queued messages of the partitions it owned until the client
+	// reports them revoked or lost, or twice FrozenAfter passes (see
+	// frozen.go). The adapters set the group's session timeout; 0 (the
+	// default) disables the check.
+	FrozenAfter   time.Duration
 	BatchSize     int
 	BatchWait     time.Duration
 	MeterProvider metric.MeterProvider // metrics.go; not nil
@@ -153,6 +160,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Logger is nil", ErrConfig)
 	case c.CommitTimeout <= 0:
 		return fmt.Errorf("%w: CommitTimeout must be positive, got %v", ErrConfig, c.CommitTimeout)
+	case c.FrozenAfter < 0:
+		return fmt.Errorf("%w: FrozenAfter must not be negative, got %v", ErrConfig, c.FrozenAfter)
 	case c.StuckThreshold <= 0:
 		return fmt.Errorf("%w: StuckThreshold must be positive, got %v", ErrConfig, c.StuckThreshold)
 	case c.BatchSize < 1:

@@ -58,6 +58,8 @@ type Engine[M any] struct {
 	m *metrics // metrics.go
 
 	notes engineNotes // mistakes.go
+
+	frozen frozenState // frozen.go
 }
 
 // New returns an engine; cfg must be valid (see Config.Validate). key
@@ -119,6 +121,9 @@ func (e *Engine[M]) Start(ctx context.Context) {
 	e.hctx, e.hcancel = context.WithCancel(context.WithoutCancel(ctx))
 	e.queue.s.size, e.queue.s.bytes = e.size, e.addBytes
 	go e.flowLoop()
+	if e.cfg.FrozenAfter > 0 {
+		go e.frozenLoop()
+	}
 	for i := range e.cfg.Concurrency {
 		e.wg.Add(1)
 		go e.worker(&e.ctrs[i])
@@ -281,6 +286,9 @@ func (e *Engine[M]) settle(p *Part, freed, done int64) {
 func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) bool {
 	j := &t.job
 	p := t.p
+	if e.frozen.woke.Load() != 0 {
+		e.afterFreeze(p) // frozen.go: the group may have moved p meanwhile
+	}
 	if p.revoking.Load() || e.failed.Load() {
 		// Revoked (or lost) before a worker took it, or Run is stopping on
 		// an error: the message is not handled and not acked (it is

@@ -248,3 +248,13 @@ func (s *TestSched) Requeue(t TestTask) { s.s.requeue(&t.t) }
 
 // Key returns t's key.
 func (t TestTask) Key() []byte { return t.t.msg.key }
+
+// Mono returns the freeze detector's clock (frozen.go).
+func Mono() int64 { return mono() }
+
+// SawGap tells the freeze detector that its ticks came at last and now.
+func (e *Engine[M]) SawGap(last, now int64) { e.sawGap(last, now) }
+
+// FrozenHolds returns how many workers waited for a partition after a
+// freeze.
+func (e *Engine[M]) FrozenHolds() int64 { return e.frozen.held.Load() }

@@ -19,6 +19,8 @@ type Part struct {
 	TP TopicPartition
 	wm *watermark.Partition
 
+	since int64 // mono time of the assignment (frozen.go); set before delivery
+
 	logEnd    atomic.Int64 // last high watermark the fetch saw (-1 unknown); fetch goroutine writes
 	committed atomic.Int64 // last offset the broker accepted from this session; commit path writes
 	commits   atomic.Int64

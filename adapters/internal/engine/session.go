@@ -107,6 +107,7 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 		hctx = context.Background()
 	}
 	p.ctx, p.cancel = context.WithCancel(hctx)
+	p.since = mono()
 	p.next.Store(committed)
 	p.committed.Store(committed)
 	p.logEnd.Store(logEnd)
@@ -232,6 +233,18 @@ func (s *Session[M]) lookup(tps []TopicPartition) []*Part {
 // honours ctx), or by another revoke's commit attempt (bounded by its own
 // budget).
 func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part, lost bool) {
+	if !lost {
+		// Assigned before the process froze past the session timeout: the
+		// group evicted this member, the assignment is dead even if the
+		// client calls it a revoke (frozen.go). Lost: nothing committed.
+		var dead []*Part
+		parts, dead = s.e.splitFrozen(parts)
+		if len(dead) > 0 {
+			s.e.log.Warn("inorder: partitions revoked after the process froze past the session timeout: dropped as lost, not committed",
+				"partitions", len(dead))
+			s.release(ctx, start, dead, true)
+		}
+	}
 	to := StateRevoking
 	if lost {
 		to = StateLost

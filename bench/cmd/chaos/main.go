@@ -13,6 +13,13 @@
 //	go run ./bench/cmd/chaos -runs 3 -defaults -adapters kafkago,naive
 //	go run ./bench/cmd/chaos -runs 20 -keys 200 -adapters kafkago,confluent-eager,confluent-cooperative,franz-eager,franz-cooperative
 //
+// With -faults it runs the broker-fault scenario of issue 25 instead
+// (faults.go): 3 brokers, broker faults and frozen members on top of the
+// churn, ByKey in every other run, for the five adapter rows by default,
+// and a table of duplicates per fault and per kill against their bound:
+//
+//	go run ./bench/cmd/chaos -faults -runs 4
+//
 // With -defaults the members keep their client's default timeouts (kafka-go
 // adapter and Reader: session 30s, rebalance 30s; confluent: session 45s,
 // max.poll.interval 5min) and a stall is no progress for the session
@@ -68,7 +75,9 @@ func main() {
 	keep := flag.Bool("keep", false, "keep every run's directory (failed runs' are always kept)")
 	verbose := flag.Bool("v", false, "print each run's events")
 	timeout := flag.Duration("timeout", 10*time.Minute, "bound on one run")
-	keys := flag.Int("keys", 0, "messages with this many keys, handled ByKey by the adapters (0: keyless, Unordered)")
+	keys := flag.Int("keys", 0, "messages with this many keys, handled ByKey by the adapters (0: keyless, Unordered; with -faults: 200 keys in every other run)")
+	faults := flag.Bool("faults", false, "the broker-fault scenario (faults.go): 3 brokers, broker faults and frozen members on top of the churn, ByKey in every other run")
+	faultFor := flag.Duration("fault-for", 25*time.Second, "with -faults: how long the faults go on in each run")
 	flag.Parse()
 
 	if *member != "" || churn.IsMember() {
@@ -78,6 +87,24 @@ func main() {
 			os.Exit(2)
 		}
 		os.Exit(churn.MemberMain(rows[i].consume))
+	}
+	if *faults {
+		names := faultRowNames
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "adapters" {
+				names = *adapters
+			}
+		})
+		chosen, err := chooseRows(names)
+		if err == nil {
+			err = runFaults(faultOpts{runs: *runs, messages: *messages, kills: *kills, keys: *keys,
+				adapters: chosen, faultFor: *faultFor, keep: *keep, verbose: *verbose, timeout: *timeout})
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chaos:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(*runs, *messages, *kills, *keys, *adapters, *defaults, *keep, *verbose, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
@@ -89,13 +116,9 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 	if runs < 1 || messages < 1 || kills < 0 {
 		return fmt.Errorf("-runs %d, -messages %d, -kills %d: want runs and messages >= 1, kills >= 0", runs, messages, kills)
 	}
-	var chosen []row
-	for _, name := range strings.Split(adapters, ",") {
-		i := slices.IndexFunc(rows, func(r row) bool { return r.name == strings.TrimSpace(name) })
-		if i < 0 {
-			return fmt.Errorf("-adapters: unknown row %q (known: kafkago, confluent-eager, confluent-cooperative, naive)", name)
-		}
-		chosen = append(chosen, rows[i])
+	chosen, err := chooseRows(adapters)
+	if err != nil {
+		return err
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -161,6 +184,19 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 	fmt.Println()
 	printTable(chosen, results)
 	return nil
+}
+
+// chooseRows returns the rows named in the comma-separated list.
+func chooseRows(names string) ([]row, error) {
+	var chosen []row
+	for _, name := range strings.Split(names, ",") {
+		i := slices.IndexFunc(rows, func(r row) bool { return r.name == strings.TrimSpace(name) })
+		if i < 0 {
+			return nil, fmt.Errorf("-adapters: unknown row %q (known: kafkago, confluent-eager, confluent-cooperative, franz-eager, franz-cooperative, naive)", name)
+		}
+		chosen = append(chosen, rows[i])
+	}
+	return chosen, nil
 }
 
 // printTable prints the markdown table: per row the totals over its runs,

@@ -3,6 +3,7 @@ package churn
 // This file holds the scenario's settings and their defaults.
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -26,6 +27,7 @@ type Config struct {
 	Keys int
 
 	Members    int   // live members at any time. Default 3.
+	Brokers    int   // brokers of the embedded cluster. Default 1.
 	Partitions int32 // Default 4.
 	Messages   int   // produced before the members start. Default 40000.
 	Kills      int   // members killed (SIGKILL) or stopped (SIGTERM) and replaced. Default 4.
@@ -79,6 +81,15 @@ type Config struct {
 	// Timeout bounds the whole run. Default 10 minutes.
 	Timeout time.Duration
 
+	// Chaos, if set, runs in its own goroutine from the first members'
+	// start until every partition is settled (then its context ends; the
+	// clean stop waits for it to return, so it must undo its faults and
+	// return promptly). It breaks the broker through env.Cluster(),
+	// records each fault with env.Begin, and may freeze members with
+	// env.Freeze. With Chaos set, a partition's idle time (StallAfter) counts
+	// from the later of its last progress and the last event's start or end.
+	Chaos func(ctx context.Context, env *ChaosEnv)
+
 	// Logf, if set, receives a line per event (member started, killed,
 	// stopped; stall; ghost).
 	Logf func(format string, args ...any)
@@ -108,6 +119,7 @@ func (c *Config) fill() {
 		c.Protocol = "eager"
 	}
 	defInt(&c.Members, 3)
+	defInt(&c.Brokers, 1)
 	if c.Partitions == 0 {
 		c.Partitions = 4
 	}
@@ -142,6 +154,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Protocol %q (want eager or cooperative)", ErrBadConfig, c.Protocol)
 	case c.Keys < 0:
 		return fmt.Errorf("%w: Keys %d (want >= 0)", ErrBadConfig, c.Keys)
+	case c.Brokers < 1:
+		return fmt.Errorf("%w: Brokers %d (want >= 1)", ErrBadConfig, c.Brokers)
 	case c.Members < 1 || c.Partitions < 1 || c.Messages < 1 || c.Kills < 0 || c.Concurrency < 1:
 		return fmt.Errorf("%w: Members %d, Partitions %d, Messages %d, Kills %d, Concurrency %d (want >= 1, Kills >= 0)",
 			ErrBadConfig, c.Members, c.Partitions, c.Messages, c.Kills, c.Concurrency)

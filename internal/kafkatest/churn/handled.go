@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"time"
 )
 
 // handled is the parent's view of the handled file. Not safe for concurrent
@@ -22,13 +23,24 @@ type handled struct {
 	distinct map[int32]int64
 	byMember map[int]int
 	lines    int
+	// first holds, per partition and offset, the time of the offset's
+	// first handling (as the read that saw it was stamped by stamp).
+	first map[int32][]time.Duration
+	// dups lists the duplicate handlings read since the last takeDups:
+	// the time of the offset's first handling.
+	dups  []time.Duration
+	stamp time.Duration // set by the caller before read
+	// onLine, if set, sees every line read.
+	onLine func(member int, p int32, o int64)
 }
 
 func newHandled(path string, ends map[int32]int64) *handled {
 	h := &handled{path: path, ends: ends, counts: map[int32][]uint32{},
-		distinct: map[int32]int64{}, byMember: map[int]int{}}
+		distinct: map[int32]int64{}, byMember: map[int]int{},
+		first: map[int32][]time.Duration{}}
 	for p, e := range ends {
 		h.counts[p] = make([]uint32, e)
+		h.first[p] = make([]time.Duration, e)
 	}
 	return h
 }
@@ -81,10 +93,16 @@ func (h *handled) line(l []byte) error {
 	}
 	if c[o] == 0 {
 		h.distinct[int32(p)]++
+		h.first[int32(p)][o] = h.stamp
+	} else {
+		h.dups = append(h.dups, h.first[int32(p)][o])
 	}
 	c[o]++
 	h.byMember[m]++
 	h.lines++
+	if h.onLine != nil {
+		h.onLine(m, int32(p), o)
+	}
 	return nil
 }
 
@@ -151,4 +169,28 @@ func (h *handled) progressed(cfg Config, done int) bool {
 		distinct += n
 	}
 	return distinct*int64(cfg.Kills+1) >= int64(done+1)*int64(cfg.Messages)
+}
+
+// doneAbove returns the number of offsets of partition p at or above commit
+// handled at least once: what a new owner starting at commit may handle
+// again.
+func (h *handled) doneAbove(p int32, commit int64) int {
+	n := 0
+	for _, c := range h.counts[p][min(max(commit, 0), int64(len(h.counts[p]))):] {
+		if c != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// count returns how often offset o of partition p was handled.
+func (h *handled) count(p int32, o int64) uint32 { return h.counts[p][o] }
+
+// takeDups returns the duplicate handlings read since the last call, each
+// as the time its offset was first handled, and forgets them.
+func (h *handled) takeDups() []time.Duration {
+	d := h.dups
+	h.dups = nil
+	return d
 }

@@ -107,6 +107,11 @@ func MemberMain(consume Consume) int {
 	return 0
 }
 
+// MemberEnv returns the environment entry ("NAME=value") that makes a
+// process the member s (IsMember true, MemberMain reads s from it), for
+// commands that start members without Run (the soak).
+func MemberEnv(s MemberSpec) (string, error) { return memberEnv(s) }
+
 // memberEnv returns the environment entry that makes a process the member s.
 func memberEnv(s MemberSpec) (string, error) {
 	b, err := json.Marshal(s)

@@ -21,6 +21,9 @@ import (
 const (
 	topic = "churn"
 	group = "churn-group"
+	// readLag is how late the parent may see a handling: its reads of the
+	// handled file are a tick (50ms) apart.
+	readLag = 100 * time.Millisecond
 )
 
 // Result is the verdict of one run. Every list holds one line per finding.
@@ -47,7 +50,12 @@ type Result struct {
 	// "timeout"), or is empty. Lost and Short are not judged for an aborted
 	// run. (A stall does not abort: the stalled partition counts as settled
 	// and the run goes on to the clean stop.)
-	Aborted  string
+	Aborted string
+	// Events lists every disturbance (member started, killed, stopped,
+	// frozen; broker faults) with its duplicates and their bound; see
+	// Event.
+	Events   []Event
+	Freezes  int           // members frozen (SIGSTOP) by Chaos
 	Duration time.Duration // from the first member's start to the last's exit
 	Dir      string        // the run's files (handled file, member logs)
 }
@@ -104,6 +112,7 @@ type member struct {
 	exitErr  error
 	stopping bool // SIGTERM or SIGKILL sent; written by the run loop only
 	killed   bool
+	frozen   time.Time // SIGSTOPped until then (zero: running); run loop only
 	gone     atomic.Bool
 }
 
@@ -122,7 +131,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res := Result{Adapter: cfg.Adapter, Protocol: cfg.Protocol, Dir: cfg.Dir}
 
-	c, err := kafkatest.New(kafkatest.WithTopic(topic, cfg.Partitions))
+	c, err := kafkatest.New(kafkatest.WithTopic(topic, cfg.Partitions), kafkatest.WithBrokers(cfg.Brokers))
 	if err != nil {
 		return res, err
 	}
@@ -156,6 +165,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		return l
 	}
+	ev := events{grace: cfg.SessionTimeout}
+	// bound is an event's duplicate bound now: done above the commit on
+	// every partition, plus a call in flight on every handler goroutine.
+	bound := func() int {
+		v := w.view()
+		n := 0
+		for p := range ends {
+			n += h.doneAbove(p, v.commits[p])
+		}
+		return n + cfg.Concurrency*len(live())
+	}
 	spawn := func() error {
 		i := len(members)
 		env, err := memberEnv(cfg.spec(i, c.Addrs(), group, topic, out))
@@ -182,6 +202,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}()
 		members = append(members, m)
 		res.Started++
+		ev.begin("join", since(), bound())
 		logf("%v member %d started (pid %d)", since(), i, cmd.Process.Pid)
 		return nil
 	}
@@ -199,6 +220,78 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return res, err
 		}
 	}
+	env, stopChaos := runChaos(ctx, &cfg, c)
+	thaw := func(m *member) {
+		_ = m.cmd.Process.Signal(syscall.SIGCONT)
+		m.frozen = time.Time{}
+		logf("%v member %d resumed (SIGCONT)", since(), m.index)
+	}
+	freezeEvent := map[*member]int{}
+	// After a resume, the frozen member's handlings for StaleWindow, by
+	// event: judged (Event.Stale) once the run is over.
+	type watched struct {
+		member int
+		until  time.Duration
+		offs   [][2]int64
+	}
+	var stale = map[int]*watched{}
+	h.onLine = func(m int, p int32, o int64) {
+		for _, w := range stale {
+			if w.member == m && h.stamp <= w.until {
+				w.offs = append(w.offs, [2]int64{int64(p), o})
+			}
+		}
+	}
+	// serve answers a request of the Chaos function; freezing is refused
+	// once the churn is over.
+	serve := func(r chaosReq, churning bool) {
+		switch {
+		case r.end > 0:
+			ev.end(r.end-1, since(), bound())
+			r.reply <- r.end - 1
+		case r.freeze > 0:
+			var eligible []*member
+			for _, m := range live() {
+				if churning && !m.stopping && m.frozen.IsZero() && h.byMember[m.index] > 0 {
+					eligible = append(eligible, m)
+				}
+			}
+			if len(eligible) == 0 {
+				r.reply <- -1
+				return
+			}
+			m := eligible[rand.IntN(len(eligible))]
+			freezeEvent[m] = ev.begin("freeze", since(), bound())
+			_ = m.cmd.Process.Signal(syscall.SIGSTOP)
+			m.frozen = time.Now().Add(r.freeze)
+			res.Freezes++
+			logf("%v member %d frozen (SIGSTOP) for %v after %d handled", since(), m.index, r.freeze, h.byMember[m.index])
+			r.reply <- freezeEvent[m]
+		default:
+			i := ev.begin(r.kind, since(), bound())
+			logf("%v fault %s", since(), r.kind)
+			r.reply <- i
+		}
+	}
+	// thawDue resumes the frozen members whose time is up (all if all).
+	thawDue := func(now time.Time, all bool) {
+		for _, m := range members {
+			if !m.frozen.IsZero() && (all || now.After(m.frozen)) {
+				thaw(m)
+				ev.end(freezeEvent[m], since(), bound())
+				stale[freezeEvent[m]] = &watched{member: m.index, until: since() + StaleWindow}
+			}
+		}
+	}
+	chaosStopped := false
+	endChaos := func() {
+		if !chaosStopped {
+			chaosStopped = true
+			stopChaos(func(r chaosReq) { serve(r, false) })
+		}
+		thawDue(time.Now(), true)
+	}
+	defer endChaos()
 
 	// The churn: kill and replace until every partition is settled.
 	lastProgress := map[int32]time.Time{}
@@ -238,12 +331,19 @@ loop:
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
+		case r := <-env.reqs:
+			serve(r, true)
+			continue
 		case <-tick.C:
 		}
 		now := time.Now()
+		thawDue(now, false)
+		h.stamp = since()
 		if err := h.read(); err != nil {
 			return res, err
 		}
+		ev.charge(h.takeDups(), readLag)
+		ev.widen(since(), bound)
 		v := w.view()
 		settled := true
 		for p, end := range ends {
@@ -252,6 +352,9 @@ loop:
 				lastCommit[p], lastDistinct[p] = max(lastCommit[p], v.commits[p]), h.distinct[p]
 			}
 			idle := now.Sub(lastProgress[p])
+			if cfg.Chaos != nil {
+				idle = min(idle, now.Sub(start.Add(ev.quiet)))
+			}
 			// Messages remain while one at or above the commit is unhandled;
 			// unhandled ones below it are lost, not pending.
 			pending := h.pending(p, v.commits[p])
@@ -299,7 +402,7 @@ loop:
 			for _, m := range live() {
 				// Only a member that has handled a message has completed its
 				// first join: killing one still in it can leave a ghost.
-				if !m.stopping && !m.handling.IsZero() && now.Sub(m.handling) >= cfg.KillMinAge {
+				if !m.stopping && m.frozen.IsZero() && h.byMember[m.index] > 0 && !m.handling.IsZero() && now.Sub(m.handling) >= cfg.KillMinAge {
 					eligible = append(eligible, m)
 				}
 			}
@@ -312,10 +415,12 @@ loop:
 			if cfg.KillOnly || rand.IntN(2) == 0 {
 				m.killed = true
 				res.Kills++
+				ev.begin("kill", since(), bound())
 				_ = m.cmd.Process.Signal(syscall.SIGKILL)
 				logf("%v member %d SIGKILLed after %d handled", since(), m.index, h.byMember[m.index])
 			} else {
 				res.Terms++
+				ev.begin("term", since(), bound())
 				_ = m.cmd.Process.Signal(syscall.SIGTERM)
 				logf("%v member %d SIGTERMed after %d handled", since(), m.index, h.byMember[m.index])
 			}
@@ -325,6 +430,10 @@ loop:
 			nextKill = now.Add(randDur(cfg.KillMin, cfg.KillMax))
 		}
 	}
+
+	// The chaos ends (its faults undone, frozen members resumed) before
+	// the clean stop.
+	endChaos()
 
 	// The clean stop. Unless the run was aborted, first wait (up to
 	// GhostAfter) for the group to be Stable with one member per live
@@ -344,6 +453,7 @@ loop:
 		}
 	}
 	logf("%v stopping %d members (SIGTERM)", since(), len(live()))
+	ev.begin("stop", since(), bound())
 	for _, m := range live() {
 		if !m.killed {
 			_ = m.cmd.Process.Signal(syscall.SIGTERM)
@@ -365,9 +475,19 @@ loop:
 	}
 	res.Duration = time.Since(start)
 	res.Rewinds = w.stop()
+	h.stamp = since()
 	if err := h.read(); err != nil {
 		return res, err
 	}
+	ev.charge(h.takeDups(), readLag)
+	for i, w := range stale {
+		for _, po := range w.offs {
+			if h.count(int32(po[0]), po[1]) > 1 {
+				ev.list[i].Stale++
+			}
+		}
+	}
+	res.Events = ev.list
 	res.Handled = h.lines
 	res.Duplicates = h.duplicates()
 	if res.Aborted != "" {
