@@ -93,7 +93,7 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 	for _, name := range strings.Split(adapters, ",") {
 		i := slices.IndexFunc(rows, func(r row) bool { return r.name == strings.TrimSpace(name) })
 		if i < 0 {
-			return fmt.Errorf("-adapters: unknown row %q (known: kafkago, confluent-eager, confluent-cooperative, naive)", name)
+			return fmt.Errorf("-adapters: unknown row %q (known: %s)", name, rowNames())
 		}
 		chosen = append(chosen, rows[i])
 	}
@@ -137,6 +137,7 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 			if defaults {
 				cfg.SessionTimeout = r.session
 			}
+			withOutputs(r.name, &cfg) // eos.go
 			if verbose {
 				cfg.Logf = func(format string, args ...any) {
 					fmt.Fprintf(os.Stderr, "  %s run %d: %s\n", r.name, i+1, fmt.Sprintf(format, args...))
@@ -160,7 +161,16 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 	}
 	fmt.Println()
 	printTable(chosen, results)
+	printOutputs(chosen, results) // eos.go
 	return nil
+}
+
+func rowNames() string {
+	var names []string
+	for _, r := range rows {
+		names = append(names, r.name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // printTable prints the markdown table: per row the totals over its runs,

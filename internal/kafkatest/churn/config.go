@@ -3,8 +3,11 @@ package churn
 // This file holds the scenario's settings and their defaults.
 
 import (
+	"context"
 	"fmt"
 	"time"
+
+	"github.com/inorder/inorder/internal/kafkatest"
 )
 
 // Config describes one run. The zero value of a duration or count takes the
@@ -63,6 +66,15 @@ type Config struct {
 	StopTimeout time.Duration
 	// Timeout bounds the whole run. Default 10 minutes.
 	Timeout time.Duration
+
+	// Setup, if set, is called with the run's cluster after the messages
+	// are produced and before the members start (to create the topics a
+	// scenario's members write to). An error ends the run.
+	Setup func(ctx context.Context, c *kafkatest.Cluster) error
+	// Check, if set, is called with the run's cluster and its result after
+	// the members stopped (unless the run was aborted), to add a
+	// scenario's own findings to res.Extra. An error ends the run.
+	Check func(ctx context.Context, c *kafkatest.Cluster, res *Result) error
 
 	// Logf, if set, receives a line per event (member started, killed,
 	// stopped; stall; ghost).
