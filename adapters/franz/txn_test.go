@@ -228,3 +228,60 @@ func TestTxnOptionsRefused(t *testing.T) {
 		t.Fatalf("RunBatch with WithTransactionalID: %v, want ErrInvalidConfig", err)
 	}
 }
+
+// Issue 23: partitions move between two exactly-once members (one joins,
+// then the first leaves) under each rebalance protocol: the revokes commit
+// what is done in their transactions, and each input's output is visible
+// exactly once.
+func TestTxnRebalanceOutputsExactlyOnce(t *testing.T) {
+	for _, bal := range []string{"range", "cooperative"} {
+		t.Run(bal, func(t *testing.T) {
+			const n = 4000
+			in, out := "txr-in-"+bal, "txr-out-"+bal
+			c, ctx := adaptertest.StartProduced(t, in, 4, n, 90*time.Second)
+			if err := c.CreateTopic(ctx, out, 4); err != nil {
+				t.Fatal(err)
+			}
+			group := adaptertest.NextGroup("txr")
+			var handled, byB atomic.Int64
+			start := func(id string, count *atomic.Int64) (*franz.Consumer, func() error) {
+				cons, err := franz.NewConsumer(c.Addrs(), group, []string{in},
+					append(fastOpts(testLogger(t)), balancer(bal), franz.WithConcurrency(8),
+						franz.WithTransactionalID(id))...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return cons, runConsumer(t, cons, func(ctx context.Context, m *kgo.Record) error {
+					handled.Add(1)
+					count.Add(1)
+					time.Sleep(5 * time.Millisecond)
+					return franz.Produce(ctx, outputOf(out, m))
+				})
+			}
+			var byA atomic.Int64
+			_, stopA := start("txr-a-"+bal, &byA)
+			adaptertest.WaitFor(ctx, t, "a tenth handled", func() bool { return handled.Load() >= n/10 })
+			consB, stopB := start("txr-b-"+bal, &byB)
+			adaptertest.WaitFor(ctx, t, "the second member to handle", func() bool { return byB.Load() > 0 })
+			if err := stopA(); err != nil {
+				t.Fatal(err)
+			}
+			adaptertest.WaitFor(ctx, t, "everything committed", func() bool {
+				ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, in)
+				return ok
+			})
+			if len(consB.Stats()) != 4 {
+				t.Errorf("the second member owns %d partitions after the first left, want 4", len(consB.Stats()))
+			}
+			if err := stopB(); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("handled by the first member %d, by the second %d", byA.Load(), byB.Load())
+			ends, err := c.LogEnd(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkExactlyOnce(ctx, t, c, out, ends)
+		})
+	}
+}
