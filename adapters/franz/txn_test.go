@@ -20,49 +20,14 @@ import (
 	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
-// outputOf is the output record of input record m: its value names the
-// input ("partition/offset"), so a read of the output topic counts each
-// input's outputs.
+// outputOf is the output record of input record m (adaptertest.OutputValue).
 func outputOf(topic string, m *kgo.Record) *kgo.Record {
-	return &kgo.Record{Topic: topic, Key: m.Key, Value: fmt.Appendf(nil, "%d/%d", m.Partition, m.Offset)}
+	return &kgo.Record{Topic: topic, Key: m.Key, Value: adaptertest.OutputValue(m.Partition, m.Offset)}
 }
 
-// checkExactlyOnce reads out with read_committed isolation and fails the
-// test unless it holds exactly one record per input record of the log ends
-// ends (partition → end offset of a topic without gaps), and none whose
-// value starts with "poison".
 func checkExactlyOnce(ctx context.Context, t *testing.T, c *kafkatest.Cluster, out string, ends map[int32]int64) {
 	t.Helper()
-	recs, err := c.ReadCommitted(ctx, out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := make(map[string]int)
-	poison := 0
-	for _, r := range recs {
-		if strings.HasPrefix(string(r.Value), "poison") {
-			poison++
-			continue
-		}
-		seen[string(r.Value)]++
-	}
-	missing, dups, want := 0, 0, 0
-	for p, end := range ends {
-		for o := range end {
-			want++
-			switch n := seen[fmt.Sprintf("%d/%d", p, o)]; {
-			case n == 0:
-				missing++
-			case n > 1:
-				dups += n - 1
-			}
-		}
-	}
-	t.Logf("output %q: %d records read committed for %d inputs", out, len(recs), want)
-	if missing > 0 || dups > 0 || poison > 0 || len(seen) != want {
-		t.Errorf("output %q read committed: %d missing, %d duplicates, %d outputs of failed calls, %d distinct for %d inputs",
-			out, missing, dups, poison, len(seen), want)
-	}
+	adaptertest.CheckOutputsOnce(ctx, t, c, out, ends)
 }
 
 // Issue 23: each input's outputs become visible exactly once, also when
