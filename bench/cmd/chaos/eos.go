@@ -1,10 +1,10 @@
 package main
 
 // This file holds the consume → produce rows (issue 23): members that write
-// one output record per input to a second topic, exactly once (franz with
-// WithTransactionalID: the output goes in the transaction that commits its
-// input) or at least once (the handler produces, then returns: the commit
-// follows). After each run the output topic is read with read_committed
+// one output record per input to a second topic, exactly once (franz and
+// confluent with WithTransactionalID: the output goes in the transaction
+// that commits its input; rows *-eos-*) or at least once (franz: the
+// handler produces, then returns, and the commit follows; rows *-alo-*). After each run the output topic is read with read_committed
 // isolation and each input's outputs counted: missing and duplicated.
 
 import (
@@ -15,11 +15,14 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inorder/inorder/adapters/confluent"
 	"github.com/inorder/inorder/adapters/franz"
 	"github.com/inorder/inorder/internal/kafkatest"
 	"github.com/inorder/inorder/internal/kafkatest/churn"
+	"github.com/inorder/inorder/internal/kafkatest/churn/cfmember"
 	"github.com/inorder/inorder/internal/kafkatest/churn/frmember"
 )
 
@@ -32,13 +35,16 @@ func init() {
 		row{"franz-eos-cooperative", eosConsume(true), "cooperative", franz.DefaultSessionTimeout},
 		row{"franz-alo-eager", eosConsume(false), "eager", franz.DefaultSessionTimeout},
 		row{"franz-alo-cooperative", eosConsume(false), "cooperative", franz.DefaultSessionTimeout},
+		row{"confluent-eos-eager", cfEOSConsume, "eager", confluent.DefaultSessionTimeout},
+		row{"confluent-eos-cooperative", cfEOSConsume, "cooperative", confluent.DefaultSessionTimeout},
 	)
 }
 
 // producing reports whether the row writes outputs.
 func producing(name string) bool {
 	switch name {
-	case "franz-eos-eager", "franz-eos-cooperative", "franz-alo-eager", "franz-alo-cooperative":
+	case "franz-eos-eager", "franz-eos-cooperative", "franz-alo-eager", "franz-alo-cooperative",
+		"confluent-eos-eager", "confluent-eos-cooperative":
 		return true
 	}
 	return false
@@ -121,6 +127,24 @@ func eosConsume(txn bool) churn.Consume {
 			return prod.ProduceSync(ctx, output(r.Partition, r.Offset)).FirstErr()
 		})
 	}
+}
+
+// cfEOSConsume is the Consume of an exactly-once confluent member.
+func cfEOSConsume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
+	opts := append(cfmember.Options(s, log), confluent.WithTransactionalID(s.Group+"-member-"+strconv.Itoa(s.Index)))
+	cons, err := confluent.NewConsumer(s.Brokers, s.Group, []string{s.Topic}, opts...)
+	if err != nil {
+		return err
+	}
+	topic := outTopic
+	return cons.Run(ctx, func(ctx context.Context, m *kafka.Message) error {
+		p, o := m.TopicPartition.Partition, int64(m.TopicPartition.Offset)
+		if err := handle(ctx, p, o); err != nil {
+			return err
+		}
+		return confluent.Produce(ctx, &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+			Value: fmt.Appendf(nil, "%d/%d", p, o)})
+	})
 }
 
 // printOutputs prints the output table of the producing rows chosen.
