@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 	if brokers := os.Getenv(envTxnChild); brokers != "" {
 		os.Exit(txnCrashChild(brokers))
 	}
+	if arg := os.Getenv(envZombieChild); arg != "" {
+		os.Exit(zombieChild(arg))
+	}
 	os.Exit(m.Run())
 }
 

@@ -73,6 +73,39 @@ func (c *Cluster) ReadCommitted(ctx context.Context, topic string) ([]*kgo.Recor
 	return out, nil
 }
 
+// WaitStable waits until no transaction is open on topic (every
+// partition's last stable offset equals its log end), polling every 50ms,
+// or until ctx ends. A process killed with a transaction open holds its
+// partitions' last stable offset until the transaction times out (or a
+// producer with its transactional id starts): a read_committed reader does
+// not see past it meanwhile.
+func (c *Cluster) WaitStable(ctx context.Context, topic string) error {
+	for {
+		lso, err := c.stableEnds(ctx, topic)
+		if err != nil {
+			return err
+		}
+		ends, err := c.LogEnd(ctx, topic)
+		if err != nil {
+			return err
+		}
+		open := 0
+		for p, e := range ends {
+			if lso[p] < e {
+				open++
+			}
+		}
+		if open == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafkatest: %q: %d partitions with an open transaction: %w", topic, open, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // stableEnds returns the last stable offset of every partition of topic.
 func (c *Cluster) stableEnds(ctx context.Context, topic string) (map[int32]int64, error) {
 	n, err := c.Partitions(ctx, topic)

@@ -112,10 +112,11 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 	if hctx == nil { // not started (tests)
 		hctx = context.Background()
 	}
-	if s.txn != nil {
+	if s.txn != nil { // Transactional finds the partition's outputs through the handler's context
 		p.txo = &txnOuts{}
+		hctx = context.WithValue(hctx, partKey{}, p)
 	}
-	p.ctx, p.cancel = context.WithCancel(context.WithValue(hctx, partKey{}, p))
+	p.ctx, p.cancel = context.WithCancel(hctx)
 	p.next.Store(committed)
 	p.committed.Store(committed)
 	p.logEnd.Store(logEnd)

@@ -111,13 +111,6 @@ func (t *txnOuts) remove(keys []int64) {
 	t.mu.Unlock()
 }
 
-// pending returns how many messages have outputs stored.
-func (t *txnOuts) pending() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
-}
-
 // txnCall is one transactional handler call: the outputs it added, until
 // it returns.
 type txnCall struct {

@@ -149,7 +149,7 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 			}
 			results[r.name] = append(results[r.name], res)
 			fmt.Fprintf(os.Stderr, "run %d %s\n", i+1, res)
-			if res.OK() && !keep {
+			if res.OK() && outputsOK(res) && !keep { // outputsOK: eos.go
 				os.RemoveAll(dir)
 				continue
 			}

@@ -19,6 +19,9 @@ func OutputValue(p int32, o int64) []byte { return fmt.Appendf(nil, "%d/%d", p, 
 // record whose value starts with "poison" (the output of a failed call).
 func CheckOutputsOnce(ctx context.Context, t testing.TB, c *kafkatest.Cluster, out string, ends map[int32]int64) {
 	t.Helper()
+	if err := c.WaitStable(ctx, out); err != nil {
+		t.Fatal(err)
+	}
 	recs, err := c.ReadCommitted(ctx, out)
 	if err != nil {
 		t.Fatal(err)
