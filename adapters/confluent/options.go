@@ -123,8 +123,6 @@ var shared = map[string]string{
 	"socket.timeout.ms":         "RequestTimeout",
 }
 
-// newOptions applies and validates the options and returns them with the
-// librdkafka configuration.
 // WithTransactionalID makes the Consumer exactly-once (consume → transform
 // → produce): the messages a handler gives Produce are written, with the
 // offsets and commit metadata that mark its message done, in one
@@ -139,6 +137,8 @@ func WithTransactionalID(id string) Option {
 	return func(o *engine.Options) { own(o, "WithTransactionalID").txnID = &id }
 }
 
+// newOptions applies and validates the options and returns them with the
+// librdkafka configuration.
 func newOptions(brokers []string, group string, topics []string, opts []Option) (*engine.Options, *config, kafka.ConfigMap, error) {
 	cfg := &config{}
 	o, err := engine.NewOptions(cfg, opts)
