@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/inorder/inorder/adapters/franz"
 	"github.com/inorder/inorder/internal/kafkatest"
@@ -67,6 +69,20 @@ func visibleReader(ctx context.Context, b *testing.B, c *kafkatest.Cluster, topi
 // read_committed reader, and returns how long that took from Run and each
 // output's latency (its input's timestamp to the reader).
 func runProducing(b *testing.B, c *kafkatest.Cluster, in string, eos bool, want int, started func()) (time.Duration, []time.Duration) {
+	d, lats, _ := runProducingStats(b, c, in, eos, want, started)
+	return d, lats
+}
+
+// txnStats are the commits of a run: how many, and their total and longest
+// duration (in the exactly-once mode each is a transaction: produce the
+// outputs, commit the offsets, end).
+type txnStats struct {
+	n          uint64
+	total, max time.Duration
+}
+
+// runProducingStats is runProducing, with the run's commit statistics.
+func runProducingStats(b *testing.B, c *kafkatest.Cluster, in string, eos bool, want int, started func()) (time.Duration, []time.Duration, txnStats) {
 	i := txnBenchSeq.Add(1)
 	out := fmt.Sprintf("%s-out-%d", in, i)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -90,8 +106,11 @@ func runProducing(b *testing.B, c *kafkatest.Cluster, in string, eos bool, want 
 		}
 	})
 	defer func() { rstop(); wait() }()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
 	opts := []franz.Option{
-		franz.WithLogger(slogDiscard()), franz.WithConcurrency(64),
+		franz.WithLogger(slogDiscard()), franz.WithConcurrency(64), franz.WithMeterProvider(mp),
 		franz.WithFetchMaxWait(100 * time.Millisecond), franz.WithSessionTimeout(6 * time.Second),
 	}
 	var h func(context.Context, *kgo.Record) error
@@ -136,22 +155,55 @@ func runProducing(b *testing.B, c *kafkatest.Cluster, in string, eos bool, want 
 		b.Fatalf("%d of %d outputs visible", got.Load(), want)
 	}
 	d := time.Since(start)
+	var st txnStats
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		b.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == "inorder.commit.duration" {
+				for _, dp := range h.DataPoints {
+					st.n += dp.Count
+					st.total += time.Duration(dp.Sum * float64(time.Second))
+					if mx, ok := dp.Max.Value(); ok {
+						st.max = max(st.max, time.Duration(mx*float64(time.Second)))
+					}
+				}
+			}
+		}
+	}
 	if err := stop(); err != nil {
 		b.Fatal(err)
 	}
-	return d, lats
+	return d, lats, st
 }
 
 func BenchmarkTxnThroughput(b *testing.B) {
 	const n = 60000
 	c := benchCluster(b, "txnb", 8, n)
 	var p adaptertest.Pairs
+	var txns txnStats
+	var eosTime time.Duration
 	for b.Loop() {
 		p.Run(n, n,
-			func() time.Duration { d, _ := runProducing(b, c, "txnb", true, n, nil); return d },
+			func() time.Duration {
+				d, _, st := runProducingStats(b, c, "txnb", true, n, nil)
+				txns.n, txns.total, txns.max = txns.n+st.n, txns.total+st.total, max(txns.max, st.max)
+				eosTime += d
+				return d
+			},
 			func() time.Duration { d, _ := runProducing(b, c, "txnb", false, n, nil); return d })
 	}
 	p.Report(b)
+	// What a consumer that stops handling while each transaction commits
+	// (Parallel Consumer's transactional mode) would lose: the time spent
+	// in commits, as a share of the run, and the longest single pause.
+	if txns.n > 0 {
+		b.ReportMetric(float64(txns.total.Microseconds())/1000/float64(txns.n), "eos-txn-mean-ms")
+		b.ReportMetric(float64(txns.max.Microseconds())/1000, "eos-txn-max-ms")
+		b.ReportMetric(txns.total.Seconds()/eosTime.Seconds(), "eos-txn-share")
+	}
 }
 
 func BenchmarkTxnLatency(b *testing.B) {
