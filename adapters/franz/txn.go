@@ -399,9 +399,15 @@ func (t *txnProducer) landed(ctx context.Context, offs []engine.Offset) (bool, e
 			return false, err
 		}
 		got := make(map[TopicPartition]engine.Offset)
+		unstable := false
 		for _, rt := range resp.Topics {
 			for _, rp := range rt.Partitions {
-				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				err := kerr.ErrorForCode(rp.ErrorCode)
+				if errors.Is(err, kerr.UnstableOffsetCommit) {
+					unstable = true
+					continue
+				}
+				if err != nil {
 					return false, err
 				}
 				md := ""
@@ -410,6 +416,14 @@ func (t *txnProducer) landed(ctx context.Context, offs []engine.Offset) (bool, e
 				}
 				got[TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] = engine.Offset{Offset: rp.Offset, Metadata: md}
 			}
+		}
+		if unstable {
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
 		}
 		for _, o := range offs {
 			if g, ok := got[o.TP]; !ok || g.Offset != o.Offset || g.Metadata != o.Metadata {
