@@ -197,8 +197,10 @@ func (t *txnProducer) begin() (*kgo.Client, error) {
 }
 
 // commit is the engine's TxnFunc. Without outputs the offsets go in a plain
-// group commit (fenced by generation; a later commit overrides a
-// transaction's offsets whatever the order their markers land in).
+// group commit, fenced by generation. (It follows the transaction that
+// carried the partition's previous offsets, which ended before: kfake
+// applies a transaction's offsets at its EndTxn, and Kafka keeps the
+// offset record appended last when the marker lands.)
 func (t *txnProducer) commit(ctx context.Context, offs []engine.Offset, outs []any) error {
 	if len(outs) == 0 {
 		errs, err := t.r.commit(ctx, offs)
