@@ -108,8 +108,12 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
 	}
+	h := engine.Handler[*kafka.Message](handler)
+	if c.transactional() { // Produce finds the message through the call's context
+		h = engine.Transactional(h, func(m *kafka.Message) int64 { return int64(m.TopicPartition.Offset) })
+	}
 	return c.run(ctx, func(cfg engine.Config) *engine.Engine[*kafka.Message] {
-		return engine.New(cfg, engine.Handler[*kafka.Message](handler), func(m *kafka.Message) []byte { return m.Key })
+		return engine.New(cfg, h, func(m *kafka.Message) []byte { return m.Key })
 	})
 }
 
@@ -131,6 +135,9 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, ms
 func (c *Consumer) RunBatch(ctx context.Context, handler func(ctx context.Context, msgs []*kafka.Message) error) error {
 	if handler == nil {
 		return fmt.Errorf("%w: batch handler is nil", ErrInvalidConfig)
+	}
+	if c.transactional() {
+		return fmt.Errorf("%w: RunBatch does not support WithTransactionalID yet: use Run", ErrInvalidConfig)
 	}
 	return c.run(ctx, func(cfg engine.Config) *engine.Engine[*kafka.Message] {
 		return engine.NewBatch(cfg, engine.BatchHandler[*kafka.Message](handler), func(m *kafka.Message) []byte { return m.Key })

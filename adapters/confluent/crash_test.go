@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 	if idx := os.Getenv(envChild); idx != "" {
 		os.Exit(crashChild(idx))
 	}
+	if brokers := os.Getenv(envTxnChild); brokers != "" {
+		os.Exit(txnCrashChild(brokers))
+	}
 	os.Exit(m.Run())
 }
 

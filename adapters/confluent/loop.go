@@ -110,7 +110,8 @@ func (r *runner) run(ctx context.Context) error {
 	r.eng.Start(ctx)
 	// Lag and the stall watchdog run on the poll goroutine (flow.go), which
 	// owns every librdkafka partition call.
-	r.sess = r.eng.NewSession(r.commit)
+	sess, closeTxn := r.newTxnSession() // txn.go
+	r.sess = sess
 	var err error
 	if serr := r.kc.SubscribeTopics(r.c.topics, r.rebalance); serr != nil {
 		err = fmt.Errorf("%w: subscribe: %w", ErrClient, serr)
@@ -126,6 +127,7 @@ func (r *runner) run(ctx context.Context) error {
 	r.closing = true
 	t0 := time.Now()
 	r.sess.Close(context.WithoutCancel(ctx))
+	closeTxn() // after the session's last commit
 	r.eng.Stop()
 	// librdkafka forbids destroying a handle under a live call. Every
 	// commit call is synchronous (commit.go) and the session's Close has

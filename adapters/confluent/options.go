@@ -31,6 +31,7 @@ type Option = engine.Option
 // config is librdkafka's own settings (engine.Options.Adapter).
 type config struct {
 	extra kafka.ConfigMap
+	txnID *string // WithTransactionalID (txn.go)
 
 	// Tests only (export_test.go).
 	onAssign func(protocol string, tps []TopicPartition)
@@ -122,6 +123,20 @@ var shared = map[string]string{
 	"socket.timeout.ms":         "RequestTimeout",
 }
 
+// WithTransactionalID makes the Consumer exactly-once (consume → transform
+// → produce): the messages a handler gives Produce are written, with the
+// offsets and commit metadata that mark its message done, in one
+// transaction per commit (the commit interval defaults to 100ms in this
+// mode; WithCommitInterval changes it). id is the transactional.id of the
+// Consumer's producer: unique per consumer process and stable across its
+// restarts (a pod name), so that a restart fences the previous process and
+// aborts its open transaction. Default: none (at-least-once). Refused when
+// empty; not available with RunBatch or a dead-letter topic yet. See
+// Produce.
+func WithTransactionalID(id string) Option {
+	return func(o *engine.Options) { own(o, "WithTransactionalID").txnID = &id }
+}
+
 // newOptions applies and validates the options and returns them with the
 // librdkafka configuration.
 func newOptions(brokers []string, group string, topics []string, opts []Option) (*engine.Options, *config, kafka.ConfigMap, error) {
@@ -159,6 +174,9 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	err = o.Validate()
 	if err == nil {
 		err = o.ValidateDeadLetter(topics)
+	}
+	if err == nil {
+		err = checkTxn(o, cfg)
 	}
 	if err == nil && o.RebalanceTimeout < o.SessionTimeout {
 		err = fmt.Errorf("%w: RebalanceTimeout (%v, max.poll.interval.ms) must be at least SessionTimeout (%v, session.timeout.ms): librdkafka requires it",

@@ -109,7 +109,11 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 	if handler == nil {
 		return fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
 	}
-	return c.run(ctx, func(cfg engine.Config) *engine.Engine[*kgo.Record] { return newEngine(cfg, handler) })
+	h := engine.Handler[*kgo.Record](handler)
+	if c.transactional() { // Produce finds the record through the call's context
+		h = engine.Transactional(h, func(r *kgo.Record) int64 { return r.Offset })
+	}
+	return c.run(ctx, func(cfg engine.Config) *engine.Engine[*kgo.Record] { return newEngine(cfg, h) })
 }
 
 // RunBatch is Run with a handler that takes up to WithBatch's maxSize
@@ -130,6 +134,9 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, re
 func (c *Consumer) RunBatch(ctx context.Context, handler func(ctx context.Context, recs []*kgo.Record) error) error {
 	if handler == nil {
 		return fmt.Errorf("%w: batch handler is nil", ErrInvalidConfig)
+	}
+	if c.transactional() {
+		return fmt.Errorf("%w: RunBatch does not support WithTransactionalID yet: use Run", ErrInvalidConfig)
 	}
 	return c.run(ctx, func(cfg engine.Config) *engine.Engine[*kgo.Record] {
 		e := engine.NewBatch(cfg, engine.BatchHandler[*kgo.Record](handler), func(r *kgo.Record) []byte { return r.Key })
@@ -170,7 +177,13 @@ func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engin
 	defer stop()
 	r.stop = stop
 	eng.Start(ctx)
-	r.sess = eng.NewSession(r.commit)
+	sess, closeTxn, err := r.newTxnSession(eng)
+	if err != nil {
+		eng.Stop()
+		return err
+	}
+	defer closeTxn() // after r.run closed the session
+	r.sess = sess
 	// The client starts joining the group at once: everything its
 	// callbacks use is set before, and r.cl by a HookNewClient before kgo
 	// starts its goroutines.

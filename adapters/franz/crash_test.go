@@ -39,6 +39,12 @@ func TestMain(m *testing.M) {
 	if idx := os.Getenv(envChild); idx != "" {
 		os.Exit(crashChild(idx))
 	}
+	if brokers := os.Getenv(envTxnChild); brokers != "" {
+		os.Exit(txnCrashChild(brokers))
+	}
+	if arg := os.Getenv(envZombieChild); arg != "" {
+		os.Exit(zombieChild(arg))
+	}
 	os.Exit(m.Run())
 }
 

@@ -53,35 +53,17 @@ func (c *Consumer) newDeadLetter(topic string) (*deadLetter, error) {
 		}
 	}
 	timeout := c.opts.RequestTimeout
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(c.brokers...),
-		kgo.ClientID(c.opts.ClientID),
-		kgo.RetryBackoffFn(retryBackoff(c.opts.RetryBackoff)),
-		kgo.WithLogger(kgoLogger{c.opts.Logger}),
+	opts, err := c.connOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0), // one record at a time: nothing to batch
 		// kgo's floor is 1s; Produce's context ends after timeout anyway.
 		kgo.RecordDeliveryTimeout(max(timeout, time.Second)),
-	}
-	if len(c.cfg.extra) > 0 {
-		// The connection settings of the user's kgo options, read back
-		// from a client that never connects.
-		probe, err := kgo.NewClient(c.cfg.extra...)
-		if err != nil {
-			return nil, fmt.Errorf("%w: kgo: %w", ErrInvalidConfig, err)
-		}
-		if v, _ := probe.OptValue(kgo.DialTLSConfig).(*tls.Config); v != nil {
-			opts = append(opts, kgo.DialTLSConfig(v))
-		}
-		if v, _ := probe.OptValue(kgo.SASL).([]sasl.Mechanism); len(v) > 0 {
-			opts = append(opts, kgo.SASL(v...))
-		}
-		if v, _ := probe.OptValue(kgo.Dialer).(func(context.Context, string, string) (net.Conn, error)); v != nil {
-			opts = append(opts, kgo.Dialer(v))
-		}
-		probe.Close()
-	}
+	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: kgo: %w", ErrInvalidConfig, err)
@@ -153,6 +135,37 @@ func (d *deadLetter) Produce(ctx context.Context, rec *kgo.Record, cause error, 
 
 func (d *deadLetter) fail(doing string, err error) error {
 	return fmt.Errorf("%w: topic %q: %s: %w", ErrDeadLetter, d.topic, doing, err)
+}
+
+// connOpts are the options of a producer client of the Consumer's: its
+// brokers, client id, retry backoff, logger, and the TLS, SASL and dialer of
+// its kgo options (WithClientOptions), read back from a client that never
+// connects. It returns an error wrapping ErrInvalidConfig if kgo refuses
+// the options.
+func (c *Consumer) connOpts() ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.brokers...),
+		kgo.ClientID(c.opts.ClientID),
+		kgo.RetryBackoffFn(retryBackoff(c.opts.RetryBackoff)),
+		kgo.WithLogger(kgoLogger{c.opts.Logger}),
+	}
+	if len(c.cfg.extra) > 0 {
+		probe, err := kgo.NewClient(c.cfg.extra...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: kgo: %w", ErrInvalidConfig, err)
+		}
+		if v, _ := probe.OptValue(kgo.DialTLSConfig).(*tls.Config); v != nil {
+			opts = append(opts, kgo.DialTLSConfig(v))
+		}
+		if v, _ := probe.OptValue(kgo.SASL).([]sasl.Mechanism); len(v) > 0 {
+			opts = append(opts, kgo.SASL(v...))
+		}
+		if v, _ := probe.OptValue(kgo.Dialer).(func(context.Context, string, string) (net.Conn, error)); v != nil {
+			opts = append(opts, kgo.Dialer(v))
+		}
+		probe.Close()
+	}
+	return opts, nil
 }
 
 // Close closes the producer client. Call it after the last Produce.

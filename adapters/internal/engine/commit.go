@@ -191,7 +191,7 @@ func (s *Session[M]) commitLocked(ctx context.Context, parts []*Part) (fails []c
 		return nil, nil
 	}
 	t0 := time.Now()
-	errs, err := s.commit(ctx, offs)
+	errs, err := s.send(ctx, offs, which)
 	if err == nil && len(errs) != len(offs) {
 		err = fmt.Errorf("engine: commit returned %d results for %d offsets", len(errs), len(offs))
 	}

@@ -65,6 +65,8 @@ type Part struct {
 	wakeMu    sync.Mutex
 	wakeDrain context.CancelFunc // set by a waiting drain; addUnackable calls it
 
+	txo *txnOuts // exactly-once mode: outputs of handled messages not yet committed (txn.go)
+
 	// Commit path only (under Session.commitMu).
 	lastMeta    string
 	lastSig     [3]int64 // commit point, high, pending before the last snapshot

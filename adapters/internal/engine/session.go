@@ -39,6 +39,7 @@ type CommitFunc func(ctx context.Context, offs []Offset) ([]error, error)
 type Session[M any] struct {
 	e      *Engine[M]
 	commit CommitFunc
+	txn    TxnFunc // exactly-once mode (txn.go): commits go through it, not commit
 
 	// commitMu serialises commits (a commit never overtakes a later one)
 	// and the close of partitions. A channel of one token, so that a
@@ -67,9 +68,14 @@ func (e *Engine[M]) NewSession(commit CommitFunc) *Session[M] {
 	if commit == nil {
 		panic("engine: nil CommitFunc") // programmer error
 	}
+	return e.newSession(commit, nil)
+}
+
+func (e *Engine[M]) newSession(commit CommitFunc, txn TxnFunc) *Session[M] {
 	s := &Session[M]{
 		e:        e,
 		commit:   commit,
+		txn:      txn,
 		commitMu: make(chan struct{}, 1),
 		parts:    make(map[TopicPartition]*Part),
 		done:     make(chan struct{}),
@@ -105,6 +111,10 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 	hctx := s.e.hctx
 	if hctx == nil { // not started (tests)
 		hctx = context.Background()
+	}
+	if s.txn != nil { // Transactional finds the partition's outputs through the handler's context
+		p.txo = &txnOuts{}
+		hctx = context.WithValue(hctx, partKey{}, p)
 	}
 	p.ctx, p.cancel = context.WithCancel(hctx)
 	p.since = mono()

@@ -160,6 +160,7 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 			if defaults {
 				cfg.SessionTimeout = r.session
 			}
+			withOutputs(r.name, &cfg) // eos.go
 			if verbose {
 				cfg.Logf = func(format string, args ...any) {
 					fmt.Fprintf(os.Stderr, "  %s run %d: %s\n", r.name, i+1, fmt.Sprintf(format, args...))
@@ -171,7 +172,7 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 			}
 			results[r.name] = append(results[r.name], res)
 			fmt.Fprintf(os.Stderr, "run %d %s\n", i+1, res)
-			if res.OK() && !keep {
+			if res.OK() && outputsOK(res) && !keep { // outputsOK: eos.go
 				os.RemoveAll(dir)
 				continue
 			}
@@ -183,6 +184,7 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 	}
 	fmt.Println()
 	printTable(chosen, results)
+	printOutputs(chosen, results) // eos.go
 	return nil
 }
 
@@ -192,11 +194,20 @@ func chooseRows(names string) ([]row, error) {
 	for _, name := range strings.Split(names, ",") {
 		i := slices.IndexFunc(rows, func(r row) bool { return r.name == strings.TrimSpace(name) })
 		if i < 0 {
-			return nil, fmt.Errorf("-adapters: unknown row %q (known: kafkago, confluent-eager, confluent-cooperative, franz-eager, franz-cooperative, naive)", name)
+			return nil, fmt.Errorf("-adapters: unknown row %q (known: %s)", name, rowNames())
 		}
 		chosen = append(chosen, rows[i])
 	}
 	return chosen, nil
+}
+
+// rowNames lists the rows -adapters may name.
+func rowNames() string {
+	var names []string
+	for _, r := range rows {
+		names = append(names, r.name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // printTable prints the markdown table: per row the totals over its runs,

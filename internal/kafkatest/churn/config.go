@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/inorder/inorder/internal/kafkatest"
 )
 
 // Config describes one run. The zero value of a duration or count takes the
@@ -89,6 +91,14 @@ type Config struct {
 	// env.Freeze. With Chaos set, a partition's idle time (StallAfter) counts
 	// from the later of its last progress and the last event's start or end.
 	Chaos func(ctx context.Context, env *ChaosEnv)
+	// Setup, if set, is called with the run's cluster after the messages
+	// are produced and before the members start (to create the topics a
+	// scenario's members write to). An error ends the run.
+	Setup func(ctx context.Context, c *kafkatest.Cluster) error
+	// Check, if set, is called with the run's cluster and its result after
+	// the members stopped (unless the run was aborted), to add a
+	// scenario's own findings to res.Extra. An error ends the run.
+	Check func(ctx context.Context, c *kafkatest.Cluster, res *Result) error
 
 	// Logf, if set, receives a line per event (member started, killed,
 	// stopped; stall; ghost).

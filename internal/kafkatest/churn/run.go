@@ -58,6 +58,9 @@ type Result struct {
 	Freezes  int           // members frozen (SIGSTOP) by Chaos
 	Duration time.Duration // from the first member's start to the last's exit
 	Dir      string        // the run's files (handled file, member logs)
+	// Extra holds the findings of Config.Check, by name; the scenario
+	// that set Check judges them (OK does not).
+	Extra map[string]int
 }
 
 // Ghost reports whether the run hit the broker's ghost-member bug.
@@ -142,6 +145,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	ends, err := c.LogEnd(ctx, topic)
 	if err != nil {
 		return res, err
+	}
+	if cfg.Setup != nil {
+		if err := cfg.Setup(ctx, c); err != nil {
+			return res, fmt.Errorf("churn: setup: %w", err)
+		}
 	}
 	out := filepath.Join(cfg.Dir, "handled.txt")
 	h := newHandled(out, ends)
@@ -502,6 +510,11 @@ loop:
 		final[p] = cm.Offset
 	}
 	res.Lost, res.LostAt = h.lost(final)
+	if cfg.Check != nil {
+		if err := cfg.Check(ctx, c, &res); err != nil {
+			return res, fmt.Errorf("churn: check: %w", err)
+		}
+	}
 	for p := range int32(len(ends)) {
 		// A stalled partition cannot reach its log end, and what a killed
 		// member handled is not committed: its stall is the finding.

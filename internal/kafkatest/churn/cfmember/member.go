@@ -17,6 +17,18 @@ import (
 // ends, with librdkafka's default (eager) assignors or, for s.Protocol
 // "cooperative", the cooperative-sticky assignor.
 func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
+	cons, err := confluent.NewConsumer(s.Brokers, s.Group, []string{s.Topic}, Options(s, log)...)
+	if err != nil {
+		return err
+	}
+	return cons.Run(ctx, func(ctx context.Context, m *kafka.Message) error {
+		return handle(ctx, m.TopicPartition.Partition, int64(m.TopicPartition.Offset))
+	})
+}
+
+// Options are the confluent options of the member s: its concurrency,
+// ordering, timeouts (unless s.Defaults) and assignor, logging to log.
+func Options(s churn.MemberSpec, log *slog.Logger) []confluent.Option {
 	opts := []confluent.Option{confluent.WithConcurrency(s.Concurrency), confluent.WithLogger(log)}
 	if s.ByKey {
 		opts = append(opts, confluent.WithOrdering(confluent.ByKey))
@@ -31,11 +43,5 @@ func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *
 	if s.Protocol == "cooperative" {
 		opts = append(opts, confluent.WithConfigMap(kafka.ConfigMap{"partition.assignment.strategy": "cooperative-sticky"}))
 	}
-	cons, err := confluent.NewConsumer(s.Brokers, s.Group, []string{s.Topic}, opts...)
-	if err != nil {
-		return err
-	}
-	return cons.Run(ctx, func(ctx context.Context, m *kafka.Message) error {
-		return handle(ctx, m.TopicPartition.Partition, int64(m.TopicPartition.Offset))
-	})
+	return opts
 }

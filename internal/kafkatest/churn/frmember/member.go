@@ -17,6 +17,18 @@ import (
 // eager range balancer or, for s.Protocol "cooperative", kgo's
 // cooperative-sticky one.
 func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
+	cons, err := franz.NewConsumer(s.Brokers, s.Group, []string{s.Topic}, Options(s, log)...)
+	if err != nil {
+		return err
+	}
+	return cons.Run(ctx, func(ctx context.Context, r *kgo.Record) error {
+		return handle(ctx, r.Partition, r.Offset)
+	})
+}
+
+// Options are the franz options of the member s: its concurrency, ordering,
+// timeouts (unless s.Defaults) and balancer, logging to log.
+func Options(s churn.MemberSpec, log *slog.Logger) []franz.Option {
 	opts := []franz.Option{franz.WithConcurrency(s.Concurrency), franz.WithLogger(log)}
 	if s.ByKey {
 		opts = append(opts, franz.WithOrdering(franz.ByKey))
@@ -32,12 +44,5 @@ func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *
 	if s.Protocol == "cooperative" {
 		balancer = kgo.CooperativeStickyBalancer()
 	}
-	opts = append(opts, franz.WithClientOptions(kgo.Balancers(balancer)))
-	cons, err := franz.NewConsumer(s.Brokers, s.Group, []string{s.Topic}, opts...)
-	if err != nil {
-		return err
-	}
-	return cons.Run(ctx, func(ctx context.Context, r *kgo.Record) error {
-		return handle(ctx, r.Partition, r.Offset)
-	})
+	return append(opts, franz.WithClientOptions(kgo.Balancers(balancer)))
 }
