@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -113,19 +114,37 @@ func (s *Session[M]) commitCancellable(ctx context.Context, parts []*Part) error
 		s.e.log.Debug("inorder: commit cancelled by a revoke", "partitions", len(fails))
 		return context.Cause(ctx)
 	}
+	if reqErr == nil && len(fails) == 0 {
+		if f := &s.failing; f.n > 0 {
+			s.e.log.Info("inorder: commits land again", "failed_commits", f.n, "for", time.Since(f.since).Round(time.Millisecond))
+			f.n = 0
+		}
+		return nil
+	}
+	// A broker that refuses every commit for a while (a coordinator
+	// moving, an error never seen before) is one episode: its first
+	// failure is logged at Warn, then one line a minute while it lasts,
+	// and one at Info when a commit lands again.
+	now := time.Now()
+	f := &s.failing
+	if f.n == 0 {
+		f.since = now
+	}
+	f.n++
+	level := slog.LevelDebug
+	if f.n == 1 || now.Sub(f.said) >= time.Minute {
+		level, f.said = slog.LevelWarn, now
+	}
 	if reqErr != nil {
-		s.e.log.Warn("inorder: commit failed", "partitions", len(fails), "error", reqErr)
+		s.e.log.Log(ctx, level, "inorder: commit failed", "partitions", len(fails), "error", reqErr,
+			"failed_commits", f.n, "failing_for", now.Sub(f.since).Round(time.Millisecond))
 		return reqErr
 	}
-	var first error
-	for _, f := range fails {
-		s.e.log.Warn("inorder: commit refused", "topic", f.p.TP.Topic, "partition", f.p.TP.Partition,
-			"offset", f.offset, "error", f.err)
-		if first == nil {
-			first = f.err
-		}
+	for _, fl := range fails {
+		s.e.log.Log(ctx, level, "inorder: commit refused", "topic", fl.p.TP.Topic, "partition", fl.p.TP.Partition,
+			"offset", fl.offset, "error", fl.err, "failed_commits", f.n, "failing_for", now.Sub(f.since).Round(time.Millisecond))
 	}
-	return first
+	return fails[0].err
 }
 
 // commitFailure is a partition whose commit did not land.

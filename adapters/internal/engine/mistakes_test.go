@@ -328,3 +328,61 @@ func TestWatchWarnsAtMostOnceAMinuteAboutAFlappingBroker(t *testing.T) {
 		t.Fatalf("reconnect lines %q, want 1 (after the warned outage only)", got)
 	}
 }
+
+// A broker that refuses every commit for a while is one episode in the
+// log: a Warn at its first failure, none for the next ones (within a
+// minute), an Info when a commit lands again; and a second episode gets its
+// own Warn.
+func TestCommitFailuresAreLoggedOncePerEpisode(t *testing.T) {
+	log, buf := bufLogger(slog.LevelInfo)
+	c := cfg()
+	c.Logger = log
+	e := started(t, c, func(context.Context, int64) error { return nil })
+	fb := &fakeBroker{}
+	s := e.NewSession(fb.commit)
+	defer s.Close(context.Background())
+	p, err := s.Assign(tp, 0, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := int64(0)
+	deliver := func() {
+		if _, err := s.Offer(p, []int64{next}, []int64{next}, 0); err != nil {
+			t.Fatal(err)
+		}
+		next++
+		waitUntil(t, func() bool { return p.Watermark().Committable() == next })
+	}
+	refused := errors.New("UNKNOWN_SERVER_ERROR")
+	episode := func(failures int) {
+		fb.mu.Lock()
+		fb.refuse = refused
+		fb.mu.Unlock()
+		for range failures {
+			deliver()
+			if err := s.CommitNow(context.Background()); !errors.Is(err, refused) {
+				t.Fatalf("CommitNow = %v, want the refusal", err)
+			}
+		}
+		fb.mu.Lock()
+		fb.refuse = nil
+		fb.mu.Unlock()
+		if err := s.CommitNow(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	episode(5)
+	if got := buf.lines("level=WARN", "commit refused"); len(got) != 1 || !strings.Contains(got[0], "failed_commits=1") {
+		t.Fatalf("Warn lines of a 5-commit episode: %q, want 1 (the first failure)", got)
+	}
+	if got := buf.lines("level=INFO", "commits land again"); len(got) != 1 || !strings.Contains(got[0], "failed_commits=5") {
+		t.Fatalf("Info lines after it: %q, want 1 counting 5 failures", got)
+	}
+	episode(2)
+	if got := buf.lines("level=WARN", "commit refused"); len(got) != 2 {
+		t.Fatalf("Warn lines after a second episode: %q, want 2", got)
+	}
+	if got := fb.all(); len(got) != 2 || got[1].Offset != next {
+		t.Fatalf("accepted commits %v, want two, the last at %d", got, next)
+	}
+}

@@ -50,6 +50,13 @@ type Session[M any] struct {
 	releases int                // revokes and losses running: periodic commits are skipped
 	inflight context.CancelFunc // cancels the periodic commit (or CommitNow) holding commitMu
 
+	// The failed periodic commits since the last one that landed (under
+	// the commit lock): one Warn per episode, see commitCancellable.
+	failing struct {
+		n           int
+		since, said time.Time
+	}
+
 	tickMu sync.Mutex // one tick at a time; guards the watchdog fields of the parts
 
 	mu    sync.Mutex
