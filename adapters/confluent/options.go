@@ -30,7 +30,8 @@ type Option = engine.Option
 
 // config is librdkafka's own settings (engine.Options.Adapter).
 type config struct {
-	extra kafka.ConfigMap
+	extra      kafka.ConfigMap
+	instanceID string // WithInstanceID; "" for a dynamic member
 
 	// Tests only (export_test.go).
 	onAssign func(protocol string, tps []TopicPartition)
@@ -86,6 +87,32 @@ func WithConfigMap(m kafka.ConfigMap) Option {
 	}
 }
 
+// WithInstanceID makes the member static (KIP-345) under id: a member that
+// restarts with the same id within the session timeout gets its partitions
+// back without a rebalance (on Kafka; the embedded test broker rebalances
+// when the rejoin's metadata differs, see the README). Run's end (its
+// context, Close, a failure) drains and commits every partition within
+// RevokeTimeout and does not leave the group (librdkafka's close sends no
+// LeaveGroup for a static member): the partitions wait, unfetched, for the
+// member's return or its session timeout (WithSessionTimeout), after which
+// the group rebalances them. Ids must be unique in the group: a second
+// member joining with this id fences this one (a fatal error in
+// librdkafka), whose Run then ends with an error wrapping ErrFenced and
+// naming id, its partitions dropped without a commit. Default: none (a
+// dynamic member, which leaves the group at the end of Run). An empty id is
+// refused by NewConsumer. Corresponds to group.instance.id, which
+// WithConfigMap refuses.
+func WithInstanceID(id string) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithInstanceID")
+		if id == "" {
+			o.Fail(fmt.Errorf("%w: InstanceID is empty (leave WithInstanceID out for a dynamic member)", ErrInvalidConfig))
+			return
+		}
+		c.instanceID = id
+	}
+}
+
 // forced are the settings the Consumer sets and a ConfigMap may only repeat
 // with the same value.
 var forced = map[string]struct {
@@ -105,6 +132,7 @@ var refused = map[string]string{
 	"group.id":                "use the group argument of NewConsumer",
 	"go.logs.channel.enable":  "librdkafka logs go to WithLogger",
 	"go.logs.channel":         "librdkafka logs go to WithLogger",
+	"group.instance.id":       "use WithInstanceID (the Consumer handles its fencing)",
 }
 
 // shared are the librdkafka settings a shared option sets: a ConfigMap may
@@ -208,6 +236,9 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	}
 	if o.StartOffset == Latest {
 		cm["auto.offset.reset"] = "latest"
+	}
+	if cfg.instanceID != "" {
+		cm["group.instance.id"] = cfg.instanceID
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.extra)) {
 		v := cfg.extra[k]

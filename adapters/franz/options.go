@@ -29,7 +29,8 @@ type Option = engine.Option
 
 // config is kgo's own settings (engine.Options.Adapter).
 type config struct {
-	extra []kgo.Opt // WithClientOptions, in order
+	extra      []kgo.Opt // WithClientOptions, in order
+	instanceID string    // WithInstanceID; "" for a dynamic member
 
 	// Tests only (export_test.go).
 	onAssign func(member string, generation int32, tps []TopicPartition)
@@ -47,7 +48,7 @@ func own(o *engine.Options, option string) *config { return engine.Own[config](o
 
 // WithClientOptions passes kgo options through: TLS (DialTLSConfig), SASL,
 // Dialer, Balancers (kgo's default is the cooperative-sticky balancer;
-// kgo.RangeBalancer is eager), InstanceID, Rack, fetch sizes, metrics
+// kgo.RangeBalancer is eager), Rack, fetch sizes, metrics
 // hooks, and anything else that leaves the guarantees alone. Default: none
 // (kgo's defaults, but for what the shared options set). Given several
 // times, the lists are concatenated.
@@ -64,7 +65,7 @@ func own(o *engine.Options, option string) *config { return engine.Own[config](o
 // ConsumeResetOffset, AdjustFetchOffsetsFn, OnOffsetsFetched,
 // OnPartitionsAssigned, OnPartitionsRevoked, OnPartitionsLost,
 // OnPartitionsCallbackBlocked, TransactionalID, ShareGroup,
-// ServerSideBalancer), and those a shared option sets (SessionTimeout,
+// ServerSideBalancer), InstanceID (use WithInstanceID), and those a shared option sets (SessionTimeout,
 // RebalanceTimeout, HeartbeatInterval, FetchIsolationLevel,
 // FetchMaxPartitionBytes, FetchMaxWait, RetryBackoffFn, ClientID: use the
 // shared option) when they differ from it. The Consumer's own settings
@@ -81,6 +82,30 @@ func WithClientOptions(opts ...kgo.Opt) Option {
 			}
 		}
 		c.extra = append(c.extra, opts...)
+	}
+}
+
+// WithInstanceID makes the member static (KIP-345) under id: a member that
+// restarts with the same id within the session timeout gets its partitions
+// back without a rebalance (on Kafka; the embedded test broker rebalances
+// when the rejoin's metadata differs, see the README). Run's end (its
+// context, Close, a failure) drains and commits every partition within
+// RevokeTimeout and does not leave the group: the partitions wait, unfetched,
+// for the member's return or its session timeout (WithSessionTimeout), after
+// which the group rebalances them. Ids must be unique in the group: a second
+// member joining with this id fences this one, whose Run then ends with an
+// error wrapping ErrFenced and naming id, without a commit and without
+// rejoining. Default: none (a dynamic member, which leaves the group at the
+// end of Run). An empty id is refused by NewConsumer. Corresponds to the
+// Java group.instance.id (kgo.InstanceID, which WithClientOptions refuses).
+func WithInstanceID(id string) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithInstanceID")
+		if id == "" {
+			o.Fail(fmt.Errorf("%w: InstanceID is empty (leave WithInstanceID out for a dynamic member)", ErrInvalidConfig))
+			return
+		}
+		c.instanceID = id
 	}
 }
 
@@ -156,6 +181,7 @@ var refused = []struct{ name, why string }{
 	{"OnOffsetsFetched", "the Consumer reads the commits and their metadata itself"},
 	{"OnPartitionsCallbackBlocked", "the Consumer's poll loop never holds a rebalance"},
 	{"ServerSideBalancer", "the Consumer is tested with the classic group protocol only"},
+	{"InstanceID", "use WithInstanceID (the Consumer handles its fencing)"},
 }
 
 // callbacks are the partition callbacks kgo wraps in a client in a group
