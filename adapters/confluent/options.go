@@ -32,6 +32,7 @@ type Option = engine.Option
 type config struct {
 	extra      kafka.ConfigMap
 	instanceID string // WithInstanceID; "" for a dynamic member
+	protocol   GroupProtocol
 
 	// Tests only (export_test.go).
 	onAssign func(protocol string, tps []TopicPartition)
@@ -113,6 +114,70 @@ func WithInstanceID(id string) Option {
 	}
 }
 
+// GroupProtocol is the consumer group protocol a member speaks
+// (WithGroupProtocol).
+type GroupProtocol int
+
+const (
+	// ClassicProtocol is the classic protocol (JoinGroup, SyncGroup,
+	// Heartbeat): the group leader assigns with partition.assignment.strategy,
+	// and a rebalance stops the group (eager) or the partitions that move
+	// (cooperative-sticky).
+	ClassicProtocol GroupProtocol = iota
+	// ConsumerProtocol is KIP-848's consumer protocol
+	// (ConsumerGroupHeartbeat, Kafka 4.0+): the coordinator assigns
+	// (group.remote.assignor) and each member revokes and receives only the
+	// partitions that move, without stopping the others.
+	ConsumerProtocol
+)
+
+// WithGroupProtocol sets the consumer group protocol: ClassicProtocol
+// (default) or ConsumerProtocol (librdkafka's group.protocol=consumer; in
+// the librdkafka bundled with confluent-kafka-go v2.11.1). Under
+// ConsumerProtocol the coordinator owns the session and the assignment, so
+// NewConsumer refuses, naming them, WithSessionTimeout,
+// WithHeartbeatInterval and the ConfigMap's session.timeout.ms,
+// heartbeat.interval.ms and partition.assignment.strategy (the broker's
+// group.consumer.* settings apply; group.remote.assignor may be set in the
+// ConfigMap). Rebalances are incremental: a revoke drains and commits only
+// the partitions that move. A commit refused with STALE_MEMBER_EPOCH (the
+// member's epoch moved on) is retried like one refused with
+// ILLEGAL_GENERATION. Corresponds to the Java group.protocol.
+func WithGroupProtocol(p GroupProtocol) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithGroupProtocol")
+		if p != ClassicProtocol && p != ConsumerProtocol {
+			o.Fail(fmt.Errorf("%w: GroupProtocol %d is neither ClassicProtocol nor ConsumerProtocol", ErrInvalidConfig, p))
+			return
+		}
+		c.protocol = p
+	}
+}
+
+// consumerProtocolRefuses are the settings the consumer protocol leaves
+// to the coordinator: a shared option, or a ConfigMap key.
+var consumerProtocolRefuses = []struct{ option, key string }{
+	{"SessionTimeout", "session.timeout.ms"},
+	{"HeartbeatInterval", "heartbeat.interval.ms"},
+	{"", "partition.assignment.strategy"},
+}
+
+// checkGroupProtocol refuses, naming it, what cfg's protocol forbids.
+func checkGroupProtocol(o *engine.Options, cfg *config) error {
+	if cfg.protocol != ConsumerProtocol {
+		return nil
+	}
+	for _, r := range consumerProtocolRefuses {
+		if r.option != "" && o.IsSet(r.option) {
+			return fmt.Errorf("%w: option %s may not be set with ConsumerProtocol: the group coordinator owns it", ErrInvalidConfig, r.option)
+		}
+		if _, ok := cfg.extra[r.key]; ok {
+			return fmt.Errorf("%w: librdkafka setting %s may not be set with ConsumerProtocol: the group coordinator owns it", ErrInvalidConfig, r.key)
+		}
+	}
+	return nil
+}
+
 // forced are the settings the Consumer sets and a ConfigMap may only repeat
 // with the same value.
 var forced = map[string]struct {
@@ -133,6 +198,7 @@ var refused = map[string]string{
 	"go.logs.channel.enable":  "librdkafka logs go to WithLogger",
 	"go.logs.channel":         "librdkafka logs go to WithLogger",
 	"group.instance.id":       "use WithInstanceID (the Consumer handles its fencing)",
+	"group.protocol":          "use WithGroupProtocol",
 }
 
 // shared are the librdkafka settings a shared option sets: a ConfigMap may
@@ -156,6 +222,9 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	cfg := &config{}
 	o, err := engine.NewOptions(cfg, opts)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := checkGroupProtocol(o, cfg); err != nil {
 		return nil, nil, nil, err
 	}
 	_, extraBootstrap := cfg.extra["bootstrap.servers"]
@@ -188,7 +257,7 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	if err == nil {
 		err = o.ValidateDeadLetter(topics)
 	}
-	if err == nil && o.RebalanceTimeout < o.SessionTimeout {
+	if err == nil && o.RebalanceTimeout < o.SessionTimeout && cfg.protocol == ClassicProtocol {
 		err = fmt.Errorf("%w: RebalanceTimeout (%v, max.poll.interval.ms) must be at least SessionTimeout (%v, session.timeout.ms): librdkafka requires it",
 			ErrInvalidConfig, o.RebalanceTimeout, o.SessionTimeout)
 	}
@@ -239,6 +308,11 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	}
 	if cfg.instanceID != "" {
 		cm["group.instance.id"] = cfg.instanceID
+	}
+	if cfg.protocol == ConsumerProtocol {
+		cm["group.protocol"] = "consumer"
+		delete(cm, "session.timeout.ms")
+		delete(cm, "heartbeat.interval.ms")
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.extra)) {
 		v := cfg.extra[k]

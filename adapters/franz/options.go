@@ -31,6 +31,7 @@ type Option = engine.Option
 type config struct {
 	extra      []kgo.Opt // WithClientOptions, in order
 	instanceID string    // WithInstanceID; "" for a dynamic member
+	protocol   GroupProtocol
 
 	// Tests only (export_test.go).
 	onAssign func(member string, generation int32, tps []TopicPartition)
@@ -109,6 +110,75 @@ func WithInstanceID(id string) Option {
 	}
 }
 
+// GroupProtocol is the consumer group protocol a member speaks
+// (WithGroupProtocol).
+type GroupProtocol int
+
+const (
+	// ClassicProtocol is the classic protocol (JoinGroup, SyncGroup,
+	// Heartbeat): the group leader assigns with the kgo balancers, and a
+	// rebalance stops the group (eager) or the partitions that move
+	// (cooperative-sticky, kgo's default).
+	ClassicProtocol GroupProtocol = iota
+	// ConsumerProtocol is KIP-848's consumer protocol
+	// (ConsumerGroupHeartbeat, Kafka 4.0+): the coordinator assigns (its
+	// range assignor) and each member revokes and receives only the
+	// partitions that move.
+	ConsumerProtocol
+)
+
+// WithGroupProtocol sets the consumer group protocol: ClassicProtocol
+// (default) or ConsumerProtocol (kgo.ServerSideBalancer with
+// kgo.RangeBalancer, so the coordinator's range assignor). Under
+// ConsumerProtocol the coordinator owns the session and the assignment, so
+// NewConsumer refuses, naming them, WithSessionTimeout,
+// WithHeartbeatInterval and kgo's Balancers in WithClientOptions. kgo falls
+// back to the classic protocol by itself against a broker without KIP-848
+// (before Kafka 4.0). Commits refused with STALE_MEMBER_EPOCH are retried by
+// kgo (its documentation recommends Kafka 4.3+, where that no longer happens
+// in normal operation). Corresponds to the Java group.protocol.
+func WithGroupProtocol(p GroupProtocol) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithGroupProtocol")
+		if p != ClassicProtocol && p != ConsumerProtocol {
+			o.Fail(fmt.Errorf("%w: GroupProtocol %d is neither ClassicProtocol nor ConsumerProtocol", ErrInvalidConfig, p))
+			return
+		}
+		c.protocol = p
+	}
+}
+
+// checkGroupProtocol refuses, naming it, what cfg's protocol forbids.
+func checkGroupProtocol(o *engine.Options, cfg *config) error {
+	if cfg.protocol != ConsumerProtocol {
+		return nil
+	}
+	for _, name := range []string{"SessionTimeout", "HeartbeatInterval"} {
+		if o.IsSet(name) {
+			return fmt.Errorf("%w: option %s may not be set with ConsumerProtocol: the group coordinator owns it", ErrInvalidConfig, name)
+		}
+	}
+	if len(cfg.extra) == 0 {
+		return nil
+	}
+	dead, cancel := context.WithCancel(context.Background())
+	cancel()
+	cl, err := kgo.NewClient(append(slices.Clone(cfg.extra), kgo.ConsumerGroup("probe"), kgo.WithContext(dead))...)
+	if err != nil {
+		return fmt.Errorf("%w: WithClientOptions: kgo: %w", ErrInvalidConfig, err)
+	}
+	defer cl.Close()
+	def, err := kgo.NewClient(kgo.ConsumerGroup("probe"), kgo.WithContext(dead))
+	if err != nil {
+		return fmt.Errorf("%w: kgo defaults: %w", ErrInvalidConfig, err)
+	}
+	defer def.Close()
+	if !reflect.DeepEqual(fmt.Sprint(cl.OptValue("Balancers")), fmt.Sprint(def.OptValue("Balancers"))) {
+		return fmt.Errorf("%w: WithClientOptions: kgo option Balancers may not be set with ConsumerProtocol: the group coordinator assigns", ErrInvalidConfig)
+	}
+	return nil
+}
+
 func newOptions(brokers []string, group string, topics []string, opts []Option) (*engine.Options, *config, error) {
 	cfg := &config{}
 	o, err := engine.NewOptions(cfg, opts)
@@ -116,6 +186,9 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 		return nil, nil, err
 	}
 	if err := engine.ValidateTarget(brokers, group, topics, false); err != nil {
+		return nil, nil, err
+	}
+	if err := checkGroupProtocol(o, cfg); err != nil {
 		return nil, nil, err
 	}
 	if err := o.Validate(); err != nil {
@@ -180,7 +253,7 @@ var refused = []struct{ name, why string }{
 	{"AdjustFetchOffsetsFn", "the Consumer sets the start offsets from the commits and their metadata"},
 	{"OnOffsetsFetched", "the Consumer reads the commits and their metadata itself"},
 	{"OnPartitionsCallbackBlocked", "the Consumer's poll loop never holds a rebalance"},
-	{"ServerSideBalancer", "the Consumer is tested with the classic group protocol only"},
+	{"ServerSideBalancer", "use WithGroupProtocol(ConsumerProtocol)"},
 	{"InstanceID", "use WithInstanceID (the Consumer handles its fencing)"},
 }
 

@@ -22,12 +22,18 @@ import (
 )
 
 // staticOpts are the kgo options of a static member (none for a dynamic
-// one).
+// one), and those of the group protocol (WithGroupProtocol).
 func (r *runner) staticOpts() []kgo.Opt {
-	if r.cfg.instanceID == "" {
-		return nil
+	var opts []kgo.Opt
+	if r.cfg.protocol == ConsumerProtocol {
+		// kgo speaks KIP-848 when its first balancer is range or sticky;
+		// the coordinator's assignor of that name assigns.
+		opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.RangeBalancer()))
 	}
-	return []kgo.Opt{kgo.InstanceID(r.cfg.instanceID), kgo.WithContext(r.clientCtx)}
+	if r.cfg.instanceID == "" {
+		return opts
+	}
+	return append(opts, kgo.InstanceID(r.cfg.instanceID), kgo.WithContext(r.clientCtx))
 }
 
 // fenceHook stops Run when the broker fenced this static member.
