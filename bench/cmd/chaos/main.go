@@ -69,6 +69,8 @@ func main() {
 	verbose := flag.Bool("v", false, "print each run's events")
 	timeout := flag.Duration("timeout", 10*time.Minute, "bound on one run")
 	keys := flag.Int("keys", 0, "messages with this many keys, handled ByKey by the adapters (0: keyless, Unordered)")
+	rolling := flag.Bool("rolling", false, "run the rolling restart of static members instead (membership.go)")
+	rollingRowsFlag := flag.String("rolling-rows", "franz-static,franz-dynamic,confluent-static,confluent-dynamic", "rows of -rolling, comma-separated")
 	flag.Parse()
 
 	if *member != "" || churn.IsMember() {
@@ -78,6 +80,13 @@ func main() {
 			os.Exit(2)
 		}
 		os.Exit(churn.MemberMain(rows[i].consume))
+	}
+	if *rolling {
+		if err := runRolling(*runs, *rollingRowsFlag, *keep, *verbose); err != nil {
+			fmt.Fprintln(os.Stderr, "chaos:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(*runs, *messages, *kills, *keys, *adapters, *defaults, *keep, *verbose, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
@@ -160,6 +169,7 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 	}
 	fmt.Println()
 	printTable(chosen, results)
+	printUnowned(chosen, results)
 	return nil
 }
 
