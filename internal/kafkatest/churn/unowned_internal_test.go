@@ -1,6 +1,7 @@
 package churn
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,5 +33,16 @@ func TestUnownedCountsRevokedAndDeadTime(t *testing.T) {
 	got := unowned(events, map[int]time.Time{0: at(2000), 1: at(3000)}, 2, at(2500))
 	if want := 300*time.Millisecond + 500*time.Millisecond; got != want {
 		t.Errorf("unowned %v, want %v (partition 1 revoked 300ms, partition 0 dead 500ms)", got, want)
+	}
+}
+
+func TestRunRollingRejectsBadConfig(t *testing.T) {
+	for name, cfg := range map[string]RollingConfig{
+		"no command": {Dir: t.TempDir()},
+		"no dir":     {Command: []string{"x"}},
+	} {
+		if _, err := RunRolling(t.Context(), cfg); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("%s: %v, want ErrBadConfig", name, err)
+		}
 	}
 }
