@@ -51,7 +51,7 @@ func BenchmarkQueueUnorderedBatch(b *testing.B) {
 							total := (b.N - pi + parts - 1) / parts
 							if !batched {
 								for o := range total {
-									r.push(p, int64(o), int64(o))
+									r.pushBatch(p, []int64{int64(o)}, []int64{int64(o)})
 								}
 								return
 							}

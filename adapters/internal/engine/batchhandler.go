@@ -38,13 +38,11 @@ func HandleBatch[M any](bh BatchHandler[M]) BatchHandler[M] {
 	return func(ctx context.Context, msgs []M) error { return inHandler(ctx, msgs, Handler[[]M](bh)) }
 }
 
-// batchPoll is how often a worker filling a batch looks for more messages.
-const batchPoll = 200 * time.Microsecond
-
 // nextBatch releases the messages of w's last batch and fills w with the
 // next: up to max messages (sched.takeBatch), waiting up to wait for more
 // once it has one; it waits for one, and returns false once the engine
-// stopped.
+// stopped. While it waits to fill, a push that makes enough messages ready
+// to fill it (see fillWake) wakes it at once.
 func (r *runq[M]) nextBatch(w *workerRun[M], max int, wait time.Duration) bool {
 	r.mu.Lock()
 	prev := r.releaseLocked(w)
@@ -69,8 +67,23 @@ func (r *runq[M]) nextBatch(w *workerRun[M], max int, wait time.Duration) bool {
 				if d <= 0 {
 					break
 				}
+				if r.fillc == nil {
+					r.fillc = make(chan struct{})
+					r.fillNeed = max
+				}
+				r.fillNeed = min(r.fillNeed, max-len(w.tasks))
+				c := r.fillc
 				r.mu.Unlock()
-				time.Sleep(min(d, batchPoll))
+				if w.fillT == nil {
+					w.fillT = time.NewTimer(d)
+				} else {
+					w.fillT.Reset(d)
+				}
+				select {
+				case <-c:
+				case <-w.fillT.C:
+				}
+				w.fillT.Stop()
 				r.mu.Lock()
 				w.tasks, _ = r.s.takeBatch(w.tasks, max)
 			}
@@ -104,6 +117,16 @@ func (r *runq[M]) nextBatch(w *workerRun[M], max int, wait time.Duration) bool {
 	r.mu.Unlock()
 	clear(w.tasks[:prev])
 	return false
+}
+
+// fillWake wakes the workers waiting to fill a batch (under mu) once the
+// ready messages would fill the emptiest-needing one, or the engine stops:
+// a trickle of messages does not wake them per message, a fetch does.
+func (r *runq[M]) fillWake() {
+	if r.fillc != nil && (r.s.nready >= r.fillNeed || r.stopped) {
+		close(r.fillc)
+		r.fillc = nil
+	}
 }
 
 // batchWorker is worker for a batch handler.
@@ -168,19 +191,13 @@ func (e *Engine[M]) runBatch(ts []task[M], c *workerCtrs, calls []*task[M], msgs
 	e.m.handled(p, start, err)
 	c.handled.Add(int64(len(calls)))
 	if err == nil {
-		for _, t := range calls {
-			_ = t.p.wm.Ack(t.offset) // ErrClosed: a late ack after revoke, ignored
-			e.finish(t.p)
-		}
+		e.ackAll(calls)
 		return calls, msgs
 	}
 	var be *BatchError
 	if errors.As(err, &be) {
 		if be.Index >= 0 && be.Index < len(calls) {
-			for _, t := range calls[:be.Index] {
-				_ = t.p.wm.Ack(t.offset)
-				e.finish(t.p)
-			}
+			e.ackAll(calls[:be.Index])
 			c.errs.Add(1)
 			t := calls[be.Index]
 			e.failOne(t.p, &t.job, be.Err)
@@ -201,6 +218,22 @@ func (e *Engine[M]) runBatch(ts []task[M], c *workerCtrs, calls []*task[M], msgs
 		e.failOne(t.p, &t.job, err)
 	}
 	return calls, msgs
+}
+
+// ackAll acks the messages of ts, done (ErrClosed: a late ack after
+// revoke, ignored), and counts them finished once per partition.
+func (e *Engine[M]) ackAll(ts []*task[M]) {
+	var p *Part
+	var n int64
+	for _, t := range ts {
+		_ = t.p.wm.Ack(t.offset)
+		if t.p != p {
+			e.settle(p, 0, n)
+			p, n = t.p, 0
+		}
+		n++
+	}
+	e.settle(p, 0, n)
 }
 
 // callBatch calls the batch handler, with the context of the batch's

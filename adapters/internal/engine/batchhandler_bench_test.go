@@ -43,9 +43,10 @@ func benchBatch(b *testing.B, perCall, perMsg time.Duration) {
 				c.Concurrency = 16
 				c.Ordering = mode
 				c.BatchSize, c.BatchWait = size, 10*time.Millisecond
-				var handled atomic.Int64
+				var handled, calls atomic.Int64
 				all := make(chan struct{})
 				count := func(n int) {
+					calls.Add(1)
 					if handled.Add(int64(n)) == int64(b.N) {
 						close(all)
 					}
@@ -89,6 +90,7 @@ func benchBatch(b *testing.B, perCall, perMsg time.Duration) {
 				wg.Wait()
 				<-all
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+				b.ReportMetric(float64(b.N)/float64(calls.Load()), "msgs/call")
 			})
 		}
 	}

@@ -86,25 +86,31 @@
 // each message met behind a busy key once), plus O(log k) for ByKey with k
 // idle keys holding parked messages, under one lock shared with the intake
 // (one lock per offered batch); a worker releases its finished message and
-// takes the next in one critical section. ByKey: a worker takes one
-// message at a time (but with a batch handler), so a key is free the
-// moment its call returns.
+// takes the next in one critical section.
 //
-// Runs (Unordered only). A worker whose handler calls are short takes a run
-// of up to 64 messages of the lane it chose, sized to about 20µs of handler
-// time from how long its previous calls took (a handler slower than that
-// gets one message at a time), and only while no worker is parked: one
-// lock, one release and one wake-up decision per run instead of per
+// Runs (Unordered and ByKey). A worker whose handler calls are short takes
+// a run of up to 64 messages of the lane it chose, sized to about 20µs of
+// handler time from how long its previous calls took (a handler slower
+// than that gets one message at a time), and only while no worker is
+// parked: one lock and one wake-up decision per run instead of per
 // message. A worker that finds nothing to take steals the messages of
 // another worker's run that its worker has not reached yet, one per visit,
-// so no message waits behind a slow call while a worker is free.
+// so no message waits behind a slow call while a worker is free. A ByKey
+// run holds distinct keys (so any of its messages may be stolen), and its
+// worker marks each call finished as it returns (an atomic store,
+// workerRun.finished): every visit to the scheduler first releases the
+// finished calls of the runs still running (runq.reap), so when a worker
+// chooses its next message no key is held, nor counted running, by a call
+// that returned, and a call that hangs holds only its own key.
 //
 // Batches (NewBatch, batchhandler.go). With a batch handler a worker takes
 // up to Config.BatchSize messages per visit to the scheduler
-// (sched.takeBatch), and, holding fewer, looks again every 200µs for up to
-// BatchWait (counted as spinning meanwhile, so a push does not wake another
-// worker for what it can take). What a batch may hold follows the
-// ordering: Unordered, any messages across lanes; ByPartition, a lane's
+// (sched.takeBatch), and, holding fewer, waits up to BatchWait for more
+// (counted as spinning meanwhile, so a push does not wake another worker
+// for what it can take); a push that makes enough messages ready to fill
+// it ends the wait at once (runq.fillWake), a trickle does not. What a
+// batch may hold follows the ordering: Unordered, any messages across
+// lanes, a lane's next messages at once; ByPartition, a lane's
 // consecutive messages (the lane is held while any runs); ByKey, the key's
 // parked messages after the one taken and its later messages met in the
 // lane's queue, in offset order: a key record counts its holds (messages in

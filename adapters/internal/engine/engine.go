@@ -198,7 +198,8 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 	defer c.exited.Store(true)
 	w := e.queue.newWorker()
 	want := 1
-	runs := e.cfg.Ordering == Unordered // ByKey: a key is free the moment its call returns
+	runs := e.cfg.Ordering != ByPartition
+	keyed := e.cfg.Ordering == ByKey
 	if e.batch != nil {
 		e.batchWorker(w, c)
 		return
@@ -219,21 +220,27 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 			start = time.Now()
 		}
 		n := 0
-		var fp *Part // the partition of freed
-		var freed int64
+		var fp *Part           // the partition of freed and done
+		var freed, done int64  // counted once per partition and run: other workers write them too
 		timing := e.m.timing() // once per run: a reader may start collecting meanwhile
 		for t := w.next(); t != nil; t = w.next() {
-			e.run(t, c, timing)
+			ok := e.run(t, c, timing)
 			n++
+			if t.p != fp {
+				e.settle(fp, freed, done)
+				fp, freed, done = t.p, 0, 0
+			}
+			if ok {
+				done++
+			}
 			if e.size != nil && (t.rt == nil || !t.rt.pending) { // finished: its bytes are free
-				if t.p != fp {
-					e.addBytes(fp, -freed)
-					fp, freed = t.p, 0
-				}
 				freed += int64(e.size(&t.msg))
 			}
+			if keyed {
+				w.finished()
+			}
 		}
-		e.addBytes(fp, -freed)
+		e.settle(fp, freed, done)
 		if timed && n > 0 && runs {
 			want = runSize(time.Since(start), n)
 		}
@@ -256,11 +263,22 @@ func runSize(d time.Duration, n int) int {
 	return int(min(max(runBudget/per, 1), maxRun))
 }
 
+// settle gives back the bytes of p's messages that a run freed and counts
+// those its handler calls finished (MetricFinished).
+func (e *Engine[M]) settle(p *Part, freed, done int64) {
+	e.addBytes(p, -freed)
+	if done > 0 && p.m != nil {
+		p.m.finished.Add(done)
+	}
+}
+
 // run handles t once: the handler, or the dead letter if the handler is
 // done with. A failure to retry marks t.rt pending: the scheduler then holds
 // the message for its wait when the worker reports it done. c is the
-// worker's counters.
-func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) {
+// worker's counters. It reports whether the handler succeeded, the message
+// acked: the caller counts it finished (the other outcomes count
+// themselves).
+func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) bool {
 	j := &t.job
 	p := t.p
 	if p.revoking.Load() || e.failed.Load() {
@@ -268,11 +286,11 @@ func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) {
 		// an error: the message is not handled and not acked (it is
 		// redelivered to the next owner).
 		p.addUnackable()
-		return
+		return false
 	}
 	if j.rt != nil && j.rt.dead {
 		e.deadLetter(p, j, j.rt.err, j.rt.attempts)
-		return
+		return false
 	}
 	var start time.Time
 	if timing {
@@ -283,11 +301,11 @@ func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) {
 	c.handled.Add(1)
 	if err == nil {
 		_ = p.wm.Ack(j.offset) // ErrClosed: a late ack after revoke, ignored by design
-		e.finish(p)
-		return
+		return true
 	}
 	c.errs.Add(1)
 	e.failOne(p, j, err)
+	return false
 }
 
 // failOne applies the retry policy, then the dead letter or the error
@@ -399,30 +417,11 @@ func (e *Engine[M]) fail(err error) {
 	})
 }
 
-// dispatch queues a tracked message for the workers. It never waits: the
-// queue holds at most the windows of the owned partitions. A message not
-// queued (p is revoked, or the engine stopped) stays tracked and unacked:
-// it is counted as unackable so the drain does not wait for it.
-func (e *Engine[M]) dispatch(p *Part, offset int64, msg M) error {
-	if e.queue.push(p, offset, msg) {
-		if e.size != nil {
-			e.addBytes(p, int64(e.sizeOne(msg)))
-		}
-		return nil
-	}
-	p.addUnackable()
-	select {
-	case <-e.quit:
-		return ErrStopped
-	default:
-		return nil // revoked: dropped like the messages queued before
-	}
-}
-
 // dispatchBatch queues tracked messages of p (offsets in order) for the
-// workers, under one lock of the scheduler, as dispatch does one. The
-// messages not queued (p is revoked, or the engine stopped) stay tracked
-// and are counted as unackable.
+// workers, under one lock of the scheduler. It never waits: the queue holds
+// at most the windows of the owned partitions. The messages not queued (p
+// is revoked, or the engine stopped) stay tracked and are counted as
+// unackable, so the drain does not wait for them.
 func (e *Engine[M]) dispatchBatch(p *Part, offs []int64, msgs []M) error {
 	k := e.queue.pushBatch(p, offs, msgs)
 	e.addBytes(p, e.sizeOf(msgs[:k]))

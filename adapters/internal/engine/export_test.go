@@ -46,7 +46,7 @@ func Unackable(p *Part) int64 { return p.unackable.Load() }
 
 // Push queues message offset with key k (ByKey).
 func (s *TestSched) Push(p *Part, offset int64, k []byte) bool {
-	return s.s.push(p, offset, testMsg{offset, k}, s.hash(k))
+	return s.s.pushBatch(p, []int64{offset}, []testMsg{{offset, k}}, []uint64{s.hash(k)})
 }
 
 // Take hands out the next message.
@@ -191,7 +191,7 @@ func (s *Session[M]) dispatch(p *Part, offset int64, msg M, trackErr error) erro
 		}
 		return trackErr
 	}
-	return s.e.dispatch(p, offset, msg)
+	return s.e.dispatchBatch(p, []int64{offset}, []M{msg})
 }
 
 // SkipTo declares every offset below to that was not delivered a gap

@@ -91,9 +91,6 @@ func (e *Engine[M]) itemBytes(its []item[M]) int64 {
 	return n
 }
 
-// sizeOne is the size of msg, copied: only its caller's copy escapes.
-func (e *Engine[M]) sizeOne(msg M) int { return e.size(&msg) }
-
 func (e *Engine[M]) sizeOf(msgs []M) int64 {
 	if e.size == nil {
 		return 0

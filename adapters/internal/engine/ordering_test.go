@@ -261,7 +261,7 @@ func TestConfigRefusesUnknownOrdering(t *testing.T) {
 	}
 }
 
-// Unordered delivery and handling allocate nothing per message.
+// Unordered intake (Offer) and handling allocate nothing per message.
 func TestUnorderedDeliverAndHandleDoNotAllocate(t *testing.T) {
 	c := cfg()
 	c.Concurrency = 2
@@ -275,10 +275,11 @@ func TestUnorderedDeliverAndHandleDoNotAllocate(t *testing.T) {
 	s := e.NewSession((&fakeBroker{}).commit)
 	defer s.Close(context.Background())
 	p, _ := s.Assign(tp, 0, "", -1)
-	ctx := context.Background()
+	offs, msgs := make([]int64, 1), make([]int64, 1) // a fetch's, reused
 	var o int64
 	allocs := testing.AllocsPerRun(2000, func() {
-		if err := s.Deliver(ctx, p, o, o); err != nil {
+		offs[0], msgs[0] = o, o
+		if _, err := s.Offer(p, offs, msgs, 0); err != nil {
 			t.Fatal(err)
 		}
 		<-handled

@@ -121,7 +121,7 @@ func BenchmarkQueueUnordered(b *testing.B) {
 				r := newRunq[int64](c, nil)
 				defer r.stop()
 				benchQueue(b, parts, workers,
-					func(p *Part, o int64) { r.push(p, o, o) },
+					func(p *Part, o int64) { r.pushBatch(p, []int64{o}, []int64{o}) },
 					func(handled func()) {
 						w := r.newWorker()
 						for r.next(w, 1) {

@@ -406,18 +406,6 @@ func (s *sched[M]) forget(q *partQ[M]) {
 	}
 }
 
-// push queues a message whose key hashes to h (ByKey only). It returns
-// false, queueing nothing, if p is revoked.
-func (s *sched[M]) push(p *Part, offset int64, msg M, h uint64) bool {
-	q := s.partOf(p)
-	if q.dropped || p.revoking.Load() {
-		return false
-	}
-	q.fifo.push(s, job[M]{offset: offset, msg: msg, h: h})
-	s.place(q)
-	return true
-}
-
 // pushBatch queues the messages msgs at offsets offs (ByKey: whose keys
 // hash to hs; nil otherwise), all or none, and places p once. It returns
 // false, queueing nothing, if p is revoked.
@@ -471,18 +459,27 @@ func (s *sched[M]) take() (task[M], bool) {
 // takeMore appends to out up to n more messages of q, the lane of a
 // message take just handed out, and counts them running: a worker whose
 // handler calls are short takes a run of them under one lock (see
-// Engine.worker). Unordered only: the next messages of q's queue (ByKey and
-// ByPartition take one at a time, so that a call frees what it holds when
-// it returns).
+// Engine.worker). Unordered: the next messages of q's queue. ByKey: the
+// next messages that may start, each of a key the run does not hold
+// already, so that any of them may be stolen (see runq.steal) and each is
+// released on its own once its call returns (see runq.reap). ByPartition
+// takes one at a time.
 func (s *sched[M]) takeMore(q *partQ[M], out []task[M], n int) []task[M] {
-	if s.mode != Unordered || q.dropped || q.p.revoking.Load() {
+	if s.mode == ByPartition || n <= 0 || q.dropped || q.p.revoking.Load() {
 		return out
 	}
-	k := min(n, q.fifo.n)
-	if k == 0 {
-		return out
+	k := 0
+	if s.mode == ByKey {
+		for ; k < n; k++ {
+			t, ok := s.takeByKey(q)
+			if !ok {
+				break
+			}
+			out = append(out, t)
+		}
+	} else if k = min(n, q.fifo.n); k > 0 {
+		out = q.fifo.popRun(s, q, out, k)
 	}
-	out = q.fifo.popRun(s, q, out, k)
 	q.running += k
 	s.place(q)
 	return out
@@ -571,6 +568,8 @@ func (s *sched[M]) takeBatch(out []task[M], max int) ([]task[M], bool) {
 				q.running += k
 				s.place(q)
 			}
+		case s.mode == Unordered: // the lane's next messages at once
+			out = s.takeMore(q, out, max-len(out))
 		case s.mode == ByPartition:
 			k := min(max-len(out), q.fifo.n)
 			if k > 0 {
@@ -1049,7 +1048,10 @@ type runq[M any] struct {
 	spinning int // workers that found nothing and look again before parking
 	stopped  bool
 	open     []*workerRun[M] // runs of more than one message, maybe not all claimed
+	keyed    []*workerRun[M] // ByKey runs of more than one message: reap releases their finished calls
 	run      int             // the length of the last run taken: how many messages a worker takes
+	fillc    chan struct{}   // closed when batch fillers may fill (fillWake); nil: none waits
+	fillNeed int             // the fewest messages a waiting filler lacks
 
 	t0       time.Time   // the scheduler's clock counts from it
 	timer    *time.Timer // fires when the first retry is due; nil until one waits
@@ -1067,23 +1069,6 @@ func newRunq[M any](cfg Config, key func(M) []byte) *runq[M] {
 	return r
 }
 
-// push queues a message; it never waits for a worker. It returns false if
-// the message was not queued: p is revoked, or the engine stopped.
-func (r *runq[M]) push(p *Part, offset int64, msg M) bool {
-	var h uint64
-	if r.s.mode == ByKey {
-		h = maphash.Bytes(r.seed, r.s.key(msg)) // outside the lock
-	}
-	r.mu.Lock()
-	ok := !r.stopped && r.s.push(p, offset, msg, h)
-	n := r.wakeOne()
-	r.mu.Unlock()
-	for range n {
-		r.cond.Signal()
-	}
-	return ok
-}
-
 // hashChunk is how many keys pushBatch hashes (outside the lock) per
 // critical section with ByKey.
 const hashChunk = 64
@@ -1097,6 +1082,7 @@ func (r *runq[M]) pushBatch(p *Part, offs []int64, msgs []M) int {
 	if r.s.mode != ByKey {
 		r.mu.Lock()
 		ok := !r.stopped && r.s.pushBatch(p, offs, msgs, nil)
+		r.fillWake()
 		n := r.wakeOne()
 		r.mu.Unlock()
 		for range n {
@@ -1116,6 +1102,7 @@ func (r *runq[M]) pushBatch(p *Part, offs []int64, msgs []M) int {
 		}
 		r.mu.Lock()
 		ok := !r.stopped && r.s.pushBatch(p, offs[done:done+k], msgs[done:done+k], hs[:k])
+		r.fillWake()
 		n := r.wakeOne()
 		r.mu.Unlock()
 		for range n {
@@ -1172,7 +1159,12 @@ func (r *runq[M]) wakeUpTo(limit int) int {
 type workerRun[M any] struct {
 	tasks []task[M]    // written under runq.mu only
 	claim atomic.Int32 // next index of tasks to claim
+	fin   atomic.Int32 // ByKey: tasks before it are finished (or stolen)
+	cur   int          // the index next claimed last (the worker's own)
+	rel   int          // tasks before it are released (under runq.mu)
 	open  int          // index in runq.open, or -1
+	keyed int          // index in runq.keyed, or -1
+	fillT *time.Timer  // a batch worker's fill wait (nextBatch)
 	_     [64]byte     // claim is bumped per message: keep other workers' off its line
 }
 
@@ -1182,11 +1174,18 @@ func (w *workerRun[M]) next() *task[M] {
 	if i >= len(w.tasks) {
 		return nil
 	}
+	w.cur = i
 	return &w.tasks[i]
 }
 
+// finished tells, ByKey, that the call of the message next returned last
+// is over (its outcome written into it): the next worker to visit the
+// scheduler releases it (see runq.reap), so that its key is free before
+// the run ends.
+func (w *workerRun[M]) finished() { w.fin.Store(int32(w.cur + 1)) }
+
 func (r *runq[M]) newWorker() *workerRun[M] {
-	return &workerRun[M]{tasks: make([]task[M], 0, maxRun), open: -1}
+	return &workerRun[M]{tasks: make([]task[M], 0, maxRun), open: -1, keyed: -1}
 }
 
 // next releases the messages of w's last run (all of them claimed) and
@@ -1199,6 +1198,7 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 	prev := r.releaseLocked(w)
 	spun := 0
 	for !r.stopped {
+		r.reap()
 		t, ok := r.s.take()
 		stolen := false
 		if !ok {
@@ -1218,6 +1218,10 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 			if len(w.tasks) > 1 {
 				w.open = len(r.open)
 				r.open = append(r.open, w)
+				if r.s.mode == ByKey {
+					w.keyed = len(r.keyed)
+					r.keyed = append(r.keyed, w)
+				}
 			}
 			if !stolen {
 				r.run = len(w.tasks) // what workers take now: wakes counts by it
@@ -1269,14 +1273,25 @@ func (r *runq[M]) releaseLocked(w *workerRun[M]) int {
 	if w.open >= 0 {
 		r.closeRun(w)
 	}
-	if n := len(w.tasks); n > 1 && r.s.doneRun(w.tasks) {
-		w.tasks = w.tasks[:0]
-		w.claim.Store(0)
-		return n
+	if w.keyed >= 0 {
+		r.unkey(w)
 	}
+	n := len(w.tasks)
+	if n <= 1 || w.rel > 0 || !r.s.doneRun(w.tasks) {
+		r.release(w.tasks[w.rel:])
+	}
+	w.tasks = w.tasks[:0]
+	w.claim.Store(0)
+	w.fin.Store(0)
+	w.rel = 0
+	return n
+}
+
+// release releases ts, tasks whose calls are over (under mu).
+func (r *runq[M]) release(ts []task[M]) {
 	var now int64
-	for i := range w.tasks {
-		t := &w.tasks[i]
+	for i := range ts {
+		t := &ts[i]
 		switch {
 		case t.stolen: // the thief releases it
 		case t.again:
@@ -1293,10 +1308,29 @@ func (r *runq[M]) releaseLocked(w *workerRun[M]) int {
 	if now != 0 {
 		r.arm()
 	}
-	n := len(w.tasks)
-	w.tasks = w.tasks[:0]
-	w.claim.Store(0)
-	return n
+}
+
+// reap releases the finished calls of the ByKey runs still running (under
+// mu), so that no key is held by a call that returned, nor counted
+// running, when a worker looks for work: every visit to the scheduler
+// reaps before it takes.
+func (r *runq[M]) reap() {
+	for _, w := range r.keyed {
+		if fin := int(w.fin.Load()); fin > w.rel {
+			r.release(w.tasks[w.rel:fin])
+			w.rel = fin
+		}
+	}
+}
+
+// unkey takes w out of the keyed runs (under mu).
+func (r *runq[M]) unkey(w *workerRun[M]) {
+	last := len(r.keyed) - 1
+	r.keyed[w.keyed] = r.keyed[last]
+	r.keyed[w.keyed].keyed = w.keyed
+	r.keyed[last] = nil
+	r.keyed = r.keyed[:last]
+	w.keyed = -1
 }
 
 // steal claims a message of another worker's run that its worker has not
@@ -1378,6 +1412,7 @@ func (r *runq[M]) drop(p *Part) {
 func (r *runq[M]) stop() {
 	r.mu.Lock()
 	r.stopped = true
+	r.fillWake()
 	r.idle = 0
 	if r.timer != nil {
 		r.timer.Stop()

@@ -179,11 +179,10 @@ func (m *schedModel) fill(more int) {
 		m.running = append(m.running, t)
 		if k := min(more, m.workers-len(m.running)); k > 0 {
 			// The extras are, one after the other, what a take limited
-			// to this partition must hand out next; only Unordered has
-			// runs (a ByKey or ByPartition call frees what it holds on
-			// its own).
+			// to this partition must hand out next; ByPartition has no
+			// runs (a call holds its partition).
 			extra := m.s.TakeMore(t, k)
-			if m.mode != engine.Unordered && len(extra) > 0 {
+			if m.mode == engine.ByPartition && len(extra) > 0 {
 				m.fatalf("TakeMore handed out %d with %v", len(extra), m.mode)
 			}
 			for _, x := range extra {
@@ -200,7 +199,7 @@ func (m *schedModel) fill(more int) {
 				}
 				m.running = append(m.running, x)
 			}
-			if len(extra) < k && m.mode == engine.Unordered && len(m.allowed(pi)) > 0 {
+			if len(extra) < k && m.mode != engine.ByPartition && len(m.allowed(pi)) > 0 {
 				m.fatalf("TakeMore(%d) handed out %d while partition %d still has %d allowed", k, len(extra), pi, len(m.allowed(pi)))
 			}
 		}

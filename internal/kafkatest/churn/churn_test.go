@@ -61,6 +61,20 @@ func TestHandledFileLostAndPending(t *testing.T) {
 	if h.Distinct(0) != 4 || h.ByMember(2) != 1 {
 		t.Fatalf("after the line's end: distinct %d, member 2 %d; want 4, 1", h.Distinct(0), h.ByMember(2))
 	}
+	if got := h.Duplicates(); got != 1 {
+		t.Errorf("duplicates %d, want 1 (partition 1 offset 1 handled twice)", got)
+	}
+	// 8 distinct of 10 messages: with 4 kills at progress, kills 1-4 need
+	// 2, 4, 6, 8 handled; kill 5 never comes.
+	cfg := churn.Config{Messages: 10, Kills: 4, KillAtProgress: true}
+	for done, want := range []bool{true, true, true, true, false} {
+		if got := h.Progressed(cfg, done); got != want {
+			t.Errorf("kill %d after %d: progressed %v, want %v", done+1, done, got, want)
+		}
+	}
+	if !h.Progressed(churn.Config{Messages: 1000, Kills: 4}, 3) {
+		t.Error("without KillAtProgress: not progressed")
+	}
 	// Partition 0: 0 1 3 5 handled, 2 and 4 not.
 	if got := h.Pending(0, 3); got != 1 {
 		t.Errorf("pending at or above 3: %d, want 1 (offset 4)", got)
@@ -95,9 +109,12 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		"no dir":          {Command: []string{"x"}},
 		"protocol":        {Command: []string{"x"}, Dir: t.TempDir(), Protocol: "sticky"},
 		"kill window":     {Command: []string{"x"}, Dir: t.TempDir(), KillMin: 2e9, KillMax: 1e9},
+		"kill min age":    {Command: []string{"x"}, Dir: t.TempDir(), KillMinAge: -1},
 		"negative kills":  {Command: []string{"x"}, Dir: t.TempDir(), Kills: -1},
 		"handler window":  {Command: []string{"x"}, Dir: t.TempDir(), HandlerMin: 2, HandlerMax: 1},
 		"negative member": {Command: []string{"x"}, Dir: t.TempDir(), Members: -1},
+		"slow fraction":   {Command: []string{"x"}, Dir: t.TempDir(), SlowFraction: 1.5},
+		"negative slow":   {Command: []string{"x"}, Dir: t.TempDir(), SlowFraction: 0.1, Slow: -1},
 	} {
 		if _, err := churn.Run(context.Background(), cfg); !errors.Is(err, churn.ErrBadConfig) {
 			t.Errorf("%s: %v, want ErrBadConfig", name, err)

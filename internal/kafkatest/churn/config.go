@@ -32,13 +32,28 @@ type Config struct {
 	Partitions int32 // Default 4.
 	Messages   int   // produced before the members start. Default 40000.
 	Kills      int   // members killed (SIGKILL) or stopped (SIGTERM) and replaced. Default 4.
+	// KillOnly makes every one of the Kills a SIGKILL. Default false: each
+	// is a SIGKILL or a SIGTERM, at random.
+	KillOnly bool
+	// KillAtProgress makes kill i (1..Kills) also wait until i/(Kills+1) of
+	// the messages were handled, so that the kills spread over the run
+	// whether the consumer is fast or slow. Default false: the kills
+	// follow the clock alone.
+	KillAtProgress bool
+	// KillMinAge: only a member that has been handling messages for this
+	// long is killed (one that has not handled any never is). Default 0.
+	KillMinAge time.Duration
 	// KillMin and KillMax bound the random pause before each kill. Default
 	// 1.5s and 4s.
 	KillMin, KillMax time.Duration
 	// HandlerMin and HandlerMax bound each handler's sleep. Default 10ms
 	// and 30ms.
 	HandlerMin, HandlerMax time.Duration
-	Concurrency            int // handler goroutines per member. Default 16.
+	// SlowFraction of the handler calls (chosen at random) sleep Slow
+	// instead. Default 0: none.
+	SlowFraction float64
+	Slow         time.Duration
+	Concurrency  int // handler goroutines per member. Default 16.
 
 	// Defaults makes members leave their client's timeouts at the client's
 	// defaults. SessionTimeout must still be the session timeout in effect:
@@ -133,10 +148,13 @@ func (c *Config) validate() error {
 	case c.Members < 1 || c.Partitions < 1 || c.Messages < 1 || c.Kills < 0 || c.Concurrency < 1:
 		return fmt.Errorf("%w: Members %d, Partitions %d, Messages %d, Kills %d, Concurrency %d (want >= 1, Kills >= 0)",
 			ErrBadConfig, c.Members, c.Partitions, c.Messages, c.Kills, c.Concurrency)
-	case c.KillMin < 0 || c.KillMax < c.KillMin:
-		return fmt.Errorf("%w: KillMin %v, KillMax %v", ErrBadConfig, c.KillMin, c.KillMax)
+	case c.KillMin < 0 || c.KillMax < c.KillMin || c.KillMinAge < 0:
+		return fmt.Errorf("%w: KillMin %v, KillMax %v, KillMinAge %v", ErrBadConfig, c.KillMin, c.KillMax, c.KillMinAge)
 	case c.HandlerMin < 0 || c.HandlerMax < c.HandlerMin:
 		return fmt.Errorf("%w: HandlerMin %v, HandlerMax %v", ErrBadConfig, c.HandlerMin, c.HandlerMax)
+	case c.SlowFraction < 0 || c.SlowFraction > 1 || c.Slow < 0:
+		return fmt.Errorf("%w: SlowFraction %v, Slow %v (want a fraction in [0, 1], Slow >= 0)",
+			ErrBadConfig, c.SlowFraction, c.Slow)
 	}
 	return nil
 }
@@ -148,5 +166,6 @@ func (c *Config) spec(index int, brokers []string, group, topic, out string) Mem
 		SessionTimeout: c.SessionTimeout, RebalanceTimeout: c.RebalanceTimeout,
 		RevokeTimeout: c.RevokeTimeout, HeartbeatInterval: c.HeartbeatInterval,
 		Concurrency: c.Concurrency, HandlerMin: c.HandlerMin, HandlerMax: c.HandlerMax,
+		SlowFraction: c.SlowFraction, Slow: c.Slow,
 	}
 }

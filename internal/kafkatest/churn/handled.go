@@ -129,3 +129,26 @@ func (h *handled) lost(final map[int32]int64) (int, []string) {
 	}
 	return total, out
 }
+
+// duplicates returns the handlings of an offset beyond its first.
+func (h *handled) duplicates() int {
+	var distinct int64
+	for _, n := range h.distinct {
+		distinct += n
+	}
+	return h.lines - int(distinct)
+}
+
+// progressed reports whether kill number done+1 may happen: always, unless
+// cfg.KillAtProgress, when that many (Kills+1)ths of the messages must have
+// been handled.
+func (h *handled) progressed(cfg Config, done int) bool {
+	if !cfg.KillAtProgress {
+		return true
+	}
+	var distinct int64
+	for _, n := range h.distinct {
+		distinct += n
+	}
+	return distinct*int64(cfg.Kills+1) >= int64(done+1)*int64(cfg.Messages)
+}

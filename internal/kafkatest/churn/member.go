@@ -48,10 +48,12 @@ type MemberSpec struct {
 	Concurrency       int           // handler goroutines
 	HandlerMin        time.Duration // each handler sleeps uniformly in [HandlerMin, HandlerMax]
 	HandlerMax        time.Duration
+	SlowFraction      float64 // this fraction of the calls (at random) sleeps Slow instead
+	Slow              time.Duration
 }
 
 // Handle is the scenario's handler as a Consume function sees it: it
-// sleeps HandlerMin..HandlerMax and then records that the member handled
+// sleeps HandlerMin..HandlerMax (or Slow, for SlowFraction of the calls) and then records that the member handled
 // offset o of partition p. It is safe for concurrent use; an error means the
 // record could not be written (the member should stop).
 type Handle func(ctx context.Context, p int32, o int64) error
@@ -90,6 +92,9 @@ func MemberMain(consume Consume) int {
 		d := s.HandlerMin
 		if span > 0 {
 			d += time.Duration(rand.Int64N(span + 1))
+		}
+		if s.SlowFraction > 0 && rand.Float64() < s.SlowFraction {
+			d = s.Slow
 		}
 		// The handler does not watch ctx: work in flight finishes, as most
 		// real handlers do.

@@ -29,6 +29,8 @@ type Result struct {
 	Kills, Terms      int // members SIGKILLed and SIGTERMed during the churn
 	Started           int // member processes started
 	Handled           int // handlings, duplicates included
+	// Duplicates counts the handlings of an offset beyond its first.
+	Duplicates int
 	// Lost counts the offsets below the group's final commit that were
 	// never handled: the group moved past them. (Unhandled offsets at or
 	// above the final commit are not lost, a later consumer would get them;
@@ -91,8 +93,8 @@ func (r Result) Problems(limit int) []string {
 
 // String summarises the run on one line.
 func (r Result) String() string {
-	return fmt.Sprintf("%s/%s: %d kills %d terms, %d started, %d handled, lost %d, rewinds %d, stalls %d, short %d, ghosts %d, hung %d, failed %d, unowned %v, %v%s",
-		r.Adapter, r.Protocol, r.Kills, r.Terms, r.Started, r.Handled, r.Lost, len(r.Rewinds), len(r.Stalls),
+	return fmt.Sprintf("%s/%s: %d kills %d terms, %d started, %d handled (%d duplicates), lost %d, rewinds %d, stalls %d, short %d, ghosts %d, hung %d, failed %d, unowned %v, %v%s",
+		r.Adapter, r.Protocol, r.Kills, r.Terms, r.Started, r.Handled, r.Duplicates, r.Lost, len(r.Rewinds), len(r.Stalls),
 		len(r.Short), len(r.Ghosts), len(r.Hung), len(r.Failed), r.Unowned.Round(100*time.Millisecond), r.Duration.Round(100*time.Millisecond),
 		map[bool]string{true: ", aborted: " + r.Aborted, false: ""}[r.Aborted != ""])
 }
@@ -100,6 +102,7 @@ func (r Result) String() string {
 // member is one member process as the parent sees it.
 type member struct {
 	index    int
+	handling time.Time // when the run loop first saw a message it handled; written by the run loop only
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	exitErr  error
@@ -296,12 +299,17 @@ loop:
 			res.Aborted = "timeout"
 			break loop
 		}
-		if res.Kills+res.Terms < cfg.Kills && now.After(nextKill) {
+		for _, m := range live() {
+			if m.handling.IsZero() && h.byMember[m.index] > 0 {
+				m.handling = now
+			}
+		}
+		if res.Kills+res.Terms < cfg.Kills && now.After(nextKill) && h.progressed(cfg, res.Kills+res.Terms) {
 			var eligible []*member
 			for _, m := range live() {
 				// Only a member that has handled a message has completed its
 				// first join: killing one still in it can leave a ghost.
-				if !m.stopping && h.byMember[m.index] > 0 {
+				if !m.stopping && !m.handling.IsZero() && now.Sub(m.handling) >= cfg.KillMinAge {
 					eligible = append(eligible, m)
 				}
 			}
@@ -311,7 +319,7 @@ loop:
 			}
 			m := eligible[rand.IntN(len(eligible))]
 			m.stopping = true
-			if rand.IntN(2) == 0 {
+			if cfg.KillOnly || rand.IntN(2) == 0 {
 				m.killed = true
 				res.Kills++
 				_ = m.cmd.Process.Signal(syscall.SIGKILL)
@@ -383,6 +391,7 @@ loop:
 		return res, err
 	}
 	res.Handled = h.lines
+	res.Duplicates = h.duplicates()
 	if res.Aborted != "" {
 		return res, nil
 	}
