@@ -286,7 +286,7 @@ func retriableCommitError(err error) bool {
 		return false
 	}
 	switch kerr.Code() {
-	case kafka.ErrRebalanceInProgress, kafka.ErrIllegalGeneration,
+	case kafka.ErrRebalanceInProgress, kafka.ErrIllegalGeneration, kafka.ErrStaleMemberEpoch,
 		kafka.ErrCoordinatorLoadInProgress, kafka.ErrRequestTimedOut:
 		return true
 	}

@@ -67,6 +67,13 @@
 // waiting or committing (Session.Lose): another member may own it already.
 // The callback waits for nothing else.
 //
+// Group membership. WithInstanceID makes the member static
+// (group.instance.id): Run's end commits every partition and does not leave
+// the group, and a member fenced by another with its id ends Run with
+// ErrFenced (librdkafka's handle is then left open: see WithInstanceID).
+// WithGroupProtocol(ConsumerProtocol) speaks KIP-848
+// (group.protocol=consumer). See the README's Group membership section.
+//
 // Commits. Offsets are stored with StoreOffsets, which librdkafka refuses
 // for partitions not assigned to this member, and sent by Commit with the
 // member's generation. Commit leaves out a partition whose offset did not

@@ -138,7 +138,9 @@ func (r *runner) run(ctx context.Context) error {
 	if r.cfg.onCall != nil {
 		r.cfg.onCall("close", true)
 	}
-	if cerr := r.kc.Close(); cerr != nil && err == nil {
+	if errors.Is(err, ErrFenced) {
+		r.leakFenced()
+	} else if cerr := r.kc.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("%w: close: %w", ErrClient, cerr)
 	}
 	r.log.Debug("confluent: closed", "drain_commit", t1.Sub(t0), "librdkafka_close", time.Since(t1))
@@ -203,6 +205,9 @@ func (r *runner) poll(ctx context.Context) error {
 			r.eof(kafka.TopicPartition(e))
 			turn = -1
 		case kafka.Error:
+			if err := r.fencedBy(e); err != nil {
+				return err
+			}
 			if fatalError(e) {
 				return fmt.Errorf("%w: %w", ErrClient, e)
 			}

@@ -30,8 +30,10 @@ type Option = engine.Option
 
 // config is librdkafka's own settings (engine.Options.Adapter).
 type config struct {
-	extra kafka.ConfigMap
-	txnID *string // WithTransactionalID (txn.go)
+	extra      kafka.ConfigMap
+	instanceID string // WithInstanceID; "" for a dynamic member
+	protocol   GroupProtocol
+	txnID      *string // WithTransactionalID (txn.go)
 
 	// Tests only (export_test.go).
 	onAssign func(protocol string, tps []TopicPartition)
@@ -87,6 +89,96 @@ func WithConfigMap(m kafka.ConfigMap) Option {
 	}
 }
 
+// WithInstanceID makes the member static (KIP-345) under id: a member that
+// restarts with the same id within the session timeout gets its partitions
+// back without a rebalance (on Kafka; the embedded test broker rebalances
+// when the rejoin's metadata differs, see the README). Run's end (its
+// context, Close, a failure) drains and commits every partition within
+// RevokeTimeout and does not leave the group (librdkafka's close sends no
+// LeaveGroup for a static member): the partitions wait, unfetched, for the
+// member's return or its session timeout (WithSessionTimeout), after which
+// the group rebalances them. Ids must be unique in the group: a second
+// member joining with this id fences this one (a fatal error in
+// librdkafka), whose Run then ends with an error wrapping ErrFenced and
+// naming id, its partitions dropped without a commit. Default: none (a
+// dynamic member, which leaves the group at the end of Run). An empty id is
+// refused by NewConsumer. Corresponds to group.instance.id, which
+// WithConfigMap refuses.
+func WithInstanceID(id string) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithInstanceID")
+		if id == "" {
+			o.Fail(fmt.Errorf("%w: InstanceID is empty (leave WithInstanceID out for a dynamic member)", ErrInvalidConfig))
+			return
+		}
+		c.instanceID = id
+	}
+}
+
+// GroupProtocol is the consumer group protocol a member speaks
+// (WithGroupProtocol).
+type GroupProtocol int
+
+const (
+	// ClassicProtocol is the classic protocol (JoinGroup, SyncGroup,
+	// Heartbeat): the group leader assigns with partition.assignment.strategy,
+	// and a rebalance stops the group (eager) or the partitions that move
+	// (cooperative-sticky).
+	ClassicProtocol GroupProtocol = iota
+	// ConsumerProtocol is KIP-848's consumer protocol
+	// (ConsumerGroupHeartbeat, Kafka 4.0+): the coordinator assigns
+	// (group.remote.assignor) and each member revokes and receives only the
+	// partitions that move, without stopping the others.
+	ConsumerProtocol
+)
+
+// WithGroupProtocol sets the consumer group protocol: ClassicProtocol
+// (default) or ConsumerProtocol (librdkafka's group.protocol=consumer; in
+// the librdkafka bundled with confluent-kafka-go v2.11.1). Under
+// ConsumerProtocol the coordinator owns the session and the assignment, so
+// NewConsumer refuses, naming them, WithSessionTimeout,
+// WithHeartbeatInterval and the ConfigMap's session.timeout.ms,
+// heartbeat.interval.ms and partition.assignment.strategy (the broker's
+// group.consumer.* settings apply; group.remote.assignor may be set in the
+// ConfigMap). Rebalances are incremental: a revoke drains and commits only
+// the partitions that move. A commit refused with STALE_MEMBER_EPOCH (the
+// member's epoch moved on) is retried like one refused with
+// ILLEGAL_GENERATION. Corresponds to the Java group.protocol.
+func WithGroupProtocol(p GroupProtocol) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithGroupProtocol")
+		if p != ClassicProtocol && p != ConsumerProtocol {
+			o.Fail(fmt.Errorf("%w: GroupProtocol %d is neither ClassicProtocol nor ConsumerProtocol", ErrInvalidConfig, p))
+			return
+		}
+		c.protocol = p
+	}
+}
+
+// consumerProtocolRefuses are the settings the consumer protocol leaves
+// to the coordinator: a shared option, or a ConfigMap key.
+var consumerProtocolRefuses = []struct{ option, key string }{
+	{"SessionTimeout", "session.timeout.ms"},
+	{"HeartbeatInterval", "heartbeat.interval.ms"},
+	{"", "partition.assignment.strategy"},
+}
+
+// checkGroupProtocol refuses, naming it, what cfg's protocol forbids.
+func checkGroupProtocol(o *engine.Options, cfg *config) error {
+	if cfg.protocol != ConsumerProtocol {
+		return nil
+	}
+	for _, r := range consumerProtocolRefuses {
+		if r.option != "" && o.IsSet(r.option) {
+			return fmt.Errorf("%w: option %s may not be set with ConsumerProtocol: the group coordinator owns it", ErrInvalidConfig, r.option)
+		}
+		if _, ok := cfg.extra[r.key]; ok {
+			return fmt.Errorf("%w: librdkafka setting %s may not be set with ConsumerProtocol: the group coordinator owns it", ErrInvalidConfig, r.key)
+		}
+	}
+	return nil
+}
+
 // forced are the settings the Consumer sets and a ConfigMap may only repeat
 // with the same value.
 var forced = map[string]struct {
@@ -106,6 +198,8 @@ var refused = map[string]string{
 	"group.id":                "use the group argument of NewConsumer",
 	"go.logs.channel.enable":  "librdkafka logs go to WithLogger",
 	"go.logs.channel":         "librdkafka logs go to WithLogger",
+	"group.instance.id":       "use WithInstanceID (the Consumer handles its fencing)",
+	"group.protocol":          "use WithGroupProtocol",
 }
 
 // shared are the librdkafka settings a shared option sets: a ConfigMap may
@@ -145,6 +239,9 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := checkGroupProtocol(o, cfg); err != nil {
+		return nil, nil, nil, err
+	}
 	_, extraBootstrap := cfg.extra["bootstrap.servers"]
 	if len(brokers) > 0 && extraBootstrap {
 		return nil, nil, nil, fmt.Errorf("%w: Brokers and the ConfigMap's bootstrap.servers are both set", ErrInvalidConfig)
@@ -178,7 +275,7 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	if err == nil {
 		err = checkTxn(o, cfg)
 	}
-	if err == nil && o.RebalanceTimeout < o.SessionTimeout {
+	if err == nil && o.RebalanceTimeout < o.SessionTimeout && cfg.protocol == ClassicProtocol {
 		err = fmt.Errorf("%w: RebalanceTimeout (%v, max.poll.interval.ms) must be at least SessionTimeout (%v, session.timeout.ms): librdkafka requires it",
 			ErrInvalidConfig, o.RebalanceTimeout, o.SessionTimeout)
 	}
@@ -226,6 +323,14 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	}
 	if o.StartOffset == Latest {
 		cm["auto.offset.reset"] = "latest"
+	}
+	if cfg.instanceID != "" {
+		cm["group.instance.id"] = cfg.instanceID
+	}
+	if cfg.protocol == ConsumerProtocol {
+		cm["group.protocol"] = "consumer"
+		delete(cm, "session.timeout.ms")
+		delete(cm, "heartbeat.interval.ms")
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.extra)) {
 		v := cfg.extra[k]

@@ -93,7 +93,7 @@ func TestNewConsumerRefusesBadConfig(t *testing.T) {
 		_, err := franz.NewConsumer(b, g, tp, franz.WithClientOptions(
 			kgo.DialTLSConfig(&tls.Config{}), kgo.Balancers(kgo.RangeBalancer()), kgo.FetchMaxBytes(8<<20), // raises the response's size
 			kgo.SessionTimeout(franz.DefaultSessionTimeout), // repeats the shared option's value
-			kgo.InstanceID("i"), kgo.BlockRebalanceOnPoll(), kgo.KeepControlRecords()))
+			kgo.BlockRebalanceOnPoll(), kgo.KeepControlRecords()))
 		if err != nil {
 			t.Fatal(err)
 		}

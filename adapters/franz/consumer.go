@@ -172,6 +172,7 @@ func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engin
 	}
 	eng := mk(ecfg)
 	r := newRunner(c, eng)
+	defer r.stopClient()
 	r.w = engine.NewWatch(ecfg, c.brokers, c.opts.RequestTimeout)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

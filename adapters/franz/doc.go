@@ -70,6 +70,12 @@
 // handler results are ignored. OnPartitionsLost drops the partitions
 // without committing.
 //
+// Group membership. WithInstanceID makes the member static (kgo.InstanceID):
+// Run's end commits every partition and does not leave the group, and a
+// member fenced by another with its id ends Run with ErrFenced.
+// WithGroupProtocol(ConsumerProtocol) speaks KIP-848 (kgo.ServerSideBalancer).
+// See the README's Group membership section.
+//
 // Options: the shared ones (same names, defaults and validation in every
 // adapter of the module) map onto kgo's (see the var block of options.go);
 // WithClientOptions passes any other kgo option through, refusing by name

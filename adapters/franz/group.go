@@ -98,6 +98,11 @@ type runner struct {
 	failOnce sync.Once
 	err      error // why Run stops, besides a handler error; set before stop
 	stop     context.CancelFunc
+
+	// stopClient ends the kgo client's context (static.go); set by
+	// newRunner, called by Run's end at the latest.
+	stopClient context.CancelFunc
+	clientCtx  context.Context
 }
 
 type commitInfo struct {
@@ -106,7 +111,7 @@ type commitInfo struct {
 }
 
 func newRunner(c *Consumer, eng *engine.Engine[*kgo.Record]) *runner {
-	return &runner{
+	r := &runner{
 		c:      c,
 		cfg:    c.cfg,
 		opts:   c.opts,
@@ -115,6 +120,8 @@ func newRunner(c *Consumer, eng *engine.Engine[*kgo.Record]) *runner {
 		parts:  make(map[TopicPartition]*pstate),
 		epochs: make(map[TopicPartition]*epochLog),
 	}
+	r.clientCtx, r.stopClient = context.WithCancel(context.Background())
+	return r
 }
 
 // clientOpts are the kgo client's options: the shared ones, the user's,
@@ -136,8 +143,8 @@ func (r *runner) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
 		kgo.OnPartitionsAssigned(r.onJoined),
-		kgo.WithHooks(newClientHook{r}, watchHook{r.w}),
-	})
+		kgo.WithHooks(newClientHook{r}, watchHook{r.w}, fenceHook{r}),
+	}, r.staticOpts())
 }
 
 // newClientHook sets r.cl when kgo creates the client, before it starts
@@ -471,6 +478,7 @@ func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, err
 		member         string
 		generation     int32
 		requestedNames = map[[16]byte]string{}
+		fencedBy       error // a FENCED_INSTANCE_ID answer
 	)
 	r.cl.CommitOffsetsSync(ctx, m, func(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		member, generation = req.MemberID, req.Generation
@@ -497,6 +505,9 @@ func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, err
 			switch {
 			case !ok:
 				errs[i] = errNotCommitted
+			case errors.Is(e, kerr.FencedInstanceID):
+				fencedBy = e
+				errs[i] = fmt.Errorf("%w: offset commit %s[%d]: %w", ErrFenced, o.TP.Topic, o.TP.Partition, e)
 			case e != nil:
 				errs[i] = fmt.Errorf("offset commit %s[%d]: %w", o.TP.Topic, o.TP.Partition, e)
 			}
@@ -504,6 +515,9 @@ func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, err
 	})
 	if rerr != nil {
 		rerr = fmt.Errorf("offset commit: %w", rerr)
+	}
+	if fencedBy != nil {
+		r.fenced(fencedBy)
 	}
 	if f := r.cfg.onCommit; f != nil {
 		hookErrs := errs

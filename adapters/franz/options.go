@@ -29,8 +29,10 @@ type Option = engine.Option
 
 // config is kgo's own settings (engine.Options.Adapter).
 type config struct {
-	extra []kgo.Opt // WithClientOptions, in order
-	txnID *string   // WithTransactionalID (txn.go)
+	extra      []kgo.Opt // WithClientOptions, in order
+	instanceID string    // WithInstanceID; "" for a dynamic member
+	protocol   GroupProtocol
+	txnID      *string // WithTransactionalID (txn.go)
 
 	// Tests only (export_test.go).
 	onAssign func(member string, generation int32, tps []TopicPartition)
@@ -48,7 +50,7 @@ func own(o *engine.Options, option string) *config { return engine.Own[config](o
 
 // WithClientOptions passes kgo options through: TLS (DialTLSConfig), SASL,
 // Dialer, Balancers (kgo's default is the cooperative-sticky balancer;
-// kgo.RangeBalancer is eager), InstanceID, Rack, fetch sizes, metrics
+// kgo.RangeBalancer is eager), Rack, fetch sizes, metrics
 // hooks, and anything else that leaves the guarantees alone. Default: none
 // (kgo's defaults, but for what the shared options set). Given several
 // times, the lists are concatenated.
@@ -65,7 +67,7 @@ func own(o *engine.Options, option string) *config { return engine.Own[config](o
 // ConsumeResetOffset, AdjustFetchOffsetsFn, OnOffsetsFetched,
 // OnPartitionsAssigned, OnPartitionsRevoked, OnPartitionsLost,
 // OnPartitionsCallbackBlocked, TransactionalID, ShareGroup,
-// ServerSideBalancer), and those a shared option sets (SessionTimeout,
+// ServerSideBalancer), InstanceID (use WithInstanceID), and those a shared option sets (SessionTimeout,
 // RebalanceTimeout, HeartbeatInterval, FetchIsolationLevel,
 // FetchMaxPartitionBytes, FetchMaxWait, RetryBackoffFn, ClientID: use the
 // shared option) when they differ from it. The Consumer's own settings
@@ -99,6 +101,99 @@ func WithTransactionalID(id string) Option {
 	return func(o *engine.Options) { own(o, "WithTransactionalID").txnID = &id }
 }
 
+// WithInstanceID makes the member static (KIP-345) under id: a member that
+// restarts with the same id within the session timeout gets its partitions
+// back without a rebalance (on Kafka; the embedded test broker rebalances
+// when the rejoin's metadata differs, see the README). Run's end (its
+// context, Close, a failure) drains and commits every partition within
+// RevokeTimeout and does not leave the group: the partitions wait, unfetched,
+// for the member's return or its session timeout (WithSessionTimeout), after
+// which the group rebalances them. Ids must be unique in the group: a second
+// member joining with this id fences this one, whose Run then ends with an
+// error wrapping ErrFenced and naming id, without a commit and without
+// rejoining. Default: none (a dynamic member, which leaves the group at the
+// end of Run). An empty id is refused by NewConsumer. Corresponds to the
+// Java group.instance.id (kgo.InstanceID, which WithClientOptions refuses).
+func WithInstanceID(id string) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithInstanceID")
+		if id == "" {
+			o.Fail(fmt.Errorf("%w: InstanceID is empty (leave WithInstanceID out for a dynamic member)", ErrInvalidConfig))
+			return
+		}
+		c.instanceID = id
+	}
+}
+
+// GroupProtocol is the consumer group protocol a member speaks
+// (WithGroupProtocol).
+type GroupProtocol int
+
+const (
+	// ClassicProtocol is the classic protocol (JoinGroup, SyncGroup,
+	// Heartbeat): the group leader assigns with the kgo balancers, and a
+	// rebalance stops the group (eager) or the partitions that move
+	// (cooperative-sticky, kgo's default).
+	ClassicProtocol GroupProtocol = iota
+	// ConsumerProtocol is KIP-848's consumer protocol
+	// (ConsumerGroupHeartbeat, Kafka 4.0+): the coordinator assigns (its
+	// range assignor) and each member revokes and receives only the
+	// partitions that move.
+	ConsumerProtocol
+)
+
+// WithGroupProtocol sets the consumer group protocol: ClassicProtocol
+// (default) or ConsumerProtocol (kgo.ServerSideBalancer with
+// kgo.RangeBalancer, so the coordinator's range assignor). Under
+// ConsumerProtocol the coordinator owns the session and the assignment, so
+// NewConsumer refuses, naming them, WithSessionTimeout,
+// WithHeartbeatInterval and kgo's Balancers in WithClientOptions. kgo falls
+// back to the classic protocol by itself against a broker without KIP-848
+// (before Kafka 4.0). Commits refused with STALE_MEMBER_EPOCH are retried by
+// kgo (its documentation recommends Kafka 4.3+, where that no longer happens
+// in normal operation). Corresponds to the Java group.protocol.
+func WithGroupProtocol(p GroupProtocol) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithGroupProtocol")
+		if p != ClassicProtocol && p != ConsumerProtocol {
+			o.Fail(fmt.Errorf("%w: GroupProtocol %d is neither ClassicProtocol nor ConsumerProtocol", ErrInvalidConfig, p))
+			return
+		}
+		c.protocol = p
+	}
+}
+
+// checkGroupProtocol refuses, naming it, what cfg's protocol forbids.
+func checkGroupProtocol(o *engine.Options, cfg *config) error {
+	if cfg.protocol != ConsumerProtocol {
+		return nil
+	}
+	for _, name := range []string{"SessionTimeout", "HeartbeatInterval"} {
+		if o.IsSet(name) {
+			return fmt.Errorf("%w: option %s may not be set with ConsumerProtocol: the group coordinator owns it", ErrInvalidConfig, name)
+		}
+	}
+	if len(cfg.extra) == 0 {
+		return nil
+	}
+	dead, cancel := context.WithCancel(context.Background())
+	cancel()
+	cl, err := kgo.NewClient(append(slices.Clone(cfg.extra), kgo.ConsumerGroup("probe"), kgo.WithContext(dead))...)
+	if err != nil {
+		return fmt.Errorf("%w: WithClientOptions: kgo: %w", ErrInvalidConfig, err)
+	}
+	defer cl.Close()
+	def, err := kgo.NewClient(kgo.ConsumerGroup("probe"), kgo.WithContext(dead))
+	if err != nil {
+		return fmt.Errorf("%w: kgo defaults: %w", ErrInvalidConfig, err)
+	}
+	defer def.Close()
+	if !reflect.DeepEqual(fmt.Sprint(cl.OptValue("Balancers")), fmt.Sprint(def.OptValue("Balancers"))) {
+		return fmt.Errorf("%w: WithClientOptions: kgo option Balancers may not be set with ConsumerProtocol: the group coordinator assigns", ErrInvalidConfig)
+	}
+	return nil
+}
+
 func newOptions(brokers []string, group string, topics []string, opts []Option) (*engine.Options, *config, error) {
 	cfg := &config{}
 	o, err := engine.NewOptions(cfg, opts)
@@ -106,6 +201,9 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 		return nil, nil, err
 	}
 	if err := engine.ValidateTarget(brokers, group, topics, false); err != nil {
+		return nil, nil, err
+	}
+	if err := checkGroupProtocol(o, cfg); err != nil {
 		return nil, nil, err
 	}
 	if err := o.Validate(); err != nil {
@@ -173,7 +271,8 @@ var refused = []struct{ name, why string }{
 	{"AdjustFetchOffsetsFn", "the Consumer sets the start offsets from the commits and their metadata"},
 	{"OnOffsetsFetched", "the Consumer reads the commits and their metadata itself"},
 	{"OnPartitionsCallbackBlocked", "the Consumer's poll loop never holds a rebalance"},
-	{"ServerSideBalancer", "the Consumer is tested with the classic group protocol only"},
+	{"ServerSideBalancer", "use WithGroupProtocol(ConsumerProtocol)"},
+	{"InstanceID", "use WithInstanceID (the Consumer handles its fencing)"},
 }
 
 // callbacks are the partition callbacks kgo wraps in a client in a group

@@ -134,7 +134,6 @@ func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engin
 	// deferred step (engine stop, connections closed) is done.
 	defer end()
 
-	log := c.opts.Logger
 	transport := &kafka.Transport{
 		DialTimeout: c.cfg.dialTimeout,
 		MetadataTTL: 2 * time.Second,
@@ -181,27 +180,6 @@ func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engin
 	g := &groupRun{c: c, client: client, dialer: dialer, eng: eng, runCtx: runCtx, cancel: cancel,
 		w: engine.NewWatch(ecfg, c.brokers, c.opts.RequestTimeout)}
 
-	kl := kafka.LoggerFunc(func(msg string, args ...any) {
-		log.Debug("kafka-go: " + fmt.Sprintf(msg, args...))
-	})
-	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                c.group,
-		Brokers:           c.brokers,
-		Dialer:            dialer,
-		Topics:            c.topics,
-		HeartbeatInterval: c.opts.HeartbeatInterval,
-		SessionTimeout:    c.opts.SessionTimeout,
-		RebalanceTimeout:  c.opts.RebalanceTimeout,
-		JoinGroupBackoff:  c.opts.RetryBackoff,
-		StartOffset:       kafka.FirstOffset, // unused: the start of every partition is ours (assignments)
-		GroupBalancers:    g.wrapBalancers(c.cfg.balancers),
-		Logger:            kl,
-		ErrorLogger:       kl,
-	})
-	if err != nil {
-		return fmt.Errorf("%w: kafka-go consumer group: %w", ErrInvalidConfig, err)
-	}
-	g.cg = cg
 	go func() {
 		select {
 		case <-eng.Fatal():
@@ -212,31 +190,31 @@ func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engin
 
 	stopWatch := g.w.WatchTopics(runCtx, g.missingTopics)
 	backoff := g.newBackoff()
+	var memberID string // the coordinator's id for this member; "" before the first join
 	for runCtx.Err() == nil {
-		gen, err := cg.Next(runCtx)
+		gen, err := g.join(runCtx, &memberID)
+		if errors.Is(err, errRejoin) {
+			continue // the group moved on while joining; the coordinator paces the next join
+		}
 		if err != nil {
 			if runCtx.Err() != nil {
 				break
 			}
-			if g.failOn(err, "joining group "+strconv.Quote(c.group)) {
+			if g.failOn(g.whyJoinFailed(runCtx, err), "joining group "+strconv.Quote(c.group)) {
 				break
 			}
-			// kafka-go already waited JoinGroupBackoff (except for
-			// RebalanceInProgress, which the broker paces); wait too, so
-			// that no error path can spin.
 			g.joinFailed(err)
 			backoff.Wait(runCtx)
 			continue
 		}
 		backoff.Reset()
-		done := make(chan struct{})
-		gen.Start(func(gctx context.Context) {
-			defer close(done)
-			g.generation(gctx, gen)
-		})
-		<-done
+		gctx, endGen := context.WithCancel(runCtx)
+		stopHeartbeats := g.heartbeats(gctx, gen, endGen)
+		g.generation(gctx, gen)
+		endGen()
+		stopHeartbeats()
 	}
-	g.closeGroup()
+	g.leave(memberID)
 	stopWatch()
 	if err := eng.Err(); err != nil {
 		return err
@@ -277,16 +255,12 @@ type groupRun struct {
 	client *kafka.Client
 	dialer *kafka.Dialer
 	eng    *engine.Engine[kafka.Message]
-	cg     *kafka.ConsumerGroup
 	runCtx context.Context
 	cancel context.CancelFunc // ends runCtx
 	w      *engine.Watch      // mistakes.go
 
 	failOnce sync.Once
 	err      error // why Run stops, besides a handler error; set before cancel
-
-	closeOnce sync.Once
-	closed    chan struct{}
 
 	assignedFrom assignedFromSlot // what this member last assigned from, as the leader
 }
@@ -311,45 +285,15 @@ func (g *groupRun) fail(err error) {
 	})
 }
 
-// startClose starts leaving the group (kafka.ConsumerGroup.Close) once;
-// g.closed is closed when it is done.
-func (g *groupRun) startClose() {
-	g.closeOnce.Do(func() {
-		g.closed = make(chan struct{})
-		go func() {
-			_ = g.cg.Close()
-			close(g.closed)
-		}()
-	})
-}
-
-// closeGroup leaves the group and waits for it.
-func (g *groupRun) closeGroup() {
-	g.startClose()
-	<-g.closed
-}
-
-// leaveFromGeneration starts leaving the group while the generation
-// function still runs. kafka-go's group loop waits for this generation;
-// when it sees the group closed it leaves instead of rejoining (closing
-// after the generation ended would rejoin once first and make the other
-// members rebalance twice). Next returns once the close is signalled.
-func (g *groupRun) leaveFromGeneration() {
-	g.startClose()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _ = g.cg.Next(ctx) // ErrGroupClosed as soon as Close has signalled
-}
-
 // generation runs one generation: assign, fetch until the generation or Run
 // ends, then drain, commit and release.
-func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
+func (g *groupRun) generation(gctx context.Context, gen *generation) {
 	c := g.c
 	log := c.opts.Logger
 	var owned []TopicPartition
 	for topic, parts := range gen.Assignments {
 		for _, p := range parts {
-			owned = append(owned, TopicPartition{Topic: topic, Partition: int32(p.ID)})
+			owned = append(owned, TopicPartition{Topic: topic, Partition: p})
 		}
 	}
 	slices.SortFunc(owned, func(a, b TopicPartition) int {
@@ -403,29 +347,27 @@ func (g *groupRun) generation(gctx context.Context, gen *kafka.Generation) {
 		}
 	}
 	<-fctx.Done()
-	// kafka-go's heartbeat loop stops with the generation (at the first
-	// RebalanceInProgress): keep the session alive ourselves while the
-	// fetch loops stop and the drain runs, or a drain longer than the
-	// session timeout gets this member evicted and its final commit refused.
-	stopHeartbeat := g.drainHeartbeat(gen)
+	// The member keeps heartbeating (heartbeats) while the fetch loops stop
+	// and the drain runs, or a drain longer than the session timeout would
+	// get it evicted and its final commit refused.
 	wg.Wait()
 	shutdown := g.runCtx.Err() != nil
 	sess.Close(context.Background())
-	stopHeartbeat()
 	log.Debug("kafkago: generation ended", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "shutdown", shutdown)
 	g.w.Revoked(owned, false)
-	if shutdown {
-		g.leaveFromGeneration()
-	}
 }
 
-// drainHeartbeat heartbeats gen's member to the group coordinator every
-// heartbeat interval until the returned stop is called. The coordinator
-// keeps a member that heartbeats during a rebalance (the answer is
-// RebalanceInProgress, which we ignore) until the rebalance timeout, which
-// RevokeTimeout is validated to be below. It gives up when the coordinator
-// no longer knows the member or generation: nothing left to keep alive.
-func (g *groupRun) drainHeartbeat(gen *kafka.Generation) (stop func()) {
+// heartbeats heartbeats gen's member to the group coordinator every
+// heartbeat interval until the returned stop is called. An answer that the
+// generation is over (RebalanceInProgress, IllegalGeneration,
+// UnknownMemberId, FencedInstanceID), or no answer for a session timeout,
+// calls over. It keeps heartbeating through RebalanceInProgress while the
+// generation drains: the coordinator keeps a member that heartbeats during a
+// rebalance until the rebalance timeout, which RevokeTimeout is validated to
+// be below. It stops when the coordinator no longer knows the member or
+// generation: nothing left to keep alive. gctx is the generation's context
+// (ended: draining).
+func (g *groupRun) heartbeats(gctx context.Context, gen *generation, over func()) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -433,11 +375,34 @@ func (g *groupRun) drainHeartbeat(gen *kafka.Generation) (stop func()) {
 		t := time.NewTicker(g.c.opts.HeartbeatInterval)
 		defer t.Stop()
 		var coord net.Addr
-		for g.heartbeat(ctx, gen, &coord) {
+		answered := time.Now()
+		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			}
+			err := g.heartbeat(ctx, gen, &coord)
+			switch {
+			case err == nil:
+				answered = time.Now()
+			case errors.Is(err, kafka.RebalanceInProgress):
+				answered = time.Now()
+				over()
+			case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration), errors.Is(err, kafka.FencedInstanceID):
+				if gctx.Err() != nil {
+					g.c.opts.Logger.Warn("kafkago: member left the group while draining, the final commit will be refused",
+						"group", gen.GroupID, "generation", gen.ID, "member", gen.MemberID, "error", err)
+				}
+				over()
+				return
+			default:
+				if ctx.Err() == nil {
+					g.c.opts.Logger.Debug("kafkago: heartbeat failed", "group", gen.GroupID, "error", err)
+				}
+				if time.Since(answered) > g.c.opts.SessionTimeout {
+					over() // the coordinator has evicted this member by now
+				}
 			}
 		}
 	}()
@@ -445,19 +410,17 @@ func (g *groupRun) drainHeartbeat(gen *kafka.Generation) (stop func()) {
 }
 
 // heartbeat sends one heartbeat for gen to the coordinator (looked up once
-// into *coord) and reports whether to keep heartbeating.
-func (g *groupRun) heartbeat(ctx context.Context, gen *kafka.Generation, coord *net.Addr) bool {
+// into *coord, again after it moved) and returns the error of the answer.
+func (g *groupRun) heartbeat(ctx context.Context, gen *generation, coord *net.Addr) error {
 	rctx, cancel := context.WithTimeout(ctx, g.c.opts.HeartbeatInterval+g.c.cfg.dialTimeout)
 	defer cancel()
-	log := g.c.opts.Logger
 	if *coord == nil {
 		fc, err := g.client.FindCoordinator(rctx, &kafka.FindCoordinatorRequest{Key: gen.GroupID, KeyType: kafka.CoordinatorKeyTypeConsumer})
 		if err == nil {
 			err = fc.Error
 		}
 		if err != nil {
-			log.Debug("kafkago: drain heartbeat: finding the coordinator", "group", gen.GroupID, "error", err)
-			return ctx.Err() == nil
+			return fmt.Errorf("finding the coordinator: %w", err)
 		}
 		*coord = kafka.TCP(net.JoinHostPort(fc.Coordinator.Host, strconv.Itoa(fc.Coordinator.Port)))
 	}
@@ -465,20 +428,46 @@ func (g *groupRun) heartbeat(ctx context.Context, gen *kafka.Generation, coord *
 		Addr: *coord, GroupID: gen.GroupID, GenerationID: gen.ID, MemberID: gen.MemberID,
 	})
 	if err == nil {
-		err = resp.Error
+		err = heartbeatError(resp)
 	}
-	switch {
-	case err == nil, errors.Is(err, kafka.RebalanceInProgress):
-		return true
-	case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration), errors.Is(err, kafka.FencedInstanceID):
-		log.Warn("kafkago: member left the group while draining, the final commit will be refused",
-			"group", gen.GroupID, "generation", gen.ID, "member", gen.MemberID, "error", err)
-		return false
-	case errors.Is(err, kafka.NotCoordinatorForGroup), errors.Is(err, kafka.GroupCoordinatorNotAvailable):
+	if errors.Is(err, kafka.NotCoordinatorForGroup) || errors.Is(err, kafka.GroupCoordinatorNotAvailable) {
 		*coord = nil // moved: look it up again
 	}
-	log.Debug("kafkago: drain heartbeat failed", "group", gen.GroupID, "error", err)
-	return ctx.Err() == nil
+	return err
+}
+
+// heartbeatError is the coordinator's answer to a heartbeat. kafka-go
+// v0.4.51 declares the Heartbeat response's fields in the wrong order for
+// versions 1 to 4 (error code, then throttle time; Kafka sends the throttle
+// time first), and every broker since Kafka 0.11 negotiates one of those:
+// resp.Error is then the throttle time's high half (0) and the error code
+// lands in the low 16 bits of resp.Throttle (in milliseconds).
+// TestHeartbeatErrorsAreSeen fails if a kafka-go upgrade changes that.
+func heartbeatError(resp *kafka.HeartbeatResponse) error {
+	if resp.Error != nil {
+		return resp.Error
+	}
+	return kafkaError(int16(uint16(resp.Throttle.Milliseconds())))
+}
+
+// leave leaves the group as memberID (nothing when it never joined). A
+// failure is logged: the coordinator evicts the member after the session
+// timeout anyway.
+func (g *groupRun) leave(memberID string) {
+	if memberID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.c.opts.RequestTimeout)
+	defer cancel()
+	resp, err := g.client.LeaveGroup(ctx, &kafka.LeaveGroupRequest{
+		GroupID: g.c.group, Members: []kafka.LeaveGroupRequestMember{{ID: memberID}},
+	})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		g.c.opts.Logger.Debug("kafkago: leaving the group failed", "group", g.c.group, "member", memberID, "error", err)
+	}
 }
 
 type startPoint struct {
@@ -491,7 +480,7 @@ type startPoint struct {
 // log start and end, retrying with backoff until ctx ends or the error is
 // one retrying cannot fix (Run then stops). Partitions that do not exist
 // (their topic was deleted since the assignment) are left out, logged.
-func (g *groupRun) assignments(ctx context.Context, gen *kafka.Generation, owned []TopicPartition) (map[TopicPartition]startPoint, error) {
+func (g *groupRun) assignments(ctx context.Context, gen *generation, owned []TopicPartition) (map[TopicPartition]startPoint, error) {
 	backoff := g.newBackoff()
 	logged := false
 	for {
@@ -539,7 +528,7 @@ func (g *groupRun) existing(ctx context.Context, owned []TopicPartition, log boo
 	return out, nil
 }
 
-func (g *groupRun) tryAssignments(ctx context.Context, gen *kafka.Generation, owned []TopicPartition) (map[TopicPartition]startPoint, error) {
+func (g *groupRun) tryAssignments(ctx context.Context, gen *generation, owned []TopicPartition) (map[TopicPartition]startPoint, error) {
 	if len(owned) == 0 {
 		return nil, nil
 	}
@@ -643,7 +632,7 @@ func partitionOffsets(r *kafka.ListOffsetsResponse, tp TopicPartition) (*kafka.P
 // generation id and member id, and reads every per-partition error: a stale
 // generation comes back as a per-partition IllegalGeneration with a nil
 // request error.
-func (g *groupRun) commitFunc(gen *kafka.Generation) engine.CommitFunc {
+func (g *groupRun) commitFunc(gen *generation) engine.CommitFunc {
 	return func(ctx context.Context, offs []engine.Offset) ([]error, error) {
 		req := &kafka.OffsetCommitRequest{
 			GroupID:      gen.GroupID,

@@ -18,7 +18,7 @@
 // its README. What this adapter adds or limits:
 //
 // Commits are fenced. They go through kafka.Client.OffsetCommit with the
-// generation id and member id of kafka-go's current Generation (a Reader
+// generation id and member id of the member's current generation (a Reader
 // with GroupID can commit partitions it no longer owns and rewind them), and
 // every per-partition error is read: a stale generation comes back as a
 // per-partition ILLEGAL_GENERATION with no request error. A refused commit
@@ -26,10 +26,21 @@
 // commit tick; a commit never goes below one this member made in the same
 // generation and is never sent for a partition it no longer owns.
 //
-// Generations. kafka-go rebalances eagerly: when a generation ends, every
+// Group membership. The member speaks the classic group protocol itself
+// (JoinGroup, SyncGroup, Heartbeat, LeaveGroup through kafka-go's Transport,
+// the assignors are kafka-go's range and round-robin balancers) rather than
+// through kafka-go's ConsumerGroup, whose subscription metadata librdkafka
+// and Java members cannot read and which cannot read theirs (see group.go):
+// it shares a group with librdkafka, Java and kafka-go members, as leader or
+// not, with the range or round-robin assignor (cooperative-sticky needs an
+// incremental protocol kafka-go's balancers do not have). It has no static
+// membership (group.instance.id, WithInstanceID of the franz and confluent
+// adapters): kafka-go's ConsumerGroup has none, and the member's own join,
+// which could send one, does not yet.
+//
+// Generations. The member rebalances eagerly: when a generation ends, every
 // partition stops fetching, in-flight messages get at most RevokeTimeout to
-// finish (the member keeps heartbeating meanwhile, since kafka-go stops at
-// the generation's end), the commit points are committed synchronously and
+// finish (the member keeps heartbeating meanwhile), the commit points are committed synchronously and
 // the partitions are closed, so late acks are ignored. The group leader
 // assigns from fresh per-topic metadata (a deleted topic has no partitions;
 // the others are assigned) and rejoins when a partition count it assigned
@@ -39,9 +50,8 @@
 //
 // Security. WithTLS and WithSASL (kafka-go's sasl/plain and sasl/scram
 // mechanisms: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) apply to every
-// connection: group membership (kafka-go's Dialer), fetches, commits,
-// offset and metadata requests (kafka-go's Transport) and the drain
-// heartbeats; WithClientID names every request. What retrying cannot fix
+// connection: group membership, fetches, commits, offset requests (kafka-go's
+// Transport) and metadata requests (kafka-go's Dialer); WithClientID names every request. What retrying cannot fix
 // stops Run with an error wrapping ErrClient and naming it: SASL
 // authentication refused, a TLS handshake the certificates fail, a group,
 // topic or cluster authorization refused. (A plaintext client on a TLS

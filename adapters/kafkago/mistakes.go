@@ -22,6 +22,29 @@ func (g *groupRun) joinFailed(err error) {
 	g.c.opts.Logger.Warn("kafkago: joining group failed, retrying", "group", g.c.group, "error", err)
 }
 
+// whyJoinFailed returns err, or, when SASL or TLS is set, the error of a
+// connection to a broker through kafka-go's Dialer if that one says more:
+// kafka-go's Transport reports refused SASL credentials as a connection
+// closed (unexpected EOF), its Dialer as SASLAuthenticationFailed.
+func (g *groupRun) whyJoinFailed(ctx context.Context, err error) error {
+	if (g.c.cfg.sasl == nil && g.c.cfg.tls == nil) || clientFailure(err) != "" {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.c.opts.RequestTimeout)
+	defer cancel()
+	for _, b := range g.c.brokers {
+		conn, derr := g.dialer.DialContext(ctx, "tcp", b)
+		if derr == nil {
+			_ = conn.Close()
+			continue
+		}
+		if clientFailure(derr) != "" {
+			return derr
+		}
+	}
+	return err
+}
+
 // missingTopics returns the subscribed topics the cluster does not have.
 func (g *groupRun) missingTopics(ctx context.Context) ([]string, error) {
 	_, counts, err := g.readPartitions(ctx, g.c.topics)

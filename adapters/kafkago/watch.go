@@ -59,58 +59,10 @@ func (g *groupRun) readPartitions(ctx context.Context, topics []string) ([]kafka
 	return all, counts, nil
 }
 
-// leaderBalancer is a group balancer that assigns from readPartitions
-// instead of the partitions kafka-go read, and records what it assigned
-// from for the partition watcher of the next generation.
-type leaderBalancer struct {
-	kafka.GroupBalancer
-	g *groupRun
-}
-
-// AssignGroups runs on the leader, in kafka-go's group goroutine.
-func (b leaderBalancer) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
-	var topics []string
-	for _, m := range members {
-		topics = append(topics, m.Topics...)
-	}
-	slices.Sort(topics)
-	topics = slices.Compact(topics)
-	ps, counts, err := b.g.readPartitions(b.g.runCtx, topics)
-	if err != nil {
-		// Assign from what kafka-go read (nothing at all if one topic is
-		// unknown); the watcher compares with it and rejoins as soon as
-		// it reads something else.
-		if b.g.runCtx.Err() == nil { // else: shutting down, the assignment is moot
-			b.g.c.opts.Logger.Warn("kafkago: reading partitions for the assignment failed, assigning from kafka-go's metadata",
-				"group", b.g.c.group, "error", err)
-		}
-		ps, counts = partitions, partitionCounts{}
-		for _, t := range topics {
-			counts[t] = 0
-		}
-		for _, p := range partitions {
-			counts[p.Topic]++
-		}
-	}
-	b.g.assignedFrom.Store(&counts)
-	return b.GroupBalancer.AssignGroups(members, ps)
-}
-
-func (g *groupRun) wrapBalancers(bs []kafka.GroupBalancer) []kafka.GroupBalancer {
-	if len(bs) == 0 {
-		bs = []kafka.GroupBalancer{kafka.RangeGroupBalancer{}, kafka.RoundRobinGroupBalancer{}}
-	}
-	out := make([]kafka.GroupBalancer, len(bs))
-	for i, b := range bs {
-		out[i] = leaderBalancer{GroupBalancer: b, g: g}
-	}
-	return out
-}
-
 // watchPartitions, when this member assigned the generation (it is the
 // leader), checks every watch interval whether a partition count changed
 // since and returns when one did (or ctx ended): the caller ends the
-// generation and kafka-go rejoins, which rebalances the group.
+// generation and the member rejoins, which rebalances the group.
 func (g *groupRun) watchPartitions(ctx context.Context, from *partitionCounts) (changed bool) {
 	if from == nil || len(*from) == 0 {
 		return false

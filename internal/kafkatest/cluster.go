@@ -27,6 +27,7 @@ type config struct {
 	sasl                 []saslUser
 	aclUsers             []aclUser
 	requestHook          func(int16, string)
+	brokerConfigs        map[string]string
 }
 
 type seedTopic struct {
@@ -41,6 +42,20 @@ func WithBrokers(n int) Option { return func(c *config) { c.brokers = n } }
 // May be given several times.
 func WithTopic(name string, partitions int32) Option {
 	return func(c *config) { c.topics = append(c.topics, seedTopic{name, partitions}) }
+}
+
+// WithConsumerGroupTimeouts sets the session timeout and heartbeat
+// interval of consumer-protocol (KIP-848) groups, which the broker owns
+// (Kafka's group.consumer.session.timeout.ms and
+// group.consumer.heartbeat.interval.ms; kfake's defaults are 45s and, in
+// test binaries, 100ms).
+func WithConsumerGroupTimeouts(session, heartbeat time.Duration) Option {
+	return func(c *config) {
+		c.brokerConfigs = map[string]string{
+			"group.consumer.session.timeout.ms":    fmt.Sprint(session.Milliseconds()),
+			"group.consumer.heartbeat.interval.ms": fmt.Sprint(heartbeat.Milliseconds()),
+		}
+	}
 }
 
 // WithMinSessionTimeout sets the smallest group session timeout the broker
@@ -82,6 +97,9 @@ func New(opts ...Option) (*Cluster, error) {
 	}
 	if len(cfg.ports) > 0 {
 		kopts = append(kopts, kfake.Ports(cfg.ports...))
+	}
+	if cfg.brokerConfigs != nil {
+		kopts = append(kopts, kfake.BrokerConfigs(cfg.brokerConfigs))
 	}
 	for _, t := range cfg.topics {
 		if t.name == "" || t.partitions < 1 {

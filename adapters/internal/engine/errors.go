@@ -36,7 +36,9 @@ var (
 	// retrying the commit cannot succeed (the generation or member is gone,
 	// the partition is no longer assigned): the commit at revoke gives up on
 	// that partition at once instead of retrying until its budget ends.
-	ErrFenced = errors.New("inorder: commit fenced")
+	// Adapters also end Run with it, naming the id, when another member
+	// took this member's static instance id.
+	ErrFenced = errors.New("inorder: fenced")
 	// ErrNeverJoined is returned by Run when it ended (its context ended or
 	// Close was called) before the group ever answered this member with an
 	// assignment: the brokers were unreachable, refused the group, or the

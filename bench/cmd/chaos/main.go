@@ -78,6 +78,8 @@ func main() {
 	keys := flag.Int("keys", 0, "messages with this many keys, handled ByKey by the adapters (0: keyless, Unordered; with -faults: 200 keys in every other run)")
 	faults := flag.Bool("faults", false, "the broker-fault scenario (faults.go): 3 brokers, broker faults and frozen members on top of the churn, ByKey in every other run")
 	faultFor := flag.Duration("fault-for", 25*time.Second, "with -faults: how long the faults go on in each run")
+	rolling := flag.Bool("rolling", false, "run the rolling restart of static members instead (membership.go)")
+	rollingRowsFlag := flag.String("rolling-rows", "franz-static,franz-dynamic,confluent-static,confluent-dynamic", "rows of -rolling, comma-separated")
 	flag.Parse()
 
 	if *member != "" || churn.IsMember() {
@@ -101,6 +103,13 @@ func main() {
 				adapters: chosen, faultFor: *faultFor, keep: *keep, verbose: *verbose, timeout: *timeout})
 		}
 		if err != nil {
+			fmt.Fprintln(os.Stderr, "chaos:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *rolling {
+		if err := runRolling(*runs, *rollingRowsFlag, *keep, *verbose); err != nil {
 			fmt.Fprintln(os.Stderr, "chaos:", err)
 			os.Exit(1)
 		}
@@ -185,6 +194,7 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 	fmt.Println()
 	printTable(chosen, results)
 	printOutputs(chosen, results) // eos.go
+	printUnowned(chosen, results)
 	return nil
 }
 

@@ -21,8 +21,11 @@ type Config struct {
 	// exist. Required.
 	Dir string
 
-	Adapter  string // a label for the Result
-	Protocol string // "eager" (default) or "cooperative", passed to members
+	Adapter string // a label for the Result
+	// Protocol is "eager" (default) or "cooperative" (the classic group
+	// protocol), or "consumer" (KIP-848: the broker gets SessionTimeout and
+	// HeartbeatInterval as its consumer-group settings), passed to members.
+	Protocol string
 	// Keys, if positive, gives the messages Keys distinct keys (round-robin
 	// over the partitions) and has the members handle them ByKey (adapters;
 	// others ignore it). 0 (default): keyless messages, Unordered.
@@ -160,8 +163,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Command is empty", ErrBadConfig)
 	case c.Dir == "":
 		return fmt.Errorf("%w: Dir is empty", ErrBadConfig)
-	case c.Protocol != "eager" && c.Protocol != "cooperative":
-		return fmt.Errorf("%w: Protocol %q (want eager or cooperative)", ErrBadConfig, c.Protocol)
+	case c.Protocol != "eager" && c.Protocol != "cooperative" && c.Protocol != "consumer":
+		return fmt.Errorf("%w: Protocol %q (want eager, cooperative or consumer)", ErrBadConfig, c.Protocol)
 	case c.Keys < 0:
 		return fmt.Errorf("%w: Keys %d (want >= 0)", ErrBadConfig, c.Keys)
 	case c.Brokers < 1:

@@ -33,8 +33,11 @@ type MemberSpec struct {
 	Group    string
 	Topic    string
 	Out      string // the shared handled file
-	Protocol string // "eager" or "cooperative" (clients that support both)
+	Protocol string // "eager", "cooperative" or "consumer" (clients that support them)
 	ByKey    bool   // handle the messages ByKey (adapters; Config.Keys)
+	// InstanceID makes the member static (adapters that have
+	// WithInstanceID; RunRolling); "" for a dynamic member.
+	InstanceID string
 	// Defaults leaves the client's timeouts at their defaults; otherwise
 	// the four timeouts below are set.
 	Defaults          bool

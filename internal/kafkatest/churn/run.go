@@ -57,10 +57,14 @@ type Result struct {
 	Events   []Event
 	Freezes  int           // members frozen (SIGSTOP) by Chaos
 	Duration time.Duration // from the first member's start to the last's exit
-	Dir      string        // the run's files (handled file, member logs)
 	// Extra holds the findings of Config.Check, by name; the scenario
 	// that set Check judges them (OK does not).
 	Extra map[string]int
+	// Unowned is the partition-time without an owner (revoked and not yet
+	// assigned, or held by a dead member) from the first assignment to the
+	// clean stop, from the members' logs (unowned.go).
+	Unowned time.Duration
+	Dir     string // the run's files (handled file, member logs)
 }
 
 // Ghost reports whether the run hit the broker's ghost-member bug.
@@ -100,9 +104,9 @@ func (r Result) Problems(limit int) []string {
 
 // String summarises the run on one line.
 func (r Result) String() string {
-	return fmt.Sprintf("%s/%s: %d kills %d terms, %d started, %d handled (%d duplicates), lost %d, rewinds %d, stalls %d, short %d, ghosts %d, hung %d, failed %d, %v%s",
+	return fmt.Sprintf("%s/%s: %d kills %d terms, %d started, %d handled (%d duplicates), lost %d, rewinds %d, stalls %d, short %d, ghosts %d, hung %d, failed %d, unowned %v, %v%s",
 		r.Adapter, r.Protocol, r.Kills, r.Terms, r.Started, r.Handled, r.Duplicates, r.Lost, len(r.Rewinds), len(r.Stalls),
-		len(r.Short), len(r.Ghosts), len(r.Hung), len(r.Failed), r.Duration.Round(100*time.Millisecond),
+		len(r.Short), len(r.Ghosts), len(r.Hung), len(r.Failed), r.Unowned.Round(100*time.Millisecond), r.Duration.Round(100*time.Millisecond),
 		map[bool]string{true: ", aborted: " + r.Aborted, false: ""}[r.Aborted != ""])
 }
 
@@ -117,6 +121,7 @@ type member struct {
 	killed   bool
 	frozen   time.Time // SIGSTOPped until then (zero: running); run loop only
 	gone     atomic.Bool
+	exitAt   time.Time // set before exited is closed
 }
 
 // Run runs the scenario described by cfg and returns its verdict. It blocks
@@ -134,7 +139,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res := Result{Adapter: cfg.Adapter, Protocol: cfg.Protocol, Dir: cfg.Dir}
 
-	c, err := kafkatest.New(kafkatest.WithTopic(topic, cfg.Partitions), kafkatest.WithBrokers(cfg.Brokers))
+	copts := []kafkatest.Option{kafkatest.WithTopic(topic, cfg.Partitions), kafkatest.WithBrokers(cfg.Brokers)}
+	if cfg.Protocol == "consumer" {
+		copts = append(copts, kafkatest.WithConsumerGroupTimeouts(cfg.SessionTimeout, cfg.HeartbeatInterval))
+	}
+	c, err := kafkatest.New(copts...)
 	if err != nil {
 		return res, err
 	}
@@ -204,6 +213,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		m := &member{index: i, cmd: cmd, exited: make(chan struct{})}
 		go func() {
 			m.exitErr = cmd.Wait()
+			m.exitAt = time.Now()
 			logFile.Close()
 			m.gone.Store(true)
 			close(m.exited)
@@ -460,6 +470,7 @@ loop:
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	stopAt := time.Now()
 	logf("%v stopping %d members (SIGTERM)", since(), len(live()))
 	ev.begin("stop", since(), bound())
 	for _, m := range live() {
@@ -484,6 +495,17 @@ loop:
 	res.Duration = time.Since(start)
 	res.Rewinds = w.stop()
 	h.stamp = since()
+	var events []ownEvent
+	exits := map[int]time.Time{}
+	for _, m := range members {
+		ev, err := readOwnership(filepath.Join(cfg.Dir, fmt.Sprintf("member-%d.log", m.index)), m.index)
+		if err != nil {
+			return res, err
+		}
+		events = append(events, ev...)
+		exits[m.index] = m.exitAt
+	}
+	res.Unowned = unowned(events, exits, cfg.Partitions, stopAt)
 	if err := h.read(); err != nil {
 		return res, err
 	}

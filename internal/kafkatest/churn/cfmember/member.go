@@ -5,6 +5,7 @@ package cfmember
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -15,7 +16,8 @@ import (
 // Consume is a churn.Consume: it runs a confluent.Consumer with
 // s.Concurrency workers (and s's timeouts unless s.Defaults) until ctx
 // ends, with librdkafka's default (eager) assignors or, for s.Protocol
-// "cooperative", the cooperative-sticky assignor.
+// "cooperative", the cooperative-sticky assignor, or for "consumer" the
+// KIP-848 protocol.
 func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
 	cons, err := confluent.NewConsumer(s.Brokers, s.Group, []string{s.Topic}, Options(s, log)...)
 	if err != nil {
@@ -33,14 +35,27 @@ func Options(s churn.MemberSpec, log *slog.Logger) []confluent.Option {
 	if s.ByKey {
 		opts = append(opts, confluent.WithOrdering(confluent.ByKey))
 	}
-	if !s.Defaults {
-		opts = append(opts,
-			confluent.WithSessionTimeout(s.SessionTimeout),
-			confluent.WithRebalanceTimeout(s.RebalanceTimeout),
-			confluent.WithRevokeTimeout(s.RevokeTimeout),
-			confluent.WithHeartbeatInterval(s.HeartbeatInterval))
+	if s.InstanceID != "" {
+		opts = append(opts, confluent.WithInstanceID(s.InstanceID))
 	}
-	if s.Protocol == "cooperative" {
+	consumer := s.Protocol == "consumer" // KIP-848: the broker owns the session and the assignor
+	if !s.Defaults {
+		rebalance := s.RebalanceTimeout
+		if consumer {
+			// The engine checks HeartbeatInterval + RevokeTimeout <
+			// RebalanceTimeout with the default HeartbeatInterval (3s),
+			// which the consumer protocol does not use.
+			rebalance = max(rebalance, s.RevokeTimeout+confluent.DefaultHeartbeatInterval+time.Second)
+		}
+		opts = append(opts, confluent.WithRebalanceTimeout(rebalance), confluent.WithRevokeTimeout(s.RevokeTimeout))
+		if !consumer {
+			opts = append(opts, confluent.WithSessionTimeout(s.SessionTimeout), confluent.WithHeartbeatInterval(s.HeartbeatInterval))
+		}
+	}
+	switch s.Protocol {
+	case "consumer":
+		opts = append(opts, confluent.WithGroupProtocol(confluent.ConsumerProtocol))
+	case "cooperative":
 		opts = append(opts, confluent.WithConfigMap(kafka.ConfigMap{"partition.assignment.strategy": "cooperative-sticky"}))
 	}
 	return opts

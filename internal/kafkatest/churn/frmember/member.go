@@ -5,6 +5,7 @@ package frmember
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -15,7 +16,7 @@ import (
 // Consume is a churn.Consume: it runs a franz.Consumer with s.Concurrency
 // workers (and s's timeouts unless s.Defaults) until ctx ends, with the
 // eager range balancer or, for s.Protocol "cooperative", kgo's
-// cooperative-sticky one.
+// cooperative-sticky one, or for "consumer" the KIP-848 protocol.
 func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
 	cons, err := franz.NewConsumer(s.Brokers, s.Group, []string{s.Topic}, Options(s, log)...)
 	if err != nil {
@@ -33,16 +34,30 @@ func Options(s churn.MemberSpec, log *slog.Logger) []franz.Option {
 	if s.ByKey {
 		opts = append(opts, franz.WithOrdering(franz.ByKey))
 	}
+	if s.InstanceID != "" {
+		opts = append(opts, franz.WithInstanceID(s.InstanceID))
+	}
+	consumer := s.Protocol == "consumer" // KIP-848: the broker owns the session and the assignor
 	if !s.Defaults {
-		opts = append(opts,
-			franz.WithSessionTimeout(s.SessionTimeout),
-			franz.WithRebalanceTimeout(s.RebalanceTimeout),
-			franz.WithRevokeTimeout(s.RevokeTimeout),
-			franz.WithHeartbeatInterval(s.HeartbeatInterval))
+		rebalance := s.RebalanceTimeout
+		if consumer {
+			// The engine checks HeartbeatInterval + RevokeTimeout <
+			// RebalanceTimeout with the default HeartbeatInterval (3s),
+			// which the consumer protocol does not use.
+			rebalance = max(rebalance, s.RevokeTimeout+franz.DefaultHeartbeatInterval+time.Second)
+		}
+		opts = append(opts, franz.WithRebalanceTimeout(rebalance), franz.WithRevokeTimeout(s.RevokeTimeout))
+		if !consumer {
+			opts = append(opts, franz.WithSessionTimeout(s.SessionTimeout), franz.WithHeartbeatInterval(s.HeartbeatInterval))
+		}
 	}
-	balancer := kgo.RangeBalancer()
-	if s.Protocol == "cooperative" {
-		balancer = kgo.CooperativeStickyBalancer()
+	switch s.Protocol {
+	case "consumer":
+		opts = append(opts, franz.WithGroupProtocol(franz.ConsumerProtocol))
+	case "cooperative":
+		opts = append(opts, franz.WithClientOptions(kgo.Balancers(kgo.CooperativeStickyBalancer())))
+	default:
+		opts = append(opts, franz.WithClientOptions(kgo.Balancers(kgo.RangeBalancer())))
 	}
-	return append(opts, franz.WithClientOptions(kgo.Balancers(balancer)))
+	return opts
 }

@@ -1,0 +1,71 @@
+package franz_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inorder/inorder/adapters/franz"
+	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
+)
+
+// consumerProtocolOpts are fastOpts without what the consumer protocol
+// leaves to the coordinator (session timeout, heartbeat interval).
+func consumerProtocolOpts(t testing.TB) []franz.Option {
+	return []franz.Option{
+		franz.WithGroupProtocol(franz.ConsumerProtocol),
+		franz.WithRebalanceTimeout(6 * time.Second),
+		franz.WithRevokeTimeout(2 * time.Second),
+		franz.WithCommitInterval(100 * time.Millisecond),
+		franz.WithFetchMaxWait(50 * time.Millisecond),
+		franz.WithRetryBackoff(50 * time.Millisecond),
+		franz.WithLogger(testLogger(t)),
+	}
+}
+
+// Issue 22: with the consumer protocol (KIP-848) a member revokes only the
+// partitions that move.
+func TestConsumerProtocolRevokesOnlyThePartitionsThatMove(t *testing.T) {
+	adaptertest.CheckIncrementalRevoke(t, func(t testing.TB, brokers []string, group, topic, clientID string,
+		rec *adaptertest.Recorder, revoked func([]int32, bool)) func(context.Context) error {
+		opts := append(consumerProtocolOpts(t), franz.WithClientID(clientID))
+		if revoked != nil {
+			opts = append(opts, franz.WithRevokeHook(func(tps []franz.TopicPartition, lost bool) {
+				ps := make([]int32, len(tps))
+				for i, tp := range tps {
+					ps[i] = tp.Partition
+				}
+				revoked(ps, lost)
+			}))
+		}
+		cons, err := franz.NewConsumer(brokers, group, []string{topic}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func(ctx context.Context) error {
+			return cons.Run(ctx, func(_ context.Context, r *kgo.Record) error {
+				rec.Add(r.Partition, r.Offset, r.Value)
+				return nil
+			})
+		}
+	})
+}
+
+func TestConsumerProtocolRefusesWhatTheCoordinatorOwns(t *testing.T) {
+	cp := franz.WithGroupProtocol(franz.ConsumerProtocol)
+	for want, opts := range map[string][]franz.Option{
+		"option SessionTimeout may not be set":         {cp, franz.WithSessionTimeout(time.Second)},
+		"option HeartbeatInterval may not be set":      {cp, franz.WithHeartbeatInterval(time.Second)},
+		"kgo option Balancers may not be set":          {cp, franz.WithClientOptions(kgo.Balancers(kgo.RangeBalancer()))},
+		"kgo option ServerSideBalancer may not be set": {franz.WithClientOptions(kgo.ServerSideBalancer())},
+		"GroupProtocol 7 is neither":                   {franz.WithGroupProtocol(7)},
+	} {
+		_, err := franz.NewConsumer([]string{"localhost:9092"}, "g", []string{"t"}, opts...)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error saying %q", err, want)
+		}
+	}
+}
