@@ -49,35 +49,48 @@ func benchCluster(b *testing.B, topic string, partitions int32, n int) *kafkates
 // consumeInorder consumes n records of topic with a fresh group and returns
 // how long it took from Run to the n-th handled record.
 func consumeInorder(b *testing.B, c *kafkatest.Cluster, topic string, n int, h func(), opts ...franz.Option) time.Duration {
-	opts = append([]franz.Option{
-		franz.WithLogger(slogDiscard()),
-		franz.WithFetchMaxWait(100 * time.Millisecond),
-		franz.WithSessionTimeout(6 * time.Second),
-		franz.WithRevokeTimeout(5 * time.Second),
-	}, opts...)
-	cons, err := franz.NewConsumer(c.Addrs(), adaptertest.NextGroup("inorder"), []string{topic}, opts...)
-	if err != nil {
-		b.Fatal(err)
-	}
+	cons := benchConsumer(b, c, "inorder", topic, opts)
 	var got atomic.Int64
 	done := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start := time.Now()
-	errc := make(chan error, 1)
-	go func() {
-		errc <- cons.Run(ctx, func(context.Context, *kgo.Record) error {
+	return timeUntil(b, "Run", done, func(ctx context.Context) error {
+		return cons.Run(ctx, func(context.Context, *kgo.Record) error {
 			h()
 			if got.Add(1) == int64(n) {
 				close(done)
 			}
 			return nil
 		})
-	}()
+	})
+}
+
+// benchConsumer is a consumer of topic in a new group named after prefix,
+// with the benchmarks' options before opts.
+func benchConsumer(b *testing.B, c *kafkatest.Cluster, prefix, topic string, opts []franz.Option) *franz.Consumer {
+	opts = append([]franz.Option{
+		franz.WithLogger(slogDiscard()),
+		franz.WithFetchMaxWait(100 * time.Millisecond),
+		franz.WithSessionTimeout(6 * time.Second),
+		franz.WithRevokeTimeout(5 * time.Second),
+	}, opts...)
+	cons, err := franz.NewConsumer(c.Addrs(), adaptertest.NextGroup(prefix), []string{topic}, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cons
+}
+
+// timeUntil runs run (Run or RunBatch, named what) until done is closed,
+// stops it, and returns the time from its start to done.
+func timeUntil(b *testing.B, what string, done <-chan struct{}, run func(context.Context) error) time.Duration {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx) }()
 	select {
 	case <-done:
 	case err := <-errc:
-		b.Fatalf("Run returned early: %v", err)
+		b.Fatalf("%s returned early: %v", what, err)
 	case <-time.After(2 * time.Minute):
 		b.Fatal("timeout")
 	}
@@ -287,44 +300,18 @@ func BenchmarkOrdering(b *testing.B) {
 // consumeInorderBatch is consumeInorder with RunBatch: h gets each batch's
 // length.
 func consumeInorderBatch(b *testing.B, c *kafkatest.Cluster, topic string, n int, h func(int), opts ...franz.Option) time.Duration {
-	opts = append([]franz.Option{
-		franz.WithLogger(slogDiscard()),
-		franz.WithFetchMaxWait(100 * time.Millisecond),
-		franz.WithSessionTimeout(6 * time.Second),
-		franz.WithRevokeTimeout(5 * time.Second),
-	}, opts...)
-	cons, err := franz.NewConsumer(c.Addrs(), adaptertest.NextGroup("inorder-batch"), []string{topic}, opts...)
-	if err != nil {
-		b.Fatal(err)
-	}
+	cons := benchConsumer(b, c, "inorder-batch", topic, opts)
 	var got atomic.Int64
 	done := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start := time.Now()
-	errc := make(chan error, 1)
-	go func() {
-		errc <- cons.RunBatch(ctx, func(_ context.Context, recs []*kgo.Record) error {
+	return timeUntil(b, "RunBatch", done, func(ctx context.Context) error {
+		return cons.RunBatch(ctx, func(_ context.Context, recs []*kgo.Record) error {
 			h(len(recs))
 			if got.Add(int64(len(recs))) == int64(n) {
 				close(done)
 			}
 			return nil
 		})
-	}()
-	select {
-	case <-done:
-	case err := <-errc:
-		b.Fatalf("RunBatch returned early: %v", err)
-	case <-time.After(2 * time.Minute):
-		b.Fatal("timeout")
-	}
-	d := time.Since(start)
-	cancel()
-	if err := <-errc; err != nil {
-		b.Fatal(err)
-	}
-	return d
+	})
 }
 
 // BenchmarkBatch is RunBatch against Run through kgo and the embedded

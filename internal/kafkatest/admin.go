@@ -157,6 +157,17 @@ func (c *Cluster) Committed(ctx context.Context, group, topic string) (map[int32
 // LogEnd returns the log end offset (the high watermark: one past the last
 // record or transaction marker) of every partition of topic.
 func (c *Cluster) LogEnd(ctx context.Context, topic string) (map[int32]int64, error) {
+	return c.listEnds(ctx, topic, 0)
+}
+
+// listEnds returns the latest offset of every partition of topic at
+// isolation level iso: 0, the log end; 1 (read committed), the last stable
+// offset.
+func (c *Cluster) listEnds(ctx context.Context, topic string, iso int8) (map[int32]int64, error) {
+	what := "list offsets"
+	if iso == 1 {
+		what = "list stable offsets"
+	}
 	n, err := c.Partitions(ctx, topic)
 	if err != nil {
 		return nil, err
@@ -167,6 +178,7 @@ func (c *Cluster) LogEnd(ctx context.Context, topic string) (map[int32]int64, er
 	}
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
+	req.IsolationLevel = iso
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
 	for p := range n {
@@ -179,19 +191,19 @@ func (c *Cluster) LogEnd(ctx context.Context, topic string) (map[int32]int64, er
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return nil, fmt.Errorf("kafkatest: list offsets %q: %w", topic, err)
+		return nil, fmt.Errorf("kafkatest: %s %q: %w", what, topic, err)
 	}
 	out := make(map[int32]int64, n)
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return nil, fmt.Errorf("kafkatest: list offsets %s[%d]: %w", topic, p.Partition, err)
+				return nil, fmt.Errorf("kafkatest: %s %s[%d]: %w", what, topic, p.Partition, err)
 			}
 			out[p.Partition] = p.Offset
 		}
 	}
 	if int32(len(out)) != n {
-		return nil, fmt.Errorf("kafkatest: list offsets %q: %d of %d partitions answered", topic, len(out), n)
+		return nil, fmt.Errorf("kafkatest: %s %q: %d of %d partitions answered", what, topic, len(out), n)
 	}
 	return out, nil
 }

@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ReadCommitted reads every partition of topic from its log start up to
@@ -108,42 +106,5 @@ func (c *Cluster) WaitStable(ctx context.Context, topic string) error {
 
 // stableEnds returns the last stable offset of every partition of topic.
 func (c *Cluster) stableEnds(ctx context.Context, topic string) (map[int32]int64, error) {
-	n, err := c.Partitions(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	cl, err := c.kgoClient()
-	if err != nil {
-		return nil, err
-	}
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.ReplicaID = -1
-	req.IsolationLevel = 1
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	for p := range n {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition = p
-		rp.Timestamp = -1
-		rp.CurrentLeaderEpoch = -1
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, fmt.Errorf("kafkatest: list stable offsets %q: %w", topic, err)
-	}
-	out := make(map[int32]int64, n)
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return nil, fmt.Errorf("kafkatest: list stable offsets %s[%d]: %w", topic, p.Partition, err)
-			}
-			out[p.Partition] = p.Offset
-		}
-	}
-	if int32(len(out)) != n {
-		return nil, fmt.Errorf("kafkatest: list stable offsets %q: %d of %d partitions answered", topic, len(out), n)
-	}
-	return out, nil
+	return c.listEnds(ctx, topic, 1)
 }

@@ -172,19 +172,7 @@ func printFaultTable(chosen []row, results map[string][]churn.Result) {
 	fmt.Fprintln(w, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 	for _, r := range chosen {
 		rs := results[r.name]
-		count := func(n func(churn.Result) int) string {
-			total, in := 0, 0
-			for _, x := range rs {
-				if k := n(x); k > 0 {
-					total += k
-					in++
-				}
-			}
-			if total == 0 {
-				return "0"
-			}
-			return fmt.Sprintf("%d (%d runs)", total, in)
-		}
+		count := func(n func(churn.Result) int) string { return countRuns(rs, n) }
 		n, d, b := map[string]int{}, map[string]int{}, map[string]int{}
 		dups, freezes, stale, maxStale := 0, 0, 0, 0
 		var durs []time.Duration

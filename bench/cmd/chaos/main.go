@@ -220,6 +220,22 @@ func rowNames() string {
 	return strings.Join(names, ", ")
 }
 
+// countRuns sums n over rs: "0", or the total and the number of runs it
+// happened in.
+func countRuns(rs []churn.Result, n func(churn.Result) int) string {
+	total, in := 0, 0
+	for _, x := range rs {
+		if k := n(x); k > 0 {
+			total += k
+			in++
+		}
+	}
+	if total == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%d runs)", total, in)
+}
+
 // printTable prints the markdown table: per row the totals over its runs,
 // each with the number of runs it happened in.
 func printTable(chosen []row, results map[string][]churn.Result) {
@@ -228,19 +244,7 @@ func printTable(chosen []row, results map[string][]churn.Result) {
 	fmt.Fprintln(w, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 	for _, r := range chosen {
 		rs := results[r.name]
-		count := func(n func(churn.Result) int) string {
-			total, in := 0, 0
-			for _, x := range rs {
-				if k := n(x); k > 0 {
-					total += k
-					in++
-				}
-			}
-			if total == 0 {
-				return "0"
-			}
-			return fmt.Sprintf("%d (%d runs)", total, in)
-		}
+		count := func(n func(churn.Result) int) string { return countRuns(rs, n) }
 		var durs []time.Duration
 		for _, x := range rs {
 			durs = append(durs, x.Duration)
