@@ -28,14 +28,8 @@ func NewBatch[M any](cfg Config, bh BatchHandler[M], key func(M) []byte) *Engine
 	}
 	e := New(cfg, func(context.Context, M) error { return nil }, key)
 	e.handler = nil
-	e.batch = HandleBatch(bh)
+	e.batch = bh
 	return e
-}
-
-// HandleBatch is Handle for a batch handler: a Close called from inside it
-// does not wait for it.
-func HandleBatch[M any](bh BatchHandler[M]) BatchHandler[M] {
-	return func(ctx context.Context, msgs []M) error { return inHandler(ctx, msgs, Handler[[]M](bh)) }
 }
 
 // nextBatch releases the messages of w's last batch and fills w with the
@@ -240,7 +234,10 @@ func (e *Engine[M]) ackAll(ts []*task[M]) {
 }
 
 // callBatch calls the batch handler, with the context of the batch's
-// partition if it has one, else the engine's (ends at Stop).
+// partition if it has one, else the engine's (ends at Stop). Its frame
+// marks a handler call (see handlerFrame): it must not be inlined.
+//
+//go:noinline
 func (e *Engine[M]) callBatch(calls []*task[M], msgs []M) (err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -79,7 +79,7 @@ func New[M any](cfg Config, h Handler[M], key func(M) []byte) *Engine[M] {
 	return &Engine[M]{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		handler: Handle(h), // Close can tell a call from inside a handler
+		handler: h,
 		queue:   newRunq(cfg, key),
 		quit:    make(chan struct{}),
 		fatal:   make(chan struct{}),
@@ -306,7 +306,7 @@ func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) bool {
 	}
 	err := e.call(p, j.msg)
 	e.m.handled(p, start, err)
-	c.handled.Add(1)
+	c.handled.Store(c.handled.Load() + 1) // c is this worker's alone: no locked add
 	if err == nil {
 		_ = p.wm.Ack(j.offset) // ErrClosed: a late ack after revoke, ignored by design
 		return true
@@ -407,13 +407,24 @@ func (e *Engine[M]) logHandlerError(p *Part, offset int64, err, ackErr error) {
 		"errors_not_logged", p.errLogsSkipped.Swap(0))
 }
 
+// call calls the handler with msg, a message of p, turning a panic into
+// an error. Its frame marks a handler call (see handlerFrame): it must not
+// be inlined.
+//
+//go:noinline
 func (e *Engine[M]) call(p *Part, msg M) (err error) {
+	returned := false
 	defer func() {
+		if returned {
+			return // recover only when the handler did not return: it costs a call
+		}
 		if r := recover(); r != nil {
 			err = e.recovered("handler", r)
 		}
 	}()
-	return e.handler(p.ctx, msg) // Session.Assign sets it
+	err = e.handler(p.ctx, msg)
+	returned = true
+	return err
 }
 
 func (e *Engine[M]) fail(err error) {

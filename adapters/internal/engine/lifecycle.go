@@ -81,8 +81,9 @@ func (l *Lifecycle) Close() {
 
 // Handle returns h wrapped so that Close can tell when it is called from
 // inside one of h's calls: the wrapper's frame (inHandler) on the calling
-// goroutine's stack. New passes every handler through it. Its cost is one
-// more call per message, no allocation.
+// goroutine's stack. The engine needs no wrapper (its own call frames mark
+// its handler calls, see handlerFrame); Handle is for a Lifecycle whose
+// handler the engine does not call.
 func Handle[M any](h Handler[M]) Handler[M] {
 	return func(ctx context.Context, msg M) error { return inHandler(ctx, msg, h) }
 }
@@ -95,13 +96,28 @@ func inHandler[M any](ctx context.Context, msg M, h Handler[M]) error {
 	return h(ctx, msg)
 }
 
-// handlerFrame is the name of inHandler's frames, up to its type
-// parameters: "<this package's path>.inHandler[".
-var handlerFrame = strings.TrimSuffix(
-	runtime.FuncForPC(reflect.ValueOf(frameAnchor).Pointer()).Name(), "frameAnchor") + "inHandler["
+// pkgPrefix is this package's path and a dot, the start of the names of
+// its functions' frames.
+var pkgPrefix = strings.TrimSuffix(
+	runtime.FuncForPC(reflect.ValueOf(frameAnchor).Pointer()).Name(), "frameAnchor")
 
-// frameAnchor names this package in handlerFrame.
+// frameAnchor names this package in pkgPrefix.
 func frameAnchor() {}
+
+// handlerFrame reports whether fn, a frame's function name, is a handler
+// call: inHandler, or the engine's Engine.call or Engine.callBatch.
+func handlerFrame(fn string) bool {
+	rest, ok := strings.CutPrefix(fn, pkgPrefix)
+	switch {
+	case !ok:
+		return false
+	case strings.HasPrefix(rest, "inHandler["):
+		return true
+	default:
+		return strings.HasPrefix(rest, "(*Engine[") &&
+			(strings.HasSuffix(rest, ").call") || strings.HasSuffix(rest, ").callBatch"))
+	}
+}
 
 // inHandlerCall reports whether the calling goroutine is inside a handler
 // call (an inHandler frame is on its stack). It walks the whole stack: for
@@ -119,7 +135,7 @@ func inHandlerCall() bool {
 	frames := runtime.CallersFrames(pcs)
 	for {
 		f, more := frames.Next()
-		if strings.HasPrefix(f.Function, handlerFrame) {
+		if handlerFrame(f.Function) {
 			return true
 		}
 		if !more {

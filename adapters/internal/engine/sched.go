@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,8 +170,12 @@ func (s *sched[M]) freeBlock(b *qblock[M]) {
 	}
 }
 
-// slot returns the next free slot of q, adding a block if the tail is full.
-func (q *jobq[M]) slot(s *sched[M]) *job[M] {
+// slot returns the next free slot of q and counts it queued.
+func (q *jobq[M]) slot(s *sched[M]) *job[M] { return &q.room(s, 1)[0] }
+
+// room returns the next up to n free slots of q (n > 0), all in its tail
+// block, adding a block if the tail is full, and counts them queued.
+func (q *jobq[M]) room(s *sched[M], n int) []job[M] {
 	if q.tail == nil || q.ti == qblockLen {
 		b := s.newBlock()
 		if q.tail == nil {
@@ -180,10 +185,11 @@ func (q *jobq[M]) slot(s *sched[M]) *job[M] {
 		}
 		q.tail, q.ti = b, 0
 	}
-	j := &q.tail.jobs[q.ti]
-	q.ti++
-	q.n++
-	return j
+	m := min(n, qblockLen-q.ti)
+	js := q.tail.jobs[q.ti : q.ti+m]
+	q.ti += m
+	q.n += m
+	return js
 }
 
 func (q *jobq[M]) push(s *sched[M], j job[M]) { *q.slot(s) = j }
@@ -223,8 +229,10 @@ func (q *jobq[M]) popRun(s *sched[M], pq *partQ[M], out []task[M], k int) []task
 			end = q.ti
 		}
 		m := min(k, end-q.hi)
-		for i := q.hi; i < q.hi+m; i++ {
-			out = append(out, task[M]{job: b.jobs[i], p: pq.p, q: pq})
+		n := len(out)
+		out = slices.Grow(out, m)[:n+m]
+		for i, j := range b.jobs[q.hi : q.hi+m] {
+			out[n+i] = task[M]{job: j, p: pq.p, q: pq}
 		}
 		clear(b.jobs[q.hi : q.hi+m])
 		q.hi += m
@@ -418,12 +426,17 @@ func (s *sched[M]) pushBatch(p *Part, offs []int64, msgs []M, hs []uint64) bool 
 	if q.dropped || p.revoking.Load() {
 		return false
 	}
-	for i, o := range offs {
-		var h uint64
-		if hs != nil {
-			h = hs[i]
+	for i := 0; i < len(offs); {
+		js := q.fifo.room(s, len(offs)-i) // cleared slots: rt is nil
+		for x := range js {
+			js[x].offset, js[x].msg = offs[i+x], msgs[i+x]
 		}
-		*q.fifo.slot(s) = job[M]{offset: o, msg: msgs[i], h: h}
+		if hs != nil {
+			for x := range js {
+				js[x].h = hs[i+x]
+			}
+		}
+		i += len(js)
 	}
 	s.place(q)
 	return true
