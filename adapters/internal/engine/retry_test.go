@@ -286,3 +286,77 @@ func TestRetryWaitsGrowExponentiallyWithJitter(t *testing.T) {
 		}
 	}
 }
+
+// Unordered runs read their messages in the queue's blocks (reserved, not
+// copied under the scheduler's lock): with fetch-sized offers, handlers
+// slow enough that free workers steal from runs, and failures retried
+// (a retry goes in front of the queue, beside slots a run reads), every
+// message succeeds exactly once and the commit point reaches the end. Run
+// it with -race: a slot reused while a run reads it is a data race.
+func TestUnorderedRunsUnderStealsAndRetries(t *testing.T) {
+	const parts, perPart, batch = 3, 3000, 200
+	c := retryCfg(4)
+	c.Concurrency = 6
+	var mu sync.Mutex
+	attempts := map[[2]int64]int{}
+	succeeded := map[[2]int64]int{}
+	e := engine.New(c, func(_ context.Context, m kmsg) error {
+		id := [2]int64{int64(m.part), m.off}
+		mu.Lock()
+		attempts[id]++
+		a := attempts[id]
+		mu.Unlock()
+		switch {
+		case m.off%97 == 5 && a < 3: // fails twice, then succeeds
+			return errBoom
+		case m.off%211 == 7:
+			time.Sleep(2 * time.Millisecond) // the rest of its run is stolen
+		}
+		mu.Lock()
+		succeeded[id]++
+		mu.Unlock()
+		return nil
+	}, msgKey)
+	e.Start(context.Background())
+	defer e.Stop()
+	s := e.NewSession((&fakeBroker{}).commit)
+	defer s.Close(context.Background())
+	ps := make([]*engine.Part, parts)
+	for i := range ps {
+		ps[i], _ = s.Assign(engine.TopicPartition{Topic: "t", Partition: int32(i)}, 0, "", -1)
+	}
+	offs, msgs := make([]int64, batch), make([]kmsg, batch)
+	for o := 0; o < perPart; o += batch {
+		for pi, p := range ps {
+			for i := range batch {
+				offs[i], msgs[i] = int64(o+i), kmsg{int32(pi), int64(o + i), nil}
+			}
+			if _, err := s.Offer(p, offs, msgs, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, p := range ps {
+		waitUntil(t, func() bool { return p.Watermark().Committable() == perPart })
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(succeeded) != parts*perPart {
+		t.Fatalf("%d messages succeeded, want %d", len(succeeded), parts*perPart)
+	}
+	for id, n := range succeeded {
+		if n != 1 {
+			t.Fatalf("message %v succeeded %d times, want once", id, n)
+		}
+		if want := 1 + 2*btoi(id[1]%97 == 5); attempts[id] != want {
+			t.Fatalf("message %v handled %d times, want %d", id, attempts[id], want)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -58,11 +58,10 @@ type job[M any] struct {
 // task is a job handed to a worker, with what done needs to release.
 type task[M any] struct {
 	job[M]
-	p      *Part     // the assignment the message belongs to (q.p when taken)
-	q      *partQ[M] // its lane
-	kq     *keyQ[M]  // ByKey, keyed message: the key it holds
-	stolen bool      // taken from its run by another worker, which releases it
-	again  bool      // set by the worker: not handled, queue it again (BatchError's tail)
+	p     *Part     // the assignment the message belongs to (q.p when taken)
+	q     *partQ[M] // its lane
+	kq    *keyQ[M]  // ByKey, keyed message: the key it holds
+	again bool      // set by the worker: not handled, queue it again (BatchError's tail)
 }
 
 // fifo is a ring-buffer queue; its buffer is kept when it empties.
@@ -147,6 +146,13 @@ const qblockLen = 64
 type qblock[M any] struct {
 	jobs [qblockLen]job[M]
 	next *qblock[M]
+
+	// Slots of it reserved by runs (see sched.reserve), whose workers
+	// copy them outside the scheduler's lock: while any is, the block is
+	// not reused, and a block given back meanwhile (retired) is freed by
+	// the last run's release.
+	readers int
+	retired bool
 }
 
 // maxFreeBlocks bounds the blocks the scheduler keeps for reuse.
@@ -162,9 +168,14 @@ func (s *sched[M]) newBlock() *qblock[M] {
 	return new(qblock[M])
 }
 
-// freeBlock takes back a block whose messages are cleared.
+// freeBlock takes back a block whose messages are cleared, once no run
+// holds a reservation of it.
 func (s *sched[M]) freeBlock(b *qblock[M]) {
-	b.next = nil
+	if b.readers > 0 {
+		b.retired = true // see unreserve
+		return
+	}
+	b.next, b.retired = nil, false
 	if len(s.blocks) < maxFreeBlocks {
 		s.blocks = append(s.blocks, b)
 	}
@@ -243,6 +254,44 @@ func (q *jobq[M]) popRun(s *sched[M], pq *partQ[M], out []task[M], k int) []task
 	return out
 }
 
+// seg is the slots [lo, hi) of b, reserved by a run (see sched.reserve).
+type seg[M any] struct {
+	b      *qblock[M]
+	lo, hi int
+}
+
+// reserve takes the next k messages of q's queue (k <= q.fifo.n) for a
+// run, appending them to out as reserved slots, which the run's worker
+// copies outside the lock (see runq.next).
+func (q *jobq[M]) reserve(s *sched[M], k int, out []seg[M]) []seg[M] {
+	for k > 0 {
+		b := q.head
+		end := qblockLen
+		if b == q.tail {
+			end = q.ti
+		}
+		m := min(k, end-q.hi)
+		b.readers++
+		out = append(out, seg[M]{b, q.hi, q.hi + m})
+		q.hi += m
+		q.n -= m
+		k -= m
+		q.retire(s, b)
+	}
+	return out
+}
+
+// unreserve releases g: its slots are cleared, and its block freed if it
+// was given back meanwhile and no other run reads it.
+func (s *sched[M]) unreserve(g seg[M]) {
+	b := g.b
+	clear(b.jobs[g.lo:g.hi])
+	b.readers--
+	if b.readers == 0 && b.retired {
+		s.freeBlock(b)
+	}
+}
+
 // insert puts v before the first message that is not before it by offset:
 // near the front for a retried message, which is older than most of the
 // queue.
@@ -250,6 +299,19 @@ func (q *jobq[M]) insert(s *sched[M], v job[M]) {
 	if q.n == 0 {
 		q.push(s, v)
 		return
+	}
+	if q.hi > 0 && q.head.readers > 0 {
+		// A run reads the slots before the head's first message: the
+		// head's messages move to a block of their own, at the same slots.
+		b, nb := q.head, s.newBlock()
+		end := qblockLen
+		if b == q.tail {
+			end, q.tail = q.ti, nb
+		}
+		copy(nb.jobs[q.hi:end], b.jobs[q.hi:end])
+		clear(b.jobs[q.hi:end])
+		nb.next, q.head = b.next, nb
+		s.freeBlock(b) // retired: the run's release frees it
 	}
 	if q.hi == 0 { // a block in front; the old head is full from slot 0
 		b := s.newBlock()
@@ -273,11 +335,12 @@ func (q *jobq[M]) insert(s *sched[M], v job[M]) {
 	b.jobs[i] = v
 }
 
-// clear empties q, giving its blocks back.
+// clear empties q, giving its blocks back (the head's slots before q.hi
+// may be reserved by a run: its release clears them).
 func (q *jobq[M]) clear(s *sched[M]) {
-	for b := q.head; b != nil; {
+	for b, i := q.head, q.hi; b != nil; i = 0 {
 		next := b.next
-		clear(b.jobs[:])
+		clear(b.jobs[i:])
 		s.freeBlock(b)
 		b = next
 	}
@@ -418,25 +481,16 @@ func (s *sched[M]) forget(q *partQ[M]) {
 	}
 }
 
-// pushBatch queues the messages msgs at offsets offs (ByKey: whose keys
-// hash to hs; nil otherwise), all or none, and places p once. It returns
-// false, queueing nothing, if p is revoked.
-func (s *sched[M]) pushBatch(p *Part, offs []int64, msgs []M, hs []uint64) bool {
+// pushBatch queues js, messages of p in offset order (ByKey: with the
+// hashes of their keys), all or none, and places p once. It returns false,
+// queueing nothing, if p is revoked.
+func (s *sched[M]) pushBatch(p *Part, js []job[M]) bool {
 	q := s.partOf(p)
 	if q.dropped || p.revoking.Load() {
 		return false
 	}
-	for i := 0; i < len(offs); {
-		js := q.fifo.room(s, len(offs)-i) // cleared slots: rt is nil
-		for x := range js {
-			js[x].offset, js[x].msg = offs[i+x], msgs[i+x]
-		}
-		if hs != nil {
-			for x := range js {
-				js[x].h = hs[i+x]
-			}
-		}
-		i += len(js)
+	for len(js) > 0 {
+		js = js[copy(q.fifo.room(s, len(js)), js):]
 	}
 	s.place(q)
 	return true
@@ -500,6 +554,22 @@ func (s *sched[M]) takeMore(q *partQ[M], out []task[M], n int) []task[M] {
 	q.running += k
 	s.place(q)
 	return out
+}
+
+// reserveMore is takeMore for an Unordered run (see runq.next): it appends
+// to segs up to n more messages of q, reserved in q's queue blocks instead
+// of copied (jobq.reserve), counts them running, and returns how many.
+func (s *sched[M]) reserveMore(q *partQ[M], segs []seg[M], n int) ([]seg[M], int) {
+	if n <= 0 || q.dropped || q.p.revoking.Load() {
+		return segs, 0
+	}
+	k := min(n, q.fifo.n)
+	if k > 0 {
+		segs = q.fifo.reserve(s, k, segs)
+	}
+	q.running += k
+	s.place(q)
+	return segs, k
 }
 
 // takeByKey returns the lowest offset of q that may start: the first
@@ -677,12 +747,13 @@ func (s *sched[M]) requeue(t *task[M]) {
 }
 
 // doneRun releases the tasks of a run (one partition's) at once if they
-// are of one lane and none was stolen, holds a key, waits for a retry or
-// is to be queued again, and reports whether it did;
+// are of one lane and none holds a key, waits for a retry or is to be
+// queued again (the caller checks that none was stolen), and reports
+// whether it did;
 // else the caller releases them one by one.
 func (s *sched[M]) doneRun(run []task[M]) bool {
 	for i := range run {
-		if run[i].stolen || run[i].again || run[i].kq != nil || run[i].rt != nil && run[i].rt.pending ||
+		if run[i].again || run[i].kq != nil || run[i].rt != nil && run[i].rt.pending ||
 			run[i].q != run[0].q { // a batch (takeBatch) may span lanes
 
 			return false
@@ -1104,49 +1175,50 @@ func newRunq[M any](cfg Config, key func(M) []byte) *runq[M] {
 	return r
 }
 
-// hashChunk is how many keys pushBatch hashes (outside the lock) per
-// critical section with ByKey.
-const hashChunk = 64
+// pushChunk is how many messages pushBatch queues per critical section.
+const pushChunk = 256
 
 // pushBatch queues msgs at offsets offs (equal lengths, offsets of p in
-// order) under one lock, or with ByKey one per hashChunk messages, and wakes
-// a parked worker if none is on its way (see wakeOne). It returns how many
-// of them it queued, a prefix: fewer than len(offs) if p is revoked or the
-// engine stopped meanwhile.
+// order) and wakes a parked worker if none is on its way (see wakeOne). The
+// jobs (ByKey: with their keys' hashes) are made outside the lock, in p's
+// intake's scratch, so that the critical section, one per pushChunk
+// messages, only copies them into the lane's blocks. It returns how many of
+// them it queued, a prefix: fewer than len(offs) if p is revoked or the
+// engine stopped meanwhile. The fetch side of p (one goroutine at a time).
 func (r *runq[M]) pushBatch(p *Part, offs []int64, msgs []M) int {
-	if r.s.mode != ByKey {
-		r.mu.Lock()
-		ok := !r.stopped && r.s.pushBatch(p, offs, msgs, nil)
-		r.fillWake()
-		n := r.wakeOne()
-		r.mu.Unlock()
-		for range n {
-			r.cond.Signal()
-		}
-		if !ok {
-			return 0
-		}
-		return len(offs)
+	var js []job[M]
+	in, _ := p.in.(*intake[M])
+	if in != nil {
+		js = in.jobs
 	}
-	var hs [hashChunk]uint64
 	done := 0
 	for done < len(offs) {
-		k := min(len(offs)-done, hashChunk)
-		for i := range k {
-			hs[i] = maphash.Bytes(r.seed, r.s.key(msgs[done+i]))
+		k := min(len(offs)-done, pushChunk)
+		js = js[:0]
+		for i := done; i < done+k; i++ {
+			js = append(js, job[M]{offset: offs[i], msg: msgs[i]})
+		}
+		if r.s.mode == ByKey {
+			for i := range js {
+				js[i].h = maphash.Bytes(r.seed, r.s.key(js[i].msg))
+			}
 		}
 		r.mu.Lock()
-		ok := !r.stopped && r.s.pushBatch(p, offs[done:done+k], msgs[done:done+k], hs[:k])
+		ok := !r.stopped && r.s.pushBatch(p, js)
 		r.fillWake()
 		n := r.wakeOne()
 		r.mu.Unlock()
 		for range n {
 			r.cond.Signal()
 		}
+		clear(js) // the lane holds the messages now
 		if !ok {
 			break
 		}
 		done += k
+	}
+	if in != nil {
+		in.jobs = js[:0]
 	}
 	return done
 }
@@ -1187,20 +1259,59 @@ func (r *runq[M]) wakeUpTo(limit int) int {
 }
 
 // workerRun is the messages a worker took in one visit to the scheduler:
-// one, or with Unordered a run of one partition's next messages (see
-// sched.takeMore). The worker claims them one by one with claim; so may a
-// free worker that finds nothing else to do (steal), so that no message
-// waits behind a slow handler call while a worker is free.
+// one, or a run of several (see runq.next). The worker claims them one by
+// one with claim; so may a free worker that finds nothing else to do
+// (steal), so that no message waits behind a slow handler call while a
+// worker is free.
+//
+// An Unordered run's messages after the first are reserved in their
+// lane's queue blocks (segs, sched.reserve), not copied under the lock:
+// the worker copies them into tasks[1:] once it let go of the lock (fill),
+// a thief reads them in the blocks (at), and the release gives the blocks
+// back.
 type workerRun[M any] struct {
-	tasks []task[M]    // written under runq.mu only
-	claim atomic.Int32 // next index of tasks to claim
-	fin   atomic.Int32 // ByKey: tasks before it are finished (or stolen)
-	cur   int          // the index next claimed last (the worker's own)
-	rel   int          // tasks before it are released (under runq.mu)
-	open  int          // index in runq.open, or -1
-	keyed int          // index in runq.keyed, or -1
-	fillT *time.Timer  // a batch worker's fill wait (nextBatch)
-	_     [64]byte     // claim is bumped per message: keep other workers' off its line
+	tasks  []task[M]    // written under runq.mu, but for fill's
+	claim  atomic.Int32 // next index of tasks to claim
+	fin    atomic.Int32 // ByKey: tasks before it are finished (or stolen)
+	cur    int          // the index next claimed last (the worker's own)
+	rel    int          // tasks before it are released (under runq.mu)
+	open   int          // index in runq.open, or -1
+	keyed  int          // index in runq.keyed, or -1
+	stolen uint64       // tasks (a run has at most maxRun) claimed by a thief, which releases them
+	segs   []seg[M]     // the reserved messages, tasks[1:] (under runq.mu)
+	fillT  *time.Timer  // a batch worker's fill wait (nextBatch)
+	_      [64]byte     // claim is bumped per message: keep other workers' off its line
+}
+
+// at returns the i-th message of the run as a thief reads it (under
+// runq.mu): the reserved ones from their blocks, which fill may not have
+// copied yet.
+func (w *workerRun[M]) at(i int) task[M] {
+	if i == 0 || len(w.segs) == 0 {
+		return w.tasks[i]
+	}
+	t0 := &w.tasks[0]
+	i--
+	for _, g := range w.segs {
+		if i < g.hi-g.lo {
+			return task[M]{job: g.b.jobs[g.lo+i], p: t0.p, q: t0.q}
+		}
+		i -= g.hi - g.lo
+	}
+	panic("engine: workerRun.at: index past the run")
+}
+
+// fill copies the reserved messages into tasks[1:] (not under runq.mu):
+// only their worker reads those tasks, a thief reads the blocks (at).
+func (w *workerRun[M]) fill(segs []seg[M]) {
+	t0 := &w.tasks[0]
+	i := 1
+	for _, g := range segs {
+		for _, j := range g.b.jobs[g.lo:g.hi] {
+			w.tasks[i] = task[M]{job: j, p: t0.p, q: t0.q}
+			i++
+		}
+	}
 }
 
 // next claims the next message of the run, or returns nil.
@@ -1245,7 +1356,13 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 			if want > 1 && r.idle == 0 {
 				// Leave enough for the workers already on their way.
 				k := min(want-1, t.q.fifo.n/(1+r.signaled+r.spinning))
-				w.tasks = r.s.takeMore(t.q, w.tasks, k)
+				if r.s.mode == Unordered && !stolen {
+					var n int
+					w.segs, n = r.s.reserveMore(t.q, w.segs, k)
+					w.tasks = w.tasks[:1+n]
+				} else {
+					w.tasks = r.s.takeMore(t.q, w.tasks, k)
+				}
 			}
 			if pm := t.p.m; pm != nil && !stolen { // a stolen one was counted with its run
 				pm.consumed.Add(int64(len(w.tasks)))
@@ -1268,6 +1385,9 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 			r.mu.Unlock()
 			for range n {
 				r.cond.Signal()
+			}
+			if len(w.segs) > 0 {
+				w.fill(w.segs)
 			}
 			if len(w.tasks) < prev {
 				clear(w.tasks[len(w.tasks):prev]) // release the last run's messages
@@ -1312,23 +1432,29 @@ func (r *runq[M]) releaseLocked(w *workerRun[M]) int {
 		r.unkey(w)
 	}
 	n := len(w.tasks)
-	if n <= 1 || w.rel > 0 || !r.s.doneRun(w.tasks) {
-		r.release(w.tasks[w.rel:])
+	if n <= 1 || w.rel > 0 || w.stolen != 0 || !r.s.doneRun(w.tasks) {
+		r.release(w, w.rel, n)
 	}
+	for _, g := range w.segs {
+		r.s.unreserve(g)
+	}
+	clear(w.segs)
+	w.segs = w.segs[:0]
 	w.tasks = w.tasks[:0]
 	w.claim.Store(0)
 	w.fin.Store(0)
-	w.rel = 0
+	w.rel, w.stolen = 0, 0
 	return n
 }
 
-// release releases ts, tasks whose calls are over (under mu).
-func (r *runq[M]) release(ts []task[M]) {
+// release releases w.tasks[from:to], tasks whose calls are over (under
+// mu).
+func (r *runq[M]) release(w *workerRun[M], from, to int) {
 	var now int64
-	for i := range ts {
-		t := &ts[i]
+	for i := from; i < to; i++ {
+		t := &w.tasks[i]
 		switch {
-		case t.stolen: // the thief releases it
+		case i < maxRun && w.stolen&(1<<i) != 0: // the thief releases it
 		case t.again:
 			r.s.requeue(t)
 		case t.rt != nil && t.rt.pending:
@@ -1352,7 +1478,7 @@ func (r *runq[M]) release(ts []task[M]) {
 func (r *runq[M]) reap() {
 	for _, w := range r.keyed {
 		if fin := int(w.fin.Load()); fin > w.rel {
-			r.release(w.tasks[w.rel:fin])
+			r.release(w, w.rel, fin)
 			w.rel = fin
 		}
 	}
@@ -1374,9 +1500,8 @@ func (r *runq[M]) steal() (task[M], bool) {
 	for len(r.open) > 0 {
 		w := r.open[len(r.open)-1]
 		if i := int(w.claim.Add(1)) - 1; i < len(w.tasks) {
-			t := w.tasks[i]
-			w.tasks[i].stolen = true
-			return t, true
+			w.stolen |= 1 << i
+			return w.at(i), true
 		}
 		r.closeRun(w) // all claimed
 	}
