@@ -27,6 +27,7 @@ package confluent_test
 
 import (
 	"context"
+	"maps"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func consumeInorder(b *testing.B, c *kafkatest.Cluster, topic string, n int, h f
 // consumePlain consumes n messages with a plain confluent Poll loop. With
 // commitEach, every message is committed synchronously after the handler
 // (the sequential loop); otherwise librdkafka auto-commits every second.
-func consumePlain(b *testing.B, c *kafkatest.Cluster, topic string, n int, h func(), commitEach bool) time.Duration {
+func consumePlain(b *testing.B, c *kafkatest.Cluster, topic string, n int, h func(), commitEach bool, more ...kafka.ConfigMap) time.Duration {
 	cm := kafka.ConfigMap{
 		"bootstrap.servers":  c.Addrs()[0],
 		"group.id":           adaptertest.NextGroup("plain"),
@@ -109,6 +110,9 @@ func consumePlain(b *testing.B, c *kafkatest.Cluster, topic string, n int, h fun
 	}
 	if commitEach {
 		cm["enable.auto.commit"] = false
+	}
+	for _, m := range more {
+		maps.Copy(cm, m)
 	}
 	kc, err := kafka.NewConsumer(&cm)
 	if err != nil {
@@ -155,6 +159,24 @@ func BenchmarkNoopHandler(b *testing.B) {
 			p.Run(n, n,
 				func() time.Duration { return consumeInorder(b, c, topic, n, noop) },
 				func() time.Duration { return consumePlain(b, c, topic, n, noop, false) })
+		}
+		p.Report(b)
+	})
+	// The same with the baseline's librdkafka buffers bounded as this
+	// consumer's are by its default memory budget (64 MiB: a quarter in
+	// librdkafka's queue, as fetch.max.bytes too) and its partition EOF
+	// events on: what is left of the difference once both fetch alike.
+	b.Run("partitions=8/inorder-vs-confluent-poll-autocommit-same-buffers", func(b *testing.B) {
+		same := kafka.ConfigMap{
+			"queued.max.messages.kbytes": confluent.DefaultMaxBufferedBytes / 4 / 1024,
+			"fetch.max.bytes":            confluent.DefaultMaxBufferedBytes / 4,
+			"enable.partition.eof":       true,
+		}
+		var p adaptertest.Pairs
+		for range b.N {
+			p.Run(n, n,
+				func() time.Duration { return consumeInorder(b, c, topic, n, noop) },
+				func() time.Duration { return consumePlain(b, c, topic, n, noop, false, same) })
 		}
 		p.Report(b)
 	})
