@@ -85,15 +85,21 @@
 // commit point soonest). Each decision costs O(1) (amortised: ByKey parks
 // each message met behind a busy key once), plus O(log k) for ByKey with k
 // idle keys holding parked messages, under one lock shared with the intake
-// (one lock per offered batch); a worker releases its finished message and
-// takes the next in one critical section.
+// (one lock per offered batch of up to 256; the intake makes the queue's
+// entries, and ByKey hashes the keys, before it takes the lock, which then
+// only copies them into the lane's blocks); a worker releases its finished
+// message and takes the next in one critical section.
 //
 // Runs (Unordered and ByKey). A worker whose handler calls are short takes
 // a run of up to 64 messages of the lane it chose, sized to about 20µs of
 // handler time from how long its previous calls took (a handler slower
 // than that gets one message at a time), and only while no worker is
 // parked: one lock and one wake-up decision per run instead of per
-// message. A worker that finds nothing to take steals the messages of
+// message. An Unordered run's messages are reserved in the lane's queue
+// blocks under the lock and copied by their worker after it let go of it
+// (sched.reserveMore, workerRun.fill): a block is not reused while a run
+// reads it (qblock.readers), and a retry inserted in front of the queue
+// moves the head's messages off such a block. A worker that finds nothing to take steals the messages of
 // another worker's run that its worker has not reached yet, one per visit,
 // so no message waits behind a slow call while a worker is free. A ByKey
 // run holds distinct keys (so any of its messages may be stolen), and its
