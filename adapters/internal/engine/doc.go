@@ -92,22 +92,23 @@
 //
 // Runs (Unordered and ByKey). A worker whose handler calls are short takes
 // a run of up to 64 messages of the lane it chose, sized to about 20µs of
-// handler time from how long its previous calls took (a handler slower
-// than that gets one message at a time), and only while no worker is
-// parked: one lock and one wake-up decision per run instead of per
-// message. An Unordered run's messages are reserved in the lane's queue
-// blocks under the lock and copied by their worker after it let go of it
+// handler time from how long its previous calls took (a handler slower than
+// that gets one message at a time), and only while no worker is parked: one
+// lock and one wake-up decision per run instead of per message. An
+// Unordered run's messages are reserved in the lane's queue blocks under
+// the lock and copied by their worker after it let go of it
 // (sched.reserveMore, workerRun.fill): a block is not reused while a run
 // reads it (qblock.readers), and a retry inserted in front of the queue
-// moves the head's messages off such a block. A worker that finds nothing to take steals the messages of
-// another worker's run that its worker has not reached yet, one per visit,
-// so no message waits behind a slow call while a worker is free. A ByKey
-// run holds distinct keys (so any of its messages may be stolen), and its
-// worker marks each call finished as it returns (an atomic store,
-// workerRun.finished): every visit to the scheduler first releases the
-// finished calls of the runs still running (runq.reap), so when a worker
-// chooses its next message no key is held, nor counted running, by a call
-// that returned, and a call that hangs holds only its own key.
+// moves the head's messages off such a block. A worker that finds nothing
+// to take steals the messages of another worker's run that its worker has
+// not reached yet, one per visit, so no message waits behind a slow call
+// while a worker is free. A ByKey run holds distinct keys (so any of its
+// messages may be stolen), and its worker marks each call finished as it
+// returns (an atomic store, workerRun.finished): every visit to the
+// scheduler first releases the finished calls of the runs still running
+// (runq.reap), so when a worker chooses its next message no key is held,
+// nor counted running, by a call that returned, and a call that hangs holds
+// only its own key.
 //
 // Batches (NewBatch, batchhandler.go). With a batch handler a worker takes
 // up to Config.BatchSize messages per visit to the scheduler
