@@ -66,7 +66,10 @@ func (s *TestSched) TakeMore(t TestTask, n int) []TestTask {
 }
 
 // Done releases a message handed out by Take.
-func (s *TestSched) Done(t TestTask) { s.s.done(&t.t, s.now) }
+func (s *TestSched) Done(t TestTask) {
+	s.s.done(&t.t, s.now)
+	s.s.settle(t.t.q)
+}
 
 // Fail releases a message handed out by Take whose handler failed: it waits
 // wait ticks of the clock for its retry.
@@ -74,6 +77,7 @@ func (s *TestSched) Fail(t TestTask, wait int64) {
 	rt := t.t.retry()
 	rt.pending, rt.wait = true, time.Duration(wait)
 	s.s.done(&t.t, s.now)
+	s.s.settle(t.t.q)
 }
 
 // Advance moves the clock on by d and queues the retries then due; it
@@ -244,7 +248,10 @@ func (s *TestSched) TakeBatch(out []TestTask, max int) []TestTask {
 
 // Requeue puts back a message handed out and not handled (a BatchError's
 // tail), without an attempt.
-func (s *TestSched) Requeue(t TestTask) { s.s.requeue(&t.t) }
+func (s *TestSched) Requeue(t TestTask) {
+	s.s.requeue(&t.t)
+	s.s.settle(t.t.q)
+}
 
 // Key returns t's key.
 func (t TestTask) Key() []byte { return t.t.msg.key }

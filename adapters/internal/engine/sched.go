@@ -678,7 +678,8 @@ func (s *sched[M]) takeBatch(out []task[M], max int) ([]task[M], bool) {
 
 // done releases what t held once its handler call is over, or, if the
 // worker marked it pending a retry, makes it wait until now plus its wait
-// (the message keeps holding its key or partition).
+// (the message keeps holding its key or partition). The caller settles t's
+// lane.
 func (s *sched[M]) done(t *task[M], now int64) {
 	q := t.q
 	q.running--
@@ -694,6 +695,12 @@ func (s *sched[M]) done(t *task[M], now int64) {
 	if kq := t.kq; kq != nil {
 		s.unhold(q, kq)
 	}
+}
+
+// settle places q, and forgets it if nothing of it is left, after done or
+// requeue released messages of it: once per lane and run (see
+// runq.release).
+func (s *sched[M]) settle(q *partQ[M]) {
 	s.place(q)
 	s.forget(q)
 }
@@ -742,8 +749,6 @@ func (s *sched[M]) requeue(t *task[M]) {
 	default:
 		q.fifo.insert(s, t.job)
 	}
-	s.place(q)
-	s.forget(q)
 }
 
 // doneRun releases the tasks of a run (one partition's) at once if they
@@ -776,7 +781,6 @@ func (s *sched[M]) hold(t *task[M], now int64) {
 	rt.pidx = len(q.waiting)
 	q.waiting = append(q.waiting, rt)
 	s.timerPush(rt)
-	s.place(q)
 }
 
 // expire queues again the messages whose retry is due at now, and returns
@@ -1451,8 +1455,15 @@ func (r *runq[M]) releaseLocked(w *workerRun[M]) int {
 // mu).
 func (r *runq[M]) release(w *workerRun[M], from, to int) {
 	var now int64
+	var q *partQ[M] // the lane to settle: one per run but for batches
 	for i := from; i < to; i++ {
 		t := &w.tasks[i]
+		if t.q != q {
+			if q != nil {
+				r.s.settle(q)
+			}
+			q = t.q
+		}
 		switch {
 		case i < maxRun && w.stolen&(1<<i) != 0: // the thief releases it
 		case t.again:
@@ -1465,6 +1476,9 @@ func (r *runq[M]) release(w *workerRun[M], from, to int) {
 		default:
 			r.s.done(t, 0) // no clock needed
 		}
+	}
+	if q != nil {
+		r.s.settle(q)
 	}
 	if now != 0 {
 		r.arm()
