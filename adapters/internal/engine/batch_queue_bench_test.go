@@ -35,7 +35,7 @@ func BenchmarkQueueUnorderedBatch(b *testing.B) {
 						wg.Go(func() {
 							w := r.newWorker()
 							for r.next(w, 1) {
-								for j := w.next(); j != nil; j = w.next() {
+								for j, _ := w.next(); j != nil; j, _ = w.next() {
 									if n.Add(1) == int64(b.N) {
 										close(all)
 									}

@@ -96,10 +96,10 @@
 // that gets one message at a time), and only while no worker is parked: one
 // lock and one wake-up decision per run instead of per message. An
 // Unordered run's messages are reserved in the lane's queue blocks under
-// the lock and copied by their worker after it let go of it
-// (sched.reserveMore, workerRun.fill): a block is not reused while a run
-// reads it (qblock.readers), and a retry inserted in front of the queue
-// moves the head's messages off such a block. A worker that finds nothing
+// the lock, not copied, and read there by their worker (sched.reserveMore,
+// workerRun.job): a block is not reused while a run reads it
+// (qblock.readers), and a retry inserted in front of the queue moves the
+// head's messages off such a block. A worker that finds nothing
 // to take steals the messages of another worker's run that its worker has
 // not reached yet, one per visit, so no message waits behind a slow call
 // while a worker is free. A ByKey run holds distinct keys (so any of its

@@ -219,7 +219,7 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 		// nothing else to do.) A run of one when more were wanted (the
 		// queue was short) is not timed: it tells nothing about a run,
 		// and the clock would be a cost per message.
-		timed := want == 1 || len(w.tasks) > 1
+		timed := want == 1 || w.size() > 1
 		var start time.Time
 		if timed {
 			start = time.Now()
@@ -228,18 +228,18 @@ func (e *Engine[M]) worker(c *workerCtrs) {
 		var fp *Part           // the partition of freed and done
 		var freed, done int64  // counted once per partition and run: other workers write them too
 		timing := e.m.timing() // once per run: a reader may start collecting meanwhile
-		for t := w.next(); t != nil; t = w.next() {
-			ok := e.run(t, c, timing)
+		for j, p := w.next(); j != nil; j, p = w.next() {
+			ok := e.run(j, p, c, timing)
 			n++
-			if t.p != fp {
+			if p != fp {
 				e.settle(fp, freed, done)
-				fp, freed, done = t.p, 0, 0
+				fp, freed, done = p, 0, 0
 			}
 			if ok {
 				done++
 			}
-			if e.size != nil && (t.rt == nil || !t.rt.pending) { // finished: its bytes are free
-				freed += int64(e.size(&t.msg))
+			if e.size != nil && (j.rt == nil || !j.rt.pending) { // finished: its bytes are free
+				freed += int64(e.size(&j.msg))
 			}
 			if keyed {
 				w.finished()
@@ -283,9 +283,7 @@ func (e *Engine[M]) settle(p *Part, freed, done int64) {
 // worker's counters. It reports whether the handler succeeded, the message
 // acked: the caller counts it finished (the other outcomes count
 // themselves).
-func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) bool {
-	j := &t.job
-	p := t.p
+func (e *Engine[M]) run(j *job[M], p *Part, c *workerCtrs, timing bool) bool {
 	if e.frozen.woke.Load() != 0 {
 		e.afterFreeze(p) // frozen.go: the group may have moved p meanwhile
 	}

@@ -125,7 +125,7 @@ func BenchmarkQueueUnordered(b *testing.B) {
 					func(handled func()) {
 						w := r.newWorker()
 						for r.next(w, 1) {
-							for j := w.next(); j != nil; j = w.next() {
+							for j, _ := w.next(); j != nil; j, _ = w.next() {
 								handled()
 							}
 						}

@@ -23,15 +23,19 @@ func TestRunIsStolenFromAndReleasedOnce(t *testing.T) {
 	if !r.next(owner, maxRun) {
 		t.Fatal("next returned false")
 	}
-	if len(owner.tasks) != len(offs) {
-		t.Fatalf("the owner took a run of %d, want all %d (no worker parked)", len(owner.tasks), len(offs))
+	if owner.size() != len(offs) {
+		t.Fatalf("the owner took a run of %d, want all %d (no worker parked)", owner.size(), len(offs))
 	}
 	q := p.sq.(*partQ[int64])
 	if q.running != len(offs) || r.s.nready != 0 {
 		t.Fatalf("running %d, ready %d after the run was taken, want %d and 0", q.running, r.s.nready, len(offs))
 	}
 	var got []int64
-	got = append(got, owner.next().offset, owner.next().offset) // the owner reaches 0 and 1
+	next := func(w *workerRun[int64]) *job[int64] {
+		j, _ := w.next()
+		return j
+	}
+	got = append(got, next(owner).offset, next(owner).offset) // the owner reaches 0 and 1
 
 	// The thief finds the queue empty and takes what the owner has not
 	// reached, one per visit; the owner goes on meanwhile.
@@ -47,14 +51,14 @@ func TestRunIsStolenFromAndReleasedOnce(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the thief found nothing to take: it parked although the owner's run had messages it had not reached")
 		}
-		j := thief.next()
+		j := next(thief)
 		stolen = append(stolen, j.offset)
-		if thief.next() != nil {
+		if next(thief) != nil {
 			t.Fatal("the thief got more than one message per visit")
 		}
-		got = append(got, owner.next().offset)
+		got = append(got, next(owner).offset)
 	}
-	for j := owner.next(); j != nil; j = owner.next() {
+	for j := next(owner); j != nil; j = next(owner) {
 		got = append(got, j.offset)
 	}
 	all := slices.Concat(got, stolen)
@@ -119,9 +123,7 @@ func TestReservedBlockOutlivesItsQueue(t *testing.T) {
 	}()
 	t0, _ := r.s.take()
 	w.tasks = append(w.tasks, t0)
-	var n int
-	w.segs, n = r.s.reserveMore(q, w.segs, 3) // offsets 1-3: the block stays the queue's head
-	w.tasks = w.tasks[:1+n]
+	w.segs, w.nres = r.s.reserveMore(q, w.segs, 3) // offsets 1-3: the block stays the queue's head
 	b := w.segs[0].b
 	if b.readers != 1 || q.fifo.head != b {
 		t.Fatalf("readers %d, head is the block %v; want 1, true", b.readers, q.fifo.head == b)
@@ -146,10 +148,10 @@ func TestReservedBlockOutlivesItsQueue(t *testing.T) {
 	}
 	r.mu.Unlock()
 	locked = false
-	w.fill(w.segs)
-	for i, tk := range w.tasks {
-		if tk.offset != int64(i) || tk.msg != int64(i) || tk.q != q {
-			t.Fatalf("task %d: offset %d msg %d; want %d", i, tk.offset, tk.msg, i)
+	for i := range w.size() {
+		j, p := w.job(i)
+		if j.offset != int64(i) || j.msg != int64(i) || p != t0.p {
+			t.Fatalf("message %d of the run: offset %d msg %d; want %d", i, j.offset, j.msg, i)
 		}
 	}
 	r.mu.Lock()
@@ -167,8 +169,7 @@ func TestReservedBlockOutlivesItsQueue(t *testing.T) {
 	locked = true
 	t0, _ = r.s.take()
 	w.tasks = append(w.tasks, t0)
-	w.segs, n = r.s.reserveMore(q, w.segs, 3)
-	w.tasks = w.tasks[:1+n]
+	w.segs, w.nres = r.s.reserveMore(q, w.segs, 3)
 	b = w.segs[0].b
 	r.s.drop(q)
 	if !b.retired || b.jobs[1].msg != 1 || b.jobs[3].msg != 3 || b.jobs[4].msg != 0 {
@@ -177,9 +178,8 @@ func TestReservedBlockOutlivesItsQueue(t *testing.T) {
 	}
 	r.mu.Unlock()
 	locked = false
-	w.fill(w.segs)
-	if w.tasks[3].msg != 3 {
-		t.Fatalf("task 3 holds %d, want 3", w.tasks[3].msg)
+	if j, _ := w.job(3); j.msg != 3 {
+		t.Fatalf("message 3 of the run holds %d, want 3", j.msg)
 	}
 	r.mu.Lock()
 	r.releaseLocked(w)

@@ -147,10 +147,10 @@ type qblock[M any] struct {
 	jobs [qblockLen]job[M]
 	next *qblock[M]
 
-	// Slots of it reserved by runs (see sched.reserve), whose workers
-	// copy them outside the scheduler's lock: while any is, the block is
-	// not reused, and a block given back meanwhile (retired) is freed by
-	// the last run's release.
+	// Slots of it reserved by runs (see sched.reserveMore), whose
+	// workers read them there, outside the scheduler's lock: while any
+	// is, the block is not reused, and a block given back meanwhile
+	// (retired) is freed by the last run's release.
 	readers int
 	retired bool
 }
@@ -262,7 +262,7 @@ type seg[M any] struct {
 
 // reserve takes the next k messages of q's queue (k <= q.fifo.n) for a
 // run, appending them to out as reserved slots, which the run's worker
-// copies outside the lock (see runq.next).
+// reads in place (see workerRun).
 func (q *jobq[M]) reserve(s *sched[M], k int, out []seg[M]) []seg[M] {
 	for k > 0 {
 		b := q.head
@@ -751,12 +751,13 @@ func (s *sched[M]) requeue(t *task[M]) {
 	}
 }
 
-// doneRun releases the tasks of a run (one partition's) at once if they
-// are of one lane and none holds a key, waits for a retry or is to be
-// queued again (the caller checks that none was stolen), and reports
-// whether it did;
+// doneRun releases the tasks of a run (one partition's), and more
+// messages of the first one's lane (reserved ones, see workerRun.plain),
+// at once if they are of one lane and none holds a key, waits for a retry
+// or is to be queued again (the caller checks that none was stolen), and
+// reports whether it did;
 // else the caller releases them one by one.
-func (s *sched[M]) doneRun(run []task[M]) bool {
+func (s *sched[M]) doneRun(run []task[M], more int) bool {
 	for i := range run {
 		if run[i].again || run[i].kq != nil || run[i].rt != nil && run[i].rt.pending ||
 			run[i].q != run[0].q { // a batch (takeBatch) may span lanes
@@ -765,7 +766,7 @@ func (s *sched[M]) doneRun(run []task[M]) bool {
 		}
 	}
 	q := run[0].q
-	q.running -= len(run)
+	q.running -= len(run) + more
 	s.place(q)
 	s.forget(q)
 	return true
@@ -1268,64 +1269,77 @@ func (r *runq[M]) wakeUpTo(limit int) int {
 // (steal), so that no message waits behind a slow handler call while a
 // worker is free.
 //
-// An Unordered run's messages after the first are reserved in their
-// lane's queue blocks (segs, sched.reserve), not copied under the lock:
-// the worker copies them into tasks[1:] once it let go of the lock (fill),
-// a thief reads them in the blocks (at), and the release gives the blocks
-// back.
+// An Unordered run's messages after the first are not copied: they are
+// reserved in their lane's queue blocks (segs, sched.reserveMore), where
+// the worker, a thief and the release read them; the release gives the
+// blocks back. The run's i-th message is tasks[i], or for i >= len(tasks)
+// the (i-len(tasks))-th reserved one, of tasks[0]'s partition and lane.
 type workerRun[M any] struct {
-	tasks  []task[M]    // written under runq.mu, but for fill's
-	claim  atomic.Int32 // next index of tasks to claim
+	tasks  []task[M]    // written under runq.mu only
+	segs   []seg[M]     // the reserved messages (under runq.mu)
+	nres   int          // how many
+	claim  atomic.Int32 // next index of the run to claim
 	fin    atomic.Int32 // ByKey: tasks before it are finished (or stolen)
 	cur    int          // the index next claimed last (the worker's own)
 	rel    int          // tasks before it are released (under runq.mu)
 	open   int          // index in runq.open, or -1
 	keyed  int          // index in runq.keyed, or -1
-	stolen uint64       // tasks (a run has at most maxRun) claimed by a thief, which releases them
-	segs   []seg[M]     // the reserved messages, tasks[1:] (under runq.mu)
+	stolen uint64       // messages (a run has at most maxRun) claimed by a thief, which releases them
 	fillT  *time.Timer  // a batch worker's fill wait (nextBatch)
 	_      [64]byte     // claim is bumped per message: keep other workers' off its line
 }
 
-// at returns the i-th message of the run as a thief reads it (under
-// runq.mu): the reserved ones from their blocks, which fill may not have
-// copied yet.
-func (w *workerRun[M]) at(i int) task[M] {
-	if i == 0 || len(w.segs) == 0 {
-		return w.tasks[i]
+// plain reports whether no reserved message of the run waits for a retry
+// (under runq.mu, after the run: see doneRun).
+func (w *workerRun[M]) plain() bool {
+	for _, g := range w.segs {
+		for i := g.lo; i < g.hi; i++ {
+			if rt := g.b.jobs[i].rt; rt != nil && rt.pending {
+				return false
+			}
+		}
 	}
-	t0 := &w.tasks[0]
-	i--
+	return true
+}
+
+// size is the number of messages of the run.
+func (w *workerRun[M]) size() int { return len(w.tasks) + w.nres }
+
+// job returns the run's i-th message (i < size) and its partition. A
+// reserved message is read in its block: its slot is the claimer's until
+// the release, which reads it (rt) there.
+func (w *workerRun[M]) job(i int) (*job[M], *Part) {
+	if i < len(w.tasks) {
+		return &w.tasks[i].job, w.tasks[i].p
+	}
+	i -= len(w.tasks)
 	for _, g := range w.segs {
 		if i < g.hi-g.lo {
-			return task[M]{job: g.b.jobs[g.lo+i], p: t0.p, q: t0.q}
+			return &g.b.jobs[g.lo+i], w.tasks[0].p
 		}
 		i -= g.hi - g.lo
 	}
-	panic("engine: workerRun.at: index past the run")
+	panic("engine: workerRun.job: index past the run")
 }
 
-// fill copies the reserved messages into tasks[1:] (not under runq.mu):
-// only their worker reads those tasks, a thief reads the blocks (at).
-func (w *workerRun[M]) fill(segs []seg[M]) {
-	t0 := &w.tasks[0]
-	i := 1
-	for _, g := range segs {
-		for _, j := range g.b.jobs[g.lo:g.hi] {
-			w.tasks[i] = task[M]{job: j, p: t0.p, q: t0.q}
-			i++
-		}
+// at returns the run's i-th message as a task (a copy of a reserved one).
+func (w *workerRun[M]) at(i int) task[M] {
+	if i < len(w.tasks) {
+		return w.tasks[i]
 	}
+	j, p := w.job(i)
+	return task[M]{job: *j, p: p, q: w.tasks[0].q}
 }
 
-// next claims the next message of the run, or returns nil.
-func (w *workerRun[M]) next() *task[M] {
+// next claims the next message of the run and returns it and its
+// partition, or nil.
+func (w *workerRun[M]) next() (*job[M], *Part) {
 	i := int(w.claim.Add(1)) - 1
-	if i >= len(w.tasks) {
-		return nil
+	if i >= w.size() {
+		return nil, nil
 	}
 	w.cur = i
-	return &w.tasks[i]
+	return w.job(i)
 }
 
 // finished tells, ByKey, that the call of the message next returned last
@@ -1361,17 +1375,15 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 				// Leave enough for the workers already on their way.
 				k := min(want-1, t.q.fifo.n/(1+r.signaled+r.spinning))
 				if r.s.mode == Unordered && !stolen {
-					var n int
-					w.segs, n = r.s.reserveMore(t.q, w.segs, k)
-					w.tasks = w.tasks[:1+n]
+					w.segs, w.nres = r.s.reserveMore(t.q, w.segs, k)
 				} else {
 					w.tasks = r.s.takeMore(t.q, w.tasks, k)
 				}
 			}
 			if pm := t.p.m; pm != nil && !stolen { // a stolen one was counted with its run
-				pm.consumed.Add(int64(len(w.tasks)))
+				pm.consumed.Add(int64(w.size()))
 			}
-			if len(w.tasks) > 1 {
+			if w.size() > 1 {
 				w.open = len(r.open)
 				r.open = append(r.open, w)
 				if r.s.mode == ByKey {
@@ -1380,7 +1392,7 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 				}
 			}
 			if !stolen {
-				r.run = len(w.tasks) // what workers take now: wakes counts by it
+				r.run = w.size() // what workers take now: wakes counts by it
 			}
 			if spun > 0 {
 				r.spinning--
@@ -1389,9 +1401,6 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 			r.mu.Unlock()
 			for range n {
 				r.cond.Signal()
-			}
-			if len(w.segs) > 0 {
-				w.fill(w.segs)
 			}
 			if len(w.tasks) < prev {
 				clear(w.tasks[len(w.tasks):prev]) // release the last run's messages
@@ -1427,7 +1436,8 @@ func (r *runq[M]) next(w *workerRun[M], want int) bool {
 }
 
 // releaseLocked releases the messages of w's last run (under mu) and
-// empties it, keeping the buffer; it returns the run's length.
+// empties it, keeping the buffer; it returns how many tasks it had (the
+// caller clears those not overwritten).
 func (r *runq[M]) releaseLocked(w *workerRun[M]) int {
 	if w.open >= 0 {
 		r.closeRun(w)
@@ -1436,14 +1446,14 @@ func (r *runq[M]) releaseLocked(w *workerRun[M]) int {
 		r.unkey(w)
 	}
 	n := len(w.tasks)
-	if n <= 1 || w.rel > 0 || w.stolen != 0 || !r.s.doneRun(w.tasks) {
-		r.release(w, w.rel, n)
+	if size := w.size(); size <= 1 || w.rel > 0 || w.stolen != 0 || !w.plain() || !r.s.doneRun(w.tasks, w.nres) {
+		r.release(w, w.rel, size)
 	}
 	for _, g := range w.segs {
 		r.s.unreserve(g)
 	}
 	clear(w.segs)
-	w.segs = w.segs[:0]
+	w.segs, w.nres = w.segs[:0], 0
 	w.tasks = w.tasks[:0]
 	w.claim.Store(0)
 	w.fin.Store(0)
@@ -1457,7 +1467,13 @@ func (r *runq[M]) release(w *workerRun[M], from, to int) {
 	var now int64
 	var q *partQ[M] // the lane to settle: one per run but for batches
 	for i := from; i < to; i++ {
-		t := &w.tasks[i]
+		var t *task[M]
+		if i < len(w.tasks) {
+			t = &w.tasks[i]
+		} else {
+			tk := w.at(i) // reserved: a copy, with what the worker wrote in its slot
+			t = &tk
+		}
 		if t.q != q {
 			if q != nil {
 				r.s.settle(q)
@@ -1513,7 +1529,7 @@ func (r *runq[M]) unkey(w *workerRun[M]) {
 func (r *runq[M]) steal() (task[M], bool) {
 	for len(r.open) > 0 {
 		w := r.open[len(r.open)-1]
-		if i := int(w.claim.Add(1)) - 1; i < len(w.tasks) {
+		if i := int(w.claim.Add(1)) - 1; i < w.size() {
 			w.stolen |= 1 << i
 			return w.at(i), true
 		}
