@@ -85,10 +85,9 @@
 // commit point soonest). Each decision costs O(1) (amortised: ByKey parks
 // each message met behind a busy key once), plus O(log k) for ByKey with k
 // idle keys holding parked messages, under one lock shared with the intake
-// (one lock per offered batch of up to 256; the intake makes the queue's
-// entries, and ByKey hashes the keys, before it takes the lock, which then
-// only copies them into the lane's blocks); a worker releases its finished
-// message and takes the next in one critical section.
+// (one lock per offered batch; ByKey hashes the keys before it takes the
+// lock, 64 at a time); a worker releases its finished message and takes
+// the next in one critical section.
 //
 // Runs (Unordered and ByKey). A worker whose handler calls are short takes
 // a run of up to 64 messages of the lane it chose, sized to about 20µs of

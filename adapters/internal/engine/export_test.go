@@ -46,7 +46,7 @@ func Unackable(p *Part) int64 { return p.unackable.Load() }
 
 // Push queues message offset with key k (ByKey).
 func (s *TestSched) Push(p *Part, offset int64, k []byte) bool {
-	return s.s.pushBatch(p, []job[testMsg]{{offset: offset, msg: testMsg{offset, k}, h: s.hash(k)}})
+	return s.s.pushBatch(p, []int64{offset}, []testMsg{{offset, k}}, []uint64{s.hash(k)})
 }
 
 // Take hands out the next message.

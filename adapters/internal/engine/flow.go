@@ -51,7 +51,6 @@ type intake[M any] struct {
 	pumping bool      // a pump goroutine owns the wait for room
 	offs    []int64   // scratch for the pump
 	msgs    []M
-	jobs    []job[M] // scratch for runq.pushBatch
 }
 
 // item is a backlogged message, or a gap: every offset below off not

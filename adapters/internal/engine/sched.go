@@ -481,16 +481,25 @@ func (s *sched[M]) forget(q *partQ[M]) {
 	}
 }
 
-// pushBatch queues js, messages of p in offset order (ByKey: with the
-// hashes of their keys), all or none, and places p once. It returns false,
-// queueing nothing, if p is revoked.
-func (s *sched[M]) pushBatch(p *Part, js []job[M]) bool {
+// pushBatch queues the messages msgs at offsets offs (ByKey: whose keys
+// hash to hs; nil otherwise), all or none, and places p once. It returns
+// false, queueing nothing, if p is revoked.
+func (s *sched[M]) pushBatch(p *Part, offs []int64, msgs []M, hs []uint64) bool {
 	q := s.partOf(p)
 	if q.dropped || p.revoking.Load() {
 		return false
 	}
-	for len(js) > 0 {
-		js = js[copy(q.fifo.room(s, len(js)), js):]
+	for i := 0; i < len(offs); {
+		js := q.fifo.room(s, len(offs)-i) // cleared slots: rt is nil
+		for x := range js {
+			js[x].offset, js[x].msg = offs[i+x], msgs[i+x]
+		}
+		if hs != nil {
+			for x := range js {
+				js[x].h = hs[i+x]
+			}
+		}
+		i += len(js)
 	}
 	s.place(q)
 	return true
@@ -1180,50 +1189,49 @@ func newRunq[M any](cfg Config, key func(M) []byte) *runq[M] {
 	return r
 }
 
-// pushChunk is how many messages pushBatch queues per critical section.
-const pushChunk = 256
+// hashChunk is how many keys pushBatch hashes (outside the lock) per
+// critical section with ByKey.
+const hashChunk = 64
 
 // pushBatch queues msgs at offsets offs (equal lengths, offsets of p in
-// order) and wakes a parked worker if none is on its way (see wakeOne). The
-// jobs (ByKey: with their keys' hashes) are made outside the lock, in p's
-// intake's scratch, so that the critical section, one per pushChunk
-// messages, only copies them into the lane's blocks. It returns how many of
-// them it queued, a prefix: fewer than len(offs) if p is revoked or the
-// engine stopped meanwhile. The fetch side of p (one goroutine at a time).
+// order) under one lock, or with ByKey one per hashChunk messages, and wakes
+// a parked worker if none is on its way (see wakeOne). It returns how many
+// of them it queued, a prefix: fewer than len(offs) if p is revoked or the
+// engine stopped meanwhile.
 func (r *runq[M]) pushBatch(p *Part, offs []int64, msgs []M) int {
-	var js []job[M]
-	in, _ := p.in.(*intake[M])
-	if in != nil {
-		js = in.jobs
-	}
-	done := 0
-	for done < len(offs) {
-		k := min(len(offs)-done, pushChunk)
-		js = js[:0]
-		for i := done; i < done+k; i++ {
-			js = append(js, job[M]{offset: offs[i], msg: msgs[i]})
-		}
-		if r.s.mode == ByKey {
-			for i := range js {
-				js[i].h = maphash.Bytes(r.seed, r.s.key(js[i].msg))
-			}
-		}
+	if r.s.mode != ByKey {
 		r.mu.Lock()
-		ok := !r.stopped && r.s.pushBatch(p, js)
+		ok := !r.stopped && r.s.pushBatch(p, offs, msgs, nil)
 		r.fillWake()
 		n := r.wakeOne()
 		r.mu.Unlock()
 		for range n {
 			r.cond.Signal()
 		}
-		clear(js) // the lane holds the messages now
+		if !ok {
+			return 0
+		}
+		return len(offs)
+	}
+	var hs [hashChunk]uint64
+	done := 0
+	for done < len(offs) {
+		k := min(len(offs)-done, hashChunk)
+		for i := range k {
+			hs[i] = maphash.Bytes(r.seed, r.s.key(msgs[done+i]))
+		}
+		r.mu.Lock()
+		ok := !r.stopped && r.s.pushBatch(p, offs[done:done+k], msgs[done:done+k], hs[:k])
+		r.fillWake()
+		n := r.wakeOne()
+		r.mu.Unlock()
+		for range n {
+			r.cond.Signal()
+		}
 		if !ok {
 			break
 		}
 		done += k
-	}
-	if in != nil {
-		in.jobs = js[:0]
 	}
 	return done
 }
