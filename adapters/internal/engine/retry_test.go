@@ -317,14 +317,8 @@ func TestUnorderedRunsUnderStealsAndRetries(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}, msgKey)
-	e.Start(context.Background())
-	defer e.Stop()
-	s := e.NewSession((&fakeBroker{}).commit)
-	defer s.Close(context.Background())
-	ps := make([]*engine.Part, parts)
-	for i := range ps {
-		ps[i], _ = s.Assign(engine.TopicPartition{Topic: "t", Partition: int32(i)}, 0, "", -1)
-	}
+	s, ps, stop := benchSession(e, parts)
+	defer stop()
 	offs, msgs := make([]int64, batch), make([]kmsg, batch)
 	for o := 0; o < perPart; o += batch {
 		for pi, p := range ps {
