@@ -403,8 +403,7 @@ func (g *groupRun) heartbeats(gctx context.Context, gen *generation, over func()
 			case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration), fencedBy(err):
 				if fencedBy(err) {
 					g.fenced(err) // before over: Run must not rejoin
-				}
-				if gctx.Err() != nil {
+				} else if gctx.Err() != nil {
 					g.c.opts.Logger.Warn("kafkago: member left the group while draining, the final commit will be refused",
 						"group", gen.GroupID, "generation", gen.ID, "member", gen.MemberID, "error", err)
 				}
