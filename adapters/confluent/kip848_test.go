@@ -2,6 +2,7 @@ package confluent_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -79,6 +80,30 @@ func TestConsumerProtocolRefusesWhatTheCoordinatorOwns(t *testing.T) {
 		_, err := confluent.NewConsumer([]string{"localhost:9092"}, "g", []string{"t"}, opts...)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got %v, want an error saying %q", err, want)
+		}
+	}
+}
+
+// Under the consumer protocol the heartbeat interval is the coordinator's:
+// the revoke budget is checked against the rebalance timeout alone (the
+// classic protocol adds the member's heartbeat interval).
+func TestConsumerProtocolRevokeBudgetLeavesOutTheHeartbeat(t *testing.T) {
+	cp := confluent.WithGroupProtocol(confluent.ConsumerProtocol)
+	long := confluent.WithRevokeTimeout(confluent.DefaultRebalanceTimeout - time.Second) // + the 3s heartbeat: over
+	cons, err := confluent.NewConsumer([]string{"localhost:9092"}, "g", []string{"t"}, cp, long)
+	if err != nil {
+		t.Fatalf("consumer protocol, RevokeTimeout below RebalanceTimeout: %v", err)
+	}
+	if err := cons.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for want, opts := range map[string][]confluent.Option{
+		"HeartbeatInterval (3s) + RevokeTimeout (44s) must be below RebalanceTimeout (45s)": {long},
+		"RevokeTimeout (45s) must be below RebalanceTimeout (45s)":                          {cp, confluent.WithRevokeTimeout(confluent.DefaultRebalanceTimeout)},
+	} {
+		_, err := confluent.NewConsumer([]string{"localhost:9092"}, "g", []string{"t"}, opts...)
+		if !errors.Is(err, confluent.ErrInvalidConfig) || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want ErrInvalidConfig saying %q", err, want)
 		}
 	}
 }

@@ -239,6 +239,7 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	o.ConsumerProtocol = cfg.protocol == ConsumerProtocol
 	if err := checkGroupProtocol(o, cfg); err != nil {
 		return nil, nil, nil, err
 	}

@@ -200,6 +200,7 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	if err != nil {
 		return nil, nil, err
 	}
+	o.ConsumerProtocol = cfg.protocol == ConsumerProtocol
 	if err := engine.ValidateTarget(brokers, group, topics, false); err != nil {
 		return nil, nil, err
 	}

@@ -269,8 +269,10 @@ func WithCommitInterval(d time.Duration) Option { return engine.WithCommitInterv
 // the wait for in-flight messages and the commit of what is done. Default
 // 10s; positive, and HeartbeatInterval + RevokeTimeout must be below
 // RebalanceTimeout (a member notices a rebalance at its next heartbeat, then
-// revokes; the coordinator waits RebalanceTimeout for it). Handlers still
-// running when it expires at shutdown are abandoned (logged).
+// revokes; the coordinator waits RebalanceTimeout for it); with the consumer
+// group protocol (KIP-848), whose coordinator starts that wait when it tells
+// the member what to revoke, RevokeTimeout alone. Handlers still running
+// when it expires at shutdown are abandoned (logged).
 func WithRevokeTimeout(d time.Duration) Option { return engine.WithRevokeTimeout(d) }
 
 // WithErrorPolicy sets what a handler error or panic does: LogAndAck

@@ -69,13 +69,16 @@ func (c *Consumer) Stats() []PartitionStats {
 // Concurrency calls at once) with messages of the partitions this member
 // owns; a message is done when handler returns. On each rebalance and at
 // the end, Run stops fetching, waits at most RevokeTimeout for in-flight
-// messages, commits and releases the partitions; then it leaves the group.
+// messages, commits and releases the partitions; then it leaves the group
+// (a dynamic member; one with WithInstanceID stays in it until its session
+// times out).
 // It returns nil after a clean shutdown (ctx ended or Close), the handler's
 // error wrapped in ErrHandler under StopOnError, an error wrapping
 // ErrAssign if an assigned partition cannot be taken, an error wrapping
 // ErrClient for what retrying cannot fix (SASL authentication refused, TLS
-// handshake failed, not authorized), ErrRunning if already running and
-// ErrClosed once Close was called.
+// handshake failed, not authorized), an error wrapping ErrFenced when
+// another member took this member's instance id (WithInstanceID),
+// ErrRunning if already running and ErrClosed once Close was called.
 // Transient errors (an unreachable cluster, a coordinator moving, a
 // rebalance in progress, a deleted topic) are logged and retried with
 // backoff until ctx ends. A Run that ends (ctx, Close) before the group ever answered returns an
@@ -214,7 +217,9 @@ func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engin
 		endGen()
 		stopHeartbeats()
 	}
-	g.leave(memberID)
+	if c.cfg.instanceID == "" {
+		g.leave(memberID) // a static member's partitions wait for its return
+	}
 	stopWatch()
 	if err := eng.Err(); err != nil {
 		return err
@@ -224,7 +229,7 @@ func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engin
 
 // Close stops a running Run (as if its ctx had ended) and waits until it
 // has returned: in-flight messages drained (at most RevokeTimeout), commits
-// made, group left. Close is final: a Run that had not yet started when
+// made, group left (unless WithInstanceID). Close is final: a Run that had not yet started when
 // Close was called (including one whose goroutine was started just before)
 // returns ErrClosed without joining the group. Close returns nil, also
 // when not running; it may be called any number of times, from any
@@ -260,7 +265,8 @@ type groupRun struct {
 	w      *engine.Watch      // mistakes.go
 
 	failOnce sync.Once
-	err      error // why Run stops, besides a handler error; set before cancel
+	err      error       // why Run stops, besides a handler error; set before cancel
+	isFenced atomic.Bool // another member took the instance id (static.go)
 
 	assignedFrom assignedFromSlot // what this member last assigned from, as the leader
 }
@@ -352,9 +358,14 @@ func (g *groupRun) generation(gctx context.Context, gen *generation) {
 	// get it evicted and its final commit refused.
 	wg.Wait()
 	shutdown := g.runCtx.Err() != nil
+	fenced := g.isFenced.Load()
+	if fenced {
+		// Another member owns them under this instance id: no commit.
+		sess.Lose(owned...)
+	}
 	sess.Close(context.Background())
-	log.Debug("kafkago: generation ended", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "shutdown", shutdown)
-	g.w.Revoked(owned, false)
+	log.Debug("kafkago: generation ended", "group", c.group, "generation", gen.ID, "member", gen.MemberID, "shutdown", shutdown, "fenced", fenced)
+	g.w.Revoked(owned, fenced)
 }
 
 // heartbeats heartbeats gen's member to the group coordinator every
@@ -389,8 +400,10 @@ func (g *groupRun) heartbeats(gctx context.Context, gen *generation, over func()
 			case errors.Is(err, kafka.RebalanceInProgress):
 				answered = time.Now()
 				over()
-			case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration), errors.Is(err, kafka.FencedInstanceID):
-				if gctx.Err() != nil {
+			case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration), fencedBy(err):
+				if fencedBy(err) {
+					g.fenced(err) // before over: Run must not rejoin
+				} else if gctx.Err() != nil {
 					g.c.opts.Logger.Warn("kafkago: member left the group while draining, the final commit will be refused",
 						"group", gen.GroupID, "generation", gen.ID, "member", gen.MemberID, "error", err)
 				}
@@ -426,6 +439,7 @@ func (g *groupRun) heartbeat(ctx context.Context, gen *generation, coord *net.Ad
 	}
 	resp, err := g.client.Heartbeat(rctx, &kafka.HeartbeatRequest{
 		Addr: *coord, GroupID: gen.GroupID, GenerationID: gen.ID, MemberID: gen.MemberID,
+		GroupInstanceID: g.c.cfg.instanceID,
 	})
 	if err == nil {
 		err = heartbeatError(resp)
@@ -638,6 +652,7 @@ func (g *groupRun) commitFunc(gen *generation) engine.CommitFunc {
 			GroupID:      gen.GroupID,
 			GenerationID: int(gen.ID),
 			MemberID:     gen.MemberID,
+			InstanceID:   g.c.cfg.instanceID,
 			Topics:       map[string][]kafka.OffsetCommit{},
 		}
 		for _, o := range offs {
@@ -655,8 +670,10 @@ func (g *groupRun) commitFunc(gen *generation) engine.CommitFunc {
 					if p.Partition == int(o.TP.Partition) {
 						errs[i] = p.Error
 						switch {
-						case errors.Is(p.Error, kafka.IllegalGeneration), errors.Is(p.Error, kafka.UnknownMemberId),
-							errors.Is(p.Error, kafka.FencedInstanceID):
+						case fencedBy(p.Error):
+							g.fenced(p.Error)
+							errs[i] = fmt.Errorf("%w: offset commit %s[%d]: %w", engine.ErrFenced, o.TP.Topic, o.TP.Partition, p.Error)
+						case errors.Is(p.Error, kafka.IllegalGeneration), errors.Is(p.Error, kafka.UnknownMemberId):
 							// The generation is over: retrying cannot land it.
 							errs[i] = fmt.Errorf("%w: offset commit %s[%d]: %w", engine.ErrFenced, o.TP.Topic, o.TP.Partition, p.Error)
 						case p.Error != nil:

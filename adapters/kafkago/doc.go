@@ -33,10 +33,11 @@
 // and Java members cannot read and which cannot read theirs (see group.go):
 // it shares a group with librdkafka, Java and kafka-go members, as leader or
 // not, with the range or round-robin assignor (cooperative-sticky needs an
-// incremental protocol kafka-go's balancers do not have). It has no static
-// membership (group.instance.id, WithInstanceID of the franz and confluent
-// adapters): kafka-go's ConsumerGroup has none, and the member's own join,
-// which could send one, does not yet.
+// incremental protocol kafka-go's balancers do not have). WithInstanceID
+// makes the member static (group.instance.id, KIP-345; kafka-go's
+// ConsumerGroup has none): a restart within the session timeout gets the
+// same partitions back without a rebalance, Run's end commits without
+// leaving, and a member fenced by a duplicate id ends Run with ErrFenced.
 //
 // Generations. The member rebalances eagerly: when a generation ends, every
 // partition stops fetching, in-flight messages get at most RevokeTimeout to

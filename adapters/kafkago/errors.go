@@ -49,6 +49,12 @@ var (
 	// unreachable brokers, a refused join, or a very short Run. The last
 	// connection or join error is wrapped too.
 	ErrNeverJoined = engine.ErrNeverJoined
+	// ErrFenced is returned by Run (wrapped, naming the instance id) when
+	// another member joined the group with this member's WithInstanceID:
+	// the broker fenced this one. Its partitions were dropped without a
+	// commit (they are the other member's now) and it did not rejoin, which
+	// would fence the other in turn.
+	ErrFenced = engine.ErrFenced
 )
 
 // clientFailure names why err cannot be fixed by retrying (SASL

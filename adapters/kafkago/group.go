@@ -58,6 +58,7 @@ func (g *groupRun) join(ctx context.Context, memberID *string) (*generation, err
 		SessionTimeoutMS:   int32(c.opts.SessionTimeout / time.Millisecond),
 		RebalanceTimeoutMS: int32(c.opts.RebalanceTimeout / time.Millisecond),
 		MemberID:           *memberID,
+		GroupInstanceID:    c.cfg.instanceID, // null when "" (dynamic)
 		ProtocolType:       "consumer",
 	}
 	for _, b := range balancers {
@@ -79,6 +80,9 @@ func (g *groupRun) join(ctx context.Context, memberID *string) (*generation, err
 	}
 	resp := m.(*joingroup.Response)
 	switch err := kafkaError(resp.ErrorCode); {
+	case fencedBy(err):
+		g.fenced(err)
+		return nil, err
 	case errors.Is(err, kafka.MemberIDRequired):
 		*memberID = resp.MemberID // KIP-394: join again with it
 		return nil, errRejoin
@@ -95,11 +99,12 @@ func (g *groupRun) join(ctx context.Context, memberID *string) (*generation, err
 	gen := &generation{GroupID: c.group, ID: resp.GenerationID, MemberID: resp.MemberID}
 
 	sync := &syncgroup.Request{
-		GroupID:      c.group,
-		GenerationID: resp.GenerationID,
-		MemberID:     resp.MemberID,
-		ProtocolType: "consumer",
-		ProtocolName: resp.ProtocolName,
+		GroupID:         c.group,
+		GenerationID:    resp.GenerationID,
+		MemberID:        resp.MemberID,
+		GroupInstanceID: c.cfg.instanceID,
+		ProtocolType:    "consumer",
+		ProtocolName:    resp.ProtocolName,
 	}
 	if resp.LeaderID == resp.MemberID {
 		assigned, err := g.assign(ctx, balancers, resp)
@@ -120,6 +125,9 @@ func (g *groupRun) join(ctx context.Context, memberID *string) (*generation, err
 	}
 	sresp := m.(*syncgroup.Response)
 	switch err := kafkaError(sresp.ErrorCode); {
+	case fencedBy(err):
+		g.fenced(err)
+		return nil, err
 	case errors.Is(err, kafka.RebalanceInProgress), errors.Is(err, kafka.IllegalGeneration):
 		return nil, errRejoin
 	case errors.Is(err, kafka.UnknownMemberId):

@@ -76,6 +76,30 @@ func WithPartitionWatchInterval(d time.Duration) Option {
 	}
 }
 
+// WithInstanceID makes the member static (KIP-345) under id: a member that
+// restarts with the same id within the session timeout gets its partitions
+// back without a rebalance (JoinGroup v5+ group.instance.id; SyncGroup,
+// Heartbeat and OffsetCommit carry it too). Run's end (its context, Close,
+// a failure) drains and commits every partition within RevokeTimeout and
+// does not leave the group: the partitions wait, unfetched, for the
+// member's return or its session timeout (WithSessionTimeout), after which
+// the group rebalances them. Ids must be unique in the group: a second
+// member joining with this id fences this one, whose Run then ends with an
+// error wrapping ErrFenced and naming id, without a commit and without
+// rejoining. Default: none (a dynamic member, which leaves the group at the
+// end of Run). An empty id is refused by NewConsumer. Corresponds to the
+// Java group.instance.id (kafka-go's ConsumerGroup has none).
+func WithInstanceID(id string) Option {
+	return func(o *engine.Options) {
+		c := own(o, "WithInstanceID")
+		if id == "" {
+			o.Fail(fmt.Errorf("%w: InstanceID is empty (leave WithInstanceID out for a dynamic member)", ErrInvalidConfig))
+			return
+		}
+		c.instanceID = id
+	}
+}
+
 // DefaultPartitionWatchInterval is the default of WithPartitionWatchInterval.
 const DefaultPartitionWatchInterval = 5 * time.Second
 
@@ -85,6 +109,7 @@ type config struct {
 	tls           *tls.Config
 	sasl          sasl.Mechanism
 	watchInterval time.Duration
+	instanceID    string // WithInstanceID; "" for a dynamic member
 
 	// Tests only (export_test.go).
 	onGeneration func(member string, generation int32, owned []TopicPartition)

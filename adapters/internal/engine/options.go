@@ -103,6 +103,12 @@ type Options struct {
 	// DeadLetterTopic: the topic WithDeadLetter produces failed messages
 	// to ("" none). The adapter builds the producer.
 	DeadLetterTopic string
+	// ConsumerProtocol: the adapter speaks KIP-848's consumer group
+	// protocol, where the coordinator sets the heartbeat interval and
+	// starts the rebalance timeout when its heartbeat response tells the
+	// member what to revoke. Validate then checks RevokeTimeout, not
+	// HeartbeatInterval + RevokeTimeout, against RebalanceTimeout.
+	ConsumerProtocol bool
 
 	// Adapter holds the adapter's own settings; its options type-assert it
 	// (see Own).
@@ -213,7 +219,9 @@ func WithCommitInterval(d time.Duration) Option {
 // the wait for in-flight messages and the commit of what is done. Default
 // 10s; positive, and HeartbeatInterval + RevokeTimeout must be below
 // RebalanceTimeout (a member notices a rebalance at its next heartbeat,
-// then revokes; the coordinator waits RebalanceTimeout for it). Handlers
+// then revokes; the coordinator waits RebalanceTimeout for it); with the
+// consumer group protocol (KIP-848), whose coordinator starts that wait
+// when it tells the member what to revoke, RevokeTimeout alone. Handlers
 // still running when it expires at shutdown are abandoned (logged).
 func WithRevokeTimeout(d time.Duration) Option {
 	return mark("RevokeTimeout", func(o *Options) { o.RevokeTimeout = d })
@@ -343,7 +351,11 @@ func (o *Options) Validate() error {
 	case o.HeartbeatInterval >= o.SessionTimeout:
 		return fmt.Errorf("%w: HeartbeatInterval (%v) must be below SessionTimeout (%v)",
 			ErrConfig, o.HeartbeatInterval, o.SessionTimeout)
-	case o.HeartbeatInterval+o.RevokeTimeout >= o.RebalanceTimeout:
+	case o.ConsumerProtocol && o.RevokeTimeout >= o.RebalanceTimeout:
+		return fmt.Errorf("%w: RevokeTimeout (%v) must be below RebalanceTimeout (%v): "+
+			"the coordinator tells a member what to revoke and waits RebalanceTimeout for it",
+			ErrConfig, o.RevokeTimeout, o.RebalanceTimeout)
+	case !o.ConsumerProtocol && o.HeartbeatInterval+o.RevokeTimeout >= o.RebalanceTimeout:
 		return fmt.Errorf("%w: HeartbeatInterval (%v) + RevokeTimeout (%v) must be below RebalanceTimeout (%v): "+
 			"a member notices a rebalance at its next heartbeat, then revokes within RevokeTimeout, "+
 			"and the coordinator waits RebalanceTimeout for it",

@@ -77,6 +77,39 @@ func TestOptionsOutOfRangeAreRefusedByName(t *testing.T) {
 	}
 }
 
+// Under the consumer group protocol the heartbeat interval is the
+// coordinator's: the revoke budget is checked against the rebalance timeout
+// alone, and still refused when it does not fit.
+func TestConsumerProtocolChecksTheRevokeBudgetWithoutTheHeartbeat(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		consumer bool
+		revoke   time.Duration
+		ok       bool
+	}{
+		{"classic: heartbeat + revoke = rebalance", false, 42 * time.Second, false},
+		{"classic: heartbeat + revoke below rebalance", false, 41 * time.Second, true},
+		{"consumer: heartbeat + revoke above rebalance, revoke below", true, 44 * time.Second, true},
+		{"consumer: revoke = rebalance", true, 45 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := engine.NewOptions(&mine{}, []engine.Option{engine.WithRevokeTimeout(tc.revoke)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.ConsumerProtocol = tc.consumer
+			err = o.Validate()
+			if tc.ok && err != nil {
+				t.Fatalf("Validate = %v, want nil", err)
+			}
+			if !tc.ok && (!errors.Is(err, engine.ErrConfig) || !strings.Contains(err.Error(), "RevokeTimeout") ||
+				!strings.Contains(err.Error(), "RebalanceTimeout") || strings.Contains(err.Error(), "HeartbeatInterval") == tc.consumer) {
+				t.Fatalf("Validate = %v, want ErrConfig naming RevokeTimeout and RebalanceTimeout (HeartbeatInterval: %v)", err, !tc.consumer)
+			}
+		})
+	}
+}
+
 func TestValidateTargetNamesTheArgument(t *testing.T) {
 	for _, tc := range []struct {
 		brokers, topics []string

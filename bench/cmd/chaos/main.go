@@ -79,7 +79,7 @@ func main() {
 	faults := flag.Bool("faults", false, "the broker-fault scenario (faults.go): 3 brokers, broker faults and frozen members on top of the churn, ByKey in every other run")
 	faultFor := flag.Duration("fault-for", 25*time.Second, "with -faults: how long the faults go on in each run")
 	rolling := flag.Bool("rolling", false, "run the rolling restart of static members instead (membership.go)")
-	rollingRowsFlag := flag.String("rolling-rows", "franz-static,franz-dynamic,confluent-static,confluent-dynamic", "rows of -rolling, comma-separated")
+	rollingRowsFlag := flag.String("rolling-rows", "franz-static,franz-dynamic,confluent-static,confluent-dynamic,kafkago-static,kafkago-dynamic", "rows of -rolling, comma-separated")
 	flag.Parse()
 
 	if *member != "" || churn.IsMember() {

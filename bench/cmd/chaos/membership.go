@@ -70,6 +70,8 @@ var rollingRows = []rollingRow{
 	{"franz-cooperative-static", "franz-cooperative", "cooperative", true},
 	{"confluent-static", "confluent-eager", "eager", true},
 	{"confluent-dynamic", "confluent-eager", "eager", false},
+	{"kafkago-static", "kafkago", "eager", true},
+	{"kafkago-dynamic", "kafkago", "eager", false},
 }
 
 // runRolling runs the rolling-restart scenario runs times per row and

@@ -5,7 +5,6 @@ package cfmember
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -40,14 +39,7 @@ func Options(s churn.MemberSpec, log *slog.Logger) []confluent.Option {
 	}
 	consumer := s.Protocol == "consumer" // KIP-848: the broker owns the session and the assignor
 	if !s.Defaults {
-		rebalance := s.RebalanceTimeout
-		if consumer {
-			// The engine checks HeartbeatInterval + RevokeTimeout <
-			// RebalanceTimeout with the default HeartbeatInterval (3s),
-			// which the consumer protocol does not use.
-			rebalance = max(rebalance, s.RevokeTimeout+confluent.DefaultHeartbeatInterval+time.Second)
-		}
-		opts = append(opts, confluent.WithRebalanceTimeout(rebalance), confluent.WithRevokeTimeout(s.RevokeTimeout))
+		opts = append(opts, confluent.WithRebalanceTimeout(s.RebalanceTimeout), confluent.WithRevokeTimeout(s.RevokeTimeout))
 		if !consumer {
 			opts = append(opts, confluent.WithSessionTimeout(s.SessionTimeout), confluent.WithHeartbeatInterval(s.HeartbeatInterval))
 		}

@@ -5,7 +5,6 @@ package frmember
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -39,14 +38,7 @@ func Options(s churn.MemberSpec, log *slog.Logger) []franz.Option {
 	}
 	consumer := s.Protocol == "consumer" // KIP-848: the broker owns the session and the assignor
 	if !s.Defaults {
-		rebalance := s.RebalanceTimeout
-		if consumer {
-			// The engine checks HeartbeatInterval + RevokeTimeout <
-			// RebalanceTimeout with the default HeartbeatInterval (3s),
-			// which the consumer protocol does not use.
-			rebalance = max(rebalance, s.RevokeTimeout+franz.DefaultHeartbeatInterval+time.Second)
-		}
-		opts = append(opts, franz.WithRebalanceTimeout(rebalance), franz.WithRevokeTimeout(s.RevokeTimeout))
+		opts = append(opts, franz.WithRebalanceTimeout(s.RebalanceTimeout), franz.WithRevokeTimeout(s.RevokeTimeout))
 		if !consumer {
 			opts = append(opts, franz.WithSessionTimeout(s.SessionTimeout), franz.WithHeartbeatInterval(s.HeartbeatInterval))
 		}

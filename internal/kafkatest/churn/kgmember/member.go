@@ -13,12 +13,15 @@ import (
 )
 
 // Consume is a churn.Consume: it runs a kafkago.Consumer with
-// s.Concurrency workers (and s's timeouts unless s.Defaults) until ctx
-// ends. kafka-go rebalances eagerly; s.Protocol is ignored.
+// s.Concurrency workers (and s's timeouts unless s.Defaults, s's instance
+// id if any) until ctx ends. kafka-go rebalances eagerly; s.Protocol is ignored.
 func Consume(ctx context.Context, s churn.MemberSpec, handle churn.Handle, log *slog.Logger) error {
 	opts := []kafkago.Option{kafkago.WithConcurrency(s.Concurrency), kafkago.WithLogger(log)}
 	if s.ByKey {
 		opts = append(opts, kafkago.WithOrdering(kafkago.ByKey))
+	}
+	if s.InstanceID != "" {
+		opts = append(opts, kafkago.WithInstanceID(s.InstanceID))
 	}
 	if !s.Defaults {
 		opts = append(opts,
