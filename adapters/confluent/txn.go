@@ -64,9 +64,6 @@ func checkTxn(o *engine.Options, cfg *config) error {
 	if *cfg.txnID == "" {
 		return fmt.Errorf("%w: WithTransactionalID: the transactional id is empty", ErrInvalidConfig)
 	}
-	if o.DeadLetterTopic != "" {
-		return fmt.Errorf("%w: WithTransactionalID: a dead-letter topic is not supported in the exactly-once mode yet", ErrInvalidConfig)
-	}
 	if !o.IsSet("CommitInterval") {
 		o.CommitInterval = defaultTxnCommitInterval
 	}
@@ -195,8 +192,9 @@ func (t *txnProducer) commit(ctx context.Context, offs []engine.Offset, outs []a
 	}
 	// Fatal or unknown outcome: a new producer fences this one (aborting
 	// the transaction if it is still open); the group's stable offsets
-	// then say whether it committed.
-	t.reset()
+	// then say whether it committed. (Read before the new producer, they
+	// stay unstable until the transaction times out.)
+	t.renew(cctx)
 	landed, lerr := t.landed(cctx, offs)
 	switch {
 	case lerr != nil:
@@ -277,7 +275,20 @@ func (t *txnProducer) abort(p *kafka.Producer, why error) {
 	if err := p.AbortTransaction(actx); err != nil {
 		t.r.log.Warn("confluent: aborting a transaction failed, starting a new producer",
 			"group", t.r.c.group, "error", err, "aborted_for", why)
-		t.reset()
+		t.renew(actx)
+	}
+}
+
+// renew replaces the producer at once: the new one's InitTransactions
+// fences the old one and aborts its open transaction, which would
+// otherwise hold the output's last stable offset and the group's stable
+// offsets (this member's reads, the next owner's offset fetch) until the
+// transaction timeout. A failure is logged; the next commit tries again.
+func (t *txnProducer) renew(ctx context.Context) {
+	t.reset()
+	if _, err := t.producer(ctx); err != nil {
+		t.r.log.Warn("confluent: starting a new transactional producer failed (retried at the next commit)",
+			"group", t.r.c.group, "error", err)
 	}
 }
 

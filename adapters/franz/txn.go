@@ -43,7 +43,9 @@ const defaultTxnCommitInterval = 100 * time.Millisecond
 // handler of a Consumer with WithTransactionalID (ctx is the handler's
 // context, or derived from it; any goroutine until the handler returns).
 // rec is copied (its slices are not: do not change them afterwards); set
-// its Topic, and Partition only with a manual partitioner. The output is
+// its Topic; it is partitioned by kgo's default partitioner, except on the
+// dead-letter topic (WithDeadLetter), where its Partition is used. The
+// output is
 // produced in the transaction that commits the handled record as done, and
 // becomes visible to read-committed readers exactly when that transaction
 // commits; if the handler fails (or panics) its outputs are discarded (a
@@ -71,9 +73,6 @@ func checkTxn(o *engine.Options, cfg *config) error {
 	}
 	if *cfg.txnID == "" {
 		return fmt.Errorf("%w: WithTransactionalID: the transactional id is empty", ErrInvalidConfig)
-	}
-	if o.DeadLetterTopic != "" {
-		return fmt.Errorf("%w: WithTransactionalID: a dead-letter topic is not supported in the exactly-once mode yet", ErrInvalidConfig)
 	}
 	if !o.IsSet("CommitInterval") {
 		o.CommitInterval = defaultTxnCommitInterval
@@ -106,6 +105,8 @@ func (r *runner) newTxnSession(eng *engine.Engine[*kgo.Record]) (*engine.Session
 		kgo.TransactionTimeout(txnTimeout(r.opts.CommitTimeout)),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.MaxVersions(vs),
+		kgo.RecordPartitioner(outPartitioner{dlt: r.opts.DeadLetterTopic,
+			def: kgo.UniformBytesPartitioner(64<<10, true, true, nil)}), // kgo's default
 	)
 	t := &txnProducer{r: r, id: *r.cfg.txnID, opts: opts, timeout: r.opts.CommitTimeout}
 	cl, err := t.client()
@@ -130,6 +131,22 @@ func (r *runner) newTxnSession(eng *engine.Engine[*kgo.Record]) (*engine.Session
 		<-done
 		t.close()
 	}, nil
+}
+
+// outPartitioner partitions the transactional producer's records: the
+// dead-letter topic's (WithDeadLetter) by the partition each record
+// carries (engine.DeadLetterPartition chose it), every other topic's with
+// kgo's default partitioner.
+type outPartitioner struct {
+	dlt string
+	def kgo.Partitioner
+}
+
+func (p outPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if p.dlt != "" && topic == p.dlt {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return p.def.ForTopic(topic)
 }
 
 // txnTimeout is the transaction timeout for a commit timeout d: a
