@@ -159,6 +159,18 @@ func (t *txnProducer) commit(ctx context.Context, offs []engine.Offset, outs []a
 		}
 		return errors.Join(errs...)
 	}
+	// The group metadata the offsets are committed under is read now,
+	// when this member owns the partitions of offs, not after the
+	// produce: a member frozen meanwhile that rejoined by the time it
+	// reads would commit offsets of partitions it lost (see the franz
+	// adapter's commit).
+	gm, err := t.r.kc.GetConsumerGroupMetadata()
+	if err != nil {
+		return fmt.Errorf("confluent: consumer group metadata: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	pr, err := t.producer(ctx)
 	if err != nil {
 		return err
@@ -170,7 +182,7 @@ func (t *txnProducer) commit(ctx context.Context, offs []engine.Offset, outs []a
 	}
 	err = t.produce(ctx, p, outs)
 	if err == nil {
-		err = t.sendOffsets(ctx, p, offs)
+		err = t.sendOffsets(ctx, p, offs, gm)
 	}
 	if err != nil {
 		t.abort(p, err)
@@ -240,13 +252,9 @@ func (t *txnProducer) produce(ctx context.Context, p *kafka.Producer, outs []any
 	return first
 }
 
-// sendOffsets commits offs in the open transaction, fenced by the
-// consumer's group metadata (member id, generation).
-func (t *txnProducer) sendOffsets(ctx context.Context, p *kafka.Producer, offs []engine.Offset) error {
-	gm, err := t.r.kc.GetConsumerGroupMetadata()
-	if err != nil {
-		return fmt.Errorf("confluent: consumer group metadata: %w", err)
-	}
+// sendOffsets commits offs in the open transaction, fenced by gm, the
+// consumer's group metadata (member id, generation) when the commit began.
+func (t *txnProducer) sendOffsets(ctx context.Context, p *kafka.Producer, offs []engine.Offset, gm *kafka.ConsumerGroupMetadata) error {
 	tps := make([]kafka.TopicPartition, 0, len(offs))
 	for _, o := range offs {
 		topic, meta := o.TP.Topic, o.Metadata

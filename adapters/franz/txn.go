@@ -226,6 +226,22 @@ func (t *txnProducer) commit(ctx context.Context, offs []engine.Offset, outs []a
 		}
 		return errors.Join(errs...)
 	}
+	// The group membership the offsets are committed under is read now,
+	// when this member owns the partitions of offs, not after the
+	// produce: a member frozen meanwhile (SIGSTOP, a paused VM) that
+	// rejoined under a new member id by the time it reads would commit
+	// offsets of partitions it lost. A loss cancels ctx before kgo
+	// rejoins, so a membership read before ctx is seen cancelled is the
+	// one the offsets were taken under. Not a member (no id or
+	// generation): nothing to fence with, refused.
+	member, generation := t.r.cl.GroupMetadata()
+	if member == "" || generation < 0 {
+		return fmt.Errorf("%w: franz: transactional commit: not a group member (member %q, generation %d)",
+			engine.ErrFenced, member, generation)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	cl, err := t.begin()
 	if err != nil {
 		return err
@@ -253,7 +269,7 @@ func (t *txnProducer) commit(ctx context.Context, offs []engine.Offset, outs []a
 	}
 	mu.Unlock()
 	if err == nil {
-		err = t.sendOffsets(ctx, cl, offs)
+		err = t.sendOffsets(ctx, cl, offs, member, generation)
 	}
 	if err != nil {
 		t.abort(ctx, cl)
@@ -308,9 +324,10 @@ func (t *txnProducer) abort(ctx context.Context, cl *kgo.Client) {
 }
 
 // sendOffsets adds the group to the open transaction and commits offs in
-// it, fenced by the consumer's member id and generation. An error refused
-// for the generation or member wraps engine.ErrFenced.
-func (t *txnProducer) sendOffsets(ctx context.Context, cl *kgo.Client, offs []engine.Offset) error {
+// it, fenced by member id and generation (the consumer's when the commit
+// began). An error refused for the generation or member wraps
+// engine.ErrFenced.
+func (t *txnProducer) sendOffsets(ctx context.Context, cl *kgo.Client, offs []engine.Offset, member string, generation int32) error {
 	id, epoch, err := cl.ProducerID(ctx)
 	if err != nil {
 		return fmt.Errorf("franz: producer id: %w", err)
@@ -325,7 +342,6 @@ func (t *txnProducer) sendOffsets(ctx context.Context, cl *kgo.Client, offs []en
 	if err != nil {
 		return fmt.Errorf("franz: add offsets to transaction: %w", err)
 	}
-	member, generation := t.r.cl.GroupMetadata()
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = t.id, group, id, epoch
 	req.MemberID, req.Generation = member, generation
