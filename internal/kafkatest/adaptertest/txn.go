@@ -93,8 +93,8 @@ type TxnDeadLetterConsumer struct {
 // broker refuses (every transaction aborted) dead-letters the failing
 // messages, and nothing of it is visible read-committed, neither outputs
 // nor dead-letter records; it stops. A second consumer with the same
-// transactional id, whose first transaction's commit the broker refuses
-// once, gets the failing messages again (redelivered), dead-letters them
+// transactional id, one of whose AddOffsetsToTxn and one of whose commits
+// the broker refuses, gets the failing messages again (redelivered), dead-letters them
 // again and commits everything to the log end: read-committed, the output
 // topic holds each other input's output once and nothing of the failing
 // ones, the dead-letter topic exactly one record per failing message (its
@@ -181,7 +181,10 @@ func CheckTxnDeadLetters(t *testing.T, tc TxnDeadLetterConsumer) {
 		}
 	}
 
-	// The second consumer: the first transaction's commit refused once.
+	// The second consumer: a transaction's AddOffsetsToTxn refused once,
+	// then the commit of one.
+	addRefused := c.Fake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.AddOffsetsToTxn}, Err: kerr.InvalidTxnState, Count: 1})
+	defer addRefused.Remove()
 	endRefused := c.Fake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.InvalidTxnState, Count: 1,
 		When: func(r kmsg.Request) bool { return r.(*kmsg.EndTxnRequest).Commit }})
 	defer endRefused.Remove()
@@ -193,8 +196,8 @@ func CheckTxnDeadLetters(t *testing.T, tc TxnDeadLetterConsumer) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if h := endRefused.Hits(); h != 1 {
-		t.Fatalf("the refused commit was hit %d times, want 1", h)
+	if a, e := addRefused.Hits(), endRefused.Hits(); a != 1 || e != 1 {
+		t.Fatalf("the refused AddOffsetsToTxn and commit were hit %d and %d times, want 1 each", a, e)
 	}
 	if k := callsOfFailing(); k < 2 {
 		t.Errorf("a failing message was handled %d times, want 2 (redelivered after the aborts)", k)
