@@ -319,7 +319,24 @@ func (t *txnProducer) abort(ctx context.Context, cl *kgo.Client) {
 	if err != nil {
 		t.r.log.Warn("franz: aborting a transaction failed, starting a new producer session",
 			"group", t.r.c.group, "transactional_id", t.id, "error", err)
-		t.reset()
+		t.renew(actx)
+	}
+}
+
+// renew replaces the client and initialises its producer id at once:
+// that fences the old session and aborts its open transaction, which
+// would otherwise hold the output's last stable offset and the group's
+// stable offsets (landed's read, the next owner's offset fetch) until the
+// transaction timeout. A failure is logged; the next commit tries again.
+func (t *txnProducer) renew(ctx context.Context) {
+	t.reset()
+	cl, err := t.client()
+	if err == nil {
+		_, _, err = cl.ProducerID(ctx)
+	}
+	if err != nil {
+		t.r.log.Warn("franz: starting a new producer session failed (retried at the next commit)",
+			"group", t.r.c.group, "transactional_id", t.id, "error", err)
 	}
 }
 
