@@ -169,6 +169,11 @@ func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engin
 		ecfg.DeadLetter = func(ctx context.Context, m any, err error, attempts int) error {
 			return dl.Produce(ctx, m.(*kafka.Message), err, attempts)
 		}
+		if c.transactional() { // the message goes in the transaction that commits m
+			ecfg.DeadLetter = func(ctx context.Context, m any, err error, attempts int) error {
+				return dl.Add(ctx, m.(*kafka.Message), err, attempts)
+			}
+		}
 	}
 	// Handle: a Close called from inside the handler does not wait for it.
 	eng := mk(ecfg)

@@ -206,18 +206,48 @@ func (d *deadLetter) Produce(ctx context.Context, msg *kafka.Message, cause erro
 		d.onCall("deadletter", true)
 		defer d.onCall("deadletter", false)
 	}
+	out, err := d.record(pr, msg, cause, attempts, timeout)
+	if err != nil {
+		return err
+	}
+	part := out.TopicPartition.Partition
+	report := make(chan kafka.Event, 1)
+	if err := pr.p.Produce(out, report); err != nil {
+		d.retireIfFatal(pr, err)
+		return d.fail(fmt.Sprintf("produce to partition %d", part), err)
+	}
+	select {
+	case ev := <-report:
+		m, ok := ev.(*kafka.Message)
+		if !ok {
+			return d.fail(fmt.Sprintf("produce to partition %d", part), fmt.Errorf("unexpected delivery event %v", ev))
+		}
+		if err := m.TopicPartition.Error; err != nil {
+			d.retireIfFatal(pr, err)
+			return d.fail(fmt.Sprintf("produce to partition %d", part), err)
+		}
+		return nil
+	case <-ctx.Done():
+		return d.fail(fmt.Sprintf("produce to partition %d: waiting for the delivery report", part), ctx.Err())
+	}
+}
+
+// record returns the dead-letter message of msg, its partition chosen from
+// the topic's partition count (a metadata request through pr, bounded by
+// timeout).
+func (d *deadLetter) record(pr *producer, msg *kafka.Message, cause error, attempts int, timeout time.Duration) (*kafka.Message, error) {
 	meta, err := pr.p.GetMetadata(&d.topic, false, int(timeout/time.Millisecond))
 	if err != nil {
-		return d.fail("metadata", err)
+		return nil, d.fail("metadata", err)
 	}
 	t, ok := meta.Topics[d.topic]
 	switch {
 	case !ok:
-		return d.fail("metadata", kafka.NewError(kafka.ErrUnknownTopicOrPart, "topic missing from the metadata", false))
+		return nil, d.fail("metadata", kafka.NewError(kafka.ErrUnknownTopicOrPart, "topic missing from the metadata", false))
 	case t.Error.Code() != kafka.ErrNoError:
-		return d.fail("metadata", t.Error)
+		return nil, d.fail("metadata", t.Error)
 	case len(t.Partitions) == 0:
-		return d.fail("metadata", kafka.NewError(kafka.ErrUnknownTopicOrPart, "topic has no partitions", false))
+		return nil, d.fail("metadata", kafka.NewError(kafka.ErrUnknownTopicOrPart, "topic has no partitions", false))
 	}
 	src := msg.TopicPartition
 	dl := engine.DeadLetter{
@@ -251,26 +281,38 @@ func (d *deadLetter) Produce(ctx context.Context, msg *kafka.Message, cause erro
 	for i, h := range hs {
 		out.Headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
 	}
-	part := out.TopicPartition.Partition
-	report := make(chan kafka.Event, 1)
-	if err := pr.p.Produce(out, report); err != nil {
-		d.retireIfFatal(pr, err)
-		return d.fail(fmt.Sprintf("produce to partition %d", part), err)
+	return out, nil
+}
+
+// Add is Produce for the exactly-once mode: it records the dead-letter
+// message as an output of msg (engine.AddOutput; ctx is the engine's
+// dead-letter call's), which the transaction that commits msg as done
+// produces. It blocks for the metadata request only (at most about
+// RequestTimeout); errors as Produce's.
+func (d *deadLetter) Add(ctx context.Context, msg *kafka.Message, cause error, attempts int) error {
+	if msg == nil {
+		return d.fail("message", fmt.Errorf("message is nil"))
 	}
-	select {
-	case ev := <-report:
-		m, ok := ev.(*kafka.Message)
-		if !ok {
-			return d.fail(fmt.Sprintf("produce to partition %d", part), fmt.Errorf("unexpected delivery event %v", ev))
-		}
-		if err := m.TopicPartition.Error; err != nil {
-			d.retireIfFatal(pr, err)
-			return d.fail(fmt.Sprintf("produce to partition %d", part), err)
-		}
-		return nil
-	case <-ctx.Done():
-		return d.fail(fmt.Sprintf("produce to partition %d: waiting for the delivery report", part), ctx.Err())
+	timeout := d.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
 	}
+	if timeout < time.Millisecond {
+		return d.fail("metadata", context.DeadlineExceeded)
+	}
+	pr, err := d.begin()
+	if err != nil {
+		return d.fail("producer", err)
+	}
+	defer d.calls.Done()
+	out, err := d.record(pr, msg, cause, attempts, timeout)
+	if err != nil {
+		return err
+	}
+	if err := engine.AddOutput(ctx, out); err != nil {
+		return d.fail("add to the transaction", err)
+	}
+	return nil
 }
 
 func (d *deadLetter) fail(doing string, err error) error {

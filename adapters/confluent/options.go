@@ -224,9 +224,11 @@ var shared = map[string]string{
 // mode; WithCommitInterval changes it). id is the transactional.id of the
 // Consumer's producer: unique per consumer process and stable across its
 // restarts (a pod name), so that a restart fences the previous process and
-// aborts its open transaction. Default: none (at-least-once). Refused when
-// empty; not available with RunBatch or a dead-letter topic yet. See
-// Produce.
+// aborts its open transaction. Default: none (at-least-once). A
+// dead-lettered message's dead-letter record (WithDeadLetter) goes in the
+// transaction that commits the message as done; a WithDeadLetterFunc
+// function may call Produce with its context likewise. Refused when empty;
+// not available with RunBatch yet. See Produce.
 func WithTransactionalID(id string) Option {
 	return func(o *engine.Options) { own(o, "WithTransactionalID").txnID = &id }
 }

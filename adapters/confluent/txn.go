@@ -64,9 +64,6 @@ func checkTxn(o *engine.Options, cfg *config) error {
 	if *cfg.txnID == "" {
 		return fmt.Errorf("%w: WithTransactionalID: the transactional id is empty", ErrInvalidConfig)
 	}
-	if o.DeadLetterTopic != "" {
-		return fmt.Errorf("%w: WithTransactionalID: a dead-letter topic is not supported in the exactly-once mode yet", ErrInvalidConfig)
-	}
 	if !o.IsSet("CommitInterval") {
 		o.CommitInterval = defaultTxnCommitInterval
 	}
@@ -162,6 +159,18 @@ func (t *txnProducer) commit(ctx context.Context, offs []engine.Offset, outs []a
 		}
 		return errors.Join(errs...)
 	}
+	// The group metadata the offsets are committed under is read now,
+	// when this member owns the partitions of offs, not after the
+	// produce: a member frozen meanwhile that rejoined by the time it
+	// reads would commit offsets of partitions it lost (see the franz
+	// adapter's commit).
+	gm, err := t.r.kc.GetConsumerGroupMetadata()
+	if err != nil {
+		return fmt.Errorf("confluent: consumer group metadata: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	pr, err := t.producer(ctx)
 	if err != nil {
 		return err
@@ -173,7 +182,7 @@ func (t *txnProducer) commit(ctx context.Context, offs []engine.Offset, outs []a
 	}
 	err = t.produce(ctx, p, outs)
 	if err == nil {
-		err = t.sendOffsets(ctx, p, offs)
+		err = t.sendOffsets(ctx, p, offs, gm)
 	}
 	if err != nil {
 		t.abort(p, err)
@@ -195,8 +204,9 @@ func (t *txnProducer) commit(ctx context.Context, offs []engine.Offset, outs []a
 	}
 	// Fatal or unknown outcome: a new producer fences this one (aborting
 	// the transaction if it is still open); the group's stable offsets
-	// then say whether it committed.
-	t.reset()
+	// then say whether it committed. (Read before the new producer, they
+	// stay unstable until the transaction times out.)
+	t.renew(cctx)
 	landed, lerr := t.landed(cctx, offs)
 	switch {
 	case lerr != nil:
@@ -242,13 +252,9 @@ func (t *txnProducer) produce(ctx context.Context, p *kafka.Producer, outs []any
 	return first
 }
 
-// sendOffsets commits offs in the open transaction, fenced by the
-// consumer's group metadata (member id, generation).
-func (t *txnProducer) sendOffsets(ctx context.Context, p *kafka.Producer, offs []engine.Offset) error {
-	gm, err := t.r.kc.GetConsumerGroupMetadata()
-	if err != nil {
-		return fmt.Errorf("confluent: consumer group metadata: %w", err)
-	}
+// sendOffsets commits offs in the open transaction, fenced by gm, the
+// consumer's group metadata (member id, generation) when the commit began.
+func (t *txnProducer) sendOffsets(ctx context.Context, p *kafka.Producer, offs []engine.Offset, gm *kafka.ConsumerGroupMetadata) error {
 	tps := make([]kafka.TopicPartition, 0, len(offs))
 	for _, o := range offs {
 		topic, meta := o.TP.Topic, o.Metadata
@@ -277,7 +283,20 @@ func (t *txnProducer) abort(p *kafka.Producer, why error) {
 	if err := p.AbortTransaction(actx); err != nil {
 		t.r.log.Warn("confluent: aborting a transaction failed, starting a new producer",
 			"group", t.r.c.group, "error", err, "aborted_for", why)
-		t.reset()
+		t.renew(actx)
+	}
+}
+
+// renew replaces the producer at once: the new one's InitTransactions
+// fences the old one and aborts its open transaction, which would
+// otherwise hold the output's last stable offset and the group's stable
+// offsets (this member's reads, the next owner's offset fetch) until the
+// transaction timeout. A failure is logged; the next commit tries again.
+func (t *txnProducer) renew(ctx context.Context) {
+	t.reset()
+	if _, err := t.producer(ctx); err != nil {
+		t.r.log.Warn("confluent: starting a new transactional producer failed (retried at the next commit)",
+			"group", t.r.c.group, "error", err)
 	}
 }
 

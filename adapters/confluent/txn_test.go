@@ -110,8 +110,7 @@ func TestTxnOutputsExactlyOnceRetriesDiscardedProduceAfterReturnRefused(t *testi
 	}
 }
 
-// Issue 23: WithTransactionalID refuses an empty id and combinations not
-// supported yet.
+// Issue 23: WithTransactionalID refuses an empty id, and RunBatch.
 func TestTxnOptionsRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -119,7 +118,6 @@ func TestTxnOptionsRefused(t *testing.T) {
 		want string
 	}{
 		{"empty id", []confluent.Option{confluent.WithTransactionalID("")}, "transactional id is empty"},
-		{"dead letter", []confluent.Option{confluent.WithTransactionalID("x"), confluent.WithDeadLetter("dlq")}, "dead-letter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := confluent.NewConsumer([]string{"127.0.0.1:1"}, "g", []string{"t"}, tc.opts...)
@@ -136,6 +134,32 @@ func TestTxnOptionsRefused(t *testing.T) {
 	if !errors.Is(err, confluent.ErrInvalidConfig) {
 		t.Fatalf("RunBatch with WithTransactionalID: %v, want ErrInvalidConfig", err)
 	}
+}
+
+// Issue 23: a dead-lettered message's dead-letter record goes in the
+// transaction that commits it as done (adaptertest.CheckTxnDeadLetters).
+func TestTxnDeadLetterRecordInTheTransaction(t *testing.T) {
+	adaptertest.CheckTxnDeadLetters(t, adaptertest.TxnDeadLetterConsumer{
+		Start: func(t *testing.T, addrs []string, group, id, src, out, dlq string, handled func(int32, int64) bool) func() error {
+			cons, err := confluent.NewConsumer(addrs, group, []string{src},
+				append(stableOpts(testLogger(t)), confluent.WithTransactionalID(id), confluent.WithDeadLetter(dlq))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return runConsumer(t, cons, func(ctx context.Context, m *kafka.Message) error {
+				p, o := m.TopicPartition.Partition, int64(m.TopicPartition.Offset)
+				if handled(p, o) {
+					poison := outputOf(out, m)
+					poison.Value = fmt.Appendf(nil, "poison %d/%d", p, o)
+					if err := confluent.Produce(ctx, poison); err != nil {
+						return err
+					}
+					return errors.New("always fails")
+				}
+				return confluent.Produce(ctx, outputOf(out, m))
+			})
+		},
+	})
 }
 
 // envTxnChild switches TestMain into the exactly-once crash child (its

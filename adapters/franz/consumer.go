@@ -169,6 +169,11 @@ func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engin
 		ecfg.DeadLetter = func(ctx context.Context, m any, err error, attempts int) error {
 			return dl.Produce(ctx, m.(*kgo.Record), err, attempts)
 		}
+		if c.transactional() { // the record goes in the transaction that commits m
+			ecfg.DeadLetter = func(ctx context.Context, m any, err error, attempts int) error {
+				return dl.Add(ctx, m.(*kgo.Record), err, attempts)
+			}
+		}
 	}
 	eng := mk(ecfg)
 	r := newRunner(c, eng)

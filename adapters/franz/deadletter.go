@@ -83,21 +83,53 @@ func (c *Consumer) newDeadLetter(topic string) (*deadLetter, error) {
 func (d *deadLetter) Produce(ctx context.Context, rec *kgo.Record, cause error, attempts int) error {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
+	out, err := d.record(ctx, rec, cause, attempts)
+	if err != nil {
+		return err
+	}
+	if err := d.cl.ProduceSync(ctx, out).FirstErr(); err != nil {
+		return d.fail(fmt.Sprintf("produce to partition %d", out.Partition), err)
+	}
+	return nil
+}
+
+// Add is Produce for the exactly-once mode: it records the dead-letter
+// record as an output of rec (engine.AddOutput; ctx is the engine's
+// dead-letter call's), which the transaction that commits rec as done
+// produces (the transactional producer partitions the dead-letter topic
+// manually: the record carries its partition). It blocks for the metadata
+// request only (at most about RequestTimeout); errors as Produce's.
+func (d *deadLetter) Add(ctx context.Context, rec *kgo.Record, cause error, attempts int) error {
+	mctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	out, err := d.record(mctx, rec, cause, attempts)
+	if err != nil {
+		return err
+	}
+	if err := engine.AddOutput(ctx, out); err != nil {
+		return d.fail("add to the transaction", err)
+	}
+	return nil
+}
+
+// record returns the dead-letter record of rec, its partition chosen from
+// the topic's partition count (a metadata request).
+func (d *deadLetter) record(ctx context.Context, rec *kgo.Record, cause error, attempts int) (*kgo.Record, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	rt := kmsg.NewMetadataRequestTopic()
 	rt.Topic = kmsg.StringPtr(d.topic)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, d.cl)
 	if err != nil {
-		return d.fail("metadata", err)
+		return nil, d.fail("metadata", err)
 	}
 	if len(resp.Topics) != 1 {
-		return d.fail("metadata", fmt.Errorf("%d topics in the answer", len(resp.Topics)))
+		return nil, d.fail("metadata", fmt.Errorf("%d topics in the answer", len(resp.Topics)))
 	}
 	if t := resp.Topics[0]; t.ErrorCode != 0 {
-		return d.fail("metadata", kerr.ErrorForCode(t.ErrorCode))
+		return nil, d.fail("metadata", kerr.ErrorForCode(t.ErrorCode))
 	} else if len(t.Partitions) == 0 {
-		return d.fail("metadata", kerr.UnknownTopicOrPartition)
+		return nil, d.fail("metadata", kerr.UnknownTopicOrPartition)
 	}
 	dl := engine.DeadLetter{
 		Topic:         rec.Topic,
@@ -119,18 +151,14 @@ func (d *deadLetter) Produce(ctx context.Context, rec *kgo.Record, cause error, 
 		headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
 	}
 	part := engine.DeadLetterPartition(rec.Partition, rec.Key, int32(len(resp.Topics[0].Partitions)))
-	out := &kgo.Record{
+	return &kgo.Record{
 		Topic:     d.topic,
 		Partition: part,
 		Key:       rec.Key,
 		Value:     rec.Value,
 		Headers:   headers,
 		Timestamp: time.Now(),
-	}
-	if err := d.cl.ProduceSync(ctx, out).FirstErr(); err != nil {
-		return d.fail(fmt.Sprintf("produce to partition %d", part), err)
-	}
-	return nil
+	}, nil
 }
 
 func (d *deadLetter) fail(doing string, err error) error {

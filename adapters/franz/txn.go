@@ -43,7 +43,9 @@ const defaultTxnCommitInterval = 100 * time.Millisecond
 // handler of a Consumer with WithTransactionalID (ctx is the handler's
 // context, or derived from it; any goroutine until the handler returns).
 // rec is copied (its slices are not: do not change them afterwards); set
-// its Topic, and Partition only with a manual partitioner. The output is
+// its Topic; it is partitioned by kgo's default partitioner, except on the
+// dead-letter topic (WithDeadLetter), where its Partition is used. The
+// output is
 // produced in the transaction that commits the handled record as done, and
 // becomes visible to read-committed readers exactly when that transaction
 // commits; if the handler fails (or panics) its outputs are discarded (a
@@ -71,9 +73,6 @@ func checkTxn(o *engine.Options, cfg *config) error {
 	}
 	if *cfg.txnID == "" {
 		return fmt.Errorf("%w: WithTransactionalID: the transactional id is empty", ErrInvalidConfig)
-	}
-	if o.DeadLetterTopic != "" {
-		return fmt.Errorf("%w: WithTransactionalID: a dead-letter topic is not supported in the exactly-once mode yet", ErrInvalidConfig)
 	}
 	if !o.IsSet("CommitInterval") {
 		o.CommitInterval = defaultTxnCommitInterval
@@ -106,6 +105,8 @@ func (r *runner) newTxnSession(eng *engine.Engine[*kgo.Record]) (*engine.Session
 		kgo.TransactionTimeout(txnTimeout(r.opts.CommitTimeout)),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.MaxVersions(vs),
+		kgo.RecordPartitioner(outPartitioner{dlt: r.opts.DeadLetterTopic,
+			def: kgo.UniformBytesPartitioner(64<<10, true, true, nil)}), // kgo's default
 	)
 	t := &txnProducer{r: r, id: *r.cfg.txnID, opts: opts, timeout: r.opts.CommitTimeout}
 	cl, err := t.client()
@@ -130,6 +131,22 @@ func (r *runner) newTxnSession(eng *engine.Engine[*kgo.Record]) (*engine.Session
 		<-done
 		t.close()
 	}, nil
+}
+
+// outPartitioner partitions the transactional producer's records: the
+// dead-letter topic's (WithDeadLetter) by the partition each record
+// carries (engine.DeadLetterPartition chose it), every other topic's with
+// kgo's default partitioner.
+type outPartitioner struct {
+	dlt string
+	def kgo.Partitioner
+}
+
+func (p outPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if p.dlt != "" && topic == p.dlt {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return p.def.ForTopic(topic)
 }
 
 // txnTimeout is the transaction timeout for a commit timeout d: a
@@ -209,6 +226,22 @@ func (t *txnProducer) commit(ctx context.Context, offs []engine.Offset, outs []a
 		}
 		return errors.Join(errs...)
 	}
+	// The group membership the offsets are committed under is read now,
+	// when this member owns the partitions of offs, not after the
+	// produce: a member frozen meanwhile (SIGSTOP, a paused VM) that
+	// rejoined under a new member id by the time it reads would commit
+	// offsets of partitions it lost. A loss cancels ctx before kgo
+	// rejoins, so a membership read before ctx is seen cancelled is the
+	// one the offsets were taken under. Not a member (no id or
+	// generation): nothing to fence with, refused.
+	member, generation := t.r.cl.GroupMetadata()
+	if member == "" || generation < 0 {
+		return fmt.Errorf("%w: franz: transactional commit: not a group member (member %q, generation %d)",
+			engine.ErrFenced, member, generation)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	cl, err := t.begin()
 	if err != nil {
 		return err
@@ -236,7 +269,7 @@ func (t *txnProducer) commit(ctx context.Context, offs []engine.Offset, outs []a
 	}
 	mu.Unlock()
 	if err == nil {
-		err = t.sendOffsets(ctx, cl, offs)
+		err = t.sendOffsets(ctx, cl, offs, member, generation)
 	}
 	if err != nil {
 		t.abort(ctx, cl)
@@ -286,14 +319,32 @@ func (t *txnProducer) abort(ctx context.Context, cl *kgo.Client) {
 	if err != nil {
 		t.r.log.Warn("franz: aborting a transaction failed, starting a new producer session",
 			"group", t.r.c.group, "transactional_id", t.id, "error", err)
-		t.reset()
+		t.renew(actx)
+	}
+}
+
+// renew replaces the client and initialises its producer id at once:
+// that fences the old session and aborts its open transaction, which
+// would otherwise hold the output's last stable offset and the group's
+// stable offsets (landed's read, the next owner's offset fetch) until the
+// transaction timeout. A failure is logged; the next commit tries again.
+func (t *txnProducer) renew(ctx context.Context) {
+	t.reset()
+	cl, err := t.client()
+	if err == nil {
+		_, _, err = cl.ProducerID(ctx)
+	}
+	if err != nil {
+		t.r.log.Warn("franz: starting a new producer session failed (retried at the next commit)",
+			"group", t.r.c.group, "transactional_id", t.id, "error", err)
 	}
 }
 
 // sendOffsets adds the group to the open transaction and commits offs in
-// it, fenced by the consumer's member id and generation. An error refused
-// for the generation or member wraps engine.ErrFenced.
-func (t *txnProducer) sendOffsets(ctx context.Context, cl *kgo.Client, offs []engine.Offset) error {
+// it, fenced by member id and generation (the consumer's when the commit
+// began). An error refused for the generation or member wraps
+// engine.ErrFenced.
+func (t *txnProducer) sendOffsets(ctx context.Context, cl *kgo.Client, offs []engine.Offset, member string, generation int32) error {
 	id, epoch, err := cl.ProducerID(ctx)
 	if err != nil {
 		return fmt.Errorf("franz: producer id: %w", err)
@@ -308,7 +359,6 @@ func (t *txnProducer) sendOffsets(ctx context.Context, cl *kgo.Client, offs []en
 	if err != nil {
 		return fmt.Errorf("franz: add offsets to transaction: %w", err)
 	}
-	member, generation := t.r.cl.GroupMetadata()
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = t.id, group, id, epoch
 	req.MemberID, req.Generation = member, generation

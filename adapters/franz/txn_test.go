@@ -171,8 +171,7 @@ func TestTxnRefusedTransactionAbortedOutputsOnceLater(t *testing.T) {
 	}
 }
 
-// Issue 23: WithTransactionalID refuses an empty id, and combinations not
-// supported yet.
+// Issue 23: WithTransactionalID refuses an empty id, and RunBatch.
 func TestTxnOptionsRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -180,7 +179,6 @@ func TestTxnOptionsRefused(t *testing.T) {
 		want string
 	}{
 		{"empty id", []franz.Option{franz.WithTransactionalID("")}, "transactional id is empty"},
-		{"dead letter", []franz.Option{franz.WithTransactionalID("x"), franz.WithDeadLetter("dlq")}, "dead-letter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := franz.NewConsumer([]string{"127.0.0.1:1"}, "g", []string{"t"}, tc.opts...)
@@ -254,4 +252,27 @@ func TestTxnRebalanceOutputsExactlyOnce(t *testing.T) {
 			checkExactlyOnce(ctx, t, c, out, ends)
 		})
 	}
+}
+
+// Issue 23: a dead-lettered record's dead-letter record goes in the
+// transaction that commits it as done (adaptertest.CheckTxnDeadLetters).
+func TestTxnDeadLetterRecordInTheTransaction(t *testing.T) {
+	adaptertest.CheckTxnDeadLetters(t, adaptertest.TxnDeadLetterConsumer{
+		Start: func(t *testing.T, addrs []string, group, id, src, out, dlq string, handled func(int32, int64) bool) func() error {
+			cons, err := franz.NewConsumer(addrs, group, []string{src},
+				append(stableOpts(testLogger(t)), franz.WithTransactionalID(id), franz.WithDeadLetter(dlq))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return runConsumer(t, cons, func(ctx context.Context, m *kgo.Record) error {
+				if handled(m.Partition, m.Offset) {
+					if err := franz.Produce(ctx, &kgo.Record{Topic: out, Value: fmt.Appendf(nil, "poison %d/%d", m.Partition, m.Offset)}); err != nil {
+						return err
+					}
+					return errors.New("always fails")
+				}
+				return franz.Produce(ctx, outputOf(out, m))
+			})
+		},
+	})
 }

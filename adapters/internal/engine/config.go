@@ -81,7 +81,9 @@ type Config struct {
 	// number of handler calls made; the
 	// message is acked once it returned nil. An error from it is retried
 	// with the Retry waits, never dropped. Nil (default): the ErrorPolicy
-	// applies after the last attempt.
+	// applies after the last attempt. In the exactly-once mode
+	// (NewTxnSession) AddOutput works on its ctx: what it adds goes in the
+	// transaction that commits the message as done.
 	DeadLetter func(ctx context.Context, msg any, err error, attempts int) error
 	Logger     *slog.Logger
 

@@ -359,7 +359,7 @@ func (j *job[M]) retry() *retry[M] {
 // an error from it (or a panic) is retried with the retry waits, never
 // dropped.
 func (e *Engine[M]) deadLetter(p *Part, j *job[M], err error, attempts int) {
-	dlErr := e.callDeadLetter(j.msg, err, attempts)
+	dlErr := e.callDeadLetter(p, j, err, attempts)
 	if dlErr == nil {
 		p.dead.Add(1)
 		if p.m != nil {
@@ -382,13 +382,22 @@ func (e *Engine[M]) deadLetter(p *Part, j *job[M], err error, attempts int) {
 		"handler_error", err, "dead_letter_calls", rt.dlCalls, "errors_not_logged", p.errLogsSkipped.Swap(0))
 }
 
-func (e *Engine[M]) callDeadLetter(msg M, err error, attempts int) (dlErr error) {
+// callDeadLetter calls Config.DeadLetter for j. In the exactly-once mode
+// its context records outputs (AddOutput) as a handler call's do, stored
+// with j's offset when it returned nil (txn.go): the dead-letter record
+// goes in the transaction that commits j as done.
+func (e *Engine[M]) callDeadLetter(p *Part, j *job[M], err error, attempts int) (dlErr error) {
+	ctx, end := e.hctx, func(bool) {}
+	if p.txo != nil {
+		ctx, end = p.txo.begin(ctx, j.offset)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			dlErr = e.recovered("dead letter", r)
 		}
+		end(dlErr == nil)
 	}()
-	return e.cfg.DeadLetter(e.hctx, msg, err, attempts)
+	return e.cfg.DeadLetter(ctx, j.msg, err, attempts)
 }
 
 // logHandlerError logs a handler error under LogAndAck, at most once per

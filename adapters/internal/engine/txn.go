@@ -4,7 +4,9 @@ package engine
 // a handler call records (AddOutput) against the message it handles, kept
 // per partition once the call succeeded, and the commit that hands the
 // adapter's TxnFunc the offsets + metadata of a commit together with the
-// outputs of exactly the messages that commit marks done.
+// outputs of exactly the messages that commit marks done. A dead-lettered
+// message's dead-letter call records its outputs (the dead-letter record)
+// the same way (callDeadLetter).
 //
 // Why it is exact. A call's outputs are stored in its partition before the
 // engine acks the message (the wrapper returns before the worker acks), so
@@ -152,21 +154,32 @@ func Transactional[M any](h Handler[M], offset func(M) int64) Handler[M] {
 		if p == nil || p.txo == nil {
 			return h(ctx, msg)
 		}
-		c := &txnCall{}
+		cctx, end := p.txo.begin(ctx, offset(msg))
 		ok := false
-		defer func() {
-			c.mu.Lock()
-			c.ended = true
-			outs := c.outs
-			c.outs = nil
-			c.mu.Unlock()
-			if ok && len(outs) > 0 {
-				p.txo.put(offset(msg), outs)
-			}
-		}()
-		err := h(context.WithValue(ctx, callKey{}, c), msg)
+		defer func() { end(ok) }() // a panic (recovered by the engine) drops the outputs
+		err := h(cctx, msg)
 		ok = err == nil
 		return err
+	}
+}
+
+// begin starts a transactional call for the message at offset: AddOutput
+// records against the returned context until end(ok) is called (once,
+// when the call returned): ok stores the outputs under offset, else they
+// are dropped. The handler wrapper and the dead letter (a dead-lettered
+// message's dead-letter record goes in the transaction that commits it as
+// done) both go through it, before the message is acked.
+func (t *txnOuts) begin(ctx context.Context, offset int64) (context.Context, func(ok bool)) {
+	c := &txnCall{}
+	return context.WithValue(ctx, callKey{}, c), func(ok bool) {
+		c.mu.Lock()
+		c.ended = true
+		outs := c.outs
+		c.outs = nil
+		c.mu.Unlock()
+		if ok && len(outs) > 0 {
+			t.put(offset, outs)
+		}
 	}
 }
 

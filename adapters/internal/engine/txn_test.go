@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/inorder/inorder/adapters/internal/engine"
 	"github.com/inorder/inorder/watermark/metadata"
@@ -193,6 +194,81 @@ func TestTxnAddOutputRefusedOutsideAndAfterCallFailedCallDiscarded(t *testing.T)
 	for _, c := range kept {
 		if err := engine.AddOutput(c, int64(9)); !errors.Is(err, engine.ErrCallEnded) {
 			t.Fatalf("AddOutput after the call returned: %v", err)
+		}
+	}
+}
+
+// Issue 23: a dead-lettered message's dead-letter outputs (AddOutput from
+// Config.DeadLetter) go in the transaction that commits it as done, under
+// its offset, once: a dead-letter call that fails or panics drops what it
+// added (the retry adds anew), and its context refuses outputs once it
+// returned.
+func TestTxnDeadLetterOutputsGoWithTheMessage(t *testing.T) {
+	c := cfg()
+	c.Retry = engine.Retry{MaxAttempts: 1, Backoff: time.Millisecond, MaxBackoff: time.Millisecond} // odd offsets: dead letter at once
+	var (
+		mu    sync.Mutex
+		calls = map[int64]int{}
+		kept  []context.Context
+	)
+	c.DeadLetter = func(ctx context.Context, m any, _ error, _ int) error {
+		o := m.(int64)
+		mu.Lock()
+		calls[o]++
+		n := calls[o]
+		kept = append(kept, ctx)
+		mu.Unlock()
+		if err := engine.AddOutput(ctx, -o); err != nil {
+			return err
+		}
+		switch {
+		case o == 3 && n == 1:
+			return errors.New("dead letter fails once")
+		case o == 5 && n == 1:
+			panic("dead letter panics once")
+		}
+		return nil
+	}
+	h := engine.Transactional(func(ctx context.Context, o int64) error {
+		if err := engine.AddOutput(ctx, o); err != nil {
+			return err
+		}
+		if o%2 == 1 {
+			return errors.New("odd") // its output is dropped
+		}
+		return nil
+	}, func(o int64) int64 { return o })
+	e := engine.New(c, h, nil)
+	e.Start(context.Background())
+	defer e.Stop()
+	ft := &fakeTxn{}
+	s := e.NewTxnSession(ft.commit)
+	p, err := s.Assign(tp, 0, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for o := range int64(8) {
+		if err := s.Deliver(ctx, p, o, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, func() bool { return p.Watermark().Committable() == 8 })
+	if err := s.CommitNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{0, -1, 2, -3, 4, -5, 6, -7}
+	if off, outs := ft.last(); off.Offset != 8 || !slices.Equal(outs, want) {
+		t.Fatalf("transaction at %d with outputs %v, want 8 with %v", off.Offset, outs, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls[3] != 2 || calls[5] != 2 {
+		t.Fatalf("dead-letter calls of 3 and 5: %d, %d, want 2 each (one failed, one panicked)", calls[3], calls[5])
+	}
+	for _, c := range kept {
+		if err := engine.AddOutput(c, int64(9)); !errors.Is(err, engine.ErrCallEnded) {
+			t.Fatalf("AddOutput after the dead-letter call returned: %v", err)
 		}
 	}
 }

@@ -49,7 +49,7 @@ func producing(name string) bool {
 		"confluent-eos-eager", "confluent-eos-cooperative":
 		return true
 	}
-	return false
+	return zombieRow(name) // zombie.go
 }
 
 // withOutputs adds to cfg, for a producing row, the creation of the output
@@ -99,11 +99,17 @@ func withOutputs(name string, cfg *churn.Config) {
 			"stable_wait_ms": int(time.Since(t0) / time.Millisecond)}
 		return nil
 	}
+	withZombies(name, cfg) // zombie.go
 }
 
 // outputsOK reports whether a run's output check (if any) found nothing
-// unexpected: no output missing, and no duplicate in an exactly-once row.
+// unexpected: no output missing, no duplicate in an exactly-once row, and
+// in a zombie row no frozen transaction committed and every frozen member
+// recovered.
 func outputsOK(res churn.Result) bool {
+	if zombieRow(res.Adapter) && !zombiesOK(res) {
+		return false
+	}
 	return res.Extra["missing"] == 0 && (res.Extra["duplicates"] == 0 || strings.Contains(res.Adapter, "-alo-"))
 }
 

@@ -194,6 +194,7 @@ func run(runs, messages, kills, keys int, adapters string, defaults, keep, verbo
 	fmt.Println()
 	printTable(chosen, results)
 	printOutputs(chosen, results) // eos.go
+	printZombies(chosen, results) // zombie.go
 	printUnowned(chosen, results)
 	return nil
 }

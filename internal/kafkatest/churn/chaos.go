@@ -81,6 +81,7 @@ type chaosReq struct {
 	kind   string        // begin: the event's kind
 	end    int           // end: the event index + 1
 	freeze time.Duration // freeze: how long
+	member int           // freeze: the member's index + 1; 0: any
 	reply  chan int
 }
 
@@ -105,6 +106,13 @@ func (e *ChaosEnv) Begin(kind string) (end func()) {
 // eligible (not being stopped, not frozen already).
 func (e *ChaosEnv) Freeze(d time.Duration) bool {
 	return e.call(chaosReq{kind: "freeze", freeze: d}) >= 0
+}
+
+// FreezeMember is Freeze of the member process with this index
+// (MemberSpec.Index); it reports false if that member is not eligible (or
+// not live).
+func (e *ChaosEnv) FreezeMember(index int, d time.Duration) bool {
+	return e.call(chaosReq{kind: "freeze", freeze: d, member: index + 1}) >= 0
 }
 
 func (e *ChaosEnv) call(r chaosReq) int {

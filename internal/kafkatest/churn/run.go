@@ -270,7 +270,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		case r.freeze > 0:
 			var eligible []*member
 			for _, m := range live() {
-				if churning && !m.stopping && m.frozen.IsZero() && h.byMember[m.index] > 0 {
+				if churning && !m.stopping && m.frozen.IsZero() && h.byMember[m.index] > 0 &&
+					(r.member == 0 || m.index == r.member-1) {
 					eligible = append(eligible, m)
 				}
 			}
