@@ -60,6 +60,7 @@ type Engine[M any] struct {
 	notes engineNotes // mistakes.go
 
 	frozen frozenState // frozen.go
+	kept   keptState   // kept.go
 }
 
 // New returns an engine; cfg must be valid (see Config.Validate). key

@@ -128,19 +128,29 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 	p.next.Store(committed)
 	p.committed.Store(committed)
 	p.logEnd.Store(logEnd)
+	var done *ordset.Set
 	if meta != "" && cfg.MetadataMaxBytes > 0 {
-		done, err := metadata.Decode(meta, committed)
-		switch {
-		case err != nil:
+		d, err := metadata.Decode(meta, committed)
+		if err != nil {
 			s.e.log.Warn("inorder: ignoring commit metadata",
 				"topic", tp.Topic, "partition", tp.Partition, "offset", committed, "error", err)
-		case done != nil:
-			if logEnd >= 0 {
-				done.RemoveRange(logEnd, math.MaxInt64)
-			}
-			if err := wm.Restore(done); err != nil {
-				return nil, fmt.Errorf("engine: restore %s[%d]: %w", tp.Topic, tp.Partition, err)
-			}
+		} else {
+			done = d
+		}
+	}
+	if s.txn == nil { // kept.go
+		var n int64
+		if done, n = s.e.unkeep(tp, committed, done); n > 0 {
+			s.e.log.Info("inorder: partition back: the offsets this process handled before are not handled again",
+				"topic", tp.Topic, "partition", tp.Partition, "offset", committed, "kept", n)
+		}
+	}
+	if done != nil {
+		if logEnd >= 0 {
+			done.RemoveRange(logEnd, math.MaxInt64)
+		}
+		if err := wm.Restore(done); err != nil {
+			return nil, fmt.Errorf("engine: restore %s[%d]: %w", tp.Topic, tp.Partition, err)
 		}
 	}
 	s.mu.Lock()
@@ -321,6 +331,9 @@ func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part
 	}
 	s.mu.Unlock()
 	for _, p := range mine {
+		if s.txn == nil {
+			s.e.keep(p) // kept.go
+		}
 		s.e.unregister(p)
 		s.e.m.release(p, lost)
 		st := p.wm.Stats()
