@@ -287,7 +287,7 @@ func (e *Engine[M]) settle(p *Part, freed, done int64) {
 func (e *Engine[M]) run(t *task[M], c *workerCtrs, timing bool) bool {
 	j := &t.job
 	p := t.p
-	if e.frozen.woke.Load() != 0 {
+	if e.frozen.woke.Load() != 0 || e.frozen.stuckSeen.Load() != 0 {
 		e.afterFreeze(p) // frozen.go: the group may have moved p meanwhile
 	}
 	if p.revoking.Load() || e.failed.Load() {
