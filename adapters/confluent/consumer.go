@@ -157,6 +157,11 @@ func (c *Consumer) run(ctx context.Context, mk func(engine.Config) *engine.Engin
 
 	ecfg := c.opts.Config.ForGroup(c.group)
 	ecfg.FrozenAfter = c.opts.SessionTimeout
+	// librdkafka completes a rebalance only once the commits in flight
+	// returned, and a Commit cannot be cancelled (commit.go): a revoke does
+	// not wait for one past its RevokeTimeout, which would hold the poll
+	// loop past max.poll.interval.ms and make librdkafka leave the group.
+	ecfg.ClientWaitsForCommits = true
 	if topic := c.opts.DeadLetterTopic; topic != "" {
 		// Closed after the engine stopped (deferred first), and after the
 		// dead-letter calls still running returned: a handler the engine

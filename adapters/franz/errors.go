@@ -53,4 +53,7 @@ var (
 	// errNotCommitted is the per-partition commit result for a partition
 	// missing from the broker's answer.
 	errNotCommitted = errors.New("franz: partition missing from the commit response")
+	// errMemberChanged: a commit not sent because the group member changed
+	// between the engine's decision and kgo's request (commit, group.go).
+	errMemberChanged = errors.New("franz: commit not sent, the group membership changed")
 )

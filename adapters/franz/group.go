@@ -461,7 +461,21 @@ func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, err
 		meta[o.TP] = o.Metadata
 	}
 	r.epMu.Unlock()
+	// The member these offsets were decided for. kgo stamps the member id
+	// and generation when it sends, which can be long after this call: a
+	// commit waiting in kgo (for a join or sync in progress, a commit
+	// before it, a process frozen past its session timeout) goes out under
+	// the membership the client has then. If the member was evicted and
+	// rejoined under a new id meanwhile, its old partitions may be another
+	// member's: the coordinator would accept the commit and take their
+	// commit back (chaos -faults, franz cooperative: partitions 1 and 2
+	// committed 2208 and 2589 after 2682 and 3086, 100 ms after a frozen
+	// member woke). Such a commit is not sent.
+	member0, _ := r.cl.GroupMetadata()
 	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		if req.MemberID != member0 {
+			return fmt.Errorf("%w: the member was %q when the commit was made and is %q now", errMemberChanged, member0, req.MemberID)
+		}
 		for i := range req.Topics {
 			t := &req.Topics[i]
 			for j := range t.Partitions {

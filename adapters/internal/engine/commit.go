@@ -210,7 +210,9 @@ func (s *Session[M]) commitLocked(ctx context.Context, parts []*Part) (fails []c
 		return nil, nil
 	}
 	t0 := time.Now()
+	done := s.e.commitStarts() // stuckcommit.go
 	errs, err := s.send(ctx, offs, which)
+	done()
 	if err == nil && len(errs) != len(offs) {
 		err = fmt.Errorf("engine: commit returned %d results for %d offsets", len(errs), len(offs))
 	}

@@ -110,6 +110,17 @@ type Config struct {
 	BatchWait     time.Duration
 	MeterProvider metric.MeterProvider // metrics.go; not nil
 	Group         string               // consumer group, a metrics attribute (ForGroup); may be empty
+	// ClientWaitsForCommits: the client completes a rebalance only after
+	// the commits it has in flight returned (librdkafka: its assignment
+	// waits for wait_commit_cnt to reach zero before the unassign is done
+	// and the member rejoins), and a commit call cannot be cancelled. Then
+	// a revoke does not wait past its RevokeTimeout for a cancelled
+	// periodic commit still inside the client: it closes its partitions
+	// without the commit lock and returns, so that the poll loop is not
+	// held past max.poll.interval.ms (which made librdkafka leave the
+	// group and lose every partition). The commit in flight, sent before
+	// the revoke, still lands before the partitions can move.
+	ClientWaitsForCommits bool
 }
 
 // DefaultConfig returns the defaults.

@@ -265,3 +265,7 @@ func (e *Engine[M]) SawGap(last, now int64) { e.sawGap(last, now) }
 // FrozenHolds returns how many workers waited for a partition after a
 // freeze.
 func (e *Engine[M]) FrozenHolds() int64 { return e.frozen.held.Load() }
+
+// StuckCommitHold reports whether the workers hold for a stuck commit
+// (stuckcommit.go).
+func (e *Engine[M]) StuckCommitHold() bool { return e.frozen.stuckSeen.Load() != 0 }

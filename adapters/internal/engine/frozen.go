@@ -51,6 +51,10 @@ type frozenState struct {
 	woke    atomic.Int64 // mono time of the wake after the last freeze; 0: no hold
 	frozeAt atomic.Int64 // mono time of the last tick before that freeze
 	held    atomic.Int64 // workers that waited in afterFreeze, ever
+
+	// A commit call that does not return (stuckcommit.go).
+	stuckSince atomic.Int64 // mono start of the commit call running; 0: none
+	stuckSeen  atomic.Int64 // stuckSince of the call found running past FrozenAfter; 0: no hold
 }
 
 // frozenLoop is the freeze detector; it runs until Stop.
@@ -66,6 +70,7 @@ func (e *Engine[M]) frozenLoop() {
 		}
 		now := mono()
 		e.sawGap(last, now)
+		e.checkStuck(now) // stuckcommit.go
 		last = now
 	}
 }
@@ -89,6 +94,7 @@ func (e *Engine[M]) sawGap(last, now int64) {
 // 2×FrozenAfter has passed since the wake (the hold ends for every
 // partition), or at Stop.
 func (e *Engine[M]) afterFreeze(p *Part) {
+	e.afterStuckCommit(p) // stuckcommit.go
 	woke := e.frozen.woke.Load()
 	if woke == 0 || p.since > e.frozen.frozeAt.Load() {
 		return

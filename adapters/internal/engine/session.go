@@ -128,19 +128,29 @@ func (s *Session[M]) Assign(tp TopicPartition, committed int64, meta string, log
 	p.next.Store(committed)
 	p.committed.Store(committed)
 	p.logEnd.Store(logEnd)
+	var done *ordset.Set
 	if meta != "" && cfg.MetadataMaxBytes > 0 {
-		done, err := metadata.Decode(meta, committed)
-		switch {
-		case err != nil:
+		d, err := metadata.Decode(meta, committed)
+		if err != nil {
 			s.e.log.Warn("inorder: ignoring commit metadata",
 				"topic", tp.Topic, "partition", tp.Partition, "offset", committed, "error", err)
-		case done != nil:
-			if logEnd >= 0 {
-				done.RemoveRange(logEnd, math.MaxInt64)
-			}
-			if err := wm.Restore(done); err != nil {
-				return nil, fmt.Errorf("engine: restore %s[%d]: %w", tp.Topic, tp.Partition, err)
-			}
+		} else {
+			done = d
+		}
+	}
+	if s.txn == nil { // kept.go
+		var n int64
+		if done, n = s.e.unkeep(tp, committed, done); n > 0 {
+			s.e.log.Info("inorder: partition back: the offsets this process handled before are not handled again",
+				"topic", tp.Topic, "partition", tp.Partition, "offset", committed, "kept", n)
+		}
+	}
+	if done != nil {
+		if logEnd >= 0 {
+			done.RemoveRange(logEnd, math.MaxInt64)
+		}
+		if err := wm.Restore(done); err != nil {
+			return nil, fmt.Errorf("engine: restore %s[%d]: %w", tp.Topic, tp.Partition, err)
 		}
 	}
 	s.mu.Lock()
@@ -281,9 +291,9 @@ func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part
 	s.beginRelease()
 	defer s.endRelease()
 
+	cfg := s.e.cfg
+	deadline := start.Add(cfg.RevokeTimeout)
 	if !lost {
-		cfg := s.e.cfg
-		deadline := start.Add(cfg.RevokeTimeout)
 		dctx, cancel := context.WithDeadline(ctx, deadline.Add(-cfg.revokeReserve()))
 		var wg sync.WaitGroup
 		for _, p := range mine {
@@ -297,7 +307,7 @@ func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part
 		ccancel()
 	}
 
-	s.commitMu <- struct{}{} // see above: no commit in flight for mine after this
+	locked := s.closeLock(lost, deadline) // see above: no commit in flight for mine after this
 	for _, p := range mine {
 		if !lost {
 			p.move(StateClosed) // refused if it was lost meanwhile: it stays lost
@@ -312,7 +322,9 @@ func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part
 			close(p.gone)
 		}
 	}
-	<-s.commitMu
+	if locked {
+		<-s.commitMu
+	}
 	s.mu.Lock()
 	for _, p := range mine {
 		if s.parts[p.TP] == p {
@@ -321,6 +333,9 @@ func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part
 	}
 	s.mu.Unlock()
 	for _, p := range mine {
+		if s.txn == nil {
+			s.e.keep(p) // kept.go
+		}
 		s.e.unregister(p)
 		s.e.m.release(p, lost)
 		st := p.wm.Stats()
@@ -330,6 +345,35 @@ func (s *Session[M]) release(ctx context.Context, start time.Time, parts []*Part
 			s.e.log.Warn("inorder: revoke timeout: messages still in flight are not committed and will be redelivered",
 				"topic", p.TP.Topic, "partition", p.TP.Partition, "pending", st.Pending, "revoke_timeout", s.e.cfg.RevokeTimeout)
 		}
+	}
+}
+
+// closeLock takes the commit lock for the close of a release and reports
+// whether it did. It waits without a bound, except for a revoke with
+// Config.ClientWaitsForCommits: that one waits until its deadline, then
+// closes without the lock, the lock's holder being a periodic commit it
+// cancelled and the client could not (its request was sent before the
+// revoke, and the client holds the rebalance until it returns).
+func (s *Session[M]) closeLock(lost bool, deadline time.Time) bool {
+	if lost || !s.e.cfg.ClientWaitsForCommits {
+		s.commitMu <- struct{}{}
+		return true
+	}
+	select {
+	case s.commitMu <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case s.commitMu <- struct{}{}:
+		return true
+	case <-t.C:
+		s.e.log.Warn("inorder: a commit the client cannot cancel is still running at the revoke's deadline: "+
+			"the revoke ends without waiting for it (the client completes the rebalance once it returns)",
+			"revoke_timeout", s.e.cfg.RevokeTimeout)
+		return false
 	}
 }
 
