@@ -38,10 +38,16 @@ import (
 // is the first event whose Bound counted the offset as done above the
 // commit. A duplicate whose first handling came after every window is
 // charged to the last event (it was in flight then).
+//
+// Shared is the sum of the bounds of the later events that began inside
+// this one's window: their duplicates are charged here (this window was
+// open first), so the event may cost its own bound plus theirs (a kill
+// during a broker fault costs what the kill costs on top of the fault).
 type Event struct {
 	Kind    string
 	At, End time.Duration // since the run's start; End == At for an instant one
 	Bound   int
+	Shared  int
 	Dups    int
 	// Stale (a freeze only) counts what the frozen member handled in the
 	// StaleWindow after it was resumed that some other member handled too:
@@ -58,13 +64,13 @@ type Event struct {
 const StaleWindow = 2 * time.Second
 
 // Over reports whether the event's duplicates exceed its bound.
-func (e Event) Over() bool { return e.Dups > e.Bound }
+func (e Event) Over() bool { return e.Dups > e.Bound+e.Shared }
 
 func (e Event) String() string {
 	if e.Kind == "freeze" {
-		return fmt.Sprintf("%s at %v-%v: %d duplicates, bound %d, %d stale after the resume", e.Kind, e.At, e.End, e.Dups, e.Bound, e.Stale)
+		return fmt.Sprintf("%s at %v-%v: %d duplicates, bound %d + %d shared, %d stale after the resume", e.Kind, e.At, e.End, e.Dups, e.Bound, e.Shared, e.Stale)
 	}
-	return fmt.Sprintf("%s at %v-%v: %d duplicates, bound %d", e.Kind, e.At, e.End, e.Dups, e.Bound)
+	return fmt.Sprintf("%s at %v-%v: %d duplicates, bound %d + %d shared", e.Kind, e.At, e.End, e.Dups, e.Bound, e.Shared)
 }
 
 // ChaosEnv is what a Config.Chaos function may do to a run. Its methods are
@@ -180,6 +186,19 @@ func (ev *events) charge(dups []time.Duration, lag time.Duration) {
 			i = len(ev.list) - 1
 		}
 		ev.list[i].Dups++
+	}
+}
+
+// share sets each event's Shared (see Event) once the run is over.
+func (ev *events) share() {
+	for i := range ev.list {
+		e := &ev.list[i]
+		e.Shared = 0
+		for _, l := range ev.list[i+1:] {
+			if l.At >= e.At && l.At <= ev.windowEnd(*e) {
+				e.Shared += l.Bound
+			}
+		}
 	}
 }
 

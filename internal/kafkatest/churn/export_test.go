@@ -26,4 +26,5 @@ func (ev *events) Begin(kind string, at time.Duration, bound int) int {
 func (ev *events) End(i int, at time.Duration, bound int)    { ev.end(i, at, bound) }
 func (ev *events) Widen(now time.Duration, bound func() int) { ev.widen(now, bound) }
 func (ev *events) Charge(dups []time.Duration)               { ev.charge(dups, 0) }
+func (ev *events) Share()                                    { ev.share() }
 func (ev *events) List() []Event                             { return ev.list }

@@ -511,6 +511,7 @@ loop:
 		return res, err
 	}
 	ev.charge(h.takeDups(), readLag)
+	ev.share()
 	for i, w := range stale {
 		for _, po := range w.offs {
 			if h.count(int32(po[0]), po[1]) > 1 {
