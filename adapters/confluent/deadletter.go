@@ -187,29 +187,15 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 // written, else an error wrapping ErrDeadLetter that names the topic:
 // retry it (the engine retries with backoff). Safe for concurrent use.
 func (d *deadLetter) Produce(ctx context.Context, msg *kafka.Message, cause error, attempts int) error {
-	if msg == nil {
-		return d.fail("message", fmt.Errorf("message is nil"))
-	}
-	timeout := d.timeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
-	}
-	if timeout < time.Millisecond {
-		return d.fail("metadata", context.DeadlineExceeded)
-	}
-	pr, err := d.begin()
-	if err != nil {
-		return d.fail("producer", err)
-	}
-	defer d.calls.Done()
 	if d.onCall != nil {
 		d.onCall("deadletter", true)
 		defer d.onCall("deadletter", false)
 	}
-	out, err := d.record(pr, msg, cause, attempts, timeout)
+	pr, out, err := d.build(ctx, msg, cause, attempts)
 	if err != nil {
 		return err
 	}
+	defer d.calls.Done()
 	part := out.TopicPartition.Partition
 	report := make(chan kafka.Event, 1)
 	if err := pr.p.Produce(out, report); err != nil {
@@ -230,6 +216,33 @@ func (d *deadLetter) Produce(ctx context.Context, msg *kafka.Message, cause erro
 	case <-ctx.Done():
 		return d.fail(fmt.Sprintf("produce to partition %d: waiting for the delivery report", part), ctx.Err())
 	}
+}
+
+// build checks msg, takes the producer (d.begin: the caller calls
+// d.calls.Done once it is done with it, unless build failed) and returns
+// it with the dead-letter message of msg (record), within ctx's deadline
+// and d's timeout.
+func (d *deadLetter) build(ctx context.Context, msg *kafka.Message, cause error, attempts int) (*producer, *kafka.Message, error) {
+	if msg == nil {
+		return nil, nil, d.fail("message", fmt.Errorf("message is nil"))
+	}
+	timeout := d.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if timeout < time.Millisecond {
+		return nil, nil, d.fail("metadata", context.DeadlineExceeded)
+	}
+	pr, err := d.begin()
+	if err != nil {
+		return nil, nil, d.fail("producer", err)
+	}
+	out, err := d.record(pr, msg, cause, attempts, timeout)
+	if err != nil {
+		d.calls.Done()
+		return nil, nil, err
+	}
+	return pr, out, nil
 }
 
 // record returns the dead-letter message of msg, its partition chosen from
@@ -290,25 +303,11 @@ func (d *deadLetter) record(pr *producer, msg *kafka.Message, cause error, attem
 // produces. It blocks for the metadata request only (at most about
 // RequestTimeout); errors as Produce's.
 func (d *deadLetter) Add(ctx context.Context, msg *kafka.Message, cause error, attempts int) error {
-	if msg == nil {
-		return d.fail("message", fmt.Errorf("message is nil"))
-	}
-	timeout := d.timeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
-	}
-	if timeout < time.Millisecond {
-		return d.fail("metadata", context.DeadlineExceeded)
-	}
-	pr, err := d.begin()
-	if err != nil {
-		return d.fail("producer", err)
-	}
-	defer d.calls.Done()
-	out, err := d.record(pr, msg, cause, attempts, timeout)
+	_, out, err := d.build(ctx, msg, cause, attempts)
 	if err != nil {
 		return err
 	}
+	d.calls.Done()
 	if err := engine.AddOutput(ctx, out); err != nil {
 		return d.fail("add to the transaction", err)
 	}
