@@ -34,11 +34,6 @@ var (
 	ErrHandlerReturned = engine.ErrCallEnded
 )
 
-// defaultTxnCommitInterval is the commit interval of the exactly-once mode
-// unless WithCommitInterval says otherwise: outputs become visible when
-// their transaction commits, so the interval is their added latency.
-const defaultTxnCommitInterval = 100 * time.Millisecond
-
 // Produce records rec as an output of the record being handled, from a
 // handler of a Consumer with WithTransactionalID (ctx is the handler's
 // context, or derived from it; any goroutine until the handler returns).
@@ -75,7 +70,7 @@ func checkTxn(o *engine.Options, cfg *config) error {
 		return fmt.Errorf("%w: WithTransactionalID: the transactional id is empty", ErrInvalidConfig)
 	}
 	if !o.IsSet("CommitInterval") {
-		o.CommitInterval = defaultTxnCommitInterval
+		o.CommitInterval = engine.DefaultTxnCommitInterval
 	}
 	return nil
 }

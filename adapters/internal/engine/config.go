@@ -52,6 +52,11 @@ const (
 	// DefaultBatchSize and DefaultBatchWait are WithBatch's defaults.
 	DefaultBatchSize = 100
 	DefaultBatchWait = 10 * time.Millisecond
+	// DefaultTxnCommitInterval is the commit interval of the exactly-once
+	// mode (WithTransactionalID) unless WithCommitInterval says otherwise:
+	// outputs become visible when their transaction commits, so the
+	// interval is their added latency.
+	DefaultTxnCommitInterval = 100 * time.Millisecond
 )
 
 // Config is what the engine needs from the adapter's options.

@@ -217,13 +217,7 @@ func printFaultTable(chosen []row, results map[string][]churn.Result) {
 			count(func(x churn.Result) int { return len(x.Stalls) }),
 			count(func(x churn.Result) int { return len(x.Short) }),
 			count(func(x churn.Result) int { return len(x.Ghosts) }),
-			count(func(x churn.Result) int {
-				k := len(x.Hung) + len(x.Failed)
-				if x.Aborted == "timeout" {
-					k++
-				}
-				return k
-			}),
+			count(otherFailures),
 			n["fault"], n["kill"], dups, per("fault"), per("kill"), per("member"),
 			count(func(x churn.Result) int { return len(overEvents(x)) }),
 			staleCol, median(durs).Seconds())

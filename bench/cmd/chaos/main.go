@@ -264,14 +264,18 @@ func printTable(chosen []row, results map[string][]churn.Result) {
 			count(func(x churn.Result) int { return len(x.Stalls) }),
 			count(func(x churn.Result) int { return len(x.Short) }),
 			count(func(x churn.Result) int { return len(x.Ghosts) }),
-			count(func(x churn.Result) int {
-				n := len(x.Hung) + len(x.Failed)
-				if x.Aborted == "timeout" {
-					n++
-				}
-				return n
-			}),
+			count(otherFailures),
 			med.Seconds())
 	}
 	w.Flush()
+}
+
+// otherFailures counts a run's members that hung or failed, and the run
+// itself if it timed out: the tables' "other failures".
+func otherFailures(x churn.Result) int {
+	n := len(x.Hung) + len(x.Failed)
+	if x.Aborted == "timeout" {
+		n++
+	}
+	return n
 }
