@@ -108,11 +108,9 @@ func (s *TestSched) Keys(p *Part) int {
 		return 0
 	}
 	n := 0
-	for _, kq := range q.keys {
-		for ; kq != nil; kq = kq.chain {
-			if kq.holds > 0 || kq.jobs.n > 0 {
-				n++
-			}
+	for _, e := range q.keys.slots {
+		if kq := e.kq; kq != nil && (kq.holds > 0 || kq.jobs.n > 0) {
+			n++
 		}
 	}
 	return n

@@ -119,11 +119,12 @@ func (f *fifo[T]) pop() T {
 }
 
 // reset empties f, releasing its messages, and its buffer if larger than
-// keep.
+// keep. The slots outside head..head+n are zero already (pop).
 func (f *fifo[T]) reset(keep int) {
-	if len(f.buf) > keep {
+	switch {
+	case len(f.buf) > keep:
 		f.buf = nil
-	} else {
+	case f.n > 0:
 		clear(f.buf)
 	}
 	f.head, f.n = 0, 0
@@ -356,7 +357,6 @@ func (q *jobq[M]) clear(s *sched[M]) {
 type keyQ[M any] struct {
 	hash  uint64
 	key   []byte
-	chain *keyQ[M]     // next key of the partition with the same hash
 	jobs  fifo[job[M]] // parked messages, by offset
 	holds int          // messages of the key in a worker or waiting for a retry
 	idle  bool         // not busy, nothing parked: kept for the key's next message
@@ -396,8 +396,8 @@ type partQ[M any] struct {
 	fifo jobq[M]
 
 	// ByKey.
-	keys map[uint64]*keyQ[M] // busy keys, by hash; equal hashes chained
-	heap []heapEnt[M]        // idle keys with parked messages, by the offset of their head
+	keys keyTable[M]  // busy keys and kept idle ones
+	heap []heapEnt[M] // idle keys with parked messages, by the offset of their head
 }
 
 // sched is the scheduler's state; the caller serialises every call.
@@ -476,7 +476,7 @@ func (s *sched[M]) partOf(p *Part) *partQ[M] {
 // forget deletes q from the lanes once nothing of it is left: dropped
 // and no call running.
 func (s *sched[M]) forget(q *partQ[M]) {
-	if q.dropped && q.running == 0 && len(q.keys) == 0 && s.lanes[q.p.TP] == q {
+	if q.dropped && q.running == 0 && q.keys.n == 0 && s.lanes[q.p.TP] == q {
 		delete(s.lanes, q.p.TP)
 	}
 }
@@ -862,8 +862,8 @@ func (s *sched[M]) drop(q *partQ[M]) int64 {
 		for _, rt := range q.waiting {
 			b += int64(s.size(&rt.t.msg))
 		}
-		for _, kq := range q.keys {
-			for ; kq != nil; kq = kq.chain {
+		for _, e := range q.keys.slots {
+			if kq := e.kq; kq != nil {
 				for k := range kq.jobs.n {
 					b += int64(s.size(&kq.jobs.buf[(kq.jobs.head+k)&(len(kq.jobs.buf)-1)].msg))
 				}
@@ -884,24 +884,23 @@ func (s *sched[M]) drop(q *partQ[M]) int64 {
 	// messages dropped: done frees them, or a new assignment's messages of
 	// those keys wait for them.
 	var running []*keyQ[M]
-	for _, kq := range q.keys {
-		for kq != nil {
-			next := kq.chain
-			n += int64(kq.jobs.n)
-			kq.chain = nil
-			if kq.idle {
-				s.idle--
-			}
-			kq.jobs.reset(keepJobs)
-			if kq.holds > 0 {
-				running = append(running, kq)
-			} else {
-				s.freeKey(kq)
-			}
-			kq = next
+	for _, e := range q.keys.slots {
+		kq := e.kq
+		if kq == nil {
+			continue
+		}
+		n += int64(kq.jobs.n)
+		if kq.idle {
+			s.idle--
+		}
+		kq.jobs.reset(keepJobs)
+		if kq.holds > 0 {
+			running = append(running, kq)
+		} else {
+			s.freeKey(kq)
 		}
 	}
-	clear(q.keys)
+	q.keys.reset()
 	for _, kq := range running {
 		q.insertKey(kq)
 	}
@@ -1002,48 +1001,93 @@ func (s *sched[M]) freeKey(kq *keyQ[M]) {
 	if cap(kq.key) > keepKey {
 		kq.key = nil
 	}
-	kq.chain, kq.holds, kq.tok, kq.idle = nil, 0, 0, false
+	kq.holds, kq.tok, kq.idle = 0, 0, false
 	if len(s.free) < maxFree {
 		s.free = append(s.free, kq)
 	}
 }
 
-func (q *partQ[M]) lookup(h uint64, k []byte) *keyQ[M] {
-	for kq := q.keys[h]; kq != nil; kq = kq.chain {
-		if bytes.Equal(kq.key, k) {
-			return kq
-		}
-	}
-	return nil
+func (q *partQ[M]) lookup(h uint64, k []byte) *keyQ[M] { return q.keys.get(h, k) }
+
+func (q *partQ[M]) insertKey(kq *keyQ[M]) { q.keys.put(kq) }
+
+func (q *partQ[M]) removeKey(kq *keyQ[M]) { q.keys.del(kq) }
+
+// keyTable is a lane's key records (ByKey) by the hash of the key, which
+// the intake computed once per message (runq.pushBatch): open addressing
+// with linear probing, so that a lookup is a probe of this array (a Go map
+// would hash its uint64 key again and cost 3 to 4 times as much per
+// message, each message inserting and deleting its key). Keys with equal
+// hashes sit in their own slots, told apart by their bytes.
+type keyTable[M any] struct {
+	slots []keySlot[M] // a power of two long, at most half full; nil when empty
+	n     int
 }
 
-func (q *partQ[M]) insertKey(kq *keyQ[M]) {
-	if q.keys == nil {
-		q.keys = make(map[uint64]*keyQ[M])
-	}
-	if first := q.keys[kq.hash]; first != nil {
-		kq.chain, first.chain = first.chain, kq // a hash collision: chain it
-		return
-	}
-	q.keys[kq.hash] = kq
+type keySlot[M any] struct {
+	h  uint64
+	kq *keyQ[M] // nil: empty
 }
 
-func (q *partQ[M]) removeKey(kq *keyQ[M]) {
-	first := q.keys[kq.hash]
-	if first == kq {
-		if kq.chain == nil {
-			delete(q.keys, kq.hash)
-		} else {
-			q.keys[kq.hash] = kq.chain
-		}
-		return
+func (t *keyTable[M]) get(h uint64, k []byte) *keyQ[M] {
+	if t.n == 0 {
+		return nil
 	}
-	for c := first; c != nil; c = c.chain {
-		if c.chain == kq {
-			c.chain = kq.chain
-			return
+	mask := uint64(len(t.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		e := &t.slots[i]
+		if e.kq == nil {
+			return nil
+		}
+		if e.h == h && bytes.Equal(e.kq.key, k) {
+			return e.kq
 		}
 	}
+}
+
+func (t *keyTable[M]) put(kq *keyQ[M]) {
+	if 2*(t.n+1) > len(t.slots) {
+		old := t.slots
+		t.slots = make([]keySlot[M], max(16, 2*len(old)))
+		t.n = 0
+		for _, e := range old {
+			if e.kq != nil {
+				t.put(e.kq)
+			}
+		}
+	}
+	mask := uint64(len(t.slots) - 1)
+	i := kq.hash & mask
+	for t.slots[i].kq != nil {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = keySlot[M]{kq.hash, kq}
+	t.n++
+}
+
+// del removes kq, which is in t, and moves back the slots after it that
+// probed past it, so that no probe stops early at the hole.
+func (t *keyTable[M]) del(kq *keyQ[M]) {
+	mask := uint64(len(t.slots) - 1)
+	i := kq.hash & mask
+	for t.slots[i].kq != kq {
+		i = (i + 1) & mask
+	}
+	for j := (i + 1) & mask; t.slots[j].kq != nil; j = (j + 1) & mask {
+		// The slot at j may fill the hole at i if its home is not in (i, j].
+		if (j-t.slots[j].h)&mask >= (j-i)&mask {
+			t.slots[i] = t.slots[j]
+			i = j
+		}
+	}
+	t.slots[i] = keySlot[M]{}
+	t.n--
+}
+
+// reset empties t, keeping its slots.
+func (t *keyTable[M]) reset() {
+	clear(t.slots)
+	t.n = 0
 }
 
 func (q *partQ[M]) heapPush(x heapEnt[M]) {
