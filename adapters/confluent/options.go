@@ -276,7 +276,7 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 		err = o.ValidateDeadLetter(topics)
 	}
 	if err == nil {
-		err = checkTxn(o, cfg)
+		err = o.Transactional(cfg.txnID)
 	}
 	if err == nil && o.RebalanceTimeout < o.SessionTimeout && cfg.protocol == ClassicProtocol {
 		err = fmt.Errorf("%w: RebalanceTimeout (%v, max.poll.interval.ms) must be at least SessionTimeout (%v, session.timeout.ms): librdkafka requires it",

@@ -51,21 +51,6 @@ func Produce(ctx context.Context, msg *kafka.Message) error {
 	return nil
 }
 
-// checkTxn validates the exactly-once settings and sets this mode's
-// default commit interval.
-func checkTxn(o *engine.Options, cfg *config) error {
-	if cfg.txnID == nil {
-		return nil
-	}
-	if *cfg.txnID == "" {
-		return fmt.Errorf("%w: WithTransactionalID: the transactional id is empty", ErrInvalidConfig)
-	}
-	if !o.IsSet("CommitInterval") {
-		o.CommitInterval = engine.DefaultTxnCommitInterval
-	}
-	return nil
-}
-
 func (c *Consumer) transactional() bool { return c.cfg.txnID != nil }
 
 // newTxnSession returns the Run's session: the engine's transactional one,

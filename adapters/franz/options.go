@@ -219,7 +219,7 @@ func newOptions(brokers []string, group string, topics []string, opts []Option) 
 	if err := checkClientOptions(o, brokers, group, cfg.extra); err != nil {
 		return nil, nil, err
 	}
-	if err := checkTxn(o, cfg); err != nil {
+	if err := o.Transactional(cfg.txnID); err != nil {
 		return nil, nil, err
 	}
 	return o, cfg, nil

@@ -60,21 +60,6 @@ func Produce(ctx context.Context, rec *kgo.Record) error {
 	return nil
 }
 
-// checkTxn validates the exactly-once settings and sets this mode's
-// default commit interval.
-func checkTxn(o *engine.Options, cfg *config) error {
-	if cfg.txnID == nil {
-		return nil
-	}
-	if *cfg.txnID == "" {
-		return fmt.Errorf("%w: WithTransactionalID: the transactional id is empty", ErrInvalidConfig)
-	}
-	if !o.IsSet("CommitInterval") {
-		o.CommitInterval = engine.DefaultTxnCommitInterval
-	}
-	return nil
-}
-
 // transactional reports whether the Consumer runs exactly once.
 func (c *Consumer) transactional() bool { return c.cfg.txnID != nil }
 

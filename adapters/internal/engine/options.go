@@ -162,6 +162,22 @@ func (o *Options) Mark(name string) { o.set[name] = true }
 // IsSet reports whether the option name was given.
 func (o *Options) IsSet(name string) bool { return o.set[name] }
 
+// Transactional validates the transactional id of an exactly-once
+// consumer (nil: not one) and sets that mode's default commit interval,
+// DefaultTxnCommitInterval, unless CommitInterval was given.
+func (o *Options) Transactional(id *string) error {
+	if id == nil {
+		return nil
+	}
+	if *id == "" {
+		return fmt.Errorf("%w: WithTransactionalID: the transactional id is empty", ErrConfig)
+	}
+	if !o.IsSet("CommitInterval") {
+		o.CommitInterval = DefaultTxnCommitInterval
+	}
+	return nil
+}
+
 // Own returns the adapter's settings as a *T, or records an error naming
 // option (an option of another adapter) and returns a throwaway *T.
 func Own[T any](o *Options, pkg, option string) *T {
