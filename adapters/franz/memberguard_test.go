@@ -33,7 +33,7 @@ func TestCommitNotSentUnderANewMember(t *testing.T) {
 	const (
 		topic = "guard"
 		group = "guard-group"
-		n     = 3000
+		n     = 4000
 	)
 	c, ctx := adaptertest.StartProduced(t, topic, 2, n, 60*time.Second)
 	var (
@@ -124,7 +124,7 @@ func TestCommitNotSentUnderANewMember(t *testing.T) {
 	}
 	rec := newRecorder()
 	stop := runConsumer(t, cons, func(_ context.Context, m *kgo.Record) error {
-		if handled.Add(1) == n/5 {
+		if handled.Add(1) == n/10 {
 			armed.Store(true)
 		}
 		time.Sleep(time.Millisecond)
