@@ -30,6 +30,17 @@ func WithCommitHook(f func(member string, generation int32, offs []Offset, errs 
 	return func(o *engine.Options) { own(o, "WithCommitHook").onCommit = f }
 }
 
+// WithCommitMadeHook calls f as every commit is made, with the member id
+// it is decided for, before kgo is asked to send it; the commit hook of the
+// same commit follows. Tests only.
+func WithCommitMadeHook(f func(member string)) Option {
+	return func(o *engine.Options) { own(o, "WithCommitMadeHook").onCommitMade = f }
+}
+
+// ErrMemberChanged is the error of a commit that was not sent because the
+// group member changed between its decision and kgo's request.
+var ErrMemberChanged = errMemberChanged
+
 // WithPauseHook calls f whenever a partition is paused because its window
 // is full (paused true) and resumed (false). Tests only.
 func WithPauseHook(f func(tp TopicPartition, paused bool)) Option {

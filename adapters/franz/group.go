@@ -470,8 +470,14 @@ func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, err
 	// member's: the coordinator would accept the commit and take their
 	// commit back (chaos -faults, franz cooperative: partitions 1 and 2
 	// committed 2208 and 2589 after 2682 and 3086, 100 ms after a frozen
-	// member woke). Such a commit is not sent.
+	// member woke). kgo meets the eviction inside the join (JoinGroup
+	// answers UNKNOWN_MEMBER_ID: it rejoins under a new id without calling
+	// OnPartitionsLost, so the engine does not cancel the commit). Such a
+	// commit is not sent (TestCommitNotSentUnderANewMember).
 	member0, _ := r.cl.GroupMetadata()
+	if f := r.cfg.onCommitMade; f != nil {
+		f(member0)
+	}
 	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
 		if req.MemberID != member0 {
 			return fmt.Errorf("%w: the member was %q when the commit was made and is %q now", errMemberChanged, member0, req.MemberID)

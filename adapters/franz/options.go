@@ -41,7 +41,10 @@ type config struct {
 	// drain and commit.
 	onRevokeStart func(tps []TopicPartition, lost bool)
 	onCommit      func(member string, generation int32, offs []engine.Offset, errs []error)
-	onPause       func(tp TopicPartition, paused bool)
+	// onCommitMade is called as a commit is made, with the member id it
+	// is decided for, before kgo is asked to send it.
+	onCommitMade func(member string)
+	onPause      func(tp TopicPartition, paused bool)
 }
 
 // own returns the kgo settings of o, or records that option is not one of

@@ -157,7 +157,7 @@ func (e *Engine[M]) runBatch(ts []task[M], c *workerCtrs, calls []*task[M], msgs
 	held := false // a dead letter failed: what follows waits (ByKey, ByPartition)
 	for i := range ts {
 		t := &ts[i]
-		if e.frozen.woke.Load() != 0 || e.frozen.stuckSeen.Load() != 0 {
+		if e.frozen.holding() {
 			e.afterFreeze(t.p) // frozen.go, as in run
 		}
 		switch {

@@ -118,3 +118,24 @@ func TestStuckCommitHoldEndsWhenTheCommitReturns(t *testing.T) {
 	close(r.stuck)
 	waitUntil(t, func() bool { return r.handled.Load() == 20 })
 }
+
+// A process frozen with a commit in flight wakes to a freeze and a stuck
+// commit at once. Each keeps its own end: when the freeze's hold is over
+// (2×FrozenAfter after the wake, no verdict of the client), the queued
+// messages still wait for the stuck commit to return.
+func TestStuckCommitHoldOutlastsAFreeze(t *testing.T) {
+	r := newStuckRig(t)
+	last := engine.Mono()
+	r.e.SawGap(last, last+int64(200*time.Millisecond))
+	deliverRange(t, r.s, r.p, 10, 20)
+	waitUntil(t, func() bool { return r.e.FrozenHolds() > 0 || r.handled.Load() > 10 })
+	waitUntil(t, func() bool { return !r.e.FreezeHold() })
+	for range 20 { // a worker let go by the freeze's end would run within this
+		if n := r.handled.Load(); n != 10 {
+			t.Fatalf("%d messages handled after the freeze's hold ended, the commit still stuck; want the 10 before it", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(r.stuck)
+	waitUntil(t, func() bool { return r.handled.Load() == 20 })
+}

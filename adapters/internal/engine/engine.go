@@ -285,7 +285,7 @@ func (e *Engine[M]) settle(p *Part, freed, done int64) {
 // acked: the caller counts it finished (the other outcomes count
 // themselves).
 func (e *Engine[M]) run(j *job[M], p *Part, c *workerCtrs, timing bool) bool {
-	if e.frozen.woke.Load() != 0 || e.frozen.stuckSeen.Load() != 0 {
+	if e.frozen.holding() {
 		e.afterFreeze(p) // frozen.go: the group may have moved p meanwhile
 	}
 	if p.revoking.Load() || e.failed.Load() {

@@ -264,6 +264,9 @@ func (e *Engine[M]) SawGap(last, now int64) { e.sawGap(last, now) }
 // freeze.
 func (e *Engine[M]) FrozenHolds() int64 { return e.frozen.held.Load() }
 
+// FreezeHold reports whether the workers hold after a freeze (frozen.go).
+func (e *Engine[M]) FreezeHold() bool { return e.frozen.holds[holdFreeze].Load() != nil }
+
 // StuckCommitHold reports whether the workers hold for a stuck commit
 // (stuckcommit.go).
-func (e *Engine[M]) StuckCommitHold() bool { return e.frozen.stuckSeen.Load() != 0 }
+func (e *Engine[M]) StuckCommitHold() bool { return e.frozen.holds[holdCommit].Load() != nil }

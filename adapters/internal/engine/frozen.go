@@ -25,6 +25,11 @@ package engine
 // reports nothing for 2×FrozenAfter after the wake, the membership survived
 // and the work goes on. The cost when nothing froze is one atomic load per
 // message.
+//
+// The same hold, with another end, holds the workers while a commit call
+// is stuck (stuckcommit.go). Each reason has its own slot: a freeze and a
+// stuck commit are often seen at the same tick (a process frozen while a
+// commit was in flight), and each keeps its end and its effect on commits.
 
 import (
 	"sync/atomic"
@@ -46,15 +51,39 @@ var monoEpoch = time.Now()
 // mono returns the monotonic time in nanoseconds since monoEpoch.
 func mono() int64 { return int64(time.Since(monoEpoch)) }
 
+// The slots of frozenState.holds: the reasons to hold.
+const (
+	holdCommit = iota // a commit call running past FrozenAfter (stuckcommit.go)
+	holdFreeze        // the process did not run for FrozenAfter
+)
+
+// hold keeps the workers from starting a message of a partition assigned
+// at or before since (mono) until it is over, or the partition is revoked
+// or lost. Immutable once published.
+type hold struct {
+	since int64 // freeze: the last tick before it; commit: the call's start
+	until int64 // freeze: when it ends without a verdict (mono); commit: 0
+}
+
+// over reports whether h has ended: for a freeze frozenHold×FrozenAfter
+// after the wake, for a commit when the stuck call returned.
+func (e *Engine[M]) over(h *hold) bool {
+	if h.until != 0 {
+		return mono() >= h.until
+	}
+	return e.frozen.commitStart.Load() != h.since
+}
+
 // frozenState is the freeze detector's finding, read by the workers.
 type frozenState struct {
-	woke    atomic.Int64 // mono time of the wake after the last freeze; 0: no hold
-	frozeAt atomic.Int64 // mono time of the last tick before that freeze
-	held    atomic.Int64 // workers that waited in afterFreeze, ever
+	holds       [2]atomic.Pointer[hold] // by reason; nil: none. The detector sets and clears them
+	commitStart atomic.Int64            // mono start of the commit call running (stuckcommit.go); 0: none
+	held        atomic.Int64            // workers that waited in afterFreeze, ever
+}
 
-	// A commit call that does not return (stuckcommit.go).
-	stuckSince atomic.Int64 // mono start of the commit call running; 0: none
-	stuckSeen  atomic.Int64 // stuckSince of the call found running past FrozenAfter; 0: no hold
+// holding reports whether a hold may be on: the workers' gate.
+func (f *frozenState) holding() bool {
+	return f.holds[holdCommit].Load() != nil || f.holds[holdFreeze].Load() != nil
 }
 
 // frozenLoop is the freeze detector; it runs until Stop.
@@ -69,6 +98,11 @@ func (e *Engine[M]) frozenLoop() {
 		case <-t.C:
 		}
 		now := mono()
+		for i := range e.frozen.holds {
+			if h := e.frozen.holds[i].Load(); h != nil && e.over(h) {
+				e.frozen.holds[i].CompareAndSwap(h, nil)
+			}
+		}
 		e.sawGap(last, now)
 		e.checkStuck(now) // stuckcommit.go
 		last = now
@@ -82,35 +116,30 @@ func (e *Engine[M]) sawGap(last, now int64) {
 	if gap < e.cfg.FrozenAfter {
 		return
 	}
-	e.frozen.frozeAt.Store(last)
-	e.frozen.woke.Store(now)
+	e.frozen.holds[holdFreeze].Store(&hold{since: last, until: now + int64(frozenHold*e.cfg.FrozenAfter)})
 	e.log.Warn("inorder: the process did not run for longer than the session timeout: the group has likely moved its partitions; their queued messages wait until the client confirms",
 		"paused", gap.Round(time.Millisecond), "session_timeout", e.cfg.FrozenAfter)
 }
 
-// afterFreeze holds a worker about to start a message of p while a freeze
-// longer than FrozenAfter is unresolved (see the file comment). It returns
-// when p is revoked or lost, when p was assigned after the freeze, when
-// 2×FrozenAfter has passed since the wake (the hold ends for every
-// partition), or at Stop.
+// afterFreeze holds a worker about to start a message of p while a hold
+// covers p: a stuck commit's, then a freeze's (see the file comment). It
+// returns when p is revoked or lost, when the holds that cover p are over,
+// or at Stop.
 func (e *Engine[M]) afterFreeze(p *Part) {
-	e.afterStuckCommit(p) // stuckcommit.go
-	woke := e.frozen.woke.Load()
-	if woke == 0 || p.since > e.frozen.frozeAt.Load() {
-		return
-	}
-	e.frozen.held.Add(1)
-	t := time.NewTicker(frozenPoll)
-	defer t.Stop()
-	for !p.revoking.Load() {
-		if time.Duration(mono()-woke) >= frozenHold*e.cfg.FrozenAfter {
-			e.frozen.woke.CompareAndSwap(woke, 0)
-			return
+	for i := range e.frozen.holds {
+		h := e.frozen.holds[i].Load()
+		if h == nil || p.since > h.since || e.over(h) {
+			continue
 		}
-		select {
-		case <-e.quit:
-			return
-		case <-t.C:
+		e.frozen.held.Add(1)
+		t := time.NewTicker(frozenPoll)
+		defer t.Stop()
+		for !p.revoking.Load() && !e.over(h) {
+			select {
+			case <-e.quit:
+				return
+			case <-t.C:
+			}
 		}
 	}
 }
@@ -122,21 +151,14 @@ func (e *Engine[M]) afterFreeze(p *Part) {
 // owner committed meanwhile (seen with kgo's cooperative rejoin, which
 // calls the revoke callback, not the lost one, after such a freeze).
 func (e *Engine[M]) frozenOut(p *Part) bool {
-	woke := e.frozen.woke.Load()
-	if woke == 0 || p.since > e.frozen.frozeAt.Load() {
-		return false
-	}
-	if time.Duration(mono()-woke) >= frozenHold*e.cfg.FrozenAfter {
-		e.frozen.woke.CompareAndSwap(woke, 0)
-		return false
-	}
-	return true
+	h := e.frozen.holds[holdFreeze].Load()
+	return h != nil && p.since <= h.since && !e.over(h)
 }
 
 // splitFrozen splits parts into those that may be committed and those
 // frozenOut.
 func (e *Engine[M]) splitFrozen(parts []*Part) (live, dead []*Part) {
-	if e.frozen.woke.Load() == 0 {
+	if e.frozen.holds[holdFreeze].Load() == nil {
 		return parts, nil
 	}
 	for _, p := range parts {

@@ -30,43 +30,20 @@ func (e *Engine[M]) commitStarts() func() {
 		return func() {}
 	}
 	start := mono()
-	e.frozen.stuckSince.Store(start)
-	return func() { e.frozen.stuckSince.CompareAndSwap(start, 0) }
+	e.frozen.commitStart.Store(start)
+	return func() { e.frozen.commitStart.CompareAndSwap(start, 0) }
 }
 
 // checkStuck starts the hold when the commit call running has run for
-// FrozenAfter at now, and clears it once that call has returned. Freeze
-// detector goroutine only.
+// FrozenAfter at now; the detector ends it once that call has returned
+// (over). Freeze detector goroutine only.
 func (e *Engine[M]) checkStuck(now int64) {
-	since, seen := e.frozen.stuckSince.Load(), e.frozen.stuckSeen.Load()
-	switch {
-	case since != 0 && since != seen && time.Duration(now-since) >= e.cfg.FrozenAfter:
-		e.frozen.stuckSeen.Store(since)
-		e.log.Warn("inorder: a commit has not returned for longer than the session timeout: the coordinator does not answer and the group has likely evicted this member; "+
-			"the queued messages of its partitions wait until the commit returns or the client reports them revoked or lost",
-			"waiting", time.Duration(now-since).Round(time.Millisecond), "session_timeout", e.cfg.FrozenAfter)
-	case seen != 0 && since != seen:
-		e.frozen.stuckSeen.Store(0)
-	}
-}
-
-// afterStuckCommit holds a worker about to start a message of p while a
-// commit call found stuck has not returned, if p was assigned before that
-// call started. It returns when the call returns, p is revoked or lost, or
-// at Stop.
-func (e *Engine[M]) afterStuckCommit(p *Part) {
-	seen := e.frozen.stuckSeen.Load()
-	if seen == 0 || p.since > seen || e.frozen.stuckSince.Load() != seen {
+	start, h := e.frozen.commitStart.Load(), e.frozen.holds[holdCommit].Load()
+	if start == 0 || (h != nil && h.since == start) || time.Duration(now-start) < e.cfg.FrozenAfter {
 		return
 	}
-	e.frozen.held.Add(1)
-	t := time.NewTicker(frozenPoll)
-	defer t.Stop()
-	for !p.revoking.Load() && e.frozen.stuckSince.Load() == seen {
-		select {
-		case <-e.quit:
-			return
-		case <-t.C:
-		}
-	}
+	e.frozen.holds[holdCommit].Store(&hold{since: start})
+	e.log.Warn("inorder: a commit has not returned for longer than the session timeout: the coordinator does not answer and the group has likely evicted this member; "+
+		"the queued messages of its partitions wait until the commit returns or the client reports them revoked or lost",
+		"waiting", time.Duration(now-start).Round(time.Millisecond), "session_timeout", e.cfg.FrozenAfter)
 }
