@@ -474,3 +474,87 @@ func TestAssignWithUnreadableLogBoundsStartsAtCommits(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+// Issue 25 (chaos, broker faults): the log bounds of newly assigned
+// partitions without a commit stay unreadable for longer than
+// RequestTimeout (every ListOffsets connection is cut, so librdkafka's
+// admin ListOffsets answers "no offset, no error" or times out), then the
+// broker heals. Run does not end with ErrAssign: the partitions wait,
+// paused, and start by the start policy once their bounds are read; every
+// message is handled and the commits reach the log end. One Warn names the
+// waiting partitions, however many reads fail.
+func TestAssignWaitsOutUnreadableLogBounds(t *testing.T) {
+	for _, strat := range []string{"range", "cooperative-sticky"} {
+		t.Run(strat, func(t *testing.T) {
+			var (
+				topic = "bounds-wait-" + strat
+				group = topic + "-group"
+			)
+			const n = 100
+			c, ctx := adaptertest.StartProduced(t, topic, 2, n, 60*time.Second)
+			var cut atomic.Bool
+			cut.Store(true)
+			var cuts atomic.Int64
+			c.Fake().ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+				c.Fake().KeepControl()
+				if !cut.Load() {
+					return nil, nil, false
+				}
+				cuts.Add(1)
+				return nil, errors.New("connection cut"), true
+			})
+			logs := newCapture()
+			var assigned atomic.Int64
+			cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+				append(stableOpts(slog.New(logs)), strategy(strat),
+					confluent.WithRetryBackoff(20*time.Millisecond),
+					confluent.WithRequestTimeout(500*time.Millisecond),
+					confluent.WithAssignHook(func(_ string, tps []confluent.TopicPartition) {
+						assigned.Add(int64(len(tps)))
+					}))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder()
+			errc := make(chan error, 1)
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				errc <- cons.Run(rctx, func(_ context.Context, m *kafka.Message) error {
+					rec.add(m)
+					return nil
+				})
+			}()
+			// Cut for several RequestTimeouts (failing reads counted, not
+			// timed), with Run still going.
+			adaptertest.WaitFor(ctx, t, "log-bound reads failing past RequestTimeout", func() bool {
+				select {
+				case err := <-errc:
+					t.Fatalf("Run ended while the bounds were unreadable: %v", err)
+				default:
+				}
+				return len(logs.records(func(r logRecord) bool {
+					return strings.Contains(r.msg, "still unreadable")
+				})) >= 3
+			})
+			if got := assigned.Load(); got != 0 || rec.Distinct() != 0 {
+				t.Fatalf("%d partitions started, %d messages handled before their start was read", got, rec.Distinct())
+			}
+			cut.Store(false)
+			adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
+				ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+				return ok && rec.Distinct() == n
+			})
+			cancel()
+			if err := <-errc; err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			warns := logs.records(func(r logRecord) bool {
+				return r.level == slog.LevelWarn && strings.Contains(r.msg, "start of assigned partitions unreadable")
+			})
+			if len(warns) != 1 {
+				t.Errorf("%d Warn lines for the waiting partitions, want 1: %v", len(warns), warns)
+			}
+		})
+	}
+}
