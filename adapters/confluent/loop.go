@@ -415,13 +415,13 @@ func (r *runner) revoke(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		r.cfg.onRevokeStart(tps, lost)
 	}
 	r.w.Revoked(tps, lost)
-	tps = r.forgetPending(tps) // nothing handed out or committed for them
+	taken := r.forgetPending(tps) // nothing handed out or committed for the others
 	if lost {
-		r.sess.Lose(tps...)
+		r.sess.Lose(taken...)
 	} else {
-		r.sess.Revoke(context.Background(), tps...)
+		r.sess.Revoke(context.Background(), taken...)
 	}
-	for _, tp := range tps {
+	for _, tp := range taken {
 		r.forget(tp)
 	}
 	r.ack(kc, ktps, false)
