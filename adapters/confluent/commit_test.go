@@ -3,7 +3,6 @@ package confluent_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,50 +84,79 @@ func TestMetadataOnlyCommitReachesTheBroker(t *testing.T) {
 }
 
 // Issue: a partition whose committed offset librdkafka could not read
-// (a per-partition error in Committed's result), retried for
-// RequestTimeout, fails the assignment with ErrAssign naming it and
-// wrapping librdkafka's error, rather than start it as if it had no commit
-// (at the log end with OffsetEnd: messages never handled).
-func TestCommittedPartitionErrorFailsTheAssignment(t *testing.T) {
+// (a per-partition error in Committed's result) is never started as if it
+// had no commit (at the log end with Latest: messages never handled).
+// Issue 25: nor does the error, transient, end Run once RequestTimeout has
+// passed: the assignment waits, and starts at the commit once it is read.
+func TestCommittedPartitionErrorWaitsForTheCommit(t *testing.T) {
 	const (
 		topic = "committed-err"
 		group = "committed-err-group"
 	)
-	c, ctx := adaptertest.StartProduced(t, topic, 2, 10, 60*time.Second)
+	c, ctx := adaptertest.StartProduced(t, topic, 2, 20, 60*time.Second)
+	commitAt(t, c.Addrs(), group, topic, 1, 3)
+	var failing atomic.Bool
+	failing.Store(true)
+	var failed atomic.Int64
 	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
 		append(stableOpts(testLogger(t)),
 			confluent.WithStartOffset(confluent.Latest),
-			confluent.WithRequestTimeout(time.Second),
+			confluent.WithRequestTimeout(500*time.Millisecond),
+			confluent.WithRetryBackoff(20*time.Millisecond),
 			confluent.WithCommittedHook(func(ktps []kafka.TopicPartition) {
+				if !failing.Load() {
+					return
+				}
 				for i := range ktps {
 					if ktps[i].Partition == 1 {
 						ktps[i].Error = kafka.NewError(kafka.ErrCoordinatorLoadInProgress, "injected", false)
+						failed.Add(1)
 					}
 				}
 			}))...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	handled := make(chan struct{}, 10)
+	rec := newRecorder()
 	errc := make(chan error, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() {
-		errc <- cons.Run(ctx, func(context.Context, *kafka.Message) error {
-			handled <- struct{}{}
+		errc <- cons.Run(rctx, func(_ context.Context, m *kafka.Message) error {
+			rec.add(m)
 			return nil
 		})
 	}()
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
-		t.Fatal("Run did not stop on the failed assignment")
+	// Failing past RequestTimeout: about 5 reads in the callback's 500 ms
+	// (backoff from 20 ms, doubling), then one read per backoff.
+	adaptertest.WaitFor(ctx, t, "the commit read failing past RequestTimeout", func() bool {
+		select {
+		case err := <-errc:
+			t.Fatalf("Run ended while the commit was unreadable: %v", err)
+		default:
+		}
+		return failed.Load() >= 9
+	})
+	if rec.Distinct() != 0 {
+		t.Fatalf("%d messages handled before the commit of %s[1] was read", rec.Distinct(), topic)
 	}
-	var kerr kafka.Error
-	if !errors.Is(err, confluent.ErrAssign) || !strings.Contains(err.Error(), topic+"[1]") ||
-		!errors.As(err, &kerr) || kerr.Code() != kafka.ErrCoordinatorLoadInProgress {
-		t.Fatalf("Run: %v, want ErrAssign naming %s[1] and wrapping the kafka.Error", err, topic)
+	failing.Store(false)
+	// Partition 1 resumes at its commit (3); partition 0, without one,
+	// starts at its log end.
+	adaptertest.WaitFor(ctx, t, "partition 1 handled from its commit", func() bool {
+		return rec.Distinct() >= 7
+	})
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run = %v", err)
 	}
-	if len(handled) != 0 {
-		t.Fatalf("%d messages handled after a failed assignment", len(handled))
+	for po := range rec.Seen() {
+		if po.P != 1 || po.O < 3 {
+			t.Errorf("handled %s[%d] at %d: want only partition 1 from its commit (3)", topic, po.P, po.O)
+		}
+	}
+	if rec.Distinct() != 7 {
+		t.Errorf("%d distinct messages handled, want 7 (%s[1] 3..9)", rec.Distinct(), topic)
 	}
 }
 

@@ -93,7 +93,9 @@ func (c *Consumer) Stats() []PartitionStats {
 // shutdown, the handler's error wrapped in ErrHandler under StopOnError,
 // ErrRunning if already running, ErrClosed once Close was called, an error
 // wrapping ErrAssign when an assignment cannot be set up (its reads fail
-// for longer than RequestTimeout, or with an authorization error), and one
+// with an authorization, configuration or fatal error; transient failures
+// are retried with backoff for as long as they last, logged at Warn once
+// per assignment, while the other partitions are consumed), and one
 // wrapping ErrClient on a fatal librdkafka error or when the brokers refuse
 // the credentials or the authorization; librdkafka's kafka.Error is wrapped
 // (errors.As finds it). Unreachable brokers are retried by librdkafka until

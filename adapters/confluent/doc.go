@@ -54,7 +54,13 @@
 // and the partitions' log starts and ends (batched ListOffsets requests; the
 // last stable offset for Latest when reading committed). Transient errors
 // are retried with backoff within RequestTimeout; authorization and
-// configuration errors stop Run with ErrAssign. It applies the start policy
+// configuration errors stop Run with ErrAssign. Partitions whose reads still
+// fail for a transient reason are assigned paused (at the log start: an
+// EAGER member must assign its whole set in the callback) and do not stop
+// Run: the poll loop reads their starts again with backoff (each read
+// bounded by a quarter of RequestTimeout), logged at Warn once, and once
+// read registers them, Resumes them and Seeks them to their starts; a
+// revoke or loss before then forgets them. It applies the start policy
 // (StartOffset) to partitions without a commit and to those whose commit is
 // below the log start or above the log end (logged at Warn), Resumes them (the pause flag
 // survives an unassign in librdkafka) and assigns them at exactly those

@@ -32,9 +32,12 @@ var (
 	// ErrClosed is returned by Run when Close was called before Run
 	// started: a closed Consumer does not run again.
 	ErrClosed = engine.ErrClosed
-	// ErrAssign wraps a failure to set up an assigned partition (reading
-	// its committed offset, or librdkafka refusing the assignment); Run
-	// stops with it rather than consume from an unknown start.
+	// ErrAssign wraps a failure to set up an assigned partition that
+	// retrying cannot fix (reading its committed offset or log bounds fails
+	// with an authorization, configuration or fatal error, or librdkafka
+	// refuses the assignment); Run stops with it rather than consume from
+	// an unknown start. A transient failure does not stop Run: the
+	// partition waits, paused, until its start is read.
 	ErrAssign = engine.ErrAssign
 	// ErrClient wraps a fatal librdkafka error that stopped Run.
 	ErrClient = engine.ErrClient

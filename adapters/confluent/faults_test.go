@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -472,5 +473,171 @@ func TestAssignWithUnreadableLogBoundsStartsAtCommits(t *testing.T) {
 	})
 	if err := stop(); err != nil {
 		t.Fatalf("Run = %v", err)
+	}
+}
+
+// Issue 25 (chaos, broker faults): the log bounds of newly assigned
+// partitions without a commit stay unreadable for longer than
+// RequestTimeout (every ListOffsets connection is cut, so librdkafka's
+// admin ListOffsets answers "no offset, no error" or times out), then the
+// broker heals. Run does not end with ErrAssign: the partitions wait,
+// paused, and start by the start policy once their bounds are read; every
+// message is handled and the commits reach the log end. One Warn names the
+// waiting partitions, however many reads fail.
+func TestAssignWaitsOutUnreadableLogBounds(t *testing.T) {
+	for _, strat := range []string{"range", "cooperative-sticky"} {
+		t.Run(strat, func(t *testing.T) {
+			var (
+				topic = "bounds-wait-" + strat
+				group = topic + "-group"
+			)
+			const n = 100
+			c, ctx := adaptertest.StartProduced(t, topic, 2, n, 60*time.Second)
+			var cut atomic.Bool
+			cut.Store(true)
+			var cuts atomic.Int64
+			c.Fake().ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+				c.Fake().KeepControl()
+				if !cut.Load() {
+					return nil, nil, false
+				}
+				cuts.Add(1)
+				return nil, errors.New("connection cut"), true
+			})
+			logs := newCapture()
+			var assigned atomic.Int64
+			cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+				append(stableOpts(slog.New(logs)), strategy(strat),
+					confluent.WithRetryBackoff(20*time.Millisecond),
+					confluent.WithRequestTimeout(500*time.Millisecond),
+					confluent.WithAssignHook(func(_ string, tps []confluent.TopicPartition) {
+						assigned.Add(int64(len(tps)))
+					}))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder()
+			errc := make(chan error, 1)
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				errc <- cons.Run(rctx, func(_ context.Context, m *kafka.Message) error {
+					rec.add(m)
+					return nil
+				})
+			}()
+			// Cut for several RequestTimeouts (failing reads counted, not
+			// timed), with Run still going.
+			adaptertest.WaitFor(ctx, t, "log-bound reads failing past RequestTimeout", func() bool {
+				select {
+				case err := <-errc:
+					t.Fatalf("Run ended while the bounds were unreadable: %v", err)
+				default:
+				}
+				return len(logs.records(func(r logRecord) bool {
+					return strings.Contains(r.msg, "still unreadable")
+				})) >= 3
+			})
+			if got := assigned.Load(); got != 0 || rec.Distinct() != 0 {
+				t.Fatalf("%d partitions started, %d messages handled before their start was read", got, rec.Distinct())
+			}
+			cut.Store(false)
+			adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
+				ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+				return ok && rec.Distinct() == n
+			})
+			cancel()
+			if err := <-errc; err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			warns := logs.records(func(r logRecord) bool {
+				return r.level == slog.LevelWarn && strings.Contains(r.msg, "start of assigned partitions unreadable")
+			})
+			if len(warns) != 1 {
+				t.Errorf("%d Warn lines for the waiting partitions, want 1: %v", len(warns), warns)
+			}
+		})
+	}
+}
+
+// Issue 25: partitions waiting for their start (log bounds unreadable) are
+// revoked when a second member joins: the first member forgets them (it
+// handed out and committed nothing for them), Run goes on in both, and
+// once the broker heals each partition is consumed by its owner from the
+// start policy: every message handled, commits at the log end.
+func TestRevokeWhileWaitingForTheStart(t *testing.T) {
+	for _, strat := range []string{"range", "cooperative-sticky"} {
+		t.Run(strat, func(t *testing.T) {
+			var (
+				topic = "revoke-waiting-" + strat
+				group = topic + "-group"
+			)
+			const n = 200
+			c, ctx := adaptertest.StartProduced(t, topic, 4, n, 60*time.Second)
+			var cut atomic.Bool
+			cut.Store(true)
+			c.Fake().ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+				c.Fake().KeepControl()
+				if !cut.Load() {
+					return nil, nil, false
+				}
+				return nil, errors.New("connection cut"), true
+			})
+			rec := newRecorder()
+			var mu sync.Mutex
+			var revokedWaiting int // partitions revoked from the first member before it handled anything
+			logsA := newCapture()
+			start := func(first bool) func() error {
+				log := testLogger(t)
+				var hooks []confluent.Option
+				if first {
+					log = slog.New(logsA)
+					hooks = append(hooks, confluent.WithRevokeHook(func(tps []confluent.TopicPartition, _ bool) {
+						mu.Lock()
+						if rec.Distinct() == 0 {
+							revokedWaiting += len(tps)
+						}
+						mu.Unlock()
+					}))
+				}
+				opts := append(stableOpts(log), strategy(strat),
+					confluent.WithRetryBackoff(20*time.Millisecond),
+					confluent.WithRequestTimeout(500*time.Millisecond))
+				cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic}, append(opts, hooks...)...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+					rec.add(m)
+					return nil
+				})
+			}
+			stopA := start(true)
+			adaptertest.WaitFor(ctx, t, "the first member's partitions waiting for their start", func() bool {
+				return len(logsA.records(func(r logRecord) bool {
+					return strings.Contains(r.msg, "start of assigned partitions unreadable")
+				})) > 0
+			})
+			stopB := start(false)
+			adaptertest.WaitFor(ctx, t, "waiting partitions revoked from the first member", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return revokedWaiting > 0
+			})
+			if rec.Distinct() != 0 {
+				t.Fatalf("%d messages handled while the log bounds were unreadable", rec.Distinct())
+			}
+			cut.Store(false)
+			adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
+				ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+				return ok && rec.Distinct() == n
+			})
+			if err := stopB(); err != nil {
+				t.Errorf("second member: Run = %v", err)
+			}
+			if err := stopA(); err != nil {
+				t.Errorf("first member: Run = %v", err)
+			}
+		})
 	}
 }

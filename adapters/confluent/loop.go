@@ -50,6 +50,7 @@ type runner struct {
 	err          error                      // set by the callback: stops Run
 	stallAfter   time.Duration              // how long a partition behind its log end may go unfetched (see reseek)
 	authFailures int                        // SASL authentication failures since anything was received
+	pending      pendingStarts              // assigned partitions whose start is not known yet (pending.go)
 
 	calls sync.WaitGroup // librdkafka commit calls running (see call); Close waits for them
 }
@@ -175,6 +176,10 @@ func (r *runner) poll(ctx context.Context) error {
 			if r.err != nil {
 				return r.err
 			}
+			r.retryPending() // pending.go
+			if r.err != nil {
+				return r.err
+			}
 			if now := time.Now(); now.After(nextTick) {
 				nextTick = now.Add(r.opts.CommitInterval)
 				r.tick()
@@ -286,7 +291,11 @@ func toTP(ktp kafka.TopicPartition) TopicPartition {
 // offsets and commit metadata (retrying transient errors), picks the start
 // of those without a commit or whose commit is outside the log, registers
 // them with the engine, and assigns them to librdkafka at exactly those
-// offsets. The rebalance protocol is read here, once per assignment.
+// offsets. The rebalance protocol is read here, once per assignment. When
+// the reads fail for a transient reason for RequestTimeout, the partitions
+// are assigned paused and their starts read again by the poll loop
+// (pending.go); a permanent error (authorization, configuration, fatal)
+// stops Run with ErrAssign.
 //
 // Not while closing: an assignment that completes as Run stops (Close
 // called mid-join) is delivered by librdkafka inside kafka.Consumer.Close,
@@ -310,13 +319,51 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		r.ack(kc, ktps, true)
 		return
 	}
-	starts, err := r.starts(kc, ktps)
+	starts, err := r.starts(kc, ktps, time.Now().Add(r.opts.RequestTimeout))
 	if err != nil {
-		r.err = fmt.Errorf("%w: %w", ErrAssign, err)
+		if permanent(err) {
+			r.err = fmt.Errorf("%w: %w", ErrAssign, err)
+			r.ack(kc, ktps, true)
+			return
+		}
+		// Transient for longer than the callback may take: the poll loop
+		// reads them again (pending.go); Run goes on.
+		r.await(kc, ktps, err)
+		tps := make([]TopicPartition, len(ktps))
+		for i, ktp := range ktps {
+			tps[i] = toTP(ktp)
+		}
+		r.w.Assigned(tps)
+		return
+	}
+	if err := r.take(ktps, starts); err != nil {
+		r.err = err
 		r.ack(kc, ktps, true)
 		return
 	}
 	at := make([]kafka.TopicPartition, len(ktps))
+	bare := make([]kafka.TopicPartition, len(ktps))
+	tps := make([]TopicPartition, len(ktps))
+	for i, ktp := range ktps {
+		bare[i] = kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}
+		at[i] = kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition, Offset: kafka.Offset(starts[i].offset)}
+		tps[i] = toTP(ktp)
+	}
+	// librdkafka keeps a partition's pause flag across an unassign (#5591):
+	// a partition paused by anyone before it moved away would come back
+	// paused. Resume before assigning, so the assignment starts fetching.
+	if err := kc.Resume(bare); err != nil {
+		r.log.Debug("confluent: resume before assign", "error", err)
+	}
+	r.ack(kc, at, true)
+	r.w.Assigned(tps)
+	r.assigned(tps)
+}
+
+// take registers ktps with the engine at their starts, and with the poll
+// goroutine; on an error it undoes what it registered and returns it
+// wrapping ErrAssign.
+func (r *runner) take(ktps []kafka.TopicPartition, starts []startPoint) error {
 	tps := make([]TopicPartition, len(ktps))
 	for i, ktp := range ktps {
 		tp := toTP(ktp)
@@ -328,27 +375,17 @@ func (r *runner) assign(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 			for _, t := range tps[:i] {
 				r.forget(t)
 			}
-			r.err = fmt.Errorf("%w: %w", ErrAssign, aerr)
-			r.ack(kc, ktps, true)
-			return
+			return fmt.Errorf("%w: %w", ErrAssign, aerr)
 		}
 		tps[i] = tp
 		bare := kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}
 		r.parts[tp] = &pstate{part: part, ktp: bare, logEnd: sp.logEnd, eofAt: -1, idleFrom: sp.offset}
-		at[i] = kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition, Offset: kafka.Offset(sp.offset)}
 	}
-	// librdkafka keeps a partition's pause flag across an unassign (#5591):
-	// a partition paused by anyone before it moved away would come back
-	// paused. Resume before assigning, so the assignment starts fetching.
-	bare := make([]kafka.TopicPartition, len(at))
-	for i, a := range at {
-		bare[i] = kafka.TopicPartition{Topic: a.Topic, Partition: a.Partition}
-	}
-	if err := kc.Resume(bare); err != nil {
-		r.log.Debug("confluent: resume before assign", "error", err)
-	}
-	r.ack(kc, at, true)
-	r.w.Assigned(tps)
+	return nil
+}
+
+// assigned reports partitions that start being consumed.
+func (r *runner) assigned(tps []TopicPartition) {
 	if r.cfg.onAssign != nil {
 		proto := "EAGER"
 		if r.cooperative {
@@ -378,12 +415,13 @@ func (r *runner) revoke(kc *kafka.Consumer, ktps []kafka.TopicPartition) {
 		r.cfg.onRevokeStart(tps, lost)
 	}
 	r.w.Revoked(tps, lost)
+	taken := r.forgetPending(tps) // nothing handed out or committed for the others
 	if lost {
-		r.sess.Lose(tps...)
+		r.sess.Lose(taken...)
 	} else {
-		r.sess.Revoke(context.Background(), tps...)
+		r.sess.Revoke(context.Background(), taken...)
 	}
-	for _, tp := range tps {
+	for _, tp := range taken {
 		r.forget(tp)
 	}
 	r.ack(kc, ktps, false)

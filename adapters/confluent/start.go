@@ -30,12 +30,11 @@ type startPoint struct {
 // offset is below the log start (deleted by retention) or above the log end
 // (the topic was recreated or truncated: the commit says nothing about this
 // log), logged at Warn. Reads that fail for a transient reason are retried
-// with backoff within RequestTimeout; it returns an error naming the
-// partition when a read fails otherwise or for longer.
-func (r *runner) starts(kc *kafka.Consumer, ktps []kafka.TopicPartition) ([]startPoint, error) {
-	// One deadline for every read of the assignment: the callback must
-	// return well within the rebalance timeout.
-	deadline := time.Now().Add(r.opts.RequestTimeout)
+// with backoff until deadline (one deadline for every read: the caller, the
+// rebalance callback or the poll loop, must go on polling well within the
+// rebalance timeout); it returns an error naming the partition when a read
+// fails otherwise or for longer (see pending.go for what happens then).
+func (r *runner) starts(kc *kafka.Consumer, ktps []kafka.TopicPartition, deadline time.Time) ([]startPoint, error) {
 	var committed []kafka.TopicPartition
 	err := r.retry(deadline, "committed offsets", func(timeoutMs int) error {
 		if r.cfg.onRead != nil {
@@ -70,12 +69,12 @@ func (r *runner) starts(kc *kafka.Consumer, ktps []kafka.TopicPartition) ([]star
 
 	// With a commit for every partition the bounds only check the commits
 	// and tell the lag: a read that keeps failing for a transient reason
-	// does not hold the assignment (and the poll loop, past the rebalance
-	// timeout) for RequestTimeout; the partitions start at their commits.
+	// does not hold the assignment (and the poll loop) for the whole
+	// deadline, only a quarter of it; the partitions start at their commits.
 	all := !slices.ContainsFunc(committed, func(ktp kafka.TopicPartition) bool { return ktp.Offset < 0 })
 	bdeadline := deadline
 	if all {
-		if d := time.Now().Add(r.opts.RequestTimeout / 4); d.Before(deadline) {
+		if d := time.Now().Add(time.Until(deadline) / 4); d.Before(deadline) {
 			bdeadline = d
 		}
 	}
@@ -262,8 +261,7 @@ func (r *runner) retry(deadline time.Time, what string, f func(timeoutMs int) er
 		}
 		wait := backoff.Next()
 		if time.Until(deadline) < wait {
-			return fmt.Errorf("%s: still failing after %d attempts in RequestTimeout (%v): %w",
-				what, attempt, r.opts.RequestTimeout, err)
+			return fmt.Errorf("%s: still failing after %d attempts: %w", what, attempt, err)
 		}
 		r.log.Debug("confluent: read failed, retrying", "what", what, "attempt", attempt, "error", err)
 		time.Sleep(wait)

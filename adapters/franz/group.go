@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -337,15 +338,28 @@ type startPoint struct {
 }
 
 // starts reads the log start and end of tps and picks where each starts,
-// retrying with backoff until ctx (the assignment) ends.
+// retrying with backoff until ctx (the assignment) ends. A failure is
+// logged at Warn once per assignment, naming the partitions; the retries at
+// Debug, the recovery at Info.
 func (r *runner) starts(ctx context.Context, tps []TopicPartition, fetched map[TopicPartition]commitInfo) (map[TopicPartition]startPoint, error) {
 	backoff := engine.NewRetryBackoff(r.opts.RetryBackoff)
+	failed := 0
+	var since time.Time
 	for {
 		out, err := r.tryStarts(ctx, tps, fetched)
+		if err == nil && failed > 0 {
+			r.log.Info("franz: log offsets read, consuming the partitions", "group", r.c.group,
+				"partitions", engine.FormatPartitions(tps), "failed_reads", failed, "after", time.Since(since).Round(time.Millisecond))
+		}
 		if err == nil || ctx.Err() != nil {
 			return out, err
 		}
-		r.log.Warn("franz: reading log offsets failed, retrying", "group", r.c.group, "error", err)
+		level := slog.LevelDebug
+		if failed++; failed == 1 {
+			level, since = slog.LevelWarn, time.Now()
+		}
+		r.log.Log(ctx, level, "franz: reading log offsets failed, retrying with backoff", "group", r.c.group,
+			"partitions", engine.FormatPartitions(tps), "attempt", failed, "error", err)
 		if !backoff.Wait(ctx) {
 			return nil, ctx.Err()
 		}

@@ -2,9 +2,11 @@ package franz_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,5 +160,78 @@ func TestStartOffsetPolicy(t *testing.T) {
 				t.Errorf("unexpected warnings: %v", w.msgs)
 			}
 		})
+	}
+}
+
+// allLogs records every line with its level. Safe for concurrent use.
+type allLogs struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *allLogs) Enabled(context.Context, slog.Level) bool { return true }
+func (h *allLogs) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.recs = append(h.recs, r)
+	h.mu.Unlock()
+	return nil
+}
+func (h *allLogs) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *allLogs) WithGroup(string) slog.Handler      { return h }
+
+// count returns how many lines at level contain sub.
+func (h *allLogs) count(level slog.Level, sub string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.recs {
+		if r.Level == level && strings.Contains(r.Message, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+// Issue 25: the log bounds of an assignment cannot be read for several
+// RequestTimeouts (the broker cuts every ListOffsets connection), then the
+// broker heals: Run goes on, every record is handled and committed, and the
+// failure is logged at Warn once, the retries at Debug.
+func TestStartReadsFailingForAWhile(t *testing.T) {
+	const n = 100
+	c, ctx := adaptertest.StartProduced(t, "bounds-cut", 2, n, 60*time.Second)
+	var healed atomic.Bool
+	c.Fake().ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.Fake().KeepControl()
+		if healed.Load() {
+			return nil, nil, false
+		}
+		return nil, errors.New("connection cut"), true
+	})
+	logs := &allLogs{}
+	cons, err := franz.NewConsumer(c.Addrs(), "bounds-cut-group", []string{"bounds-cut"},
+		append(stableOpts(slog.New(logs)), franz.WithRetryBackoff(10*time.Millisecond),
+			franz.WithRequestTimeout(200*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m *kgo.Record) error {
+		rec.add(m)
+		return nil
+	})
+	const failing = "reading log offsets failed"
+	adaptertest.WaitFor(ctx, t, "the log-bounds reads failing several times", func() bool {
+		return logs.count(slog.LevelWarn, failing)+logs.count(slog.LevelDebug, failing) >= 4
+	})
+	healed.Store(true)
+	adaptertest.WaitFor(ctx, t, "every record handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, "bounds-cut-group", "bounds-cut")
+		return ok && rec.Distinct() == n
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if w := logs.count(slog.LevelWarn, failing); w != 1 {
+		t.Errorf("%d Warn lines for the failing reads, want 1", w)
 	}
 }

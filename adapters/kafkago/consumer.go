@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -492,11 +493,15 @@ type startPoint struct {
 
 // assignments reads the committed offsets and metadata of owned and their
 // log start and end, retrying with backoff until ctx ends or the error is
-// one retrying cannot fix (Run then stops). Partitions that do not exist
-// (their topic was deleted since the assignment) are left out, logged.
+// one retrying cannot fix (Run then stops). A failure is logged at Warn once
+// per generation, naming the partitions, the retries at Debug. Partitions
+// that do not exist (their topic was deleted since the assignment) are left
+// out, logged.
 func (g *groupRun) assignments(ctx context.Context, gen *generation, owned []TopicPartition) (map[TopicPartition]startPoint, error) {
 	backoff := g.newBackoff()
 	logged := false
+	failed := 0
+	var since time.Time
 	for {
 		existing, err := g.existing(ctx, owned, !logged)
 		logged = logged || err == nil
@@ -505,6 +510,10 @@ func (g *groupRun) assignments(ctx context.Context, gen *generation, owned []Top
 			out, err = g.tryAssignments(ctx, gen, existing)
 		}
 		if err == nil {
+			if failed > 0 {
+				g.c.opts.Logger.Info("kafkago: committed offsets read, consuming the partitions", "group", g.c.group,
+					"partitions", engine.FormatPartitions(owned), "failed_reads", failed, "after", time.Since(since).Round(time.Millisecond))
+			}
 			return out, nil
 		}
 		if ctx.Err() != nil {
@@ -513,7 +522,12 @@ func (g *groupRun) assignments(ctx context.Context, gen *generation, owned []Top
 		if g.failOn(err, "reading committed offsets") {
 			return nil, err
 		}
-		g.c.opts.Logger.Warn("kafkago: reading committed offsets failed, retrying", "group", g.c.group, "error", err)
+		level := slog.LevelDebug
+		if failed++; failed == 1 {
+			level, since = slog.LevelWarn, time.Now()
+		}
+		g.c.opts.Logger.Log(ctx, level, "kafkago: reading committed offsets failed, retrying with backoff", "group", g.c.group,
+			"partitions", engine.FormatPartitions(owned), "attempt", failed, "error", err)
 		backoff.Wait(ctx)
 	}
 }

@@ -2,6 +2,7 @@ package kafkago_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -269,5 +270,56 @@ func TestPartitionsAddedWhileConsumed(t *testing.T) {
 	}
 	if got := rec.Distinct(); got != 300 {
 		t.Fatalf("handled %d, want 300", got)
+	}
+}
+
+// Issue 25: the log bounds of an assignment cannot be read for a while
+// (every ListOffsets connection is cut, more times than fit in
+// RequestTimeout of retries), then the broker heals: Run goes on, every
+// message is handled and committed, and the failure is logged at Warn
+// once, not once per retry.
+func TestAssignmentReadsFailingForAWhile(t *testing.T) {
+	const (
+		n     = 100
+		cuts  = 8
+		topic = "bounds-cut"
+		group = "bounds-cut-group"
+	)
+	c, ctx := adaptertest.StartProduced(t, topic, 2, n, 60*time.Second)
+	var cut atomic.Int64
+	c.Fake().ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.Fake().KeepControl()
+		if cut.Add(1) > cuts {
+			return nil, nil, false
+		}
+		return nil, errors.New("connection cut"), true
+	})
+	log, records := newCapture(slog.LevelWarn)
+	cons, err := kafkago.NewConsumer(c.Addrs(), group, []string{topic},
+		append(fastOpts(log), kafkago.WithRetryBackoff(10*time.Millisecond),
+			kafkago.WithRequestTimeout(200*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m kafka.Message) error { rec.add(m); return nil })
+	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok && rec.Distinct() == n
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if cut.Load() <= cuts {
+		t.Fatalf("%d ListOffsets requests, want more than the %d cut", cut.Load(), cuts)
+	}
+	var warns []logRecord
+	for _, r := range records() {
+		if strings.Contains(r.msg, "reading committed offsets failed") {
+			warns = append(warns, r)
+		}
+	}
+	if len(warns) != 1 {
+		t.Errorf("%d Warn lines for the failing reads, want 1: %v", len(warns), warns)
 	}
 }
