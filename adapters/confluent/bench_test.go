@@ -12,6 +12,19 @@ package confluent_test
 // ordering safety; fetch.queue.backoff.ms as the Consumer sets it, see
 // consumePlain). Target: ratio >= 1.0 in every run.
 //
+// BenchmarkNoopCPU: the no-op case's CPU time per record, the whole
+// process's (getrusage: less sensitive to other processes' load than the
+// wall clock, but it includes the embedded broker and each run's join and
+// close), for this consumer and the plain loops, in turn in every
+// iteration; the goroutines of each run carry the pprof label variant=NAME,
+// so that one -cpuprofile separates them (go tool pprof -tagfocus
+// variant=inorder). NOOPCPU_VARIANTS picks the variants (comma-separated;
+// default all): inorder; plain (as above); plain-same (the same-buffers
+// row); plain-ours (the plain loop given this consumer's whole librdkafka
+// configuration but offset storing and commits).
+//
+//	go test -run '^$' -bench NoopCPU -benchtime 8x -v ./adapters/confluent/
+//
 // BenchmarkSlowHandler: 1 partition, handler waits 1ms: this consumer with
 // Concurrency 64 vs the sequential Poll -> handle -> CommitMessage loop.
 // Target: ratio >= 40.
@@ -28,7 +41,11 @@ package confluent_test
 import (
 	"context"
 	"maps"
+	"os"
+	"runtime/pprof"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,6 +197,84 @@ func BenchmarkNoopHandler(b *testing.B) {
 		}
 		p.Report(b)
 	})
+}
+
+func BenchmarkNoopCPU(b *testing.B) {
+	const (
+		topic = "noopcpu"
+		n     = 400000
+	)
+	c := benchCluster(b, topic, 8, n)
+	noop := func() {}
+	same := kafka.ConfigMap{
+		"queued.max.messages.kbytes": confluent.DefaultMaxBufferedBytes / 4 / 1024,
+		"fetch.max.bytes":            confluent.DefaultMaxBufferedBytes / 4,
+		"enable.partition.eof":       true,
+	}
+	cons, err := confluent.NewConsumer(c.Addrs(), "unused", []string{topic})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ours := cons.ConfigMap()
+	for _, k := range []string{"group.id", "enable.auto.offset.store", "enable.auto.commit"} {
+		delete(ours, k)
+	}
+	var pauses, polls atomic.Int64
+	variants := map[string]func() time.Duration{
+		"inorder": func() time.Duration {
+			return consumeInorder(b, c, topic, n, noop,
+				confluent.WithPauseHook(func(confluent.TopicPartition, bool) { pauses.Add(1) }),
+				confluent.WithPollHook(func(*kafka.Consumer) { polls.Add(1) }))
+		},
+		"plain":      func() time.Duration { return consumePlain(b, c, topic, n, noop, false) },
+		"plain-same": func() time.Duration { return consumePlain(b, c, topic, n, noop, false, same) },
+		"plain-ours": func() time.Duration { return consumePlain(b, c, topic, n, noop, false, ours) },
+	}
+	names := []string{"inorder", "plain", "plain-same", "plain-ours"}
+	if v := os.Getenv("NOOPCPU_VARIANTS"); v != "" {
+		names = strings.Split(v, ",")
+	}
+	for _, name := range names {
+		if variants[name] == nil {
+			b.Fatalf("NOOPCPU_VARIANTS: no variant %q", name)
+		}
+	}
+	b.Logf("load average at start: %s", loadavg())
+	cpu, wall := map[string][]float64{}, map[string][]float64{}
+	for i := range b.N {
+		for j := range names {
+			name := names[(i+j)%len(names)]
+			var d time.Duration
+			c0 := processCPU()
+			pprof.Do(context.Background(), pprof.Labels("variant", name), func(context.Context) { d = variants[name]() })
+			cpu[name] = append(cpu[name], float64(processCPU()-c0)/n)
+			wall[name] = append(wall[name], float64(d)/n)
+		}
+	}
+	b.Logf("load average at end: %s", loadavg())
+	for _, name := range names {
+		b.ReportMetric(adaptertest.Median(cpu[name]), name+"-cpu-ns/msg")
+		b.ReportMetric(adaptertest.Median(wall[name]), name+"-wall-ns/msg")
+		b.Logf("%s: cpu ns/msg %.0f; wall ns/msg %.0f", name, cpu[name], wall[name])
+	}
+	if k := len(cpu["inorder"]); k > 0 {
+		// Polls per record 1.0 (not more): the loop does not spin while
+		// a batch is pending.
+		b.Logf("inorder: %d pauses and resumes, %.4f polls per record", pauses.Load(), float64(polls.Load())/float64(k*n))
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// processCPU is the process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.TrimSpace(string(b))
 }
 
 func BenchmarkSlowHandler(b *testing.B) {

@@ -83,3 +83,7 @@ func (c *Consumer) ConfigValue(k string) kafka.ConfigValue { return c.cm[k] }
 func WithCallHook(f func(call string, enter bool)) Option {
 	return func(o *engine.Options) { own(o, "WithCallHook").onCall = f }
 }
+
+// ConfigMap returns a copy of the Consumer's librdkafka configuration.
+// Tests only.
+func (c *Consumer) ConfigMap() kafka.ConfigMap { return cloneMap(c.cm) }
