@@ -194,7 +194,7 @@ func printOutputs(chosen []row, results map[string][]churn.Result) {
 		checked, missing, dups, missingRuns, dupRuns, passed, wait := 0, 0, 0, 0, 0, 0, 0
 		for _, x := range results[r.name] {
 			if x.Extra == nil {
-				continue // aborted (ghost, timeout): not checked
+				continue // aborted (ghost, stuck, timeout): not checked
 			}
 			checked++
 			wait = max(wait, x.Extra["stable_wait_ms"])

@@ -178,8 +178,8 @@ func class(kind string) string {
 // printFaultTable prints the markdown table of the fault runs.
 func printFaultTable(chosen []row, results map[string][]churn.Result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(w, "| row\t runs\t lost\t rewinds\t stalls\t short final commits\t ghosts\t other failures\t faults\t kills\t duplicates\t dups/fault (bound)\t dups/kill (bound)\t dups/member start-stop (bound)\t events over bound\t stale after a freeze (max)\t median run time\t")
-	fmt.Fprintln(w, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
+	fmt.Fprintln(w, "| row\t runs\t lost\t rewinds\t stalls\t short final commits\t ghosts\t stuck groups\t other failures\t faults\t kills\t duplicates\t dups/fault (bound)\t dups/kill (bound)\t dups/member start-stop (bound)\t events over bound\t stale after a freeze (max)\t median run time\t")
+	fmt.Fprintln(w, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 	for _, r := range chosen {
 		rs := results[r.name]
 		count := func(n func(churn.Result) int) string { return countRuns(rs, n) }
@@ -211,12 +211,13 @@ func printFaultTable(chosen []row, results map[string][]churn.Result) {
 		if freezes > 0 {
 			staleCol = fmt.Sprintf("%.0f (%d)", float64(stale)/float64(freezes), maxStale)
 		}
-		fmt.Fprintf(w, "| %s\t %d\t %s\t %s\t %s\t %s\t %s\t %s\t %d\t %d\t %d\t %s\t %s\t %s\t %s\t %s\t %.1fs\t\n", r.name, len(rs),
+		fmt.Fprintf(w, "| %s\t %d\t %s\t %s\t %s\t %s\t %s\t %s\t %s\t %d\t %d\t %d\t %s\t %s\t %s\t %s\t %s\t %.1fs\t\n", r.name, len(rs),
 			count(func(x churn.Result) int { return x.Lost }),
 			count(func(x churn.Result) int { return len(x.Rewinds) }),
 			count(func(x churn.Result) int { return len(x.Stalls) }),
 			count(func(x churn.Result) int { return len(x.Short) }),
 			count(func(x churn.Result) int { return len(x.Ghosts) }),
+			count(func(x churn.Result) int { return len(x.Stuck) }),
 			count(otherFailures),
 			n["fault"], n["kill"], dups, per("fault"), per("kill"), per("member"),
 			count(func(x churn.Result) int { return len(overEvents(x)) }),

@@ -241,8 +241,8 @@ func countRuns(rs []churn.Result, n func(churn.Result) int) string {
 // each with the number of runs it happened in.
 func printTable(chosen []row, results map[string][]churn.Result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(w, "| row\t runs\t lost messages\t rewinds\t stalls\t short final commits\t ghosts\t other failures\t median run time\t")
-	fmt.Fprintln(w, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t")
+	fmt.Fprintln(w, "| row\t runs\t lost messages\t rewinds\t stalls\t short final commits\t ghosts\t stuck groups\t other failures\t median run time\t")
+	fmt.Fprintln(w, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 	for _, r := range chosen {
 		rs := results[r.name]
 		count := func(n func(churn.Result) int) string { return countRuns(rs, n) }
@@ -258,12 +258,13 @@ func printTable(chosen []row, results map[string][]churn.Result) {
 				med = (durs[len(durs)/2-1] + durs[len(durs)/2]) / 2
 			}
 		}
-		fmt.Fprintf(w, "| %s\t %d\t %s\t %s\t %s\t %s\t %s\t %s\t %.1fs\t\n", r.name, len(rs),
+		fmt.Fprintf(w, "| %s\t %d\t %s\t %s\t %s\t %s\t %s\t %s\t %s\t %.1fs\t\n", r.name, len(rs),
 			count(func(x churn.Result) int { return x.Lost }),
 			count(func(x churn.Result) int { return len(x.Rewinds) }),
 			count(func(x churn.Result) int { return len(x.Stalls) }),
 			count(func(x churn.Result) int { return len(x.Short) }),
 			count(func(x churn.Result) int { return len(x.Ghosts) }),
+			count(func(x churn.Result) int { return len(x.Stuck) }),
 			count(otherFailures),
 			med.Seconds())
 	}
@@ -271,8 +272,14 @@ func printTable(chosen []row, results map[string][]churn.Result) {
 }
 
 // otherFailures counts a run's members that hung or failed, and the run
-// itself if it timed out: the tables' "other failures".
+// itself if it timed out: the tables' "other failures". A run whose group
+// the broker held stuck in PreparingRebalance counts as stuck only: its
+// members' JoinGroups went unanswered (one may end Run with ErrNeverJoined),
+// the broker's doing; its findings are still printed with its files.
 func otherFailures(x churn.Result) int {
+	if len(x.Stuck) > 0 {
+		return 0
+	}
 	n := len(x.Hung) + len(x.Failed)
 	if x.Aborted == "timeout" {
 		n++

@@ -339,7 +339,7 @@ func runCrash(ctx context.Context, c config, exe string, rep *report) error {
 // onlyExpected reports whether a run's findings are only what the table
 // shows (lost messages, rewinds, a final commit short because of them).
 func onlyExpected(r churn.Result) bool {
-	return len(r.Stalls) == 0 && len(r.Ghosts) == 0 && len(r.Hung) == 0 && len(r.Failed) == 0 &&
+	return len(r.Stalls) == 0 && !r.BrokerBug() && len(r.Hung) == 0 && len(r.Failed) == 0 &&
 		r.Aborted == "" && len(r.Short) == 0
 }
 

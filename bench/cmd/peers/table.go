@@ -99,6 +99,7 @@ func otherFindings(r churn.Result) string {
 	add(len(r.Short), "short final commits")
 	add(len(r.Stalls), "stalls")
 	add(len(r.Ghosts), "broker ghosts")
+	add(len(r.Stuck), "groups stuck by the broker")
 	add(len(r.Hung), "hung at stop")
 	add(len(r.Failed), "failed at stop")
 	if r.Aborted != "" {

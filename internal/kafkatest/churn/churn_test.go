@@ -132,6 +132,7 @@ func TestResultOKOnlyWithoutFindings(t *testing.T) {
 		"stall":   {Stalls: []string{"x"}},
 		"short":   {Short: []string{"x"}},
 		"ghost":   {Ghosts: []string{"x"}},
+		"stuck":   {Stuck: []string{"x"}},
 		"hung":    {Hung: []string{"x"}},
 		"failed":  {Failed: []string{"x"}},
 		"aborted": {Aborted: "timeout"},

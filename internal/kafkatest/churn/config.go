@@ -75,6 +75,13 @@ type Config struct {
 	// member processes for this long holds a ghost (the broker bug), which
 	// ends the run. Default SessionTimeout+10s.
 	GhostAfter time.Duration
+	// StuckAfter: a classic group that stays PreparingRebalance at one
+	// generation for this long is stuck (the broker bug that re-arms the
+	// rebalance deadline on every JoinGroup, see the package doc), which
+	// ends the run. Kafka ends a rebalance within the rebalance timeout.
+	// Default RebalanceTimeout+SessionTimeout+10s, or 6m with Defaults (the
+	// clients' default rebalance timeouts are up to 5m).
+	StuckAfter time.Duration
 	// SettleAfter: a partition whose every message was handled and that saw
 	// no progress for this long is done even if its commit is short.
 	// Default 3s.
@@ -149,6 +156,10 @@ func (c *Config) fill() {
 	def(&c.HeartbeatInterval, time.Second)
 	def(&c.StallAfter, max(30*time.Second, c.SessionTimeout+30*time.Second))
 	def(&c.GhostAfter, c.SessionTimeout+10*time.Second)
+	if c.Defaults {
+		def(&c.StuckAfter, 6*time.Minute)
+	}
+	def(&c.StuckAfter, c.RebalanceTimeout+c.SessionTimeout+10*time.Second)
 	def(&c.SettleAfter, 3*time.Second)
 	if c.Defaults {
 		def(&c.StopTimeout, 60*time.Second)

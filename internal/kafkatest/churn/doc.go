@@ -21,6 +21,17 @@
 // than live processes longer than GhostAfter, or while a partition stalls,
 // is reported as a ghost, not as an adapter failure.
 //
+// A second bug of the same broker holds a group in PreparingRebalance past
+// its rebalance timeout (issue 25): kfake re-arms the rebalance deadline on
+// every JoinGroup and member removal while the group is already preparing,
+// so a member that never rejoins (a ghost, in the run that found it) is
+// never evicted while other members' JoinGroups keep arriving, and members
+// whose JoinGroup timed out on the client send it again and again (see
+// TestKfakeRejoinsPostponeTheRebalanceDeadline in internal/kafkatest/brokerfault).
+// Real Kafka fixes the deadline when the rebalance starts. A classic group
+// that stays PreparingRebalance at one generation longer than StuckAfter
+// ends the run, reported as stuck, not as an adapter failure.
+//
 // Member processes are a re-executed binary (a test binary or the chaos
 // command): the parent passes the member's settings in the environment
 // (IsMember, MemberMain) and each member appends "member partition offset"

@@ -44,10 +44,13 @@ type Result struct {
 	Stalls  []string // a partition made no progress for StallAfter
 	Short   []string // a final commit below the log end
 	Ghosts  []string // the broker kept a dead member (not the adapter's fault)
-	Hung    []string // a member did not exit after SIGTERM
-	Failed  []string // a member exited non-zero after SIGTERM
+	// Stuck: the broker held the group in PreparingRebalance past its
+	// rebalance timeout (not the adapter's fault; see StuckAfter).
+	Stuck  []string
+	Hung   []string // a member did not exit after SIGTERM
+	Failed []string // a member exited non-zero after SIGTERM
 	// Aborted says why the run ended before the clean stop ("ghost",
-	// "timeout"), or is empty. Lost and Short are not judged for an aborted
+	// "stuck", "timeout"), or is empty. Lost and Short are not judged for an aborted
 	// run. (A stall does not abort: the stalled partition counts as settled
 	// and the run goes on to the clean stop.)
 	Aborted string
@@ -70,11 +73,16 @@ type Result struct {
 // Ghost reports whether the run hit the broker's ghost-member bug.
 func (r Result) Ghost() bool { return len(r.Ghosts) > 0 }
 
+// BrokerBug reports whether the run hit a known bug of the embedded
+// broker: a ghost member or a group stuck in PreparingRebalance. Such a
+// run says nothing about the adapter.
+func (r Result) BrokerBug() bool { return len(r.Ghosts) > 0 || len(r.Stuck) > 0 }
+
 // OK reports whether the run passed: no loss, rewind, stall, short final
-// commit, hung or failed member, ghost or timeout.
+// commit, hung or failed member, ghost, stuck group or timeout.
 func (r Result) OK() bool {
 	return r.Lost == 0 && len(r.Rewinds) == 0 && len(r.Stalls) == 0 && len(r.Short) == 0 &&
-		len(r.Ghosts) == 0 && len(r.Hung) == 0 && len(r.Failed) == 0 && r.Aborted == ""
+		!r.BrokerBug() && len(r.Hung) == 0 && len(r.Failed) == 0 && r.Aborted == ""
 }
 
 // Problems returns every finding of the run, one per line, at most max per
@@ -94,6 +102,7 @@ func (r Result) Problems(limit int) []string {
 	add("stall", r.Stalls)
 	add("short", r.Short)
 	add("ghost", r.Ghosts)
+	add("stuck", r.Stuck)
 	add("hung", r.Hung)
 	add("failed", r.Failed)
 	if r.Aborted != "" {
@@ -104,9 +113,9 @@ func (r Result) Problems(limit int) []string {
 
 // String summarises the run on one line.
 func (r Result) String() string {
-	return fmt.Sprintf("%s/%s: %d kills %d terms, %d started, %d handled (%d duplicates), lost %d, rewinds %d, stalls %d, short %d, ghosts %d, hung %d, failed %d, unowned %v, %v%s",
+	return fmt.Sprintf("%s/%s: %d kills %d terms, %d started, %d handled (%d duplicates), lost %d, rewinds %d, stalls %d, short %d, ghosts %d, stuck %d, hung %d, failed %d, unowned %v, %v%s",
 		r.Adapter, r.Protocol, r.Kills, r.Terms, r.Started, r.Handled, r.Duplicates, r.Lost, len(r.Rewinds), len(r.Stalls),
-		len(r.Short), len(r.Ghosts), len(r.Hung), len(r.Failed), r.Unowned.Round(100*time.Millisecond), r.Duration.Round(100*time.Millisecond),
+		len(r.Short), len(r.Ghosts), len(r.Stuck), len(r.Hung), len(r.Failed), r.Unowned.Round(100*time.Millisecond), r.Duration.Round(100*time.Millisecond),
 		map[bool]string{true: ", aborted: " + r.Aborted, false: ""}[r.Aborted != ""])
 }
 
@@ -342,6 +351,19 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		logf("%v ghost: %s", since(), res.Ghosts[len(res.Ghosts)-1])
 		return true
 	}
+	var preparing preparingTracker
+	// stuckCheck records a stuck group and returns true once the group has
+	// been PreparingRebalance at one generation for StuckAfter.
+	stuckCheck := func(now time.Time, v groupView) bool {
+		if preparing.observe(now, v) < cfg.StuckAfter {
+			return false
+		}
+		res.Stuck = append(res.Stuck, fmt.Sprintf(
+			"group PreparingRebalance at generation %d for %v (at %v; rebalance timeout %v) with %d members for %d live processes: %s; commits %v; handled per partition %v",
+			v.epoch, cfg.StuckAfter, since(), cfg.RebalanceTimeout, len(v.members), len(live()), describeMembers(v.members), v.commits, h.distinct))
+		logf("%v stuck: %s", since(), res.Stuck[len(res.Stuck)-1])
+		return true
+	}
 	deadline := start.Add(cfg.Timeout)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -364,6 +386,11 @@ loop:
 		ev.charge(h.takeDups(), readLag)
 		ev.widen(since(), bound)
 		v := w.view()
+		if stuckCheck(now, v) {
+			// Before the stall check: a stuck group stalls every partition.
+			res.Aborted = "stuck"
+			break loop
+		}
 		settled := true
 		for p, end := range ends {
 			if v.commits[p] > lastCommit[p] || h.distinct[p] > lastDistinct[p] {
@@ -463,6 +490,10 @@ loop:
 			v := w.view()
 			if ghostCheck(time.Now(), v) {
 				res.Aborted = "ghost"
+				break
+			}
+			if stuckCheck(time.Now(), v) {
+				res.Aborted = "stuck"
 				break
 			}
 			if v.state == "Stable" && len(v.members) == len(live()) {
@@ -572,4 +603,26 @@ func produce(ctx context.Context, c *kafkatest.Cluster, topic string, cfg Config
 	}
 	_, err := c.ProduceKeyed(ctx, topic, recs)
 	return err
+}
+
+// preparingTracker follows how long a group has been PreparingRebalance at
+// one generation, for the stuck check.
+type preparingTracker struct {
+	since time.Time // zero while the group is not preparing
+	epoch int32
+}
+
+// observe takes a reading of the group at now and returns how long the
+// group has been PreparingRebalance at the reading's generation: zero for a
+// reading in another state, or the first one preparing at a generation.
+func (p *preparingTracker) observe(now time.Time, v groupView) time.Duration {
+	if v.state != "PreparingRebalance" {
+		p.since = time.Time{}
+		return 0
+	}
+	if p.since.IsZero() || v.epoch != p.epoch {
+		p.since, p.epoch = now, v.epoch
+		return 0
+	}
+	return now.Sub(p.since)
 }

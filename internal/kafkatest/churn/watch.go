@@ -1,7 +1,8 @@
 package churn
 
 // This file watches the group from the parent: its committed offsets (every
-// decrease is a rewind) and its state and members (for the ghost check),
+// decrease is a rewind) and its state and members (for the ghost and stuck
+// checks),
 // read from the embedded broker every 10ms.
 
 import (
@@ -19,6 +20,7 @@ import (
 // groupView is one reading of the group.
 type groupView struct {
 	state   string
+	epoch   int32 // the generation, for a classic group
 	members []kfake.GroupMember
 	commits map[int32]int64
 }
@@ -62,7 +64,7 @@ func (w *watch) poll(fake *kfake.Cluster, group, topic string, start time.Time) 
 	if gi == nil {
 		return
 	}
-	v := groupView{state: gi.State, members: gi.Members, commits: map[int32]int64{}}
+	v := groupView{state: gi.State, epoch: gi.Epoch, members: gi.Members, commits: map[int32]int64{}}
 	for p, c := range gi.Commits[topic] {
 		v.commits[p] = c.Offset
 	}
