@@ -153,7 +153,7 @@ func TestKfakeRejoinsPostponeTheRebalanceDeadline(t *testing.T) {
 // syncGroup sends member's SyncGroup for generation (the leader's carries
 // assign) on a client of its own and returns an error unless it is
 // answered without error.
-func syncGroup(addrs []string, member string, generation int32, assign []string) error {
+func syncGroup(addrs []string, member string, generation int32, assign []string, wait time.Duration) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
 		return err
@@ -165,7 +165,7 @@ func syncGroup(addrs []string, member string, generation int32, assign []string)
 	for _, m := range assign {
 		req.GroupAssignment = append(req.GroupAssignment, kmsg.SyncGroupRequestGroupAssignment{MemberID: m})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	resp, err := req.RequestWith(ctx, cl)
 	if err == nil && resp.ErrorCode != 0 {
@@ -228,7 +228,7 @@ func TestKfakeEvictsAMemberWaitingInJoinGroup(t *testing.T) {
 	if jx == nil || jx.ErrorCode != 0 {
 		t.Fatalf("x's JoinGroup: %+v", jx)
 	}
-	if err := syncGroup(addrs, x, jx.Generation, []string{x}); err != nil {
+	if err := syncGroup(addrs, x, jx.Generation, []string{x}, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// y joins: x rejoins, both are answered at generation 2 and sync.
@@ -248,8 +248,8 @@ func TestKfakeEvictsAMemberWaitingInJoinGroup(t *testing.T) {
 		leader, follower = y, x
 	}
 	fc := make(chan error, 1)
-	go func() { fc <- syncGroup(addrs, follower, jx.Generation, nil) }() // parks until the leader's sync
-	if err := syncGroup(addrs, leader, jx.Generation, []string{x, y}); err != nil {
+	go func() { fc <- syncGroup(addrs, follower, jx.Generation, nil, 10*time.Second) }() // parks until the leader's sync
+	if err := syncGroup(addrs, leader, jx.Generation, []string{x, y}, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-fc; err != nil {
@@ -276,4 +276,113 @@ func TestKfakeEvictsAMemberWaitingInJoinGroup(t *testing.T) {
 	if resp != nil {
 		t.Errorf("y's JoinGroup answered (error %d, generation %d): the kfake bug is fixed?", resp.ErrorCode, resp.Generation)
 	}
+}
+
+// A third divergence found reading the same code (issue 25; no code of this
+// module involved): kfake counts the members whose JoinGroup it holds
+// (nJoining) and decrements that count when it removes a member with any
+// parked request, a SyncGroup included, although the count was reset when
+// the JoinGroups were answered. A member that leaves (or is evicted) while
+// its SyncGroup waits for the leader's thus leaves the count one short for
+// the next rebalance: when every member has rejoined, kfake still waits
+// for the rebalance deadline (and, with the re-arming above, for as long as
+// JoinGroups keep coming). Here: x (leader) and y at generation 2, y's
+// SyncGroup waits for x's, y leaves; x, now the only member, rejoins: its
+// JoinGroup is not answered (in 2 s) though every member has joined; x's
+// next JoinGroup is answered at the (re-armed) rebalance deadline, 4 s after
+// it. (y's parked SyncGroup is not answered either.) Real Kafka answers x
+// at once (the DelayedJoin completes when group.hasAllMembersJoined).
+func TestKfakeLeaveDuringSyncMiscountsJoiners(t *testing.T) {
+	fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	addrs := fake.ListenAddrs()
+	const rebalance = 4 * time.Second
+	newID := func() string {
+		resp := stuckJoin(t, addrs, "", 5*time.Second)
+		if resp == nil || resp.ErrorCode != kerr.MemberIDRequired.Code {
+			t.Fatalf("first JoinGroup: want MEMBER_ID_REQUIRED, got %+v", resp)
+		}
+		return resp.MemberID
+	}
+	members := func() (string, []string) {
+		gi := fake.GroupInfo("g")
+		if gi == nil {
+			return "", nil
+		}
+		var ids []string
+		for _, m := range gi.Members {
+			ids = append(ids, m.MemberID)
+		}
+		return gi.State, ids
+	}
+
+	x := newID()
+	jx := join(t, addrs, x, 30*time.Second, rebalance, 5*time.Second, "t")
+	if jx == nil || jx.ErrorCode != 0 {
+		t.Fatalf("x's JoinGroup: %+v", jx)
+	}
+	if err := syncGroup(addrs, x, jx.Generation, []string{x}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	y := newID()
+	yc := make(chan *kmsg.JoinGroupResponse, 1)
+	go func() { yc <- join(t, addrs, y, 30*time.Second, rebalance, 10*time.Second, "t") }()
+	for st, _ := members(); st != "PreparingRebalance"; st, _ = members() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	jx = join(t, addrs, x, 30*time.Second, rebalance, 10*time.Second, "t")
+	jy := <-yc
+	if jx == nil || jx.ErrorCode != 0 || jy == nil || jy.ErrorCode != 0 || jx.LeaderID != x {
+		t.Fatalf("generation 2 JoinGroups: x %+v, y %+v (want x the leader)", jx, jy)
+	}
+
+	// y's SyncGroup reaches the broker and waits for x's.
+	arrived := make(chan struct{})
+	fake.ControlKey(kmsg.SyncGroup.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		close(arrived)
+		return nil, nil, false
+	})
+	sc := make(chan error, 1)
+	go func() { sc <- syncGroup(addrs, y, jy.Generation, nil, time.Second) }()
+	<-arrived
+	// y leaves.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Group = "g"
+	leave.Members = []kmsg.LeaveGroupRequestMember{{MemberID: y}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if resp, err := leave.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("y's LeaveGroup: %v %+v", err, resp)
+	}
+	if st, ids := members(); st != "PreparingRebalance" || !slices.Equal(ids, []string{x}) {
+		t.Fatalf("after y left: %s %v, want PreparingRebalance [%s]", st, ids, x)
+	}
+	if err := <-sc; err == nil {
+		t.Fatal("y's SyncGroup answered without error after y left")
+	}
+
+	// x, the only member, rejoins: every member has joined.
+	start := time.Now()
+	if resp := join(t, addrs, x, 30*time.Second, rebalance, rebalance/2, "t"); resp != nil {
+		t.Fatalf("x's JoinGroup answered at once (error %d, generation %d): the kfake bug is fixed?", resp.ErrorCode, resp.Generation)
+	}
+	st, ids := members()
+	if st != "PreparingRebalance" || !slices.Equal(ids, []string{x}) {
+		t.Fatalf("%v after x's rejoin: %s %v, want PreparingRebalance [%s] (the kfake bug is fixed?)", time.Since(start).Round(time.Millisecond), st, ids, x)
+	}
+	// The deadline still ends it: x rejoins again and is answered.
+	resp := join(t, addrs, x, 30*time.Second, rebalance, 3*rebalance, "t")
+	if resp == nil || resp.ErrorCode != 0 {
+		t.Fatalf("x's JoinGroup after the deadline: %+v", resp)
+	}
+	t.Logf("x's JoinGroup unanswered for %v with x the only member and joined; the next one answered %v after x's first rejoin (generation %d)",
+		rebalance/2, time.Since(start).Round(time.Millisecond), resp.Generation)
 }
