@@ -77,24 +77,8 @@ func TestKfakeRejoinsPostponeTheRebalanceDeadline(t *testing.T) {
 	}
 	defer fake.Close()
 	addrs := fake.ListenAddrs()
-	state := func() (string, []string) {
-		gi := fake.GroupInfo("g")
-		if gi == nil {
-			return "", nil
-		}
-		var ids []string
-		for _, m := range gi.Members {
-			ids = append(ids, m.MemberID)
-		}
-		return gi.State, ids
-	}
-	newID := func() string {
-		resp := stuckJoin(t, addrs, "", 5*time.Second)
-		if resp == nil || resp.ErrorCode != kerr.MemberIDRequired.Code {
-			t.Fatalf("first JoinGroup: want MEMBER_ID_REQUIRED, got %+v", resp)
-		}
-		return resp.MemberID
-	}
+	state := func() (string, []string) { return groupMembers(fake) }
+	newID := func() string { return newMemberID(t, addrs) }
 
 	// x: the group's only member, Stable at generation 1, then silent.
 	x := newID()
@@ -203,24 +187,8 @@ func TestKfakeEvictsAMemberWaitingInJoinGroup(t *testing.T) {
 	defer fake.Close()
 	addrs := fake.ListenAddrs()
 	const rebalance = 2 * time.Second
-	newID := func() string {
-		resp := stuckJoin(t, addrs, "", 5*time.Second)
-		if resp == nil || resp.ErrorCode != kerr.MemberIDRequired.Code {
-			t.Fatalf("first JoinGroup: want MEMBER_ID_REQUIRED, got %+v", resp)
-		}
-		return resp.MemberID
-	}
-	members := func() (string, []string) {
-		gi := fake.GroupInfo("g")
-		if gi == nil {
-			return "", nil
-		}
-		var ids []string
-		for _, m := range gi.Members {
-			ids = append(ids, m.MemberID)
-		}
-		return gi.State, ids
-	}
+	newID := func() string { return newMemberID(t, addrs) }
+	members := func() (string, []string) { return groupMembers(fake) }
 
 	// x alone at generation 1.
 	x := newID()
@@ -300,24 +268,8 @@ func TestKfakeLeaveDuringSyncMiscountsJoiners(t *testing.T) {
 	defer fake.Close()
 	addrs := fake.ListenAddrs()
 	const rebalance = 4 * time.Second
-	newID := func() string {
-		resp := stuckJoin(t, addrs, "", 5*time.Second)
-		if resp == nil || resp.ErrorCode != kerr.MemberIDRequired.Code {
-			t.Fatalf("first JoinGroup: want MEMBER_ID_REQUIRED, got %+v", resp)
-		}
-		return resp.MemberID
-	}
-	members := func() (string, []string) {
-		gi := fake.GroupInfo("g")
-		if gi == nil {
-			return "", nil
-		}
-		var ids []string
-		for _, m := range gi.Members {
-			ids = append(ids, m.MemberID)
-		}
-		return gi.State, ids
-	}
+	newID := func() string { return newMemberID(t, addrs) }
+	members := func() (string, []string) { return groupMembers(fake) }
 
 	x := newID()
 	jx := join(t, addrs, x, 30*time.Second, rebalance, 5*time.Second, "t")
@@ -385,4 +337,28 @@ func TestKfakeLeaveDuringSyncMiscountsJoiners(t *testing.T) {
 	}
 	t.Logf("x's JoinGroup unanswered for %v with x the only member and joined; the next one answered %v after x's first rejoin (generation %d)",
 		rebalance/2, time.Since(start).Round(time.Millisecond), resp.Generation)
+}
+
+// newMemberID asks the broker for a member id of group "g" (a JoinGroup
+// without one, answered MEMBER_ID_REQUIRED).
+func newMemberID(t *testing.T, addrs []string) string {
+	t.Helper()
+	resp := stuckJoin(t, addrs, "", 5*time.Second)
+	if resp == nil || resp.ErrorCode != kerr.MemberIDRequired.Code {
+		t.Fatalf("first JoinGroup: want MEMBER_ID_REQUIRED, got %+v", resp)
+	}
+	return resp.MemberID
+}
+
+// groupMembers returns group "g"'s state and member ids, as kfake has them.
+func groupMembers(fake *kfake.Cluster) (string, []string) {
+	gi := fake.GroupInfo("g")
+	if gi == nil {
+		return "", nil
+	}
+	var ids []string
+	for _, m := range gi.Members {
+		ids = append(ids, m.MemberID)
+	}
+	return gi.State, ids
 }
