@@ -727,7 +727,7 @@ func (s *sched[M]) unhold(q *partQ[M], kq *keyQ[M]) {
 		q.heapPush(heapEnt[M]{kq.jobs.peek().offset, kq})
 	case s.idle < maxIdle:
 		// Idle: its record stays in the lane, so that the key's next
-		// message finds it (no map insert and delete per call).
+		// message finds it (no insert and delete per call).
 		kq.idle = true
 		s.idle++
 	default:
