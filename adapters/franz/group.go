@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -343,23 +342,18 @@ type startPoint struct {
 // Debug, the recovery at Info.
 func (r *runner) starts(ctx context.Context, tps []TopicPartition, fetched map[TopicPartition]commitInfo) (map[TopicPartition]startPoint, error) {
 	backoff := engine.NewRetryBackoff(r.opts.RetryBackoff)
-	failed := 0
-	var since time.Time
+	var failures engine.Failures
 	for {
 		out, err := r.tryStarts(ctx, tps, fetched)
-		if err == nil && failed > 0 {
-			r.log.Info("franz: log offsets read, consuming the partitions", "group", r.c.group,
-				"partitions", engine.FormatPartitions(tps), "failed_reads", failed, "after", time.Since(since).Round(time.Millisecond))
+		if err == nil {
+			failures.Recovered(r.log, "franz: log offsets read, consuming the partitions", "group", r.c.group,
+				"partitions", engine.FormatPartitions(tps))
 		}
 		if err == nil || ctx.Err() != nil {
 			return out, err
 		}
-		level := slog.LevelDebug
-		if failed++; failed == 1 {
-			level, since = slog.LevelWarn, time.Now()
-		}
-		r.log.Log(ctx, level, "franz: reading log offsets failed, retrying with backoff", "group", r.c.group,
-			"partitions", engine.FormatPartitions(tps), "attempt", failed, "error", err)
+		failures.Failed(ctx, r.log, "franz: reading log offsets failed, retrying with backoff", err,
+			"group", r.c.group, "partitions", engine.FormatPartitions(tps))
 		if !backoff.Wait(ctx) {
 			return nil, ctx.Err()
 		}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -500,8 +499,7 @@ type startPoint struct {
 func (g *groupRun) assignments(ctx context.Context, gen *generation, owned []TopicPartition) (map[TopicPartition]startPoint, error) {
 	backoff := g.newBackoff()
 	logged := false
-	failed := 0
-	var since time.Time
+	var failures engine.Failures
 	for {
 		existing, err := g.existing(ctx, owned, !logged)
 		logged = logged || err == nil
@@ -510,10 +508,8 @@ func (g *groupRun) assignments(ctx context.Context, gen *generation, owned []Top
 			out, err = g.tryAssignments(ctx, gen, existing)
 		}
 		if err == nil {
-			if failed > 0 {
-				g.c.opts.Logger.Info("kafkago: committed offsets read, consuming the partitions", "group", g.c.group,
-					"partitions", engine.FormatPartitions(owned), "failed_reads", failed, "after", time.Since(since).Round(time.Millisecond))
-			}
+			failures.Recovered(g.c.opts.Logger, "kafkago: committed offsets read, consuming the partitions", "group", g.c.group,
+				"partitions", engine.FormatPartitions(owned))
 			return out, nil
 		}
 		if ctx.Err() != nil {
@@ -522,12 +518,8 @@ func (g *groupRun) assignments(ctx context.Context, gen *generation, owned []Top
 		if g.failOn(err, "reading committed offsets") {
 			return nil, err
 		}
-		level := slog.LevelDebug
-		if failed++; failed == 1 {
-			level, since = slog.LevelWarn, time.Now()
-		}
-		g.c.opts.Logger.Log(ctx, level, "kafkago: reading committed offsets failed, retrying with backoff", "group", g.c.group,
-			"partitions", engine.FormatPartitions(owned), "attempt", failed, "error", err)
+		failures.Failed(ctx, g.c.opts.Logger, "kafkago: reading committed offsets failed, retrying with backoff", err,
+			"group", g.c.group, "partitions", engine.FormatPartitions(owned))
 		backoff.Wait(ctx)
 	}
 }

@@ -1,10 +1,12 @@
 package engine
 
 // This file holds the capped exponential wait the adapters use between
-// retries of a failed request (fetch, offset lookup, group join, commit).
+// retries of a failed request (fetch, offset lookup, group join, commit),
+// and the logging of such a retried read's failures.
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -66,4 +68,29 @@ func RetryBackoffAt(first time.Duration, tries int) time.Duration {
 		d = b.Next()
 	}
 	return d
+}
+
+// Failures logs the failures of a read retried with backoff once per
+// episode: the first at Warn, the retries at Debug, the success after
+// them at Info, each with the attempts and how long it failed. The zero
+// value is ready; one per retried read.
+type Failures struct {
+	n     int
+	since time.Time
+}
+
+// Failed logs err, the n-th failure of the episode.
+func (f *Failures) Failed(ctx context.Context, log *slog.Logger, msg string, err error, args ...any) {
+	level := slog.LevelDebug
+	if f.n++; f.n == 1 {
+		level, f.since = slog.LevelWarn, time.Now()
+	}
+	log.Log(ctx, level, msg, append(args, "attempt", f.n, "error", err)...)
+}
+
+// Recovered logs the read's success if it failed before.
+func (f *Failures) Recovered(log *slog.Logger, msg string, args ...any) {
+	if f.n > 0 {
+		log.Info(msg, append(args, "failed_reads", f.n, "after", time.Since(f.since).Round(time.Millisecond))...)
+	}
 }
