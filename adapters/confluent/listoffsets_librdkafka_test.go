@@ -15,8 +15,10 @@ import (
 // librdkafka 2.11.1's admin ListOffsets, no code of this module involved:
 // when the broker closes the connection carrying the request, the answer
 // is "no offset" (-1001, OffsetInvalid) with no error, per partition and
-// for the request, and it comes back at once; a request the broker holds
-// past the request timeout fails with an error instead. A caller that
+// for the request, and it comes back at once. A request the broker holds
+// past the request timeout usually fails with an error, but not always (in
+// one CI run, beside a chaos batch, it too came back -1001 without one): it
+// is logged, not asserted. A caller that
 // takes -1001 for an answer (or, as the confluent adapter did before
 // issue 25, gives up after RequestTimeout of such answers) depends on how
 // long the broker's connections keep being cut, not on the broker's state.
@@ -80,8 +82,8 @@ func TestLibrdkafkaListOffsetsOnACutConnection(t *testing.T) {
 	t.Logf("held past the timeout: err=%v took=%v result=%v", err, took, res.ResultInfos)
 	if err == nil {
 		for _, info := range res.ResultInfos {
-			if info.Error.Code() == kafka.ErrNoError {
-				t.Fatalf("held: offset %v and no error; want an error", info.Offset)
+			if info.Error.Code() == kafka.ErrNoError && info.Offset != kafka.OffsetInvalid {
+				t.Fatalf("held: offset %v and no error; want an error or -1001", info.Offset)
 			}
 		}
 	}
