@@ -246,6 +246,11 @@ func (r *runner) onAssigned(ctx context.Context, offsets map[string]map[int32]kg
 		return offsets, nil
 	}
 	starts, err := r.starts(ctx, tps, fetched)
+	if err != nil && fatal(err) {
+		err = fmt.Errorf("%w: reading the log offsets of %s: %w", ErrAssign, engine.FormatPartitions(tps), err)
+		r.fail(err)
+		return nil, err
+	}
 	if err != nil {
 		r.log.Warn("franz: reading log offsets for an assignment failed, kgo rejoins", "group", r.c.group, "error", err)
 		return nil, err
@@ -339,7 +344,9 @@ type startPoint struct {
 // starts reads the log start and end of tps and picks where each starts,
 // retrying with backoff until ctx (the assignment) ends. A failure is
 // logged at Warn once per assignment, naming the partitions; the retries at
-// Debug, the recovery at Info.
+// Debug, the recovery at Info. An error retrying cannot fix (fatal:
+// authentication, authorization) is returned at once: onAssigned ends Run
+// with it.
 func (r *runner) starts(ctx context.Context, tps []TopicPartition, fetched map[TopicPartition]commitInfo) (map[TopicPartition]startPoint, error) {
 	backoff := engine.NewRetryBackoff(r.opts.RetryBackoff)
 	var failures engine.Failures
@@ -349,7 +356,7 @@ func (r *runner) starts(ctx context.Context, tps []TopicPartition, fetched map[T
 			failures.Recovered(r.log, "franz: log offsets read, consuming the partitions", "group", r.c.group,
 				"partitions", engine.FormatPartitions(tps))
 		}
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || fatal(err) {
 			return out, err
 		}
 		failures.Failed(ctx, r.log, "franz: reading log offsets failed, retrying with backoff", err,
@@ -376,6 +383,11 @@ func (r *runner) tryStarts(ctx context.Context, tps []TopicPartition, fetched ma
 		wg.Go(func() { latest, errLatest = r.listOffsets(ctx, tps, -1, 1) })
 	}
 	wg.Wait()
+	for _, err := range []error{errFirst, errEnd, errLatest} {
+		if fatal(err) {
+			return nil, err // the reads of the same partitions fail alike: one is enough
+		}
+	}
 	if err := errors.Join(errFirst, errEnd, errLatest); err != nil {
 		return nil, err
 	}
@@ -432,13 +444,29 @@ func (r *runner) listOffsets(ctx context.Context, tps []TopicPartition, timestam
 		return nil, fmt.Errorf("list offsets: %w", err)
 	}
 	out := make(map[TopicPartition]int64, len(tps))
+	var failed map[error][]TopicPartition // the partitions answered with each error
+	var errs []error                      // the errors, in the order first seen
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
+			tp := TopicPartition{Topic: t.Topic, Partition: p.Partition}
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return nil, fmt.Errorf("list offsets %s[%d]: %w", t.Topic, p.Partition, err)
+				if failed == nil {
+					failed = make(map[error][]TopicPartition)
+				}
+				if failed[err] == nil {
+					errs = append(errs, err)
+				}
+				failed[err] = append(failed[err], tp)
+				continue
 			}
-			out[TopicPartition{Topic: t.Topic, Partition: p.Partition}] = p.Offset
+			out[tp] = p.Offset
 		}
+	}
+	if len(errs) > 0 {
+		for i, err := range errs {
+			errs[i] = fmt.Errorf("list offsets %s: %w", engine.FormatPartitions(failed[err]), err)
+		}
+		return nil, errors.Join(errs...)
 	}
 	for _, tp := range tps {
 		if _, ok := out[tp]; !ok {
@@ -560,8 +588,8 @@ func (r *runner) commit(ctx context.Context, offs []engine.Offset) ([]error, err
 	return errs, rerr
 }
 
-// fatal reports whether a fetch or group error cannot be repaired by
-// retrying: Run stops with it.
+// fatal reports whether a fetch, group or start-read (ListOffsets) error
+// cannot be repaired by retrying: Run stops with it.
 func fatal(err error) bool {
 	for _, e := range []error{
 		kerr.SaslAuthenticationFailed, kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed,

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
@@ -193,45 +194,212 @@ func (h *allLogs) count(level slog.Level, sub string) int {
 }
 
 // Issue 25: the log bounds of an assignment cannot be read for several
-// RequestTimeouts (the broker cuts every ListOffsets connection), then the
-// broker heals: Run goes on, every record is handled and committed, and the
-// failure is logged at Warn once, the retries at Debug.
+// RequestTimeouts (the broker cuts every ListOffsets connection, or answers
+// NOT_LEADER_OR_FOLLOWER for the partitions: errors retrying can fix), then
+// the broker heals: Run goes on, every record is handled and committed, and
+// the failure is logged at Warn once, the retries at Debug.
 func TestStartReadsFailingForAWhile(t *testing.T) {
-	const n = 100
-	c, ctx := adaptertest.StartProduced(t, "bounds-cut", 2, n, 60*time.Second)
-	var healed atomic.Bool
-	c.Fake().ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.Fake().KeepControl()
-		if healed.Load() {
-			return nil, nil, false
+	for _, tc := range []struct {
+		name string
+		fail func(kmsg.Request) (kmsg.Response, error)
+	}{
+		{"connection cut", func(kmsg.Request) (kmsg.Response, error) { return nil, errors.New("connection cut") }},
+		{"not leader", func(kreq kmsg.Request) (kmsg.Response, error) {
+			return listOffsetsFailing(kreq, kerr.NotLeaderForPartition.Code), nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 100
+			c, ctx := adaptertest.StartProduced(t, "bounds-cut", 2, n, 60*time.Second)
+			var healed atomic.Bool
+			c.Fake().ControlKey(int16(kmsg.ListOffsets), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+				c.Fake().KeepControl()
+				if healed.Load() {
+					return nil, nil, false
+				}
+				resp, err := tc.fail(kreq)
+				return resp, err, true
+			})
+			logs := &allLogs{}
+			cons, err := franz.NewConsumer(c.Addrs(), "bounds-cut-group", []string{"bounds-cut"},
+				append(stableOpts(slog.New(logs)), franz.WithRetryBackoff(10*time.Millisecond),
+					franz.WithRequestTimeout(200*time.Millisecond))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder()
+			stop := runConsumer(t, cons, func(_ context.Context, m *kgo.Record) error {
+				rec.add(m)
+				return nil
+			})
+			const failing = "reading log offsets failed"
+			adaptertest.WaitFor(ctx, t, "the log-bounds reads failing several times", func() bool {
+				return logs.count(slog.LevelWarn, failing)+logs.count(slog.LevelDebug, failing) >= 4
+			})
+			healed.Store(true)
+			adaptertest.WaitFor(ctx, t, "every record handled and committed", func() bool {
+				ok, _ := adaptertest.CommittedAtEnd(ctx, c, "bounds-cut-group", "bounds-cut")
+				return ok && rec.Distinct() == n
+			})
+			if err := stop(); err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			if w := logs.count(slog.LevelWarn, failing); w != 1 {
+				t.Errorf("%d Warn lines for the failing reads, want 1", w)
+			}
+		})
+	}
+}
+
+// listOffsetsFailing answers a ListOffsets request with code for every
+// partition it names.
+func listOffsetsFailing(kreq kmsg.Request, code int16) *kmsg.ListOffsetsResponse {
+	req := kreq.(*kmsg.ListOffsetsRequest)
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, t := range req.Topics {
+		rt := kmsg.NewListOffsetsResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewListOffsetsResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			rt.Partitions = append(rt.Partitions, rp)
 		}
-		return nil, errors.New("connection cut"), true
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+// runUntilItEnds runs cons until Run returns by itself, and returns its
+// error; Run still running when ctx (the test's hang bound) ends fails the
+// test.
+func runUntilItEnds(ctx context.Context, t *testing.T, cons *franz.Consumer, h func(context.Context, *kgo.Record) error) error {
+	t.Helper()
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- cons.Run(runCtx, h) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		cancel()
+		<-errc
+		t.Fatal("Run still running at the test's hang bound")
+		return nil
+	}
+}
+
+// Issue (fatal): the log bounds of a new assignment cannot be read because
+// the broker refuses them for good (TOPIC_AUTHORIZATION_FAILED on
+// ListOffsets): Run ends at once, without retrying, with an error wrapping
+// ErrAssign and the broker's error and naming the partitions; nothing is
+// handled and the commit that was there stays (nothing past what was
+// handled). Before, the read was retried until the assignment ended: Run
+// ran on, consuming nothing.
+func TestStartReadAuthorizationErrorEndsRun(t *testing.T) {
+	const topic, group = "start-authz", "start-authz-group"
+	c, ctx := adaptertest.StartProduced(t, topic, 2, 100, 30*time.Second)
+	seedCommit(ctx, t, c, group, topic, 10)
+	before, _ := clientGoroutines()
+	var reads atomic.Int32
+	c.Fake().ControlKey(int16(kmsg.ListOffsets), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.Fake().KeepControl()
+		reads.Add(1)
+		return listOffsetsFailing(kreq, kerr.TopicAuthorizationFailed.Code), nil, true
 	})
 	logs := &allLogs{}
-	cons, err := franz.NewConsumer(c.Addrs(), "bounds-cut-group", []string{"bounds-cut"},
-		append(stableOpts(slog.New(logs)), franz.WithRetryBackoff(10*time.Millisecond),
-			franz.WithRequestTimeout(200*time.Millisecond))...)
+	cons, err := franz.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(slog.New(logs)), franz.WithRetryBackoff(10*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kgo.Record) error {
+	err = runUntilItEnds(ctx, t, cons, func(_ context.Context, m *kgo.Record) error {
 		rec.add(m)
 		return nil
 	})
-	const failing = "reading log offsets failed"
-	adaptertest.WaitFor(ctx, t, "the log-bounds reads failing several times", func() bool {
-		return logs.count(slog.LevelWarn, failing)+logs.count(slog.LevelDebug, failing) >= 4
-	})
-	healed.Store(true)
-	adaptertest.WaitFor(ctx, t, "every record handled and committed", func() bool {
-		ok, _ := adaptertest.CommittedAtEnd(ctx, c, "bounds-cut-group", "bounds-cut")
-		return ok && rec.Distinct() == n
-	})
-	if err := stop(); err != nil {
-		t.Fatalf("Run = %v", err)
+	if !errors.Is(err, franz.ErrAssign) || !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("Run = %v, want an error wrapping ErrAssign and TOPIC_AUTHORIZATION_FAILED", err)
 	}
-	if w := logs.count(slog.LevelWarn, failing); w != 1 {
-		t.Errorf("%d Warn lines for the failing reads, want 1", w)
+	t.Logf("Run = %v", err)
+	if !strings.Contains(err.Error(), topic+"[0 1]") {
+		t.Errorf("Run = %v, want it to name %s[0 1]", err, topic)
+	}
+	if n := logs.count(slog.LevelWarn, "retrying") + logs.count(slog.LevelDebug, "retrying"); n != 0 {
+		t.Errorf("%d retry lines, want none", n)
+	}
+	if n := reads.Load(); n > 2 { // one attempt: the log starts and ends
+		t.Errorf("%d ListOffsets requests, want at most 2 (no retry)", n)
+	}
+	if n := rec.Count(); n != 0 {
+		t.Errorf("%d records handled, want none", n)
+	}
+	com, err := c.Committed(ctx, group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(com) != 1 || com[0].Offset != 10 {
+		t.Errorf("committed %v, want only partition 0 at 10 (the seeded commit)", com)
+	}
+	checkNoLeak(t, before)
+}
+
+// Issue (fatal): the committed offsets of a new assignment cannot be read
+// because the broker refuses them for good (TOPIC_AUTHORIZATION_FAILED on
+// OffsetFetch): kgo hands the error to the poll loop as a fetch error, and
+// Run ends with an error wrapping ErrClient and the broker's error; nothing
+// is handled.
+func TestCommittedReadAuthorizationErrorEndsRun(t *testing.T) {
+	const topic, group = "fetch-authz", "fetch-authz-group"
+	c, ctx := adaptertest.StartProduced(t, topic, 2, 100, 30*time.Second)
+	c.Fake().ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.Fake().KeepControl()
+		req := kreq.(*kmsg.OffsetFetchRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		code := kerr.TopicAuthorizationFailed.Code
+		for _, g := range req.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group = g.Group
+			for _, t := range g.Topics {
+				rt := kmsg.NewOffsetFetchResponseGroupTopic()
+				rt.Topic, rt.TopicID = t.Topic, t.TopicID
+				for _, p := range t.Partitions {
+					rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					rp.Partition, rp.ErrorCode = p, code
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				rg.Topics = append(rg.Topics, rt)
+			}
+			resp.Groups = append(resp.Groups, rg)
+		}
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	cons, err := franz.NewConsumer(c.Addrs(), group, []string{topic}, stableOpts(slogDiscard())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	err = runUntilItEnds(ctx, t, cons, func(_ context.Context, m *kgo.Record) error {
+		rec.add(m)
+		return nil
+	})
+	if !errors.Is(err, franz.ErrClient) || !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("Run = %v, want an error wrapping ErrClient and TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	if !strings.Contains(err.Error(), topic+"[") {
+		t.Errorf("Run = %v, want it to name a partition of %s", err, topic)
+	}
+	if n := rec.Count(); n != 0 {
+		t.Errorf("%d records handled, want none", n)
 	}
 }
