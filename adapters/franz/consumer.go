@@ -90,10 +90,15 @@ func recordSize(rp **kgo.Record) int {
 // partitions; at the end it leaves the group. It returns nil after a clean
 // shutdown, the handler's error wrapped in ErrHandler under StopOnError,
 // ErrRunning if already running, ErrClosed once Close was called, an error
-// wrapping ErrInvalidConfig for a nil handler, and an error wrapping
-// ErrAssign or ErrClient if a partition cannot be taken or kgo fails for
-// good (authentication, authorization). Unreachable brokers are retried by
-// kgo until ctx ends. A Run that ends (ctx, Close) before the group ever answered returns an
+// wrapping ErrInvalidConfig for a nil handler, an error wrapping ErrAssign
+// if an assigned partition cannot be taken (the engine refuses it, or the
+// broker refuses for good, authentication or authorization, to read its
+// log start and end: the error names the partitions and wraps the broker's
+// error; a transient failure of that read is retried with backoff and does
+// not end Run), and an error wrapping ErrClient if kgo fails for good
+// (authentication, authorization: of fetches, of the group, of the
+// committed offsets read). Unreachable brokers are retried by kgo until ctx
+// ends. A Run that ends (ctx, Close) before the group ever answered returns an
 // error wrapping ErrNeverJoined and the last connection or join error.
 // Unreachable brokers and missing topics are logged at Warn once, then at
 // most once a minute.

@@ -31,9 +31,11 @@ var (
 	// ErrClosed is returned by Run when Close was called before Run
 	// started: a closed Consumer does not run again.
 	ErrClosed = engine.ErrClosed
-	// ErrAssign wraps a failure to take an assigned partition (the engine
-	// refusing it); Run stops with it rather than own a partition it does
-	// not consume.
+	// ErrAssign wraps a failure to take an assigned partition: the engine
+	// refusing it, or the read of its log start and end failing with an
+	// error retrying cannot fix (authentication, authorization; the
+	// broker's error is wrapped too, and the partitions named). Run stops
+	// with it rather than own a partition it does not consume.
 	ErrAssign = engine.ErrAssign
 	// ErrClient wraps a kgo error that retrying cannot fix (authentication,
 	// authorization) or the client closing under Run: Run stops with it.
