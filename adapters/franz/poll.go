@@ -129,6 +129,8 @@ func (r *runner) take(ctx context.Context, fs kgo.Fetches) (closed bool) {
 		case errors.Is(fe.Err, context.Canceled), errors.Is(fe.Err, context.DeadlineExceeded):
 		case errors.Is(fe.Err, kgo.ErrClientClosed):
 			closed = true
+		case fatal(fe.Err) && fe.Topic == "": // not a partition's (a group error)
+			r.fail(fmt.Errorf("%w: %w", ErrClient, fe.Err))
 		case fatal(fe.Err):
 			r.fail(fmt.Errorf("%w: %s[%d]: %w", ErrClient, fe.Topic, fe.Partition, fe.Err))
 		default:

@@ -345,61 +345,87 @@ func TestStartReadAuthorizationErrorEndsRun(t *testing.T) {
 }
 
 // Issue (fatal): the committed offsets of a new assignment cannot be read
-// because the broker refuses them for good (TOPIC_AUTHORIZATION_FAILED on
-// OffsetFetch): kgo hands the error to the poll loop as a fetch error, and
-// Run ends with an error wrapping ErrClient and the broker's error; nothing
-// is handled.
+// because the broker refuses them for good (OffsetFetch answering
+// TOPIC_AUTHORIZATION_FAILED for the partitions, or
+// GROUP_AUTHORIZATION_FAILED for the group): kgo hands the error to the poll
+// loop as a fetch error, and Run ends with an error wrapping ErrClient and
+// the broker's error, naming the partition when the error is a partition's;
+// nothing is handled.
 func TestCommittedReadAuthorizationErrorEndsRun(t *testing.T) {
-	const topic, group = "fetch-authz", "fetch-authz-group"
-	c, ctx := adaptertest.StartProduced(t, topic, 2, 100, 30*time.Second)
-	c.Fake().ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c.Fake().KeepControl()
-		req := kreq.(*kmsg.OffsetFetchRequest)
-		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-		code := kerr.TopicAuthorizationFailed.Code
-		for _, g := range req.Groups {
-			rg := kmsg.NewOffsetFetchResponseGroup()
-			rg.Group = g.Group
-			for _, t := range g.Topics {
-				rt := kmsg.NewOffsetFetchResponseGroupTopic()
-				rt.Topic, rt.TopicID = t.Topic, t.TopicID
-				for _, p := range t.Partitions {
-					rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
-					rp.Partition, rp.ErrorCode = p, code
-					rt.Partitions = append(rt.Partitions, rp)
-				}
-				rg.Topics = append(rg.Topics, rt)
+	for _, tc := range []struct {
+		name       string
+		group      bool // the error at the group level, not the partitions'
+		want       *kerr.Error
+		wantInText string
+	}{
+		{"partitions", false, kerr.TopicAuthorizationFailed, "fetch-authz["},
+		{"group", true, kerr.GroupAuthorizationFailed, "client error: unable to join group session: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const topic, group = "fetch-authz", "fetch-authz-group"
+			c, ctx := adaptertest.StartProduced(t, topic, 2, 100, 30*time.Second)
+			c.Fake().ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+				c.Fake().KeepControl()
+				return offsetFetchFailing(kreq, tc.want.Code, tc.group), nil, true
+			})
+			cons, err := franz.NewConsumer(c.Addrs(), group, []string{topic}, stableOpts(slogDiscard())...)
+			if err != nil {
+				t.Fatal(err)
 			}
-			resp.Groups = append(resp.Groups, rg)
+			rec := newRecorder()
+			err = runUntilItEnds(ctx, t, cons, func(_ context.Context, m *kgo.Record) error {
+				rec.add(m)
+				return nil
+			})
+			if !errors.Is(err, franz.ErrClient) || !errors.Is(err, tc.want) {
+				t.Fatalf("Run = %v, want an error wrapping ErrClient and %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.wantInText) {
+				t.Errorf("Run = %v, want it to contain %q", err, tc.wantInText)
+			}
+			if n := rec.Count(); n != 0 {
+				t.Errorf("%d records handled, want none", n)
+			}
+		})
+	}
+}
+
+// offsetFetchFailing answers an OffsetFetch request with code, for the
+// group if group is set, else for every partition it names.
+func offsetFetchFailing(kreq kmsg.Request, code int16, group bool) *kmsg.OffsetFetchResponse {
+	req := kreq.(*kmsg.OffsetFetchRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	pcode := code
+	if group {
+		resp.ErrorCode, pcode = code, 0
+	}
+	for _, g := range req.Groups {
+		rg := kmsg.NewOffsetFetchResponseGroup()
+		rg.Group = g.Group
+		if group {
+			rg.ErrorCode = code
 		}
-		for _, t := range req.Topics {
-			rt := kmsg.NewOffsetFetchResponseTopic()
-			rt.Topic = t.Topic
+		for _, t := range g.Topics {
+			rt := kmsg.NewOffsetFetchResponseGroupTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
 			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetFetchResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, code
+				rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+				rp.Partition, rp.ErrorCode = p, pcode
 				rt.Partitions = append(rt.Partitions, rp)
 			}
-			resp.Topics = append(resp.Topics, rt)
+			rg.Topics = append(rg.Topics, rt)
 		}
-		return resp, nil, true
-	})
-	cons, err := franz.NewConsumer(c.Addrs(), group, []string{topic}, stableOpts(slogDiscard())...)
-	if err != nil {
-		t.Fatal(err)
+		resp.Groups = append(resp.Groups, rg)
 	}
-	rec := newRecorder()
-	err = runUntilItEnds(ctx, t, cons, func(_ context.Context, m *kgo.Record) error {
-		rec.add(m)
-		return nil
-	})
-	if !errors.Is(err, franz.ErrClient) || !errors.Is(err, kerr.TopicAuthorizationFailed) {
-		t.Fatalf("Run = %v, want an error wrapping ErrClient and TOPIC_AUTHORIZATION_FAILED", err)
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetFetchResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetFetchResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p, pcode
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
 	}
-	if !strings.Contains(err.Error(), topic+"[") {
-		t.Errorf("Run = %v, want it to name a partition of %s", err, topic)
-	}
-	if n := rec.Count(); n != 0 {
-		t.Errorf("%d records handled, want none", n)
-	}
+	return resp
 }
