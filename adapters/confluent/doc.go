@@ -28,7 +28,8 @@
 // it needs to route a partition's messages, dropped at the revoke.
 //
 // A message's path. The poll goroutine offers each partition's messages to
-// the engine (Offer, in batches of consecutive messages): the engine tracks
+// the engine (Offer, in batches of consecutive messages, at most 256 or a
+// sixteenth of MaxBufferedBytes, whichever comes first): the engine tracks
 // what fits in the window and keeps the rest, and decides which partitions
 // to pause (window full, or over their share of MaxBufferedBytes). After
 // every Poll (which waits at most 10ms while a partition is paused) the
