@@ -58,7 +58,8 @@
 // configuration errors stop Run with ErrAssign. Partitions whose reads still
 // fail for a transient reason are assigned paused (at the log start: an
 // EAGER member must assign its whole set in the callback) and do not stop
-// Run: the poll loop reads their starts again with backoff (each read
+// Run: the poll loop reads their starts again with backoff (each read on a
+// goroutine of its own, so the other partitions are polled meanwhile, and
 // bounded by a quarter of RequestTimeout), logged at Warn once, and once
 // read registers them, Resumes them and Seeks them to their starts; a
 // revoke or loss before then forgets them. It applies the start policy
