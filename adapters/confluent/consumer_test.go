@@ -227,3 +227,52 @@ func TestTinyWindowPausesConstantly(t *testing.T) {
 	}
 	t.Logf("%d pauses", pauses.Load())
 }
+
+// A partition's messages gathered between Poll and Offer are counted by
+// neither librdkafka's queue nor the engine's budget: the batch is offered
+// once its bytes reach a sixteenth of MaxBufferedBytes, not only at 256
+// messages.
+func TestBatchBoundedByBytes(t *testing.T) {
+	const (
+		topic  = "batchbytes"
+		group  = "batchbytes-g"
+		n      = 300
+		size   = 16 << 10
+		budget = 2 << 20 // a batch offered at 128 KiB: 8 messages
+	)
+	c := kafkatest.Start(t, kafkatest.WithTopic(topic, 1))
+	ctx := adaptertest.Timeout(t, 90*time.Second)
+	if _, err := c.Produce(ctx, topic, n, kafkatest.ValueSize(size)); err != nil {
+		t.Fatal(err)
+	}
+	var most, mostBytes, offers atomic.Int64
+	cons, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(testLogger(t)), confluent.WithMaxBufferedBytes(budget),
+			confluent.WithOfferHook(func(_ confluent.TopicPartition, msgs, bytes int) {
+				offers.Add(1)
+				for v := most.Load(); int64(msgs) > v && !most.CompareAndSwap(v, int64(msgs)); v = most.Load() {
+				}
+				for v := mostBytes.Load(); int64(bytes) > v && !mostBytes.CompareAndSwap(v, int64(bytes)); v = mostBytes.Load() {
+				}
+			}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+		rec.add(m)
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return rec.Distinct() == n && ok
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d offers, at most %d messages, %d bytes", offers.Load(), most.Load(), mostBytes.Load())
+	if limit := int64(budget/16 + size); mostBytes.Load() > limit {
+		t.Fatalf("a batch of %d bytes (%d messages) was gathered before it was offered, want at most %d (a sixteenth of the budget, plus one message)",
+			mostBytes.Load(), most.Load(), limit)
+	}
+}

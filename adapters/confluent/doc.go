@@ -28,7 +28,8 @@
 // it needs to route a partition's messages, dropped at the revoke.
 //
 // A message's path. The poll goroutine offers each partition's messages to
-// the engine (Offer, in batches of consecutive messages): the engine tracks
+// the engine (Offer, in batches of consecutive messages, at most 256 or a
+// sixteenth of MaxBufferedBytes, whichever comes first): the engine tracks
 // what fits in the window and keeps the rest, and decides which partitions
 // to pause (window full, or over their share of MaxBufferedBytes). After
 // every Poll (which waits at most 10ms while a partition is paused) the
@@ -57,7 +58,8 @@
 // configuration errors stop Run with ErrAssign. Partitions whose reads still
 // fail for a transient reason are assigned paused (at the log start: an
 // EAGER member must assign its whole set in the callback) and do not stop
-// Run: the poll loop reads their starts again with backoff (each read
+// Run: the poll loop reads their starts again with backoff (each read on a
+// goroutine of its own, so the other partitions are polled meanwhile, and
 // bounded by a quarter of RequestTimeout), logged at Warn once, and once
 // read registers them, Resumes them and Seeks them to their starts; a
 // revoke or loss before then forgets them. It applies the start policy

@@ -41,6 +41,13 @@ func WithPauseHook(f func(tp TopicPartition, paused bool)) Option {
 	return func(o *engine.Options) { own(o, "WithPauseHook").onPause = f }
 }
 
+// WithOfferHook calls f on the poll goroutine before each batch of a
+// partition's messages is offered to the engine, with its size in messages
+// and bytes (key, value and headers). Tests only.
+func WithOfferHook(f func(tp TopicPartition, msgs, bytes int)) Option {
+	return func(o *engine.Options) { own(o, "WithOfferHook").onOffer = f }
+}
+
 // WithPollHook calls f on the poll goroutine after every Poll, with the
 // librdkafka handle (to stall the poll loop, or pause a partition behind
 // the Consumer's back). Tests only.

@@ -641,3 +641,92 @@ func TestRevokeWhileWaitingForTheStart(t *testing.T) {
 		})
 	}
 }
+
+// A partition waiting for its start (pending.go) is read again on a
+// goroutine of its own: while that read hangs, the poll loop goes on, and
+// the member's other partitions are consumed. The member consumes the
+// topic's two partitions; a third is added, and its start read fails (then
+// hangs, held by the test) until the test lets it go. Messages produced to
+// the first two meanwhile must be handled before the read is let go (on a
+// poll loop that ran the read itself they waited for it).
+func TestPendingReadDoesNotHoldThePollLoop(t *testing.T) {
+	const (
+		topic = "pending-async"
+		group = topic + "-group"
+		n     = 40
+	)
+	c, ctx := adaptertest.StartProduced(t, topic, 2, n, 90*time.Second)
+	const (
+		pass = iota
+		fail
+		hang
+	)
+	var mode atomic.Int32
+	hung := make(chan struct{}) // closed by the first read that hangs
+	release := make(chan struct{})
+	var hungOnce sync.Once
+	logs := newCapture()
+	var handled [3]atomic.Int64
+	x, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(stableOpts(slog.New(logs)), strategy("cooperative-sticky"),
+			confluent.WithRetryBackoff(20*time.Millisecond),
+			confluent.WithRequestTimeout(500*time.Millisecond),
+			confluent.WithConfigMap(kafka.ConfigMap{"topic.metadata.refresh.interval.ms": 200}),
+			confluent.WithReadHook(func(string, confluent.TopicPartition) error {
+				switch mode.Load() {
+				case fail:
+					return errors.New("injected: coordinator not reachable")
+				case hang:
+					hungOnce.Do(func() { close(hung) })
+					<-release
+				}
+				return nil
+			}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runConsumer(t, x, func(_ context.Context, m *kafka.Message) error {
+		handled[m.TopicPartition.Partition].Add(1)
+		return nil
+	})
+	letGo := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(letGo) // before the consumer's (cleanups run last first)
+	adaptertest.WaitFor(ctx, t, "both partitions consumed", func() bool {
+		return handled[0].Load()+handled[1].Load() == n
+	})
+	mode.Store(fail)
+	if err := c.AddPartitions(ctx, topic, 3); err != nil {
+		t.Fatal(err)
+	}
+	adaptertest.WaitFor(ctx, t, "the new partition assigned, its start unreadable", func() bool {
+		return len(logs.records(func(r logRecord) bool {
+			return strings.Contains(r.msg, "start of assigned partitions unreadable")
+		})) > 0
+	})
+	mode.Store(hang)
+	select {
+	case <-hung:
+	case <-ctx.Done():
+		t.Fatal("no read of the waiting partition's start")
+	}
+	if _, err := c.Produce(ctx, topic, 3*n, kafkatest.FirstIndex(3*n)); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second) // a hang bound, not a speed test
+	adaptertest.WaitFor(wctx, t, "the first two partitions consumed while the new one's start read hangs", func() bool {
+		return handled[0].Load()+handled[1].Load() == n+2*n
+	})
+	cancel()
+	if got := handled[2].Load(); got != 0 {
+		t.Fatalf("%d messages of the new partition handled before its start was read", got)
+	}
+	mode.Store(pass)
+	letGo()
+	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok && handled[2].Load() == n
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}

@@ -17,7 +17,10 @@ package confluent
 // publication of the high mark and one scheduler lock per batch), as soon
 // as Poll returns anything else (another partition's message, an event, or
 // nothing: the loop polls without waiting while a batch is pending, so
-// gathering adds no latency), or batchMax are gathered.
+// gathering adds no latency), or batchMax are gathered, or their bytes
+// (key, value and headers, as the engine counts them) reach a sixteenth of
+// MaxBufferedBytes: a gathered batch is counted by neither librdkafka's
+// queue nor the engine's budget until it is offered.
 
 import (
 	"errors"
@@ -41,8 +44,9 @@ type pstate struct {
 
 	// The batch: received, not yet offered (see flush). Only the
 	// partition of runner.last has one.
-	boffs []int64
-	bmsgs []*kafka.Message
+	boffs  []int64
+	bmsgs  []*kafka.Message
+	bbytes int // the batch's bytes (messageSize)
 
 	logEnd   int64 // the log end last given to the engine (SetLogEnd); -1 unknown
 	eofAt    int64 // offset of the last partition EOF (-1 none): the fetcher is at its end there
@@ -68,7 +72,7 @@ func (r *runner) state(ktp kafka.TopicPartition) *pstate {
 	return ps
 }
 
-// batchMax bounds a partition's batch.
+// batchMax bounds a partition's batch; runner.batchBytes its bytes.
 const batchMax = 256
 
 // deliver adds m to its partition's batch, offering the batch of the
@@ -84,7 +88,8 @@ func (r *runner) deliver(m *kafka.Message) {
 	}
 	ps.boffs = append(ps.boffs, int64(m.TopicPartition.Offset))
 	ps.bmsgs = append(ps.bmsgs, m)
-	if len(ps.boffs) == batchMax {
+	ps.bbytes += messageSize(&m)
+	if len(ps.boffs) == batchMax || ps.bbytes >= r.batchBytes {
 		r.flushPart(ps)
 	}
 }
@@ -113,12 +118,15 @@ func (r *runner) flushPart(ps *pstate, end ...int64) {
 	if len(offs) == 0 && e == 0 {
 		return
 	}
+	if r.cfg.onOffer != nil {
+		r.cfg.onOffer(ps.part.TP, len(msgs), ps.bbytes)
+	}
 	if _, err := r.sess.Offer(ps.part, offs, msgs, e); err != nil &&
 		!errors.Is(err, watermark.ErrClosed) && !errors.Is(err, engine.ErrStopped) {
 		r.log.Error("confluent: offer", "topic", ps.part.TP.Topic, "partition", ps.part.TP.Partition, "error", err)
 	}
 	clear(msgs)
-	ps.boffs, ps.bmsgs = offs[:0], msgs[:0]
+	ps.boffs, ps.bmsgs, ps.bbytes = offs[:0], msgs[:0], 0
 }
 
 // eof handles librdkafka's partition EOF: no offset below its position that

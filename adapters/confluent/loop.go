@@ -51,6 +51,7 @@ type runner struct {
 	stallAfter   time.Duration              // how long a partition behind its log end may go unfetched (see reseek)
 	authFailures int                        // SASL authentication failures since anything was received
 	pending      pendingStarts              // assigned partitions whose start is not known yet (pending.go)
+	batchBytes   int                        // a batch is offered once its bytes reach this (flow.go)
 
 	calls sync.WaitGroup // librdkafka commit calls running (see call); Close waits for them
 }
@@ -68,6 +69,7 @@ func newRunner(c *Consumer, eng *engine.Engine[*kafka.Message]) (*runner, error)
 		// read and nothing fetched for several of them and several ticks
 		// is not being fetched.
 		stallAfter: max(5*c.opts.FetchMaxWait, 3*c.opts.CommitInterval, time.Second),
+		batchBytes: int(max(1, c.opts.MaxBufferedBytes/16)),
 	}
 	cm := cloneMap(c.cm)
 	cm["go.logs.channel.enable"] = true

@@ -46,6 +46,9 @@ type config struct {
 	// onPoll is called on the poll goroutine after every Poll, with the
 	// librdkafka handle.
 	onPoll func(kc *kafka.Consumer)
+	// onOffer is called on the poll goroutine before a partition's batch
+	// is offered to the engine, with its size in messages and bytes.
+	onOffer func(tp TopicPartition, msgs, bytes int)
 	// onRead is called before every read at an assignment ("committed" for
 	// the committed offsets, "watermarks" for the log starts or ends); an
 	// error it returns is the read's.

@@ -7,9 +7,11 @@ package confluent
 // bound of the rebalance callback. They do not end Run: they are handed to
 // librdkafka paused, at the log start (nothing is fetched, and a message
 // fetched anyway is dropped: the partition is not registered), and the poll
-// loop reads their starts again with backoff; once known, the partitions
-// are registered with the engine, resumed and sought to their starts. A
-// revoke or loss forgets them. Poll goroutine only.
+// loop reads their starts again with backoff, on a goroutine of its own (the
+// loop goes on polling the other partitions meanwhile); once known, the
+// partitions are registered with the engine, resumed and sought to their
+// starts. A revoke or loss forgets them, and a read in flight for them then
+// counts for nothing. Poll goroutine only, but the read.
 //
 // Why paused in librdkafka rather than left out of it: under the EAGER
 // protocol the callback must Assign the member's whole set (a later Assign
@@ -30,12 +32,28 @@ import (
 
 // pendingStarts is the set of partitions waiting for their start.
 type pendingStarts struct {
-	ktps     map[TopicPartition]kafka.TopicPartition // topic and partition only
-	since    time.Time                               // the episode's first failure
-	next     time.Time                               // the next read
+	ktps     map[TopicPartition]pendingPart
+	seq      uint64    // the last pendingPart.seq given
+	since    time.Time // the episode's first failure
+	next     time.Time // the next read
 	backoff  *engine.Backoff
-	attempts int   // reads failed in this episode
-	err      error // the last failure
+	attempts int              // reads failed in this episode
+	err      error            // the last failure
+	read     chan pendingRead // the read in flight; nil: none
+}
+
+// pendingPart is a partition waiting for its start.
+type pendingPart struct {
+	ktp kafka.TopicPartition // topic and partition only
+	seq uint64               // tells this assignment of it from a later one
+}
+
+// pendingRead is a read of the starts of pending partitions, as they were
+// when it began.
+type pendingRead struct {
+	parts  []pendingPart
+	starts []startPoint
+	err    error
 }
 
 // await takes ktps, newly assigned, whose starts could not be read (err):
@@ -43,7 +61,7 @@ type pendingStarts struct {
 func (r *runner) await(kc *kafka.Consumer, ktps []kafka.TopicPartition, err error) {
 	p := &r.pending
 	if len(p.ktps) == 0 {
-		p.ktps = make(map[TopicPartition]kafka.TopicPartition)
+		p.ktps = make(map[TopicPartition]pendingPart)
 		p.since, p.attempts = time.Now(), 0
 		p.backoff = engine.NewRetryBackoff(r.opts.RetryBackoff)
 	}
@@ -54,7 +72,8 @@ func (r *runner) await(kc *kafka.Consumer, ktps []kafka.TopicPartition, err erro
 		bare[i] = kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition}
 		at[i] = kafka.TopicPartition{Topic: ktp.Topic, Partition: ktp.Partition, Offset: kafka.OffsetBeginning}
 		tps[i] = toTP(ktp)
-		p.ktps[tps[i]] = bare[i]
+		p.seq++
+		p.ktps[tps[i]] = pendingPart{bare[i], p.seq}
 	}
 	p.attempts++
 	p.err = err
@@ -67,23 +86,65 @@ func (r *runner) await(kc *kafka.Consumer, ktps []kafka.TopicPartition, err erro
 		"partitions", engine.FormatPartitions(tps), "error", err)
 }
 
-// retryPending reads the starts of the partitions waiting for them, when
-// their backoff is over. Each read is bounded by a quarter of
-// RequestTimeout: the poll loop goes on between reads. Once read, the
-// partitions are registered, resumed and sought to their starts; a
-// permanent error stops Run with ErrAssign.
+// retryPending starts a read of the starts of the partitions waiting for
+// them when their backoff is over, on a goroutine of its own (counted in
+// r.calls: Close waits for it), and takes its outcome once it is in (see
+// pendingRead). Each read is bounded by a quarter of RequestTimeout.
 func (r *runner) retryPending() {
 	p := &r.pending
+	if p.read != nil {
+		select {
+		case res := <-p.read:
+			p.read = nil
+			r.pendingRead(res)
+		default:
+		}
+		return
+	}
 	if len(p.ktps) == 0 || time.Now().Before(p.next) {
 		return
 	}
-	tps := slices.SortedFunc(maps.Keys(p.ktps), compareTP)
-	ktps := make([]kafka.TopicPartition, len(tps))
-	for i, tp := range tps {
-		ktps[i] = p.ktps[tp]
+	parts := make([]pendingPart, 0, len(p.ktps))
+	for _, tp := range slices.SortedFunc(maps.Keys(p.ktps), compareTP) {
+		parts = append(parts, p.ktps[tp])
 	}
-	starts, err := r.starts(r.kc, ktps, time.Now().Add(max(r.opts.RequestTimeout/4, time.Millisecond)))
-	if err != nil {
+	ktps := make([]kafka.TopicPartition, len(parts))
+	for i, pp := range parts {
+		ktps[i] = pp.ktp
+	}
+	deadline := time.Now().Add(max(r.opts.RequestTimeout/4, time.Millisecond))
+	read := make(chan pendingRead, 1)
+	p.read = read
+	r.calls.Add(1)
+	go func() {
+		defer r.calls.Done()
+		starts, err := r.starts(r.kc, ktps, deadline)
+		read <- pendingRead{parts, starts, err}
+	}()
+}
+
+// pendingRead takes the outcome of a read of pending starts. Partitions
+// revoked (or revoked and assigned again) while it ran are left out. Once
+// read, the partitions are registered, resumed and sought to their starts;
+// a permanent error stops Run with ErrAssign.
+func (r *runner) pendingRead(res pendingRead) {
+	p := &r.pending
+	var tps []TopicPartition
+	var ktps []kafka.TopicPartition
+	var starts []startPoint
+	for i, pp := range res.parts {
+		tp := toTP(pp.ktp)
+		if cur, ok := p.ktps[tp]; ok && cur.seq == pp.seq {
+			tps, ktps = append(tps, tp), append(ktps, pp.ktp)
+			if res.err == nil {
+				starts = append(starts, res.starts[i])
+			}
+		}
+	}
+	if len(tps) == 0 {
+		return
+	}
+	if err := res.err; err != nil {
 		if permanent(err) {
 			r.err = fmt.Errorf("%w: %w", ErrAssign, err)
 			return
@@ -95,7 +156,9 @@ func (r *runner) retryPending() {
 			"attempts", p.attempts, "error", err)
 		return
 	}
-	clear(p.ktps)
+	for _, tp := range tps {
+		delete(p.ktps, tp)
+	}
 	if err := r.take(ktps, starts); err != nil {
 		r.err = err
 		return
@@ -123,13 +186,13 @@ func (r *runner) forgetPending(tps []TopicPartition) []TopicPartition {
 	}
 	rest := tps[:0:0]
 	for _, tp := range tps {
-		ktp, ok := p.ktps[tp]
+		pp, ok := p.ktps[tp]
 		if !ok {
 			rest = append(rest, tp)
 			continue
 		}
 		delete(p.ktps, tp)
-		if err := r.kc.Resume([]kafka.TopicPartition{ktp}); err != nil {
+		if err := r.kc.Resume([]kafka.TopicPartition{pp.ktp}); err != nil {
 			r.log.Debug("confluent: resume before unassign", "topic", tp.Topic, "partition", tp.Partition, "error", err)
 		}
 	}
