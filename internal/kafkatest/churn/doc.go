@@ -16,7 +16,9 @@
 // after the session timeout. The harness steers around it and reports it
 // apart:
 // only members that have handled a message (and so completed their first
-// join) are killed, the final stop waits for the group to be Stable with one
+// join) are killed, a member resumed from a freeze (which rejoins under a
+// new member id once its session expired) only after it handled a message
+// past a session plus a rebalance timeout (ThawGuard), the final stop waits for the group to be Stable with one
 // member per live process, and a group that stays Stable with more members
 // than live processes longer than GhostAfter, or while a partition stalls,
 // is reported as a ghost, not as an adapter failure.
