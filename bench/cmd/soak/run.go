@@ -229,7 +229,7 @@ func run(ctx context.Context, o opts) (verdict, error) {
 	// (churn.StuckWatch), reported apart.
 	stuck := churn.StuckWatch{After: base.StuckAfter}
 	groupState, generation, preparingFor := "?", int32(0), time.Duration(0)
-	fmt.Println("| time | RSS (MiB) | Go heap in use / Go runtime total (MiB) | goroutines | open connections | lag | produced | handled | faults | kills+terms | freezes | group (generation) |")
+	fmt.Println("| time | RSS (MiB) | Go heap in use / mapped by the Go runtime (MiB) | goroutines | open connections | lag | produced | handled | faults | kills+terms | freezes | group (generation) |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	handled = newHandledSet(out)
 loop:
@@ -382,7 +382,7 @@ loop:
 		}
 		last = s
 	}
-	fmt.Printf("\nobserved member after %v: RSS %s MiB (Go heap in use %s, Go runtime %s), %d goroutines, %d connections; at the end (%v): RSS %s MiB (Go heap in use %s, Go runtime %s), %d goroutines, %d connections\n",
+	fmt.Printf("\nobserved member after %v: RSS %s MiB (Go heap in use %s, mapped by the Go runtime %s), %d goroutines, %d connections; at the end (%v): RSS %s MiB (Go heap in use %s, mapped by the Go runtime %s), %d goroutines, %d connections\n",
 		b.at, kib(b.rssKiB), kib(b.heapKiB), kib(b.goKiB), b.goroutines, b.conns, last.at, kib(last.rssKiB), kib(last.heapKiB), kib(last.goKiB), last.goroutines, last.conns)
 	switch {
 	case b.rssKiB <= 0 || last.rssKiB <= 0 || b.goroutines < 0 || last.goroutines < 0:

@@ -21,7 +21,7 @@ type sample struct {
 	rssKiB     int64 // -1 when unknown
 	goroutines int   // -1 when unknown
 	heapKiB    int64 // the Go heap in use; -1 when unknown
-	goKiB      int64 // what the Go runtime holds from the OS (the rest of RSS is C memory, librdkafka's, and the binary); -1 when unknown
+	goKiB      int64 // what the Go runtime has mapped (Sys minus HeapReleased): an upper bound of its share of RSS; the rest is the binary, C memory (librdkafka) and libraries; -1 when unknown
 	conns      int   // -1 when unknown
 	lag        int64 // -1 when unknown
 }
