@@ -388,12 +388,7 @@ loop:
 	case b.rssKiB <= 0 || last.rssKiB <= 0 || b.goroutines < 0 || last.goroutines < 0:
 		fail("the observed member could not be measured (RSS %d/%d KiB, goroutines %d/%d)", b.rssKiB, last.rssKiB, b.goroutines, last.goroutines)
 	default:
-		grew := float64(last.rssKiB) / float64(b.rssKiB)
 		if len(eps) > 0 {
-			// RSS grows while a stuck group's backlog builds and is consumed
-			// (both Go's heap and librdkafka's queues), and the runtime and
-			// malloc keep much of it afterwards. A growth that is only that
-			// is the broker's; one outside the episodes is the adapter's.
 			out, covered := outsideGrowth(samples, b.at, eps)
 			fmt.Printf("RSS outside the stuck episodes (each from its start to its catch-up): %+.0f%% over %v of the %v from %v", 100*(out-1), covered, last.at-b.at, b.at)
 			if l := eps[len(eps)-1]; l.caughtUp >= 0 {
@@ -404,20 +399,12 @@ loop:
 				}
 			}
 			fmt.Println()
-			l := eps[len(eps)-1]
-			switch {
-			case grew <= 1.1:
-			case out > 1.1:
-				fail("RSS grew %.0f%% (%s to %s MiB), %.0f%% of it outside the stuck episodes", 100*(grew-1), kib(b.rssKiB), kib(last.rssKiB), 100*(out-1))
-			case l.caughtUp < 0:
-				brokerBugf("RSS grew %.0f%% (%s to %s MiB) and the last stuck episode's backlog was never caught up: the growth cannot be judged", 100*(grew-1), kib(b.rssKiB), kib(last.rssKiB))
-			case last.at-l.caughtUp < minAfterCatchUp:
-				brokerBugf("RSS grew %.0f%% (%s to %s MiB); outside the stuck episodes %+.0f%%, but only %v after the last catch-up (want %v): too short to tell whether it still grows", 100*(grew-1), kib(b.rssKiB), kib(last.rssKiB), 100*(out-1), last.at-l.caughtUp, minAfterCatchUp)
-			default:
-				brokerBugf("RSS grew %.0f%% (%s to %s MiB), all but %+.0f%% of it in the stuck episodes and their catch-up (the heap kept after their backlog)", 100*(grew-1), kib(b.rssKiB), kib(last.rssKiB), 100*(out-1))
-			}
-		} else if grew > 1.1 {
-			fail("RSS grew %.0f%% (%s to %s MiB)", 100*(grew-1), kib(b.rssKiB), kib(last.rssKiB))
+		}
+		switch v, msg := judgeRSS(samples, b, last, eps); v {
+		case verdictFail:
+			fail("%s", msg)
+		case verdictBrokerBug:
+			brokerBugf("%s", msg)
 		}
 		if float64(last.goroutines) > 1.1*float64(b.goroutines) {
 			fail("goroutines grew from %d to %d", b.goroutines, last.goroutines)

@@ -89,3 +89,34 @@ func outsideGrowth(samples []sample, from time.Duration, eps []episode) (float64
 	}
 	return ratio, covered
 }
+
+// judgeRSS judges the observed member's RSS growth from b to last. Over
+// 10% is a fail without stuck episodes. With them, RSS grows while a
+// stuck group's backlog builds and is consumed (Go's heap and librdkafka's
+// queues) and the runtime and malloc keep much of it afterwards: a growth
+// over 10% outside the episodes (outsideGrowth) is still a fail; one that
+// is only the whole growth is the broker's, as is one that cannot be
+// judged (the last backlog never caught up, or less than minAfterCatchUp
+// after its catch-up). The message says why.
+func judgeRSS(samples []sample, b, last sample, eps []episode) (verdict, string) {
+	grew := float64(last.rssKiB) / float64(b.rssKiB)
+	whole := fmt.Sprintf("RSS grew %.0f%% (%s to %s MiB)", 100*(grew-1), kib(b.rssKiB), kib(last.rssKiB))
+	if grew <= 1.1 {
+		return verdictPass, ""
+	}
+	if len(eps) == 0 {
+		return verdictFail, whole
+	}
+	out, _ := outsideGrowth(samples, b.at, eps)
+	l := eps[len(eps)-1]
+	switch {
+	case out > 1.1:
+		return verdictFail, fmt.Sprintf("%s, %+.0f%% outside the stuck episodes", whole, 100*(out-1))
+	case l.caughtUp < 0:
+		return verdictBrokerBug, whole + " and the last stuck episode's backlog was never caught up: the growth cannot be judged"
+	case last.at-l.caughtUp < minAfterCatchUp:
+		return verdictBrokerBug, fmt.Sprintf("%s; outside the stuck episodes %+.0f%%, but only %v after the last catch-up (want %v): too short to tell whether it still grows",
+			whole, 100*(out-1), last.at-l.caughtUp, minAfterCatchUp)
+	}
+	return verdictBrokerBug, fmt.Sprintf("%s, all but %+.0f%% of it in the stuck episodes and their catch-up (the memory kept after their backlog)", whole, 100*(out-1))
+}

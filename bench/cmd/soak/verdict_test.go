@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +59,58 @@ func TestEpisodeLeftOutOfTheGrowth(t *testing.T) {
 	// Without episodes the growth is the end's over the reference's.
 	if got, _ := outsideGrowth(samples, 20*s, nil); math.Abs(got-1.25) > 1e-9 {
 		t.Errorf("growth without episodes %v, want 1.25", got)
+	}
+}
+
+// The RSS verdict, on series shaped like last session's 20-minute confluent
+// soak (a step up with a stuck group's backlog, flat after it) and on the
+// ones it must not excuse: growth after the catch-up, growth without
+// episodes.
+func TestJudgeRSS(t *testing.T) {
+	start := time.Date(2026, 12, 6, 15, 0, 0, 0, time.UTC)
+	s := time.Second
+	// series: n samples 10 s apart; rss(i) in MiB; lag 100 except 3000
+	// from 40s to 100s.
+	series := func(n int, rss func(i int) int64) []sample {
+		var v [][2]int64
+		for i := range n {
+			lag := int64(100)
+			if at := (i + 1) * 10; at >= 40 && at <= 100 {
+				lag = 3000
+			}
+			v = append(v, [2]int64{rss(i), lag})
+		}
+		return samplesOf(v...)
+	}
+	stuck := []churn.StuckEpisode{{Start: start.Add(35 * s), End: start.Add(90 * s), Generation: 4}}
+	step := func(i int) int64 { // 100 MiB, 130 from the episode on
+		if i >= 4 {
+			return 130
+		}
+		return 100
+	}
+	for _, tc := range []struct {
+		name string
+		n    int
+		rss  func(int) int64
+		eps  []churn.StuckEpisode
+		want verdict
+		says string
+	}{
+		{"a step with the episode, flat after: the broker's", 30, step, stuck, verdictBrokerBug, "all but +0% of it in the stuck episodes"},
+		{"the same without an episode: a fail", 30, step, nil, verdictFail, "RSS grew 30%"},
+		{"growing after the catch-up: a fail", 30, func(i int) int64 { return step(i) + int64(max(0, i-10)) }, stuck, verdictFail, "+15% outside the stuck episodes"},
+		{"less than 2 minutes after the catch-up: the broker's, undecided", 20, step, stuck, verdictBrokerBug, "too short to tell"},
+		{"never caught up: the broker's, undecided", 30, step, []churn.StuckEpisode{{Start: start.Add(35 * s), End: start.Add(300 * s), Ongoing: true}}, verdictBrokerBug, "never caught up"},
+		{"under 10%", 30, func(i int) int64 { return 100 + int64(i/5) }, stuck, verdictPass, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			samples := series(tc.n, tc.rss)
+			eps := placeEpisodes(tc.eps, start, samples, 200)
+			got, msg := judgeRSS(samples, samples[1], samples[len(samples)-1], eps)
+			if got != tc.want || !strings.Contains(msg, tc.says) {
+				t.Errorf("verdict %d (%q), want %d saying %q", got, msg, tc.want, tc.says)
+			}
+		})
 	}
 }
