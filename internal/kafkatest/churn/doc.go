@@ -32,7 +32,8 @@
 // TestKfakeRejoinsPostponeTheRebalanceDeadline in internal/kafkatest/brokerfault).
 // Real Kafka fixes the deadline when the rebalance starts. A classic group
 // that stays PreparingRebalance at one generation longer than StuckAfter
-// ends the run, reported as stuck, not as an adapter failure.
+// ends the run, reported as stuck, not as an adapter failure (StuckWatch,
+// which the soak command uses too).
 //
 // Member processes are a re-executed binary (a test binary or the chaos
 // command): the parent passes the member's settings in the environment
