@@ -16,7 +16,9 @@
 // after the session timeout. The harness steers around it and reports it
 // apart:
 // only members that have handled a message (and so completed their first
-// join) are killed, the final stop waits for the group to be Stable with one
+// join) are killed, a member resumed from a freeze (which rejoins under a
+// new member id once its session expired) only after it handled a message
+// past a session plus a rebalance timeout (ThawGuard), the final stop waits for the group to be Stable with one
 // member per live process, and a group that stays Stable with more members
 // than live processes longer than GhostAfter, or while a partition stalls,
 // is reported as a ghost, not as an adapter failure.
@@ -30,7 +32,8 @@
 // TestKfakeRejoinsPostponeTheRebalanceDeadline in internal/kafkatest/brokerfault).
 // Real Kafka fixes the deadline when the rebalance starts. A classic group
 // that stays PreparingRebalance at one generation longer than StuckAfter
-// ends the run, reported as stuck, not as an adapter failure.
+// ends the run, reported as stuck, not as an adapter failure (StuckWatch,
+// which the soak command uses too).
 //
 // Member processes are a re-executed binary (a test binary or the chaos
 // command): the parent passes the member's settings in the environment

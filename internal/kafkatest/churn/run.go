@@ -129,6 +129,7 @@ type member struct {
 	stopping bool // SIGTERM or SIGKILL sent; written by the run loop only
 	killed   bool
 	frozen   time.Time // SIGSTOPped until then (zero: running); run loop only
+	thawed   ThawGuard // no kill after a resume until it rejoined; run loop only
 	gone     atomic.Bool
 	exitAt   time.Time // set before exited is closed
 }
@@ -251,6 +252,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	thaw := func(m *member) {
 		_ = m.cmd.Process.Signal(syscall.SIGCONT)
 		m.frozen = time.Time{}
+		m.thawed.Thawed(time.Now(), cfg.SessionTimeout+cfg.RebalanceTimeout)
 		logf("%v member %d resumed (SIGCONT)", since(), m.index)
 	}
 	freezeEvent := map[*member]int{}
@@ -351,11 +353,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		logf("%v ghost: %s", since(), res.Ghosts[len(res.Ghosts)-1])
 		return true
 	}
-	var preparing preparingTracker
+	preparing := StuckWatch{After: cfg.StuckAfter}
 	// stuckCheck records a stuck group and returns true once the group has
 	// been PreparingRebalance at one generation for StuckAfter.
 	stuckCheck := func(now time.Time, v groupView) bool {
-		if preparing.observe(now, v) < cfg.StuckAfter {
+		if preparing.Observe(now, v.state, v.epoch) < cfg.StuckAfter {
 			return false
 		}
 		res.Stuck = append(res.Stuck, fmt.Sprintf(
@@ -438,17 +440,21 @@ loop:
 			res.Aborted = "timeout"
 			break loop
 		}
+		mayKill := map[*member]bool{}
 		for _, m := range live() {
 			if m.handling.IsZero() && h.byMember[m.index] > 0 {
 				m.handling = now
 			}
+			mayKill[m] = m.thawed.Clear(now, h.byMember[m.index])
 		}
 		if res.Kills+res.Terms < cfg.Kills && now.After(nextKill) && h.progressed(cfg, res.Kills+res.Terms) {
 			var eligible []*member
 			for _, m := range live() {
 				// Only a member that has handled a message has completed its
-				// first join: killing one still in it can leave a ghost.
-				if !m.stopping && m.frozen.IsZero() && h.byMember[m.index] > 0 && !m.handling.IsZero() && now.Sub(m.handling) >= cfg.KillMinAge {
+				// first join: killing one still in it can leave a ghost. The
+				// same after a freeze: it may be rejoining under a new id
+				// (ThawGuard).
+				if !m.stopping && m.frozen.IsZero() && mayKill[m] && h.byMember[m.index] > 0 && !m.handling.IsZero() && now.Sub(m.handling) >= cfg.KillMinAge {
 					eligible = append(eligible, m)
 				}
 			}
@@ -603,26 +609,4 @@ func produce(ctx context.Context, c *kafkatest.Cluster, topic string, cfg Config
 	}
 	_, err := c.ProduceKeyed(ctx, topic, recs)
 	return err
-}
-
-// preparingTracker follows how long a group has been PreparingRebalance at
-// one generation, for the stuck check.
-type preparingTracker struct {
-	since time.Time // zero while the group is not preparing
-	epoch int32
-}
-
-// observe takes a reading of the group at now and returns how long the
-// group has been PreparingRebalance at the reading's generation: zero for a
-// reading in another state, or the first one preparing at a generation.
-func (p *preparingTracker) observe(now time.Time, v groupView) time.Duration {
-	if v.state != "PreparingRebalance" {
-		p.since = time.Time{}
-		return 0
-	}
-	if p.since.IsZero() || v.epoch != p.epoch {
-		p.since, p.epoch = now, v.epoch
-		return 0
-	}
-	return now.Sub(p.since)
 }
