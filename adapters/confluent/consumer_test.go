@@ -258,18 +258,7 @@ func TestBatchBoundedByBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
-	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
-		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
-		return rec.Distinct() == n && ok
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	handleAll(ctx, t, c, cons, group, topic, n)
 	t.Logf("%d offers, at most %d messages, %d bytes", offers.Load(), most.Load(), mostBytes.Load())
 	if limit := int64(budget/16 + size); mostBytes.Load() > limit {
 		t.Fatalf("a batch of %d bytes (%d messages) was gathered before it was offered, want at most %d (a sixteenth of the budget, plus one message)",

@@ -46,18 +46,7 @@ func TestTransientAssignReadErrorsAreRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
-	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
-		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
-		return ok && rec.Distinct() == n
-	})
-	if err := stop(); err != nil {
-		t.Fatalf("Run = %v", err)
-	}
+	handleAll(ctx, t, c, cons, group, topic, n)
 	if committedReads.Load() < 3 || watermarkReads.Load() < 3 {
 		t.Fatalf("reads: %d committed, %d watermarks; want the failed ones retried", committedReads.Load(), watermarkReads.Load())
 	}
@@ -377,18 +366,7 @@ func TestAssignAfterLeaderEpochMoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
-	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
-		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
-		return ok && rec.Distinct() == n
-	})
-	if err := stop(); err != nil {
-		t.Fatalf("Run = %v", err)
-	}
+	handleAll(ctx, t, c, cons, group, topic, n)
 	if watermarkReads.Load() < 2 {
 		t.Fatalf("%d reads of the log bounds; want the fenced one retried", watermarkReads.Load())
 	}
@@ -419,18 +397,7 @@ func TestAssignWhenListOffsetsIsCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
-	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
-		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
-		return ok && rec.Distinct() == n
-	})
-	if err := stop(); err != nil {
-		t.Fatalf("Run = %v", err)
-	}
+	handleAll(ctx, t, c, cons, group, topic, n)
 	if watermarkReads.Load() < 2 {
 		t.Fatalf("%d reads of the log bounds; want the cut one retried", watermarkReads.Load())
 	}

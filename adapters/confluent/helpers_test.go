@@ -12,6 +12,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/inorder/inorder/adapters/confluent"
+	"github.com/inorder/inorder/internal/kafkatest"
 	"github.com/inorder/inorder/internal/kafkatest/adaptertest"
 )
 
@@ -138,5 +139,24 @@ func commitAt(t testing.TB, addrs []string, group, topic string, p int32, off in
 	}
 	if err != nil {
 		t.Fatalf("commit %s[%d] at %d: %v", topic, p, off, err)
+	}
+}
+
+// handleAll runs cons with a handler that records every message, until all
+// n are handled and the group's commits are at the log end of topic, then
+// stops it; Run must return nil.
+func handleAll(ctx context.Context, t *testing.T, c *kafkatest.Cluster, cons *confluent.Consumer, group, topic string, n int) {
+	t.Helper()
+	rec := newRecorder()
+	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
+		rec.add(m)
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok && rec.Distinct() == n
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
 	}
 }
