@@ -42,6 +42,13 @@ type pendingStarts struct {
 	read     chan pendingRead // the read in flight; nil: none
 }
 
+// failed counts a failed read of the starts and sets the next one.
+func (p *pendingStarts) failed(err error) {
+	p.attempts++
+	p.err = err
+	p.next = time.Now().Add(p.backoff.Next())
+}
+
 // pendingPart is a partition waiting for its start.
 type pendingPart struct {
 	ktp kafka.TopicPartition // topic and partition only
@@ -75,9 +82,7 @@ func (r *runner) await(kc *kafka.Consumer, ktps []kafka.TopicPartition, err erro
 		p.seq++
 		p.ktps[tps[i]] = pendingPart{bare[i], p.seq}
 	}
-	p.attempts++
-	p.err = err
-	p.next = time.Now().Add(p.backoff.Next())
+	p.failed(err)
 	r.ack(kc, at, true)
 	if perr := kc.Pause(bare); perr != nil {
 		r.log.Warn("confluent: pausing partitions waiting for their start", "error", perr)
@@ -149,9 +154,7 @@ func (r *runner) pendingRead(res pendingRead) {
 			r.err = fmt.Errorf("%w: %w", ErrAssign, err)
 			return
 		}
-		p.attempts++
-		p.err = err
-		p.next = time.Now().Add(p.backoff.Next())
+		p.failed(err)
 		r.log.Debug("confluent: start of assigned partitions still unreadable", "partitions", engine.FormatPartitions(tps),
 			"attempts", p.attempts, "error", err)
 		return

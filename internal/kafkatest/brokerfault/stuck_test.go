@@ -187,28 +187,12 @@ func TestKfakeEvictsAMemberWaitingInJoinGroup(t *testing.T) {
 	defer fake.Close()
 	addrs := fake.ListenAddrs()
 	const rebalance = 2 * time.Second
-	newID := func() string { return newMemberID(t, addrs) }
 	members := func() (string, []string) { return groupMembers(fake) }
 
-	// x alone at generation 1.
-	x := newID()
-	jx := join(t, addrs, x, 30*time.Second, rebalance, 5*time.Second, "t")
-	if jx == nil || jx.ErrorCode != 0 {
-		t.Fatalf("x's JoinGroup: %+v", jx)
-	}
-	if err := syncGroup(addrs, x, jx.Generation, []string{x}, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	// y joins: x rejoins, both are answered at generation 2 and sync.
-	y := newID()
-	yc := make(chan *kmsg.JoinGroupResponse, 1)
-	go func() { yc <- join(t, addrs, y, time.Second, rebalance, 10*time.Second, "t") }()
-	for st, _ := members(); st != "PreparingRebalance"; st, _ = members() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	jx = join(t, addrs, x, 30*time.Second, rebalance, 10*time.Second, "t")
-	jy := <-yc
-	if jx == nil || jx.ErrorCode != 0 || jy == nil || jy.ErrorCode != 0 || jx.Generation != jy.Generation {
+	// x alone at generation 1; y joins: x rejoins, both are answered at
+	// generation 2 and sync.
+	x, y, jx, jy := twoMembers(t, fake, addrs, time.Second, rebalance)
+	if jx.Generation != jy.Generation {
 		t.Fatalf("generation 2 JoinGroups: x %+v, y %+v", jx, jy)
 	}
 	leader, follower := x, y
@@ -228,6 +212,7 @@ func TestKfakeEvictsAMemberWaitingInJoinGroup(t *testing.T) {
 	}
 	// y rejoins with a new subscription (a rebalance, as for a member
 	// whose generation ended) and waits; x stays silent.
+	yc := make(chan *kmsg.JoinGroupResponse, 1)
 	go func() { yc <- join(t, addrs, y, time.Second, rebalance, 5*time.Second, "t", "u") }()
 	var evicted bool
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !evicted; {
@@ -268,26 +253,10 @@ func TestKfakeLeaveDuringSyncMiscountsJoiners(t *testing.T) {
 	defer fake.Close()
 	addrs := fake.ListenAddrs()
 	const rebalance = 4 * time.Second
-	newID := func() string { return newMemberID(t, addrs) }
 	members := func() (string, []string) { return groupMembers(fake) }
 
-	x := newID()
-	jx := join(t, addrs, x, 30*time.Second, rebalance, 5*time.Second, "t")
-	if jx == nil || jx.ErrorCode != 0 {
-		t.Fatalf("x's JoinGroup: %+v", jx)
-	}
-	if err := syncGroup(addrs, x, jx.Generation, []string{x}, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	y := newID()
-	yc := make(chan *kmsg.JoinGroupResponse, 1)
-	go func() { yc <- join(t, addrs, y, 30*time.Second, rebalance, 10*time.Second, "t") }()
-	for st, _ := members(); st != "PreparingRebalance"; st, _ = members() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	jx = join(t, addrs, x, 30*time.Second, rebalance, 10*time.Second, "t")
-	jy := <-yc
-	if jx == nil || jx.ErrorCode != 0 || jy == nil || jy.ErrorCode != 0 || jx.LeaderID != x {
+	x, y, jx, jy := twoMembers(t, fake, addrs, 30*time.Second, rebalance)
+	if jx.LeaderID != x {
 		t.Fatalf("generation 2 JoinGroups: x %+v, y %+v (want x the leader)", jx, jy)
 	}
 
@@ -341,6 +310,35 @@ func TestKfakeLeaveDuringSyncMiscountsJoiners(t *testing.T) {
 
 // newMemberID asks the broker for a member id of group "g" (a JoinGroup
 // without one, answered MEMBER_ID_REQUIRED).
+// twoMembers makes a new member x (session 30 s) the group's only one at
+// generation 1, joined and synced, then lets a new member y (session
+// ySession) join: x rejoins, and it returns both JoinGroup answers of
+// generation 2 (not synced), failing t unless both are answered without an
+// error.
+func twoMembers(t *testing.T, fake *kfake.Cluster, addrs []string, ySession, rebalance time.Duration) (x, y string, jx, jy *kmsg.JoinGroupResponse) {
+	t.Helper()
+	x = newMemberID(t, addrs)
+	jx = join(t, addrs, x, 30*time.Second, rebalance, 5*time.Second, "t")
+	if jx == nil || jx.ErrorCode != 0 {
+		t.Fatalf("x's JoinGroup: %+v", jx)
+	}
+	if err := syncGroup(addrs, x, jx.Generation, []string{x}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	y = newMemberID(t, addrs)
+	yc := make(chan *kmsg.JoinGroupResponse, 1)
+	go func() { yc <- join(t, addrs, y, ySession, rebalance, 10*time.Second, "t") }()
+	for st, _ := groupMembers(fake); st != "PreparingRebalance"; st, _ = groupMembers(fake) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	jx = join(t, addrs, x, 30*time.Second, rebalance, 10*time.Second, "t")
+	jy = <-yc
+	if jx == nil || jx.ErrorCode != 0 || jy == nil || jy.ErrorCode != 0 {
+		t.Fatalf("generation 2 JoinGroups: x %+v, y %+v", jx, jy)
+	}
+	return x, y, jx, jy
+}
+
 func newMemberID(t *testing.T, addrs []string) string {
 	t.Helper()
 	resp := stuckJoin(t, addrs, "", 5*time.Second)
