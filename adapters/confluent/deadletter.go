@@ -133,7 +133,7 @@ func (d *deadLetter) newProducer() (*producer, error) {
 
 // begin registers a Produce call with Close and returns the current
 // producer, making one if the last one hit a fatal error. On success the
-// caller must call d.calls.Done once it makes no more librdkafka calls.
+// caller must call d.done once it makes no more librdkafka calls.
 func (d *deadLetter) begin() (*producer, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -149,6 +149,15 @@ func (d *deadLetter) begin() (*producer, error) {
 	}
 	d.calls.Add(1)
 	return d.cur, nil
+}
+
+// done ends a call begin registered (the test hook first: a Close waiting
+// for the calls must not see this one running).
+func (d *deadLetter) done() {
+	if d.onCall != nil {
+		d.onCall("deadletter", false)
+	}
+	d.calls.Done()
 }
 
 // retireIfFatal replaces p at the next Produce if err, or p's state, is a
@@ -187,15 +196,11 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 // written, else an error wrapping ErrDeadLetter that names the topic:
 // retry it (the engine retries with backoff). Safe for concurrent use.
 func (d *deadLetter) Produce(ctx context.Context, msg *kafka.Message, cause error, attempts int) error {
-	if d.onCall != nil {
-		d.onCall("deadletter", true)
-		defer d.onCall("deadletter", false)
-	}
 	pr, out, err := d.build(ctx, msg, cause, attempts)
 	if err != nil {
 		return err
 	}
-	defer d.calls.Done()
+	defer d.done()
 	part := out.TopicPartition.Partition
 	report := make(chan kafka.Event, 1)
 	if err := pr.p.Produce(out, report); err != nil {
@@ -219,7 +224,7 @@ func (d *deadLetter) Produce(ctx context.Context, msg *kafka.Message, cause erro
 }
 
 // build checks msg, takes the producer (d.begin: the caller calls
-// d.calls.Done once it is done with it, unless build failed) and returns
+// d.done once it is done with it, unless build failed) and returns
 // it with the dead-letter message of msg (record), within ctx's deadline
 // and d's timeout.
 func (d *deadLetter) build(ctx context.Context, msg *kafka.Message, cause error, attempts int) (*producer, *kafka.Message, error) {
@@ -237,9 +242,12 @@ func (d *deadLetter) build(ctx context.Context, msg *kafka.Message, cause error,
 	if err != nil {
 		return nil, nil, d.fail("producer", err)
 	}
+	if d.onCall != nil {
+		d.onCall("deadletter", true)
+	}
 	out, err := d.record(pr, msg, cause, attempts, timeout)
 	if err != nil {
-		d.calls.Done()
+		d.done()
 		return nil, nil, err
 	}
 	return pr, out, nil
@@ -307,7 +315,7 @@ func (d *deadLetter) Add(ctx context.Context, msg *kafka.Message, cause error, a
 	if err != nil {
 		return err
 	}
-	d.calls.Done()
+	d.done()
 	if err := engine.AddOutput(ctx, out); err != nil {
 		return d.fail("add to the transaction", err)
 	}
