@@ -188,3 +188,109 @@ func TestCloseReturnsWhileHandlersHang(t *testing.T) {
 		t.Fatalf("committed %d, past the stuck offset %d", got, stuck)
 	}
 }
+
+// A cooperative member whose Run ends while a revoke is queued behind its
+// back (it stopped polling, then a member joined) gives its partitions
+// back before kafka.Consumer.Close, never inside it: inside, librdkafka
+// 2.11.1 queues a second revoke behind the first and can drop the unassign
+// for it as the group terminates, and Close never returns (seen in CI as a
+// Run stuck in IncrementalUnassign 30 s after cancel). Nothing is lost: the
+// member that joined consumes and commits everything.
+func TestCooperativeCloseWithARevokeQueued(t *testing.T) {
+	const (
+		topic = "cq"
+		group = "cq-group"
+		n     = 3000
+	)
+	c, ctx := adaptertest.StartProduced(t, topic, 6, n, 90*time.Second)
+	rec := newRecorder()
+	var (
+		mu                   sync.Mutex
+		canceled, closing    bool
+		beforeClose, inClose int // A's revokes after cancel: before kafka.Consumer.Close, inside it
+		hold                 = make(chan struct{})
+		holding              = make(chan struct{})
+		holdOnce             sync.Once
+		armed                atomic.Bool
+	)
+	a, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(fastOpts(testLogger(t)), strategy("cooperative-sticky"), confluent.WithConcurrency(4),
+			confluent.WithRevokeTimeout(5*time.Second),
+			confluent.WithRevokeStartHook(func([]confluent.TopicPartition, bool) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case closing:
+					inClose++
+				case canceled:
+					beforeClose++
+				}
+			}),
+			confluent.WithCallHook(func(call string, enter bool) {
+				if call == "close" {
+					mu.Lock()
+					closing = true
+					mu.Unlock()
+				}
+			}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopA := runConsumer(t, a, func(_ context.Context, m *kafka.Message) error {
+		if armed.Load() {
+			holdOnce.Do(func() { close(holding); <-hold }) // keeps A's shutdown in its drain
+		}
+		rec.add(m)
+		return nil
+	})
+	adaptertest.WaitFor(ctx, t, "A to consume", func() bool { return rec.Count() > 100 })
+	armed.Store(true)
+	<-holding
+
+	// A stops polling (its drain waits for the held message); B joins, and
+	// the rebalance queues a revoke for A that A's poll loop will not serve.
+	errA := make(chan error, 1)
+	mu.Lock()
+	canceled = true
+	mu.Unlock()
+	go func() { errA <- stopA() }()
+	bAssigned := make(chan struct{})
+	var bOnce sync.Once
+	b, err := confluent.NewConsumer(c.Addrs(), group, []string{topic},
+		append(fastOpts(testLogger(t)), strategy("cooperative-sticky"), confluent.WithConcurrency(4),
+			confluent.WithAssignHook(func(string, []confluent.TopicPartition) { bOnce.Do(func() { close(bAssigned) }) }))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopB := runConsumer(t, b, func(_ context.Context, m *kafka.Message) error {
+		rec.add(m)
+		return nil
+	})
+	select {
+	case <-bAssigned: // B's first assignment came with A's revoke
+	case <-ctx.Done():
+		t.Fatal("B was never assigned")
+	}
+	time.Sleep(300 * time.Millisecond) // A's main thread queues the revoke
+	close(hold)
+	if err := <-errA; err != nil {
+		t.Fatalf("member A: %v", err)
+	}
+	mu.Lock()
+	t.Logf("A's revokes after cancel: %d before kafka.Consumer.Close, %d inside it", beforeClose, inClose)
+	if inClose != 0 {
+		t.Errorf("%d revokes ran inside kafka.Consumer.Close, want 0 (all before it)", inClose)
+	}
+	if beforeClose < 2 {
+		t.Errorf("A served %d revokes between its cancel and kafka.Consumer.Close, want 2: the one queued while it drained, and its last", beforeClose)
+	}
+	mu.Unlock()
+
+	adaptertest.WaitFor(ctx, t, "everything handled and committed", func() bool {
+		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
+		return ok && rec.Distinct() == n
+	})
+	if err := stopB(); err != nil {
+		t.Fatalf("member B: %v", err)
+	}
+}

@@ -118,9 +118,14 @@
 // Shutdown. When ctx ends or Close is called, the poll goroutine stops
 // polling, drops the held messages (never tracked: delivered again to the
 // next owner), and the session drains, stores and commits every partition
-// while they are still assigned; then kafka.Consumer.Close revokes the
-// assignment through the callback (nothing is left to commit) and leaves
-// the group. The consumer handle is destroyed only after every commit call
+// while they are still assigned; then the assignment is revoked through
+// the callback (nothing is left to commit) and the group left: a dynamic
+// cooperative-sticky member unsubscribes first and serves its revokes
+// before kafka.Consumer.Close (inside it, librdkafka 2.11.1 can wait for
+// ever for an unassign, librdkafka #4884), other members inside Close.
+// kafka.Consumer.Close itself is bounded: past SessionTimeout + 2 x
+// RequestTimeout its handle is left open and Run returns ErrClient. The
+// consumer handle is destroyed only after every commit call
 // into it has returned, and the dead-letter producer only after every
 // dead-letter produce into it has returned, including one of a handler the
 // engine abandoned after RevokeTimeout (bounded by RequestTimeout).

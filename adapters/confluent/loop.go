@@ -124,9 +124,11 @@ func (r *runner) run(ctx context.Context) error {
 
 	// Shutdown. The session's Close drains, stores and
 	// commits every partition while it is still assigned, and stops the
-	// engine's commit loop; then kafka.Consumer.Close revokes the
-	// assignment through the rebalance callback (which finds nothing left
-	// to commit and only unassigns) and leaves the group.
+	// engine's commit loop; then the member gives its assignment back
+	// through the rebalance callback (which finds nothing left to commit
+	// and only unassigns) and leaves the group: before
+	// kafka.Consumer.Close for a cooperative member (leave), inside it
+	// otherwise.
 	r.closing = true
 	t0 := time.Now()
 	r.sess.Close(context.WithoutCancel(ctx))
@@ -138,12 +140,16 @@ func (r *runner) run(ctx context.Context) error {
 	// running: the wait is the guarantee, not a timeout.
 	r.calls.Wait()
 	t1 := time.Now()
+	fenced := errors.Is(err, ErrFenced)
+	if !fenced {
+		r.leave()
+	}
 	if r.cfg.onCall != nil {
 		r.cfg.onCall("close", true)
 	}
-	if errors.Is(err, ErrFenced) {
+	if fenced {
 		r.leakFenced()
-	} else if cerr := r.kc.Close(); cerr != nil && err == nil {
+	} else if cerr := r.closeClient(); cerr != nil && err == nil {
 		err = fmt.Errorf("%w: close: %w", ErrClient, cerr)
 	}
 	r.log.Debug("confluent: closed", "drain_commit", t1.Sub(t0), "librdkafka_close", time.Since(t1))
@@ -153,6 +159,62 @@ func (r *runner) run(ctx context.Context) error {
 		return herr
 	}
 	return err
+}
+
+// leave unsubscribes a dynamic member of the classic protocol with
+// COOPERATIVE rebalancing and serves the revokes that follow, before
+// kafka.Consumer.Close, so that Close finds nothing to revoke. Inside
+// Close, librdkafka 2.11.1 can hang for ever: its cooperative revoke-all
+// on unsubscribe is queued even behind a revoke the application has not
+// served (the eager path checks), the first unassign lets the group
+// terminate, and an unassign sent for the second revoke as the group
+// terminates is dropped unanswered (rd_kafka_cgrp_op_serve once
+// rkcg_terminated is set; librdkafka #4884; internal/cmd/closehang
+// reproduces it). Before Close the group is not terminating and every call
+// is answered. Static members keep the old path (an unsubscribe would send
+// the LeaveGroup a static member must not send), and so do KIP-848
+// members (another path in librdkafka). It takes at most RevokeTimeout.
+func (r *runner) leave() {
+	if !r.cooperative || r.cfg.protocol != ClassicProtocol || r.cfg.instanceID != "" {
+		return
+	}
+	if err := r.kc.Unsubscribe(); err != nil {
+		r.log.Debug("confluent: unsubscribe before close", "error", err)
+		return
+	}
+	// The revokes the unsubscribe causes are queued before it returns; a
+	// Poll that returns nothing has served them. Messages still fetched
+	// are dropped: none was handed out, the final commits are made.
+	deadline := time.Now().Add(r.opts.RevokeTimeout)
+	for time.Now().Before(deadline) {
+		if r.kc.Poll(0) != nil {
+			continue
+		}
+		if tps, err := r.kc.Assignment(); err != nil || len(tps) == 0 {
+			return
+		}
+		r.kc.Poll(10)
+	}
+	r.log.Debug("confluent: partitions still assigned after unsubscribing before close", "after", r.opts.RevokeTimeout)
+}
+
+// closeClient is kafka.Consumer.Close, bounded: librdkafka has hangs in
+// Close that no caller can undo (see leave). Past SessionTimeout + 2 x
+// RequestTimeout, far longer than a Close takes (its LeaveGroup is one
+// request), the call is left running with its handle and Run returns an
+// error; the final commits were made before it.
+func (r *runner) closeClient() error {
+	done := make(chan error, 1)
+	go func() { done <- r.kc.Close() }()
+	bound := r.opts.SessionTimeout + 2*r.opts.RequestTimeout
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(bound):
+		r.log.Error("confluent: librdkafka's Close did not return; its handle is left open until the process exits",
+			"after", bound, "group", r.c.group)
+		return fmt.Errorf("librdkafka's Close did not return within %v", bound)
+	}
 }
 
 // poll is the loop: Poll, hand each message to its partition (flow.go),
