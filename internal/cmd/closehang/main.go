@@ -15,10 +15,12 @@
 // queue after the LeaveGroup answer and before the main thread served it,
 // rd_kafka_cgrp_op_serve finds rkcg_terminated set and destroys the
 // request without answering: the call, and Close, never return
-// (librdkafka #4884). The window is short: busy goroutines (-hogs) load
-// the machine. On a 2-core machine it hung at the 343rd of 400
-// iterations (about 10 minutes). The confluent adapter avoids it by
-// unsubscribing before Close (adapters/confluent/loop.go, leave).
+// (librdkafka #4884). The window is short: busy goroutines (-hogs), each
+// on a thread of its own, load the machine. On the 2-core machine of
+// 2026-12-06 it hung at iteration 255 (4 minutes); with busy shell loops
+// instead of -hogs, at 343; with -hogs yielding often, not in 600. The
+// confluent adapter avoids it by unsubscribing before Close
+// (adapters/confluent/loop.go, leave).
 //
 //	go run ./internal/cmd/closehang -n 400
 //
@@ -50,10 +52,14 @@ func main() {
 		os.Exit(2)
 	}
 	defer fake.Close()
+	// Each hog on a thread of its own, as busy processes would be.
+	runtime.GOMAXPROCS(*hogs + runtime.NumCPU())
 	for range *hogs {
 		go func() {
-			for {
-				runtime.Gosched()
+			for n := 0; ; n++ {
+				if n%(1<<24) == 0 {
+					runtime.Gosched()
+				}
 			}
 		}()
 	}
