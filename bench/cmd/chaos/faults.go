@@ -35,11 +35,10 @@ const faultRowNames = "kafkago,confluent-eager,confluent-cooperative,franz-eager
 
 // faultSettle is how long a partition whose every message was handled may
 // go without progress before the run counts it done with its commit short
-// of the log end. The harness's default, 3s, is shorter than a dead or
-// frozen member's session expiry plus the rebalance that follows (up to
-// 3s + 6s here): the members were stopped while a partition still waited
-// for its new owner's commit, and the run reported a short final commit
-// that was not one. 15s, as the peers command.
+// of the log end. The harness's default (session + rebalance timeout + 3s)
+// leaves no room for the brokers' faults on top of a dead or frozen
+// member's session expiry and the rebalance that follows. 15s, as the
+// peers command.
 const faultSettle = 15 * time.Second
 
 // runFaults runs the fault scenario o.runs times per row and prints the
