@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 
@@ -91,6 +92,9 @@ type runner struct {
 	paused  int                           // partitions paused in kgo (ApplyFlow)
 	fetched map[TopicPartition]commitInfo // the commits read at the assignment in progress
 	ramp    fetchRamp                     // the fetch sizes asked for
+	// unread holds the partitions whose committed offset came back with an
+	// error kgo does not retry (see dropped), until they are taken.
+	unread map[TopicPartition]error
 
 	epMu   sync.Mutex
 	epochs map[TopicPartition]*epochLog // for commit: outlives the pstate until the revoke's commit
@@ -119,6 +123,7 @@ func newRunner(c *Consumer, eng *engine.Engine[*kgo.Record]) *runner {
 		eng:    eng,
 		parts:  make(map[TopicPartition]*pstate),
 		epochs: make(map[TopicPartition]*epochLog),
+		unread: make(map[TopicPartition]error),
 	}
 	r.clientCtx, r.stopClient = context.WithCancel(context.Background())
 	return r
@@ -194,8 +199,15 @@ func tpMap(tps ...TopicPartition) map[string][]int32 {
 // partitions being assigned, for onAssigned.
 func (r *runner) onFetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
 	got := make(map[TopicPartition]commitInfo)
+	unread := make(map[TopicPartition]error)
 	add := func(t string, p int32, off int64, meta *string, code int16) {
-		if code != 0 || off < 0 {
+		if code != 0 {
+			if err := kerr.ErrorForCode(code); dropped(err) {
+				unread[TopicPartition{Topic: t, Partition: p}] = err
+			}
+			return
+		}
+		if off < 0 {
 			return
 		}
 		ci := commitInfo{offset: off}
@@ -220,8 +232,21 @@ func (r *runner) onFetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 	}
 	r.mu.Lock()
 	r.fetched = got
+	maps.Copy(r.unread, unread)
 	r.mu.Unlock()
 	return nil
+}
+
+// dropped reports whether kgo (v1.22.3) drops from the member's assignment
+// a partition whose committed offset came back with err, and reports err
+// as that partition's fetch error: every partition error but
+// UNSTABLE_OFFSET_COMMIT and UNKNOWN_TOPIC_ID, which it retries, and
+// UNKNOWN_TOPIC_OR_PARTITION, a topic deleted (the rebalance that follows
+// takes it away, as the Java client skips it). Nothing would consume such
+// a partition until the next rebalance, so Run ends (take).
+func dropped(err error) bool {
+	return !errors.Is(err, kerr.UnstableOffsetCommit) && !errors.Is(err, kerr.UnknownTopicID) &&
+		!errors.Is(err, kerr.UnknownTopicOrPartition)
 }
 
 // onAssigned takes the newly assigned partitions (kgo's
@@ -270,6 +295,7 @@ func (r *runner) onAssigned(ctx context.Context, offsets map[string]map[int32]kg
 		r.epMu.Unlock()
 		r.mu.Lock()
 		r.parts[tp] = &pstate{tp: tp, part: part, epochs: ep, lastEpoch: -1}
+		delete(r.unread, tp)
 		r.mu.Unlock()
 		if out[tp.Topic] == nil {
 			out[tp.Topic] = make(map[int32]kgo.Offset)

@@ -125,6 +125,7 @@ func (r *runner) applyFlow(p *engine.Part, pause bool) {
 // client is closed. Under r.mu.
 func (r *runner) take(ctx context.Context, fs kgo.Fetches) (closed bool) {
 	for _, fe := range fs.Errors() {
+		unread := r.unread[TopicPartition{Topic: fe.Topic, Partition: fe.Partition}]
 		switch {
 		case errors.Is(fe.Err, context.Canceled), errors.Is(fe.Err, context.DeadlineExceeded):
 		case errors.Is(fe.Err, kgo.ErrClientClosed):
@@ -133,6 +134,9 @@ func (r *runner) take(ctx context.Context, fs kgo.Fetches) (closed bool) {
 			r.fail(fmt.Errorf("%w: %w", ErrClient, fe.Err))
 		case fatal(fe.Err):
 			r.fail(fmt.Errorf("%w: %s[%d]: %w", ErrClient, fe.Topic, fe.Partition, fe.Err))
+		case unread != nil && errors.Is(fe.Err, unread):
+			r.fail(fmt.Errorf("%w: reading the committed offset of %s[%d] (kgo dropped the partition from this member's assignment): %w",
+				ErrAssign, fe.Topic, fe.Partition, fe.Err))
 		default:
 			r.log.Warn("franz: fetch error", "topic", fe.Topic, "partition", fe.Partition, "error", fe.Err)
 		}

@@ -429,3 +429,48 @@ func offsetFetchFailing(kreq kmsg.Request, code int16, group bool) *kmsg.OffsetF
 	}
 	return resp
 }
+
+// An error on the committed-offset read that kgo does not retry
+// (UNKNOWN_SERVER_ERROR here, for one partition of two): kgo drops that
+// partition from the member's assignment and reports the error as its
+// fetch error, so nothing would consume it until the next rebalance. Run
+// ends with an error wrapping ErrAssign and the broker's error, naming the
+// partition. Before, it logged a Warn and went on without the partition.
+func TestCommittedReadErrorKgoDropsEndsRun(t *testing.T) {
+	const topic, group = "fetch-unk", "fetch-unk-group"
+	c, ctx := adaptertest.StartProduced(t, topic, 2, 100, 30*time.Second)
+	c.Fake().ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.Fake().KeepControl()
+		resp := offsetFetchFailing(kreq, kerr.UnknownServerError.Code, false)
+		for i := range resp.Groups {
+			for j := range resp.Groups[i].Topics {
+				for k := range resp.Groups[i].Topics[j].Partitions {
+					if p := &resp.Groups[i].Topics[j].Partitions[k]; p.Partition == 1 {
+						p.ErrorCode, p.Offset = 0, -1 // no commit: consumed from the start
+					}
+				}
+			}
+		}
+		return resp, nil, true
+	})
+	cons, err := franz.NewConsumer(c.Addrs(), group, []string{topic}, stableOpts(slogDiscard())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	err = runUntilItEnds(ctx, t, cons, func(_ context.Context, m *kgo.Record) error {
+		rec.add(m)
+		return nil
+	})
+	if !errors.Is(err, franz.ErrAssign) || !errors.Is(err, kerr.UnknownServerError) {
+		t.Fatalf("Run = %v, want an error wrapping ErrAssign and %v", err, kerr.UnknownServerError)
+	}
+	if !strings.Contains(err.Error(), topic+"[0]") {
+		t.Errorf("Run = %v, want it to name %s[0]", err, topic)
+	}
+	for po := range rec.Seen() {
+		if po.P == 0 {
+			t.Fatalf("partition 0 was handled (offset %d), yet its committed offset was never read", po.O)
+		}
+	}
+}

@@ -17,7 +17,8 @@
 // request without answering: the call, and Close, never return
 // (librdkafka #4884). The window is short: busy goroutines (-hogs), each
 // on a thread of its own, load the machine. On the 2-core machine of
-// 2026-12-06 it hung at iteration 255 (4 minutes); with busy shell loops
+// 2026-12-06 it hung at iteration 94 (1.5 minutes), and at 255 (4
+// minutes) in a build whose hogs never yielded; with busy shell loops
 // instead of -hogs, at 343; with -hogs yielding often, not in 600. The
 // confluent adapter avoids it by unsubscribing before Close
 // (adapters/confluent/loop.go, leave).
