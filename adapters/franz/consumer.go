@@ -95,8 +95,8 @@ func recordSize(rp **kgo.Record) int {
 // broker refuses for good, authentication or authorization, to read its
 // log start and end: the error names the partitions and wraps the broker's
 // error; a transient failure of that read is retried with backoff and does
-// not end Run; or its committed offset read fails with an error kgo does
-// not retry, such as UNKNOWN_SERVER_ERROR, after which kgo drops the
+// not end Run; or its committed offset read fails with a non-retriable
+// partition error, such as UNKNOWN_SERVER_ERROR, after which kgo drops the
 // partition from the member's assignment), and an error wrapping ErrClient if kgo fails for good
 // (authentication, authorization: of fetches, of the group, of the
 // committed offsets read). Unreachable brokers are retried by kgo until ctx

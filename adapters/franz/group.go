@@ -92,8 +92,8 @@ type runner struct {
 	paused  int                           // partitions paused in kgo (ApplyFlow)
 	fetched map[TopicPartition]commitInfo // the commits read at the assignment in progress
 	ramp    fetchRamp                     // the fetch sizes asked for
-	// unread holds the partitions whose committed offset came back with an
-	// error kgo does not retry (see dropped), until they are taken.
+	// unread holds the partitions whose committed offset came back with a
+	// partition error, until they are taken (see take).
 	unread map[TopicPartition]error
 
 	epMu   sync.Mutex
@@ -202,7 +202,7 @@ func (r *runner) onFetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 	unread := make(map[TopicPartition]error)
 	add := func(t string, p int32, off int64, meta *string, code int16) {
 		if code != 0 {
-			if err := kerr.ErrorForCode(code); dropped(err) {
+			if err := kerr.ErrorForCode(code); !errors.Is(err, kerr.UnstableOffsetCommit) { // kgo retries that one
 				unread[TopicPartition{Topic: t, Partition: p}] = err
 			}
 			return
@@ -235,18 +235,6 @@ func (r *runner) onFetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 	maps.Copy(r.unread, unread)
 	r.mu.Unlock()
 	return nil
-}
-
-// dropped reports whether kgo (v1.22.3) drops from the member's assignment
-// a partition whose committed offset came back with err, and reports err
-// as that partition's fetch error: every partition error but
-// UNSTABLE_OFFSET_COMMIT and UNKNOWN_TOPIC_ID, which it retries, and
-// UNKNOWN_TOPIC_OR_PARTITION, a topic deleted (the rebalance that follows
-// takes it away, as the Java client skips it). Nothing would consume such
-// a partition until the next rebalance, so Run ends (take).
-func dropped(err error) bool {
-	return !errors.Is(err, kerr.UnstableOffsetCommit) && !errors.Is(err, kerr.UnknownTopicID) &&
-		!errors.Is(err, kerr.UnknownTopicOrPartition)
 }
 
 // onAssigned takes the newly assigned partitions (kgo's

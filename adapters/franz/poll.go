@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inorder/inorder/adapters/internal/engine"
@@ -134,9 +135,17 @@ func (r *runner) take(ctx context.Context, fs kgo.Fetches) (closed bool) {
 			r.fail(fmt.Errorf("%w: %w", ErrClient, fe.Err))
 		case fatal(fe.Err):
 			r.fail(fmt.Errorf("%w: %s[%d]: %w", ErrClient, fe.Topic, fe.Partition, fe.Err))
-		case unread != nil && errors.Is(fe.Err, unread):
+		case unread != nil && errors.Is(fe.Err, unread) && !kerr.IsRetriable(fe.Err):
+			// kgo (v1.22.3) drops a partition whose committed offset read
+			// failed (but for UNSTABLE_OFFSET_COMMIT and, three times,
+			// UNKNOWN_TOPIC_ID) from the member's assignment, and reports
+			// the error here: nothing consumes it until a rebalance moves
+			// it. An error no retry can fix ends Run.
 			r.fail(fmt.Errorf("%w: reading the committed offset of %s[%d] (kgo dropped the partition from this member's assignment): %w",
 				ErrAssign, fe.Topic, fe.Partition, fe.Err))
+		case unread != nil && errors.Is(fe.Err, unread):
+			r.log.Warn("franz: a new partition's committed offset could not be read: kgo dropped it from this member's assignment until a rebalance moves it",
+				"topic", fe.Topic, "partition", fe.Partition, "error", fe.Err)
 		default:
 			r.log.Warn("franz: fetch error", "topic", fe.Topic, "partition", fe.Partition, "error", fe.Err)
 		}
