@@ -350,23 +350,40 @@ func TestStartReadAuthorizationErrorEndsRun(t *testing.T) {
 // GROUP_AUTHORIZATION_FAILED for the group): kgo hands the error to the poll
 // loop as a fetch error, and Run ends with an error wrapping ErrClient and
 // the broker's error, naming the partition when the error is a partition's;
-// nothing is handled.
-func TestCommittedReadAuthorizationErrorEndsRun(t *testing.T) {
+// nothing is handled. A non-retriable partition error that is not an
+// authorization one (UNKNOWN_SERVER_ERROR, for partition 0 of 2) makes kgo
+// drop the partition from the member's assignment: Run ends with ErrAssign
+// naming it (it used to go on without the partition, logging a Warn), and
+// nothing of it is handled.
+func TestCommittedReadErrorEndsRun(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
-		group      bool // the error at the group level, not the partitions'
+		group      bool  // the error at the group level, not the partitions'
+		readable   int32 // a partition answered "no commit" (-1: none)
 		want       *kerr.Error
+		sentinel   error
 		wantInText string
 	}{
-		{"partitions", false, kerr.TopicAuthorizationFailed, "fetch-authz["},
-		{"group", true, kerr.GroupAuthorizationFailed, "client error: unable to join group session: "},
+		{"partitions", false, -1, kerr.TopicAuthorizationFailed, franz.ErrClient, "fetch-authz["},
+		{"group", true, -1, kerr.GroupAuthorizationFailed, franz.ErrClient, "client error: unable to join group session: "},
+		{"dropped", false, 1, kerr.UnknownServerError, franz.ErrAssign, "fetch-authz[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const topic, group = "fetch-authz", "fetch-authz-group"
 			c, ctx := adaptertest.StartProduced(t, topic, 2, 100, 30*time.Second)
 			c.Fake().ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 				c.Fake().KeepControl()
-				return offsetFetchFailing(kreq, tc.want.Code, tc.group), nil, true
+				resp := offsetFetchFailing(kreq, tc.want.Code, tc.group)
+				for i := range resp.Groups {
+					for j := range resp.Groups[i].Topics {
+						for k := range resp.Groups[i].Topics[j].Partitions {
+							if p := &resp.Groups[i].Topics[j].Partitions[k]; p.Partition == tc.readable {
+								p.ErrorCode, p.Offset = 0, -1 // no commit: consumed from the start
+							}
+						}
+					}
+				}
+				return resp, nil, true
 			})
 			cons, err := franz.NewConsumer(c.Addrs(), group, []string{topic}, stableOpts(slogDiscard())...)
 			if err != nil {
@@ -377,14 +394,16 @@ func TestCommittedReadAuthorizationErrorEndsRun(t *testing.T) {
 				rec.add(m)
 				return nil
 			})
-			if !errors.Is(err, franz.ErrClient) || !errors.Is(err, tc.want) {
-				t.Fatalf("Run = %v, want an error wrapping ErrClient and %v", err, tc.want)
+			if !errors.Is(err, tc.sentinel) || !errors.Is(err, tc.want) {
+				t.Fatalf("Run = %v, want an error wrapping %v and %v", err, tc.sentinel, tc.want)
 			}
 			if !strings.Contains(err.Error(), tc.wantInText) {
 				t.Errorf("Run = %v, want it to contain %q", err, tc.wantInText)
 			}
-			if n := rec.Count(); n != 0 {
-				t.Errorf("%d records handled, want none", n)
+			for po := range rec.Seen() {
+				if po.P != tc.readable {
+					t.Fatalf("partition %d was handled (offset %d), yet its committed offset was never read", po.P, po.O)
+				}
 			}
 		})
 	}
@@ -428,49 +447,4 @@ func offsetFetchFailing(kreq kmsg.Request, code int16, group bool) *kmsg.OffsetF
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
-}
-
-// An error on the committed-offset read that kgo does not retry
-// (UNKNOWN_SERVER_ERROR here, for one partition of two): kgo drops that
-// partition from the member's assignment and reports the error as its
-// fetch error, so nothing would consume it until the next rebalance. Run
-// ends with an error wrapping ErrAssign and the broker's error, naming the
-// partition. Before, it logged a Warn and went on without the partition.
-func TestCommittedReadErrorKgoDropsEndsRun(t *testing.T) {
-	const topic, group = "fetch-unk", "fetch-unk-group"
-	c, ctx := adaptertest.StartProduced(t, topic, 2, 100, 30*time.Second)
-	c.Fake().ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c.Fake().KeepControl()
-		resp := offsetFetchFailing(kreq, kerr.UnknownServerError.Code, false)
-		for i := range resp.Groups {
-			for j := range resp.Groups[i].Topics {
-				for k := range resp.Groups[i].Topics[j].Partitions {
-					if p := &resp.Groups[i].Topics[j].Partitions[k]; p.Partition == 1 {
-						p.ErrorCode, p.Offset = 0, -1 // no commit: consumed from the start
-					}
-				}
-			}
-		}
-		return resp, nil, true
-	})
-	cons, err := franz.NewConsumer(c.Addrs(), group, []string{topic}, stableOpts(slogDiscard())...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := newRecorder()
-	err = runUntilItEnds(ctx, t, cons, func(_ context.Context, m *kgo.Record) error {
-		rec.add(m)
-		return nil
-	})
-	if !errors.Is(err, franz.ErrAssign) || !errors.Is(err, kerr.UnknownServerError) {
-		t.Fatalf("Run = %v, want an error wrapping ErrAssign and %v", err, kerr.UnknownServerError)
-	}
-	if !strings.Contains(err.Error(), topic+"[0]") {
-		t.Errorf("Run = %v, want it to name %s[0]", err, topic)
-	}
-	for po := range rec.Seen() {
-		if po.P == 0 {
-			t.Fatalf("partition 0 was handled (offset %d), yet its committed offset was never read", po.O)
-		}
-	}
 }
