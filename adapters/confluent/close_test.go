@@ -262,10 +262,7 @@ func TestCooperativeCloseWithARevokeQueued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopB := runConsumer(t, b, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
+	stopB := runConsumer(t, b, rec.handle)
 	select {
 	case <-bAssigned: // B's first assignment came with A's revoke
 	case <-ctx.Done():

@@ -122,10 +122,7 @@ func TestCommittedPartitionErrorWaitsForTheCommit(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
-		errc <- cons.Run(rctx, func(_ context.Context, m *kafka.Message) error {
-			rec.add(m)
-			return nil
-		})
+		errc <- cons.Run(rctx, rec.handle)
 	}()
 	// Failing past RequestTimeout: about 5 reads in the callback's 500 ms
 	// (backoff from 20 ms, doubling), then one read per backoff.

@@ -131,10 +131,7 @@ func TestTransactionalTopicReadCommittedToItsEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
+	stop := runConsumer(t, cons, rec.handle)
 	adaptertest.WaitFor(ctx, t, "commits at the log end", func() bool {
 		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
 		return ok

@@ -104,10 +104,7 @@ func TestRefusedCommitsAreRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
+	stop := runConsumer(t, cons, rec.handle)
 	adaptertest.WaitFor(ctx, t, "the commit at the log end", func() bool {
 		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
 		return ok
@@ -194,10 +191,7 @@ func TestPartitionsAddedWhileConsumed(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
+	stop := runConsumer(t, cons, rec.handle)
 	adaptertest.WaitFor(ctx, t, "the first partitions consumed", func() bool { return rec.Distinct() == 40 })
 	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": strings.Join(c.Addrs(), ","), "log_level": 3})
 	if err != nil {
@@ -316,10 +310,7 @@ func TestNormalConsumeLogsNothingAboveDebug(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
+	stop := runConsumer(t, cons, rec.handle)
 	adaptertest.WaitFor(ctx, t, "everything handled and committed", func() bool {
 		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
 		return ok && rec.Distinct() == n
@@ -430,10 +421,7 @@ func TestAssignWithUnreadableLogBoundsStartsAtCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
+	stop := runConsumer(t, cons, rec.handle)
 	adaptertest.WaitFor(ctx, t, "every message above the commits handled and committed", func() bool {
 		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
 		return ok && rec.Distinct() == n-10-20
@@ -488,10 +476,7 @@ func TestAssignWaitsOutUnreadableLogBounds(t *testing.T) {
 			rctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			go func() {
-				errc <- cons.Run(rctx, func(_ context.Context, m *kafka.Message) error {
-					rec.add(m)
-					return nil
-				})
+				errc <- cons.Run(rctx, rec.handle)
 			}()
 			// Cut for several RequestTimeouts (failing reads counted, not
 			// timed), with Run still going.
@@ -574,10 +559,7 @@ func TestRevokeWhileWaitingForTheStart(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				return runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-					rec.add(m)
-					return nil
-				})
+				return runConsumer(t, cons, rec.handle)
 			}
 			stopA := start(true)
 			adaptertest.WaitFor(ctx, t, "the first member's partitions waiting for their start", func() bool {

@@ -60,6 +60,12 @@ func (r recorder) add(m *kafka.Message) {
 	r.Add(m.TopicPartition.Partition, int64(m.TopicPartition.Offset), m.Value)
 }
 
+// handle is a handler that records m and acks it.
+func (r recorder) handle(_ context.Context, m *kafka.Message) error {
+	r.add(m)
+	return nil
+}
+
 // runConsumer runs cons in a goroutine and returns a function that cancels
 // it and returns Run's error (bounded: a hang fails the test).
 func runConsumer(t testing.TB, cons *confluent.Consumer, h func(context.Context, *kafka.Message) error) (stop func() error) {
@@ -148,10 +154,7 @@ func commitAt(t testing.TB, addrs []string, group, topic string, p int32, off in
 func handleAll(ctx context.Context, t *testing.T, c *kafkatest.Cluster, cons *confluent.Consumer, group, topic string, n int) {
 	t.Helper()
 	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
+	stop := runConsumer(t, cons, rec.handle)
 	adaptertest.WaitFor(ctx, t, "every message handled and committed", func() bool {
 		ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, topic)
 		return ok && rec.Distinct() == n

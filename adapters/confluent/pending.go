@@ -110,12 +110,9 @@ func (r *runner) retryPending() {
 		return
 	}
 	parts := make([]pendingPart, 0, len(p.ktps))
+	ktps := make([]kafka.TopicPartition, 0, len(p.ktps))
 	for _, tp := range slices.SortedFunc(maps.Keys(p.ktps), compareTP) {
-		parts = append(parts, p.ktps[tp])
-	}
-	ktps := make([]kafka.TopicPartition, len(parts))
-	for i, pp := range parts {
-		ktps[i] = pp.ktp
+		parts, ktps = append(parts, p.ktps[tp]), append(ktps, p.ktps[tp].ktp)
 	}
 	deadline := time.Now().Add(max(r.opts.RequestTimeout/4, time.Millisecond))
 	read := make(chan pendingRead, 1)

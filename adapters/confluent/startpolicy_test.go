@@ -1,14 +1,11 @@
 package confluent_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/inorder/inorder/adapters/confluent"
 	"github.com/inorder/inorder/internal/kafkatest"
@@ -56,10 +53,7 @@ func TestCommitOutsideTheLogAppliesTheStartPolicy(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := newRecorder()
-			stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-				rec.add(m)
-				return nil
-			})
+			stop := runConsumer(t, cons, rec.handle)
 			adaptertest.WaitFor(ctx, t, "the partition to be assigned", func() bool { return len(cons.Stats()) == 1 })
 			if tc.after > 0 {
 				if _, err := c.Produce(ctx, topic, tc.after, kafkatest.FirstIndex(45)); err != nil {
@@ -128,10 +122,7 @@ func TestLatestReadCommittedStartsAtTheLastStableOffset(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kafka.Message) error {
-		rec.add(m)
-		return nil
-	})
+	stop := runConsumer(t, cons, rec.handle)
 	adaptertest.WaitFor(ctx, t, "the partition to be assigned", func() bool { return len(cons.Stats()) == 1 })
 	if err := end(ctx, true); err != nil {
 		t.Fatal(err)

@@ -56,10 +56,7 @@ func TestAllMembersStoppingTogetherCommitAtLogEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stops[i] = runConsumer(t, cons[i], func(_ context.Context, m *kafka.Message) error {
-				rec.add(m)
-				return nil
-			})
+			stops[i] = runConsumer(t, cons[i], rec.handle)
 		}
 		adaptertest.WaitFor(ctx, t, "every member to own partitions", func() bool {
 			for _, cn := range cons {
@@ -81,10 +78,7 @@ func TestAllMembersStoppingTogetherCommitAtLogEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stops = append(stops, runConsumer(t, late, func(_ context.Context, m *kafka.Message) error {
-				rec.add(m)
-				return nil
-			}))
+			stops = append(stops, runConsumer(t, late, rec.handle))
 			time.Sleep(time.Duration(round) * 150 * time.Millisecond) // jitter, not an assertion
 		}
 		var wg sync.WaitGroup
@@ -143,10 +137,7 @@ func TestFinalCommitDuringAnotherMembersLeave(t *testing.T) {
 			hold := make(chan struct{})
 			held := make(chan struct{}, 1)
 			var holding atomic.Bool
-			stopA := runConsumer(t, a, func(_ context.Context, m *kafka.Message) error {
-				rec.add(m)
-				return nil
-			})
+			stopA := runConsumer(t, a, rec.handle)
 			stopB := runConsumer(t, b, func(_ context.Context, m *kafka.Message) error {
 				if int(m.TopicPartition.Offset) == n/4-1 && holding.CompareAndSwap(false, true) {
 					held <- struct{}{}

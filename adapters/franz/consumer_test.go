@@ -117,10 +117,7 @@ func TestTransactionsMarkersAndAbortedAreGapsCommitToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := newRecorder()
-			stop := runConsumer(t, cons, func(_ context.Context, m *kgo.Record) error {
-				rec.add(m)
-				return nil
-			})
+			stop := runConsumer(t, cons, rec.handle)
 			adaptertest.WaitFor(ctx, t, "commits at the log end", func() bool { ok, _ := adaptertest.CommittedAtEnd(ctx, c, group, "tx"); return ok })
 			if err := stop(); err != nil {
 				t.Fatalf("Run: %v", err)
@@ -196,10 +193,7 @@ func TestAssignRestoresFromCommitMetadata(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := newRecorder()
-			stop := runConsumer(t, cons, func(_ context.Context, m *kgo.Record) error {
-				rec.add(m)
-				return nil
-			})
+			stop := runConsumer(t, cons, rec.handle)
 			adaptertest.WaitFor(ctx, t, "commit at the log end", func() bool {
 				ok, _ := adaptertest.CommittedAtEnd(ctx, c, tc.group, "r")
 				return ok

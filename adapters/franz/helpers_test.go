@@ -59,6 +59,12 @@ func newRecorder() recorder { return recorder{adaptertest.NewRecorder()} }
 
 func (r recorder) add(m *kgo.Record) { r.Add(m.Partition, m.Offset, m.Value) }
 
+// handle is a handler that records m and acks it.
+func (r recorder) handle(_ context.Context, m *kgo.Record) error {
+	r.add(m)
+	return nil
+}
+
 // runConsumer runs cons in a goroutine and returns a function that cancels
 // it and returns Run's error (bounded: a hang fails the test).
 func runConsumer(t testing.TB, cons *franz.Consumer, h func(context.Context, *kgo.Record) error) (stop func() error) {

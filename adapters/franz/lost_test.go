@@ -190,10 +190,7 @@ func TestLostAndBackDoesNotRedoItsWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	stop := runConsumer(t, cons, func(_ context.Context, m *kgo.Record) error {
-		rec.add(m)
-		return nil
-	})
+	stop := runConsumer(t, cons, rec.handle)
 	adaptertest.WaitFor(ctx, t, "every record handled", func() bool { return rec.Distinct() == n })
 	armed.Store(true)
 	adaptertest.WaitFor(ctx, t, "the partitions lost and assigned again", func() bool { return reassigns.Load() > 0 })

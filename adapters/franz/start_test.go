@@ -129,10 +129,7 @@ func TestStartOffsetPolicy(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := newRecorder()
-			stop := runConsumer(t, cons, func(_ context.Context, m *kgo.Record) error {
-				rec.add(m)
-				return nil
-			})
+			stop := runConsumer(t, cons, rec.handle)
 			// Owned and started: then 10 more records arrive.
 			adaptertest.WaitFor(ctx, t, "the partition owned", func() bool { return len(cons.Stats()) == 1 })
 			if _, err := c.Produce(ctx, "s", 10, kafkatest.FirstIndex(int(end))); err != nil {
@@ -228,10 +225,7 @@ func TestStartReadsFailingForAWhile(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := newRecorder()
-			stop := runConsumer(t, cons, func(_ context.Context, m *kgo.Record) error {
-				rec.add(m)
-				return nil
-			})
+			stop := runConsumer(t, cons, rec.handle)
 			const failing = "reading log offsets failed"
 			adaptertest.WaitFor(ctx, t, "the log-bounds reads failing several times", func() bool {
 				return logs.count(slog.LevelWarn, failing)+logs.count(slog.LevelDebug, failing) >= 4
@@ -314,10 +308,7 @@ func TestStartReadAuthorizationErrorEndsRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	err = runUntilItEnds(ctx, t, cons, func(_ context.Context, m *kgo.Record) error {
-		rec.add(m)
-		return nil
-	})
+	err = runUntilItEnds(ctx, t, cons, rec.handle)
 	if !errors.Is(err, franz.ErrAssign) || !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Fatalf("Run = %v, want an error wrapping ErrAssign and TOPIC_AUTHORIZATION_FAILED", err)
 	}
@@ -390,10 +381,7 @@ func TestCommittedReadErrorEndsRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := newRecorder()
-			err = runUntilItEnds(ctx, t, cons, func(_ context.Context, m *kgo.Record) error {
-				rec.add(m)
-				return nil
-			})
+			err = runUntilItEnds(ctx, t, cons, rec.handle)
 			if !errors.Is(err, tc.sentinel) || !errors.Is(err, tc.want) {
 				t.Fatalf("Run = %v, want an error wrapping %v and %v", err, tc.sentinel, tc.want)
 			}
