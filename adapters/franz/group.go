@@ -258,6 +258,11 @@ func (r *runner) onAssigned(ctx context.Context, offsets map[string]map[int32]kg
 	if len(tps) == 0 {
 		return offsets, nil
 	}
+	// The group answered. kgo calls OnPartitionsAssigned (onJoined) only
+	// once the poll loop allows a rebalance, so records of these partitions
+	// can be fetched, handled and Run stopped before it: without this, Run
+	// could end with ErrNeverJoined after handling records.
+	r.w.Joined()
 	starts, err := r.starts(ctx, tps, fetched)
 	if err != nil && fatal(err) {
 		err = fmt.Errorf("%w: reading the log offsets of %s: %w", ErrAssign, engine.FormatPartitions(tps), err)
